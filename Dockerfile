@@ -1,0 +1,22 @@
+# One Dockerfile, a target per role. Every target starts from Debian bookworm so the
+# images run the same Debian packages the tests run.
+#   podman build --target operator -t kuberds/operator:dev .
+FROM debian:bookworm-slim AS python
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+
+# The kuberds package in a virtualenv, built once and copied into each role's image.
+FROM python AS kuberds-venv
+COPY pyproject.toml README.md /src/
+COPY operator /src/operator
+RUN python3 -m venv /opt/kuberds \
+ && /opt/kuberds/bin/pip install --no-cache-dir /src
+
+FROM python AS operator
+COPY --from=kuberds-venv /opt/kuberds /opt/kuberds
+# A fixed non-root uid, so Pod Security "restricted" (runAsNonRoot) is satisfied.
+USER 65532:65532
+EXPOSE 8080 8081
+ENTRYPOINT ["/opt/kuberds/bin/kuberds"]
+CMD ["operator"]

@@ -1,0 +1,5 @@
+import sys
+
+from kuberds.cli import main
+
+sys.exit(main())

@@ -1,0 +1,67 @@
+"""The `kuberds` command: one package, two roles (like CloudNativePG's manager binary).
+
+kuberds operator   the controller that reconciles kuberds custom resources (runs anywhere)
+kuberds agent      the instance manager that runs inside each database pod
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from kuberds import __version__
+
+AGENT_ENGINES = ("postgres", "mysql", "mariadb", "redis", "memcached")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kuberds", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"kuberds {__version__}")
+    roles = parser.add_subparsers(dest="role", required=True, metavar="{operator,agent}")
+
+    operator = roles.add_parser(
+        "operator",
+        help="run the controller that reconciles DBInstance, DBCluster, ReadReplica, "
+        "CacheCluster and DBSnapshot objects",
+    )
+    scope = operator.add_mutually_exclusive_group()
+    scope.add_argument(
+        "--namespace",
+        action="append",
+        default=[],
+        help="watch only this namespace (repeatable); default: all namespaces",
+    )
+    operator.add_argument(
+        "--metrics-port", type=int, default=8080, help="Prometheus metrics port (0 turns it off)"
+    )
+    operator.add_argument(
+        "--health-port", type=int, default=8081, help="liveness endpoint port for the kubelet probe"
+    )
+    operator.add_argument("--verbose", action="store_true", help="debug logging")
+
+    agent = roles.add_parser(
+        "agent",
+        help="run the in-pod instance manager (NOT IMPLEMENTED YET: a placeholder until the "
+        "data-plane issue lands; it exits with status 2)",
+    )
+    agent.add_argument("engine", choices=AGENT_ENGINES, help="database engine this pod runs")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.role == "operator":
+        from kuberds.operator_main import run_operator
+
+        return run_operator(
+            namespaces=args.namespace,
+            metrics_port=args.metrics_port,
+            health_port=args.health_port,
+            verbose=args.verbose,
+        )
+    print(
+        f"kuberds agent {args.engine}: the in-pod agent is not implemented yet "
+        "(it arrives with the PostgreSQL data-plane issue).",
+        file=sys.stderr,
+    )
+    return 2

@@ -1,0 +1,88 @@
+"""What tests need to talk to a cluster: which one, kubectl, waiting, namespaces.
+
+Shared by tests/ (the control-plane tier) and e2e/ (the whole-cluster tier).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import kubernetes
+
+ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+
+def load_localcluster():
+    """hack/cluster.py as a module (hack/ is scripts, not a package)."""
+    name = "kuberds_localcluster"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "hack" / "cluster.py")
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
+
+@dataclass(frozen=True)
+class Cluster:
+    kubeconfig: Path
+    kubectl_path: str
+    local: bool  # the hack/ cluster, rather than one the user pointed us at
+
+    def client(self) -> kubernetes.client.ApiClient:
+        return kubernetes.config.new_client_from_config(config_file=str(self.kubeconfig))
+
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [self.kubectl_path, f"--kubeconfig={self.kubeconfig}", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr}")
+        return result
+
+
+def local_kubectl() -> str:
+    """The kubectl built with the local cluster, at the same pinned version."""
+    out = subprocess.run(
+        ["bash", str(ROOT / "hack" / "build-binaries.sh"), "--print-bin-dir"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return str(Path(out.stdout.strip()) / "kubectl")
+
+
+def external_kubectl() -> str:
+    found = shutil.which(os.environ.get("KUBECTL", "kubectl"))
+    if not found:
+        raise RuntimeError("a kubeconfig was given but no kubectl is on PATH (or set KUBECTL)")
+    return found
+
+
+def wait_for(
+    probe: Callable[[], T], timeout: float = 60.0, interval: float = 0.25, what: str = "condition"
+) -> T:
+    """Polls `probe` until it returns something truthy; fails with the last value seen."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last seen: {last!r}")
