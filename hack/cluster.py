@@ -422,8 +422,8 @@ def healthy(url: str, layout: Layout) -> bool:
 def wait_healthy(component: Component, layout: Layout, timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        reap_all(layout)  # an exited child stays a zombie (and looks alive) until reaped
         if recorded_pid(layout, component.name) is None:
-            reap_all(layout)
             raise ClusterError(f"{component.name} exited during start-up", component.name, layout)
         if component.health is None or healthy(component.health, layout):
             elapsed = time.monotonic() - component.started_at
@@ -461,9 +461,28 @@ def kubectl(bin_dir: Path, layout: Layout, *args: str, input: str | None = None)
     return result.stdout
 
 
+def storage_classes() -> list[dict]:
+    """kwok provisions (and, for `standard`, expands) volumes of these classes instantly
+    (see kwok-stages.yaml): `standard` is the default and expandable, `fixed` is not."""
+
+    def storage_class(name: str, expandable: bool, default: bool) -> dict:
+        annotations = {"storageclass.kubernetes.io/is-default-class": "true"} if default else {}
+        return {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {"name": name, "annotations": annotations},
+            "provisioner": "kwok.x-k8s.io/volume",
+            "reclaimPolicy": "Retain",
+            "volumeBindingMode": "Immediate",
+            "allowVolumeExpansion": expandable,
+        }
+
+    return [storage_class("standard", True, True), storage_class("fixed", False, False)]
+
+
 def register_nodes(bin_dir: Path, layout: Layout) -> None:
-    nodes = {"apiVersion": "v1", "kind": "List", "items": [kwok_node(z, i) for i, z in enumerate(ZONES)]}
-    kubectl(bin_dir, layout, "apply", "-f", "-", input=json.dumps(nodes))
+    items = [kwok_node(z, i) for i, z in enumerate(ZONES)] + storage_classes()
+    kubectl(bin_dir, layout, "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
 
 
 def wait_nodes_ready(bin_dir: Path, layout: Layout, timeout: float = 60.0) -> None:
@@ -531,7 +550,7 @@ def up(layout: Layout) -> int:
             print(f"==> starting {component.name}", flush=True)
             start(component, layout)
             wait_healthy(component, layout)
-        print("==> registering kwok nodes in " + ", ".join(ZONES), flush=True)
+        print("==> registering kwok nodes in " + ", ".join(ZONES) + " and StorageClasses", flush=True)
         register_nodes(bin_dir, layout)
         wait_nodes_ready(bin_dir, layout)
         wait_default_service_account(bin_dir, layout)

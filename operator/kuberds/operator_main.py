@@ -15,7 +15,7 @@ def run_operator(namespaces: list[str], metrics_port: int, health_port: int, ver
     asyncio.run(
         kopf.operator(
             clusterwide=not namespaces,
-            namespaces=namespaces or None,
+            namespaces=namespaces,
             liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz",
             standalone=True,  # one replica for now; peering (leader election) comes with the chart,
         )

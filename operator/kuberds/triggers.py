@@ -1,12 +1,46 @@
 """Every Kopf decorator of kuberds lives here, so all triggers read in one place.
 
-Each trigger is one line that calls a thin handler in kuberds.handlers.<kind>. The
-handlers arrive with the API issue; the foundation only wires the operator up.
+Each trigger is a line or two that calls a thin handler in kuberds.handlers.<kind>.
+Observed state comes from Kopf indexes (pods, StatefulSets, nodes, and the custom
+resources themselves), not from repeated list calls.
 """
 
 from __future__ import annotations
 
+import logging
+
 import kopf
+
+from kuberds import API_GROUP, API_VERSION, metrics
+from kuberds.builders.compare import foreign_keys_patch, is_subset
+from kuberds.builders.meta import MANAGED_BY, owner_of
+from kuberds.config import OperatorConfig
+from kuberds.handlers import dbinstance, dbsnapshot, unsupported
+from kuberds.kube import Kube
+
+DBI = (API_GROUP, API_VERSION, "dbinstances")
+SNAPSHOTS = (API_GROUP, API_VERSION, "dbsnapshots")
+NOT_YET = [(API_GROUP, API_VERSION, plural) for plural in ("dbclusters", "readreplicas", "cacheclusters")]
+ZONE = "topology.kubernetes.io/zone"
+# Children whose hand edits are undone at once (the full pass on a timer covers the rest).
+WATCHED_CHILDREN = {
+    "Service": ("v1", "services"),
+    "ConfigMap": ("v1", "configmaps"),
+    "NetworkPolicy": ("networking.k8s.io", "v1", "networkpolicies"),
+    "PodDisruptionBudget": ("policy", "v1", "poddisruptionbudgets"),
+    "Role": ("rbac.authorization.k8s.io", "v1", "roles"),
+    "RoleBinding": ("rbac.authorization.k8s.io", "v1", "rolebindings"),
+    "ServiceAccount": ("v1", "serviceaccounts"),
+}
+
+log = logging.getLogger("kuberds")
+
+
+class Operator:
+    """Process-wide state the handlers need: the API wrapper and the settings."""
+
+    kube: Kube
+    config: OperatorConfig
 
 
 @kopf.on.startup()
@@ -17,4 +51,144 @@ def configure(settings: kopf.OperatorSettings, **_: object) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix="kuberds.io", key="last-handled-configuration"
     )
-    settings.posting.level = 20  # INFO and above become Kubernetes Events
+    settings.posting.level = logging.WARNING  # our Events are posted explicitly, Kopf's own warnings too
+    settings.execution.max_workers = 8
+    settings.watching.server_timeout = 300
+    Operator.kube = Kube.from_environment()
+    Operator.config = OperatorConfig.from_environment()
+
+
+# ---------------------------------------------------------------- indexes (observed state)
+
+
+@kopf.index(*DBI)
+def dbinstances(namespace: str, name: str, body: kopf.Body, **_: object) -> dict:
+    return {(namespace, name): dict(body)}
+
+
+@kopf.index("pods", labels=MANAGED_BY)
+def member_pods(namespace: str, labels: dict, body: kopf.Body, **_: object) -> dict | None:
+    owner = owner_of(labels)
+    return {(namespace, *owner): dict(body)} if owner else None
+
+
+@kopf.index("apps", "v1", "statefulsets", labels=MANAGED_BY)
+def stateful_sets(namespace: str, labels: dict, body: kopf.Body, **_: object) -> dict | None:
+    owner = owner_of(labels)
+    return {(namespace, *owner): dict(body)} if owner else None
+
+
+@kopf.index("persistentvolumeclaims", labels=MANAGED_BY)
+def volume_claims(namespace: str, labels: dict, body: kopf.Body, **_: object) -> dict | None:
+    owner = owner_of(labels)
+    return {(namespace, *owner): dict(body)} if owner else None
+
+
+@kopf.index("nodes")
+def node_zones(name: str, labels: dict, **_: object) -> dict:
+    return {name: labels.get(ZONE, "")}
+
+
+def _zones(node_zones: kopf.Index) -> dict[str, str]:
+    return {name: next(iter(zones), "") for name, zones in node_zones.items()}
+
+
+def _one(index: kopf.Index, key: tuple) -> dict | None:
+    return next(iter(index.get(key, [])), None)
+
+
+# ---------------------------------------------------------------- DBInstance
+
+
+@kopf.on.resume(*DBI)
+@kopf.on.create(*DBI)
+@kopf.on.update(*DBI)
+@kopf.timer(*DBI, interval=OperatorConfig().resync_seconds, initial_delay=30, idle=60)
+@metrics.instrumented("DBInstance")
+def reconcile_dbinstance(body: kopf.Body, namespace: str, name: str, member_pods: kopf.Index,
+                         node_zones: kopf.Index, **_: object) -> None:  # fmt: skip
+    pods = list(member_pods.get((namespace, "dbinstance", name), []))
+    dbinstance.reconcile(Operator.kube, Operator.config, dict(body), pods, _zones(node_zones))
+
+
+@kopf.on.delete(*DBI)
+@metrics.instrumented("DBInstance")
+def delete_dbinstance(body: kopf.Body, **_: object) -> None:
+    dbinstance.delete(Operator.kube, Operator.config, dict(body))
+
+
+DBI_CHILDREN = {**MANAGED_BY, "kuberds.io/owner-kind": "dbinstance"}
+
+
+@kopf.on.event("pods", labels=DBI_CHILDREN)
+@kopf.on.event("apps", "v1", "statefulsets", labels=DBI_CHILDREN)
+@kopf.on.event("persistentvolumeclaims", labels=DBI_CHILDREN)
+@metrics.instrumented("DBInstance")
+def dbinstance_members_changed(namespace: str, labels: dict, dbinstances: kopf.Index, member_pods: kopf.Index,
+                               stateful_sets: kopf.Index, volume_claims: kopf.Index, node_zones: kopf.Index,
+                               **_: object) -> None:  # fmt: skip
+    owner = owner_of(labels)
+    body = _one(dbinstances, (namespace, owner[1])) if owner else None
+    if body is None or "status" not in body:  # not reconciled once yet: nothing to refresh
+        return
+    key = (namespace, *owner)
+    pods, claims = list(member_pods.get(key, [])), list(volume_claims.get(key, []))
+    action = dbinstance.observe(Operator.kube, Operator.config, body, pods, _zones(node_zones),
+                                _one(stateful_sets, key), claims)  # fmt: skip
+    log.debug("DBInstance %s/%s: %s", namespace, owner[1], action)
+
+
+def _correct_drift(
+    kind: str, event: dict, namespace: str, name: str, labels: dict, dbinstances: kopf.Index
+) -> None:
+    owner = owner_of(labels)
+    if not owner or owner[0] != "dbinstance" or event.get("type") not in ("MODIFIED", "DELETED"):
+        return
+    owner_body = _one(dbinstances, (namespace, owner[1]))
+    if owner_body is None or owner_body["metadata"].get("deletionTimestamp"):
+        return
+    desired = dbinstance.drifted_child(owner_body, Operator.config, kind, name)
+    if desired is None:
+        return
+    actual = event.get("object") or {}
+    foreign = foreign_keys_patch(desired, actual) if event["type"] == "MODIFIED" else {}
+    if event["type"] == "DELETED" or foreign or not is_subset(desired, actual):
+        Operator.kube.apply(desired)
+        if foreign:
+            Operator.kube.merge_patch(kind, namespace, name, foreign)
+        kopf.event(owner_body, type="Normal", reason="DriftCorrected",
+                   message=f"{kind} {name} was changed by hand; restored")  # fmt: skip
+
+
+def _register_drift_watch(kind: str, resource: tuple) -> None:
+    @kopf.on.event(*resource, labels=MANAGED_BY, id=f"drift-{kind.lower()}")
+    def correct(
+        event: dict, namespace: str, name: str, labels: dict, dbinstances: kopf.Index, **_: object
+    ) -> None:
+        _correct_drift(kind, event, namespace, name, labels, dbinstances)
+
+
+for _kind, _resource in WATCHED_CHILDREN.items():
+    _register_drift_watch(_kind, _resource)
+
+
+# ---------------------------------------------------------------- DBSnapshot and the kinds still to come
+
+
+@kopf.on.resume(*SNAPSHOTS)
+@kopf.on.create(*SNAPSHOTS)
+@metrics.instrumented("DBSnapshot")
+def reconcile_dbsnapshot(body: kopf.Body, **_: object) -> None:
+    dbsnapshot.reconcile(Operator.kube, dict(body))
+
+
+def _register_not_yet(resource: tuple) -> None:
+    @kopf.on.resume(*resource, id=f"not-yet-{resource[2]}")
+    @kopf.on.create(*resource, id=f"not-yet-{resource[2]}")
+    @metrics.instrumented(resource[2])
+    def not_yet(body: kopf.Body, **_: object) -> None:
+        unsupported.reconcile(Operator.kube, dict(body))
+
+
+for _resource in NOT_YET:
+    _register_not_yet(_resource)

@@ -1,0 +1,279 @@
+"""Typed API models → Kubernetes structural OpenAPI schemas, and back to typed values.
+
+The kuberds API is written once, as dataclasses in kuberds.api.v1alpha1. Each field says,
+through `field(...)`, its description and its validation (enum, pattern, range, CEL rules,
+immutability); each model may carry CEL rules across its fields. From that one source:
+
+- `openapi_schema(Model)` gives the schema a CRD serves (so `kubectl apply` refuses bad
+  input with a message naming the field, and `kubectl explain` documents every field);
+- `parse(Model, dict)` gives the operator a typed, defaulted value of a spec;
+- kuberds.api.reference renders the API reference from the same walk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import MISSING, dataclass
+from typing import Any, Literal, NewType, Union, get_args, get_origin, get_type_hints
+
+# Strings with a meaning of their own: how the schema spells them.
+Quantity = NewType("Quantity", str)  # "20Gi", "500m": a Kubernetes resource quantity
+Timestamp = NewType("Timestamp", str)  # RFC 3339, e.g. "2026-11-27T10:15:00Z"
+
+QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
+DEFAULT_MAX_LENGTH = 253  # bounds CEL's cost estimate; a DNS name's length
+DEFAULT_MAX_ITEMS = 64
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A CEL rule (x-kubernetes-validations). `field_path` names the field in the error."""
+
+    rule: str
+    message: str
+    field_path: str | None = None
+    reason: str | None = None  # FieldValueInvalid (default), FieldValueForbidden, …
+
+    def as_schema(self) -> dict:
+        out: dict[str, Any] = {"rule": self.rule, "message": self.message}
+        if self.field_path:
+            out["fieldPath"] = self.field_path
+        if self.reason:
+            out["reason"] = self.reason
+        return out
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    description: str
+    enum: tuple[str, ...] | None = None
+    pattern: str | None = None
+    minimum: int | None = None
+    maximum: int | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    max_items: int | None = None
+    format: str | None = None
+    rules: tuple[Rule, ...] = ()
+    immutable: str | None = None  # the refusal message, when the field may not change
+    list_map_keys: tuple[str, ...] | None = None  # list of objects keyed by these fields
+    preserve_unknown: bool = False
+    example: str | None = None
+
+
+def field(
+    description: str,
+    *,
+    default: Any = MISSING,
+    default_factory: Any = MISSING,
+    rules: typing.Sequence[Rule] = (),
+    **info: Any,
+) -> Any:
+    """A model field: a dataclass field whose metadata carries its schema."""
+    meta = {"kuberds": FieldInfo(description=description, rules=tuple(rules), **info)}
+    if default_factory is not MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def model(*rules: Rule, description: str = "") -> typing.Callable[[type], type]:
+    """Marks a dataclass as an API object; `rules` are CEL rules across its fields."""
+
+    def wrap(cls: type) -> type:
+        # An optional field (annotated `X | None`) without a default defaults to None.
+        for name, annotation in cls.__dict__.get("__annotations__", {}).items():
+            current = cls.__dict__.get(name)
+            if str(annotation).replace(" ", "").endswith("|None") and isinstance(current, dataclasses.Field):
+                if current.default is MISSING and current.default_factory is MISSING:
+                    current.default = None
+        cls = dataclass(cls, kw_only=True)
+        cls.__kuberds_rules__ = tuple(rules)
+        cls.__kuberds_description__ = description or (cls.__doc__ or "").strip()
+        return cls
+
+    return wrap
+
+
+# ---------------------------------------------------------------- type inspection
+
+
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    if get_origin(tp) in (Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(get_args(tp)) == 2:
+            return args[0], True
+    return tp, False
+
+
+def model_fields(cls: type) -> list[tuple[str, Any, FieldInfo, Any, bool]]:
+    """(json name, type, info, default, optional) of each field, in declaration order."""
+    hints = get_type_hints(cls, include_extras=True)
+    out = []
+    for f in dataclasses.fields(cls):
+        info = f.metadata.get("kuberds")
+        if info is None:
+            raise TypeError(f"{cls.__name__}.{f.name} has no description (use schema.field)")
+        tp, optional = _unwrap_optional(hints[f.name])
+        default = f.default if f.default is not MISSING else MISSING
+        if f.default_factory is not MISSING:
+            default = f.default_factory()
+        out.append((json_name(f.name), tp, info, default, optional))
+    return out
+
+
+ACRONYMS = {"az": "AZ", "tls": "TLS", "cpu": "CPU", "id": "ID", "ip": "IP", "url": "URL"}
+
+
+def json_name(python_name: str) -> str:
+    """snake_case → lowerCamelCase, acronyms in capitals as Kubernetes spells them (multiAZ)."""
+    head, *rest = python_name.rstrip("_").split("_")
+    return head + "".join(ACRONYMS.get(part, part[:1].upper() + part[1:]) for part in rest)
+
+
+def is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+# ---------------------------------------------------------------- schema
+
+
+def type_schema(tp: Any) -> dict:
+    """The schema of a type alone (no field-level description or rules)."""
+    if tp is Quantity:
+        return {"type": "string", "pattern": QUANTITY_PATTERN, "maxLength": 32}
+    if tp is Timestamp:
+        return {"type": "string", "format": "date-time"}
+    if tp is str:
+        return {"type": "string"}
+    if tp is bool:
+        return {"type": "boolean"}
+    if tp is int:
+        return {"type": "integer"}
+    if tp is float:
+        return {"type": "number"}
+    if get_origin(tp) is Literal:
+        values = get_args(tp)
+        kind = "integer" if all(isinstance(v, int) for v in values) else "string"
+        return {"type": kind, "enum": list(values)}
+    if get_origin(tp) is list:
+        (item,) = get_args(tp)
+        return {"type": "array", "items": type_schema(item)}
+    if get_origin(tp) is dict:
+        key, value = get_args(tp)
+        if key is not str:
+            raise TypeError(f"map keys must be str, not {key}")
+        return {"type": "object", "additionalProperties": type_schema(value)}
+    if is_model(tp):
+        return openapi_schema(tp)
+    raise TypeError(f"no schema for type {tp!r}")
+
+
+def _field_schema(tp: Any, info: FieldInfo, default: Any) -> dict:
+    schema = type_schema(tp)
+    schema["description"] = info.description
+    for key, value in (
+        ("enum", list(info.enum) if info.enum else None),
+        ("pattern", info.pattern),
+        ("minimum", info.minimum),
+        ("maximum", info.maximum),
+        ("minLength", info.min_length),
+        ("maxLength", info.max_length),
+        ("maxItems", info.max_items),
+        ("format", info.format),
+    ):
+        if value is not None:
+            schema[key] = value
+    # Bounded sizes keep CEL's cost estimate under the API server's budget.
+    if schema["type"] == "string" and "enum" not in schema and "format" not in schema:
+        schema.setdefault("maxLength", DEFAULT_MAX_LENGTH)
+    if schema["type"] == "array":
+        schema.setdefault("maxItems", DEFAULT_MAX_ITEMS)
+        if schema["items"].get("type") == "string":
+            schema["items"].setdefault("maxLength", DEFAULT_MAX_LENGTH)
+    if schema["type"] == "object" and "additionalProperties" in schema:
+        schema.setdefault("maxProperties", DEFAULT_MAX_ITEMS * 4)
+        if schema["additionalProperties"].get("type") == "string":
+            schema["additionalProperties"].setdefault("maxLength", 4096)
+    if info.list_map_keys:
+        schema["x-kubernetes-list-type"] = "map"
+        schema["x-kubernetes-list-map-keys"] = list(info.list_map_keys)
+    if info.preserve_unknown:
+        schema["x-kubernetes-preserve-unknown-fields"] = True
+    rules = [r.as_schema() for r in info.rules]
+    if info.immutable:
+        rules.append({"rule": "self == oldSelf", "message": info.immutable})
+    if rules:
+        schema.setdefault("x-kubernetes-validations", []).extend(rules)
+    if default is not MISSING and default is not None:
+        # A whole-object default is written out in full: the API server checks a default
+        # against the object's rules before nested defaults would fill it in.
+        schema["default"] = to_json(default)
+    return schema
+
+
+def openapi_schema(cls: type) -> dict:
+    """The structural schema of a model, as a CRD's openAPIV3Schema wants it."""
+    properties: dict[str, dict] = {}
+    required: list[str] = []
+    for name, tp, info, default, optional in model_fields(cls):
+        properties[name] = _field_schema(tp, info, default)
+        if default is MISSING and not optional:
+            required.append(name)
+    schema: dict[str, Any] = {"type": "object"}
+    if cls.__kuberds_description__:
+        schema["description"] = cls.__kuberds_description__
+    schema["properties"] = properties
+    if required:
+        schema["required"] = required
+    if cls.__kuberds_rules__:
+        schema["x-kubernetes-validations"] = [r.as_schema() for r in cls.__kuberds_rules__]
+    return schema
+
+
+def to_json(value: Any) -> Any:
+    """A model value (or default) as plain JSON data, omitting unset optionals."""
+    if is_model(type(value)):
+        out = {}
+        for f in dataclasses.fields(value):
+            v = getattr(value, f.name)
+            if v is not None:
+                out[json_name(f.name)] = to_json(v)
+        return out
+    if isinstance(value, list):
+        return [to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    return value
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def parse(cls: type, data: typing.Mapping[str, Any] | None) -> Any:
+    """A typed value of `cls` from (API-server-defaulted) JSON data; missing fields get
+    the model defaults, so objects from a server without defaulting still parse."""
+    data = data or {}
+    kwargs = {}
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        name = json_name(f.name)
+        tp, _ = _unwrap_optional(hints[f.name])
+        if name in data and data[name] is not None:
+            kwargs[f.name] = _parse_value(tp, data[name])
+        elif f.default is MISSING and f.default_factory is MISSING:
+            raise ValueError(f"{cls.__name__}: required field {name!r} is missing")
+    return cls(**kwargs)
+
+
+def _parse_value(tp: Any, value: Any) -> Any:
+    if is_model(tp):
+        return parse(tp, value)
+    if get_origin(tp) is list:
+        (item,) = get_args(tp)
+        return [_parse_value(item, v) for v in value]
+    if get_origin(tp) is dict:
+        _, item = get_args(tp)
+        return {k: _parse_value(item, v) for k, v in value.items()}
+    return value

@@ -1,0 +1,153 @@
+"""Status from observations: conditions, phase, members. Pure.
+
+Conditions follow the Kubernetes API conventions: one entry per type, lastTransitionTime
+moves only when the status changes, observedGeneration says which spec they judged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kuberds.builders.meta import PRIMARY, REPLICA, ROLE_LABEL
+
+TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str
+    status: str
+    reason: str
+    message: str = ""
+
+
+def merge_conditions(current: list[dict], new: list[Condition], generation: int, now: str) -> list[dict]:
+    """Current conditions updated by `new`; types not mentioned are kept as they were."""
+    by_type = {c["type"]: dict(c) for c in current or []}
+    for condition in new:
+        before = by_type.get(condition.type, {})
+        changed = before.get("status") != condition.status
+        by_type[condition.type] = {
+            "type": condition.type,
+            "status": condition.status,
+            "reason": condition.reason,
+            "message": condition.message,
+            "lastTransitionTime": now
+            if changed or "lastTransitionTime" not in before
+            else before["lastTransitionTime"],
+            "observedGeneration": generation,
+        }
+    return sorted(by_type.values(), key=lambda c: c["type"])
+
+
+def transitions(before: list[dict], after: list[dict]) -> list[dict]:
+    """Conditions whose status changed (each deserves an Event)."""
+    old = {c["type"]: c.get("status") for c in before or []}
+    return [c for c in after if old.get(c["type"]) != c["status"]]
+
+
+@dataclass(frozen=True)
+class Member:
+    """One database pod as observed."""
+
+    name: str
+    role: str
+    zone: str | None
+    ready: bool
+    revision: str | None = None  # controller-revision-hash: which template it runs
+    deleting: bool = False
+
+    def as_status(self) -> dict:
+        out = {"name": self.name, "role": self.role, "ready": self.ready}
+        if self.zone:
+            out["zone"] = self.zone
+        return out
+
+
+def member_from_pod(pod: dict, zone_of_node: dict[str, str]) -> Member:
+    meta, status = pod.get("metadata", {}), pod.get("status") or {}
+    labels = meta.get("labels") or {}
+    ready = any(c.get("type") == "Ready" and c.get("status") == TRUE for c in status.get("conditions") or [])
+    role = labels.get(ROLE_LABEL, "unknown")
+    node = (pod.get("spec") or {}).get("nodeName")
+    return Member(
+        name=meta["name"],
+        role=role if role in (PRIMARY, REPLICA) else "unknown",
+        zone=zone_of_node.get(node) if node else None,
+        ready=ready and not meta.get("deletionTimestamp"),
+        revision=labels.get("controller-revision-hash"),
+        deleting=bool(meta.get("deletionTimestamp")),
+    )
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What a status pass saw of one server."""
+
+    desired: int
+    members: list[Member] = field(default_factory=list)
+    generation_applied: bool = True  # the objects for the current generation were applied
+    previous_phase: str | None = None
+
+
+def availability(observed: Observed) -> list[Condition]:
+    ready = [m for m in observed.members if m.ready]
+    primary = next((m.name for m in ready if m.role == PRIMARY), None)
+    all_ready = len(ready) >= observed.desired
+    return [
+        Condition(
+            "Available",
+            TRUE if ready else FALSE,
+            "MembersReady" if ready else "NoMemberReady",
+            f"{len(ready)}/{observed.desired} database pods ready"
+            + (f"; primary {primary}" if primary else ""),
+        ),
+        Condition(
+            "Ready",
+            TRUE if all_ready and observed.generation_applied else FALSE,
+            "AllMembersReady" if all_ready else "MembersNotReady",
+            f"{len(ready)}/{observed.desired} database pods ready",
+        ),
+    ]
+
+
+def phase(observed: Observed, conditions: list[dict], paused: bool, deleting: bool) -> str:
+    state = {c["type"]: c["status"] for c in conditions}
+    if deleting:
+        return "Deleting"
+    if paused:
+        return "Paused"
+    if state.get("Reconciled") == FALSE:
+        return "Failed"
+    if state.get("Ready") == TRUE:
+        return "Available"
+    if observed.previous_phase in (None, "Creating"):
+        return "Creating"
+    if not observed.generation_applied or any(m.deleting for m in observed.members):
+        return "Modifying"
+    return "Degraded"
+
+
+def next_pod_to_roll(members: list[Member], update_revision: str | None) -> Member | None:
+    """OnDelete rolling: replace one outdated pod at a time, replicas before the primary, and
+    only while every pod is ready (never take a second member down)."""
+    if not update_revision or any(not m.ready for m in members):
+        return None
+    outdated = [m for m in members if m.revision and m.revision != update_revision]
+    outdated.sort(key=lambda m: (m.role == PRIMARY, m.name))
+    return outdated[0] if outdated else None
+
+
+def storage_condition(wanted: str, claims: list[dict], to_bytes) -> tuple[Condition, str | None]:
+    """StorageResized from the claims' requested and actual capacity; also the smallest
+    allocated size (what the server can really use)."""
+    capacities = [(c.get("status") or {}).get("capacity", {}).get("storage") for c in claims]
+    known = [c for c in capacities if c]
+    allocated = min(known, key=to_bytes) if known else None
+    if claims and len(known) == len(claims) and all(to_bytes(c) >= to_bytes(wanted) for c in known):
+        return Condition("StorageResized", TRUE, "Resized", f"every volume has {wanted}"), allocated
+    return (
+        Condition("StorageResized", FALSE, "Resizing",
+                  f"asked for {wanted} on {len(claims)} volume(s); waiting for the storage driver"),
+        allocated,
+    )  # fmt: skip

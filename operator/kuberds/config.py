@@ -1,0 +1,41 @@
+"""Operator-wide settings, read once from the environment (the Helm chart sets them)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    namespace: str = "kuberds-system"  # where the operator runs (its metrics scraper lives there too)
+    images: dict[str, str] = field(
+        default_factory=lambda: {
+            "postgres": "kuberds/postgres:0.1.0",
+            "mysql": "kuberds/mysql:0.1.0",
+            "mariadb": "kuberds/mariadb:0.1.0",
+            "redis": "kuberds/redis:0.1.0",
+            "memcached": "kuberds/memcached:0.1.0",
+        }
+    )
+    image_pull_policy: str = "IfNotPresent"
+    final_snapshot_timeout_seconds: int = 3600
+    resync_seconds: int = 300  # full drift-correcting pass per object
+
+    @classmethod
+    def from_environment(cls, env: dict[str, str] | None = None) -> OperatorConfig:
+        env = dict(os.environ if env is None else env)
+        defaults = cls()
+        images = {
+            engine: env.get(f"KUBERDS_IMAGE_{engine.upper()}", image)
+            for engine, image in defaults.images.items()
+        }
+        return cls(
+            namespace=env.get("KUBERDS_NAMESPACE", defaults.namespace),
+            images=images,
+            image_pull_policy=env.get("KUBERDS_IMAGE_PULL_POLICY", defaults.image_pull_policy),
+            final_snapshot_timeout_seconds=int(
+                env.get("KUBERDS_FINAL_SNAPSHOT_TIMEOUT_SECONDS", defaults.final_snapshot_timeout_seconds)
+            ),
+            resync_seconds=int(env.get("KUBERDS_RESYNC_SECONDS", defaults.resync_seconds)),
+        )

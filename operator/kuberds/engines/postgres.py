@@ -1,0 +1,71 @@
+"""PostgreSQL: what its pods look like (the agent side arrives with the data-plane issue)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kuberds.api.classes import Size
+from kuberds.quantity import to_bytes
+
+MiB = 2**20
+
+
+@dataclass(frozen=True)
+class Postgres:
+    name: str = "postgres"
+    default_port: int = 5432
+    agent_port: int = 8008  # Patroni's REST API: /liveness, /readiness, switchover
+    metrics_port: int = 9187
+    uid: int = 999
+    data_path: str = "/var/lib/postgresql/data"
+    writable_paths: tuple[str, ...] = ("/tmp", "/var/run/postgresql")
+
+    def parameters(self, size: Size, user: dict[str, str]) -> dict[str, str]:
+        """Sizing from the instance class, as RDS's default parameter group does."""
+        memory = to_bytes(size.memory)
+        derived = {
+            "shared_buffers": f"{memory // 4 // MiB}MB",
+            "effective_cache_size": f"{memory * 3 // 4 // MiB}MB",
+            # RDS: LEAST({DBInstanceClassMemory/9531392}, 5000)
+            "max_connections": str(max(25, min(memory // 9531392, 5000))),
+            "maintenance_work_mem": f"{max(64, memory // 16 // MiB)}MB",
+            "work_mem": "4MB",
+            "wal_level": "replica",
+            "max_wal_senders": "10",
+            "max_replication_slots": "10",
+            "wal_log_hints": "on",  # pg_rewind needs it to rejoin an old primary
+            "hot_standby": "on",
+            "password_encryption": "scram-sha-256",
+            "log_min_duration_statement": "1000",
+        }
+        return {**derived, **user}
+
+    def probes(self) -> dict[str, dict]:
+        def http(path: str, period: int, failures: int) -> dict:
+            return {
+                "httpGet": {"path": path, "port": self.agent_port},
+                "periodSeconds": period,
+                "timeoutSeconds": 5,
+                "failureThreshold": failures,
+            }
+
+        return {
+            # Bootstrap and restores can take long: the startup probe holds liveness off.
+            "startupProbe": http("/liveness", 10, 360),
+            # Patroni's /liveness answers from the local HA loop, not from the API server.
+            "livenessProbe": http("/liveness", 10, 6),
+            "readinessProbe": http("/readiness", 5, 3),
+        }
+
+    def agent_rules(self) -> list[dict]:
+        """Patroni's Kubernetes DCS: leader and config in Endpoints, role labels on pods."""
+        return [
+            {"apiGroups": [""], "resources": ["endpoints", "configmaps"],
+             "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch", "update"]},
+            {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "create"]},
+            {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+        ]  # fmt: skip
+
+
+POSTGRES = Postgres()

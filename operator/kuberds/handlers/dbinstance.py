@@ -1,0 +1,254 @@
+"""DBInstance handlers: read the spec, call the builders, ensure the objects, set status.
+
+Called from kuberds.triggers; each function is one Kopf trigger's work. Waiting is
+kopf.TemporaryError(delay=…), an invalid spec is kopf.PermanentError, and nothing here
+sleeps.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import kopf
+
+from kuberds.api.schema import parse
+from kuberds.api.v1alpha1 import DBInstanceSpec
+from kuberds.builders import server as build
+from kuberds.builders import snapshot as snapshot_build
+from kuberds.builders.meta import Owner
+from kuberds.builders.meta import PRIMARY
+from kuberds.builders.status import (
+    FALSE,
+    TRUE,
+    Condition,
+    Member,
+    Observed,
+    availability,
+    member_from_pod,
+    next_pod_to_roll,
+    storage_condition,
+)
+from kuberds.config import OperatorConfig
+from kuberds.engines import engine_for
+from kuberds.handlers.common import now, parse_time, publish_status
+from kuberds.kube import Kube
+from kuberds.quantity import to_bytes
+
+KIND = "DBInstance"
+
+
+def owner_of_body(body: dict) -> Owner:
+    meta = body["metadata"]
+    return Owner(KIND, meta["name"], meta["namespace"], meta["uid"])
+
+
+def spec_of(body: dict) -> DBInstanceSpec:
+    try:
+        return parse(DBInstanceSpec, body.get("spec"))
+    except (ValueError, TypeError) as error:  # the schema normally refuses this first
+        raise kopf.PermanentError(f"invalid spec: {error}") from error
+
+
+def _problem(kube: Kube, body: dict, spec: DBInstanceSpec) -> Condition | None:
+    """What only the operator can judge: references to things that must exist."""
+    namespace = body["metadata"]["namespace"]
+    if engine_for(spec.engine) is None:
+        return Condition("Reconciled", FALSE, "EngineNotSupported",
+                         f"engine {spec.engine} is accepted by the API but its data plane is not available yet")  # fmt: skip
+    if spec.master_user_secret_name:
+        secret = kube.get("Secret", namespace, spec.master_user_secret_name)
+        if secret is None:
+            return Condition("Reconciled", FALSE, "SecretNotFound",
+                             f"Secret {spec.master_user_secret_name} (masterUserSecretName) does not exist")  # fmt: skip
+        if "password" not in (secret.get("data") or {}):
+            return Condition("Reconciled", FALSE, "SecretInvalid",
+                             f"Secret {spec.master_user_secret_name} has no key 'password'")  # fmt: skip
+    restore = spec.restore
+    if restore and restore.from_snapshot and kube.get("DBSnapshot", namespace, restore.from_snapshot) is None:
+        return Condition("Reconciled", FALSE, "SnapshotNotFound",
+                         f"DBSnapshot {restore.from_snapshot} (restore.fromSnapshot) does not exist")  # fmt: skip
+    if restore and restore.point_in_time:
+        source = restore.point_in_time.source
+        if kube.get(KIND, namespace, source) is None and kube.get("DBCluster", namespace, source) is None:
+            return Condition("Reconciled", FALSE, "RestoreSourceNotFound",
+                             f"{source} (restore.pointInTime.source) is neither a DBInstance nor a DBCluster here")  # fmt: skip
+    return None
+
+
+def _server(
+    body: dict, spec: DBInstanceSpec, config: OperatorConfig, existing_sts: dict | None
+) -> build.Server:
+    claim_size = spec.storage.size
+    if existing_sts:  # claim templates cannot change once the StatefulSet exists
+        claim_size = existing_sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"][
+            "storage"
+        ]
+    return build.Server(
+        owner=owner_of_body(body),
+        spec=spec,
+        engine=engine_for(spec.engine),
+        config=config,
+        claim_size=claim_size,
+        master_secret=spec.master_user_secret_name or f"{body['metadata']['name']}-master",
+    )
+
+
+def reconcile(
+    kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], zones: dict[str, str]
+) -> None:
+    """Create or correct every object of the instance, then publish status."""
+    spec = spec_of(body)
+    if spec.automation_paused:
+        publish_status(kube, body, [Condition("Paused", TRUE, "AutomationPaused",
+                       "spec.automationPaused is true: kuberds changes nothing of this instance")], paused=True)  # fmt: skip
+        return
+    problem = _problem(kube, body, spec)
+    if problem:
+        publish_status(kube, body, [problem, Condition("Paused", FALSE, "AutomationActive")])
+        raise kopf.TemporaryError(problem.message, delay=30)
+
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    server = _server(body, spec, config, kube.get("StatefulSet", namespace, name))
+    if not spec.master_user_secret_name:
+        kube.create_if_absent(build.master_secret(server, secrets.token_urlsafe(24)))
+    for obj in build.server_objects(server):
+        kube.apply(obj)
+    conditions = [
+        Condition(
+            "Reconciled", TRUE, "ObjectsApplied", f"objects for generation {body['metadata']['generation']}"
+        ),
+        Condition("Paused", FALSE, "AutomationActive"),
+    ]
+    if to_bytes(spec.storage.size) > to_bytes(server.claim_size):
+        conditions.append(_grow_volumes(kube, server))
+    publish_server_status(kube, body, server, pods, zones, conditions)
+
+
+def _grow_volumes(kube: Kube, server: build.Server) -> Condition:
+    """Asks for the larger size on each claim the StorageClass can expand."""
+    wanted = server.spec.storage.size
+    claims = kube.list("PersistentVolumeClaim", server.owner.namespace, server.selector())
+    small = [c for c in claims if to_bytes(c["spec"]["resources"]["requests"]["storage"]) < to_bytes(wanted)]
+    for claim in small:
+        class_name = claim["spec"].get("storageClassName")
+        storage_class = kube.get("StorageClass", None, class_name) if class_name else None
+        if not (storage_class or {}).get("allowVolumeExpansion"):
+            return Condition("StorageResized", FALSE, "ExpansionNotSupported",
+                             f"StorageClass {class_name or '(none)'} of {claim['metadata']['name']} cannot expand "
+                             f"volumes; they stay at {claim['spec']['resources']['requests']['storage']}")  # fmt: skip
+        try:
+            kube.merge_patch("PersistentVolumeClaim", server.owner.namespace, claim["metadata"]["name"],
+                             {"spec": {"resources": {"requests": {"storage": wanted}}}})  # fmt: skip
+        except kopf.PermanentError as refused:
+            return Condition("StorageResized", FALSE, "ResizeRefused", str(refused))
+    return storage_condition(wanted, claims, to_bytes)[0]
+
+
+def publish_server_status(kube: Kube, body: dict, server: build.Server, pods: list[dict], zones: dict[str, str],
+                          conditions: list[Condition], allocated: str | None = None) -> dict:  # fmt: skip
+    members = sorted((member_from_pod(p, zones) for p in pods), key=lambda m: m.name)
+    status = body.get("status") or {}
+    observed = Observed(desired=server.replicas, members=members, previous_phase=status.get("phase"))
+    primary = next((m.name for m in members if m.role == PRIMARY and m.ready), None)
+    allocated = allocated or (status.get("storage") or {}).get("allocated")
+    fields = {
+        "engineVersion": server.version,
+        "endpoint": f"{build.writer_host(server)}:{server.port}",
+        "readerEndpoint": f"{server.name}-ro.{server.owner.namespace}.svc:{server.port}",
+        "currentPrimary": primary,
+        "members": [m.as_status() for m in members],
+        "readyInstances": sum(m.ready for m in members),
+        "masterUserSecretName": server.master_secret,
+        "storage": {"requested": server.spec.storage.size, **({"allocated": allocated} if allocated else {})},
+    }
+    return publish_status(kube, body, [*conditions, *availability(observed)], fields, observed)
+
+
+def observe(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], zones: dict[str, str],
+            stateful_set: dict | None, claims: list[dict]) -> str:  # fmt: skip
+    """Pods, volumes or the StatefulSet changed: refresh status, and roll one outdated pod
+    if that is safe now. Returns what it did, for logs and tests."""
+    spec = spec_of(body)
+    if spec.automation_paused or engine_for(spec.engine) is None or body["metadata"].get("deletionTimestamp"):
+        return "nothing: paused, unsupported or deleting"
+    server = _server(body, spec, config, stateful_set)
+    conditions, allocated = [], None
+    if claims:
+        storage, allocated = storage_condition(spec.storage.size, claims, to_bytes)
+        if to_bytes(spec.storage.size) > to_bytes(server.claim_size):
+            conditions.append(storage)
+    publish_server_status(kube, body, server, pods, zones, conditions, allocated)
+    update_revision = ((stateful_set or {}).get("status") or {}).get("updateRevision")
+    target = next_pod_to_roll([member_from_pod(p, zones) for p in pods], update_revision)
+    return roll(kube, body, target) if target else "nothing to roll"
+
+
+def roll(kube: Kube, body: dict, member: Member) -> str:
+    namespace = body["metadata"]["namespace"]
+    kopf.event(body, type="Normal", reason="RollingUpdate",
+               message=f"replacing {member.role} pod {member.name} with the new template")  # fmt: skip
+    kube.delete("Pod", namespace, member.name)
+    return f"rolled {member.role} {member.name}"
+
+
+def delete(kube: Kube, config: OperatorConfig, body: dict) -> None:
+    """The finalizer: a final DBSnapshot unless skipFinalSnapshot; volumes are always kept.
+
+    It never gives up: an error that would end another handler keeps this one waiting
+    (Kopf releases the finalizer after a permanent failure, and the data would go unsaved).
+    """
+    try:
+        _delete(kube, config, body)
+    except kopf.PermanentError as error:
+        publish_status(kube, body, [Condition("FinalSnapshot", FALSE, "Failed", str(error))])
+        raise kopf.TemporaryError(f"final snapshot failed, retrying: {error}", delay=60) from error
+
+
+def _delete(kube: Kube, config: OperatorConfig, body: dict) -> None:
+    spec = spec_of(body)
+    meta = body["metadata"]
+    if spec.skip_final_snapshot:
+        kopf.event(body, type="Normal", reason="DeletedWithoutFinalSnapshot",
+                   message="skipFinalSnapshot is true; the volumes are retained")  # fmt: skip
+        return
+    deleted_at = meta.get("deletionTimestamp") or now()
+    name = spec.final_snapshot_name or snapshot_build.final_snapshot_name(meta["name"], deleted_at)
+    snapshot, _ = kube.create_if_absent(snapshot_build.final_snapshot(owner_of_body(body), name))
+    if (snapshot.get("spec") or {}).get("source", {}).get("dbInstance") != meta["name"]:
+        publish_status(kube, body, [Condition("FinalSnapshot", FALSE, "NameTaken",
+                       f"DBSnapshot {name} exists and is not a snapshot of this instance; set finalSnapshotName")])  # fmt: skip
+        raise kopf.TemporaryError(f"final snapshot name {name} is taken", delay=60)
+    snap_phase = (snapshot.get("status") or {}).get("phase")
+    if snap_phase == "Available":
+        kopf.event(
+            body, type="Normal", reason="FinalSnapshotTaken", message=f"DBSnapshot {name} is available"
+        )
+        return
+    waited = (parse_time(now()) - parse_time(deleted_at)).total_seconds()
+    if waited > config.final_snapshot_timeout_seconds:
+        condition = Condition("FinalSnapshot", FALSE, "TimedOut",
+                              f"DBSnapshot {name} not available after {int(waited)}s (phase {snap_phase}); the "
+                              "instance stays until it is, or until spec.skipFinalSnapshot is set to true")  # fmt: skip
+    else:
+        condition = Condition("FinalSnapshot", FALSE, "InProgress",
+                              f"waiting for DBSnapshot {name} (phase {snap_phase or 'Pending'})")  # fmt: skip
+    publish_status(kube, body, [condition], {"finalSnapshot": name})
+    raise kopf.TemporaryError(condition.message, delay=10 if condition.reason == "InProgress" else 60)
+
+
+def drifted_child(body: dict, config: OperatorConfig, child_kind: str, child_name: str) -> dict | None:
+    """The desired version of one child object, for correcting drift without a full pass."""
+    spec = spec_of(body)
+    if spec.automation_paused or engine_for(spec.engine) is None:
+        return None
+    server = _server(body, spec, config, None)
+    if child_kind == "StatefulSet":
+        return None  # claim templates need the live object: the full pass handles it
+    return next(
+        (
+            o
+            for o in build.server_objects(server)
+            if o["kind"] == child_kind and o["metadata"]["name"] == child_name
+        ),
+        None,
+    )
