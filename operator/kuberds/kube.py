@@ -196,7 +196,9 @@ def translate(error: ApiException, what: str) -> Exception:
     detail = _message(error)
     if error.status in (409, 429) or (error.status or 0) >= 500:
         retry_after = (error.headers or {}).get("Retry-After")
-        delay = float(retry_after) if retry_after and retry_after.isdigit() else 5.0
+        # A conflict is resolved by re-reading at once; a throttle or outage by waiting.
+        default = 1.0 if error.status == 409 else 5.0
+        delay = float(retry_after) if retry_after and retry_after.isdigit() else default
         return kopf.TemporaryError(f"{what}: {error.status} {detail}", delay=delay)
     if error.status == 422:
         return kopf.PermanentError(f"{what}: invalid: {detail}")

@@ -11,6 +11,9 @@ import kopf
 def run_operator(namespaces: list[str], metrics_port: int, health_port: int, verbose: bool) -> int:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO)
     import kuberds.triggers  # noqa: F401  (registers the Kopf handlers on import)
+    from kuberds import metrics
+
+    metrics.serve(metrics_port)
 
     asyncio.run(
         kopf.operator(

@@ -12,7 +12,7 @@ import logging
 import kopf
 
 from kuberds import API_GROUP, API_VERSION, metrics
-from kuberds.builders.compare import foreign_keys_patch, is_subset
+from kuberds.builders.compare import foreign_keys_patch, is_subset, merge_patch_restoring
 from kuberds.builders.meta import MANAGED_BY, owner_of
 from kuberds.config import OperatorConfig
 from kuberds.handlers import dbinstance, dbsnapshot, unsupported
@@ -128,12 +128,11 @@ def dbinstance_members_changed(namespace: str, labels: dict, dbinstances: kopf.I
                                stateful_sets: kopf.Index, volume_claims: kopf.Index, node_zones: kopf.Index,
                                **_: object) -> None:  # fmt: skip
     owner = owner_of(labels)
-    body = _one(dbinstances, (namespace, owner[1])) if owner else None
-    if body is None or "status" not in body:  # not reconciled once yet: nothing to refresh
+    if owner is None or not dbinstances.get((namespace, owner[1])):
         return
     key = (namespace, *owner)
     pods, claims = list(member_pods.get(key, [])), list(volume_claims.get(key, []))
-    action = dbinstance.observe(Operator.kube, Operator.config, body, pods, _zones(node_zones),
+    action = dbinstance.observe(Operator.kube, Operator.config, namespace, owner[1], pods, _zones(node_zones),
                                 _one(stateful_sets, key), claims)  # fmt: skip
     log.debug("DBInstance %s/%s: %s", namespace, owner[1], action)
 
@@ -152,12 +151,16 @@ def _correct_drift(
         return
     actual = event.get("object") or {}
     foreign = foreign_keys_patch(desired, actual) if event["type"] == "MODIFIED" else {}
-    if event["type"] == "DELETED" or foreign or not is_subset(desired, actual):
+    if event["type"] == "DELETED":
         Operator.kube.apply(desired)
-        if foreign:
-            Operator.kube.merge_patch(kind, namespace, name, foreign)
-        kopf.event(owner_body, type="Normal", reason="DriftCorrected",
-                   message=f"{kind} {name} was changed by hand; restored")  # fmt: skip
+    elif foreign or not is_subset(desired, actual):
+        # A merge patch replaces lists whole (ports, rules, subjects) and nulls the keys
+        # others added to our maps; server-side apply alone would keep their list items.
+        Operator.kube.merge_patch(kind, namespace, name, merge_patch_restoring(desired, foreign))
+    else:
+        return
+    kopf.event(owner_body, type="Normal", reason="DriftCorrected",
+               message=f"{kind} {name} was changed or deleted by hand; restored")  # fmt: skip
 
 
 def _register_drift_watch(kind: str, resource: tuple) -> None:

@@ -195,10 +195,11 @@ def test_rbac_refuses_a_service_account_without_rights(
         "nobody", namespace, {"spec": {"expirationSeconds": 600}}
     ).status.token
 
-    as_nobody = cluster.client()
-    as_nobody.configuration.api_key = {"authorization": f"Bearer {token}"}
-    as_nobody.configuration.cert_file = as_nobody.configuration.key_file = None
-    nobody = kubernetes.client.CoreV1Api(as_nobody)
+    admin = cluster.client().configuration
+    config = kubernetes.client.Configuration()
+    config.host, config.ssl_ca_cert, config.verify_ssl = admin.host, admin.ssl_ca_cert, admin.verify_ssl
+    config.api_key = {"authorization": f"Bearer {token}"}  # the token only: no client certificate
+    nobody = kubernetes.client.CoreV1Api(kubernetes.client.ApiClient(config))
 
     # Authenticated (not 401) but not authorized (403).
     with pytest.raises(ApiException) as refused:

@@ -49,3 +49,17 @@ def _at(obj: dict, path: tuple[str, ...]) -> object:
     for key in path:
         obj = obj.get(key) if isinstance(obj, dict) else None
     return obj
+
+
+def merge_patch_restoring(desired: dict, foreign: dict) -> dict:
+    """A JSON merge patch that puts back every field we build, lists included."""
+    patch = {k: v for k, v in desired.items() if k not in ("apiVersion", "kind", "metadata")}
+    patch["metadata"] = {"labels": desired["metadata"].get("labels", {})}
+    return _deep_merge(patch, foreign)
+
+
+def _deep_merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _deep_merge(out.get(key, {}), value) if isinstance(value, dict) and key in out else value
+    return out

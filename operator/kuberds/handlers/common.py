@@ -47,12 +47,27 @@ def publish_status(
     )
     if _comparable(status) == _comparable(current):
         return current
+    previous = {c["type"]: c["status"] for c in current.get("conditions", [])}
     for changed in transitions(current.get("conditions", []), merged):
-        kind = "Warning" if changed["status"] == FALSE and changed["type"] not in ("Paused",) else "Normal"
+        kind = event_type(changed["type"], changed["status"], previous.get(changed["type"]))
         text = f"{changed['type']} is {changed['status']}: {changed['message']}".rstrip(": ")
         kopf.event(body, type=kind, reason=changed["reason"] or changed["type"], message=text)
-    kube.merge_patch(body["kind"], meta["namespace"], meta["name"], {"status": status}, subresource="status")
+    # resourceVersion makes the write conditional: a status computed from an older
+    # object (another handler wrote meanwhile) is refused with 409 instead of losing fields.
+    patch = {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": status}
+    kube.merge_patch(body["kind"], meta["namespace"], meta["name"], patch, subresource="status")
     return status
+
+
+# False here is a problem to report even on first sight; other conditions start False
+# while a server is created, and only losing True is worth a Warning.
+PROBLEM_CONDITIONS = {"Reconciled", "FinalSnapshot", "StorageResized", "SourceFound"}
+
+
+def event_type(condition: str, status: str, before: str | None) -> str:
+    if status != FALSE:
+        return "Normal"
+    return "Warning" if condition in PROBLEM_CONDITIONS or before == "True" else "Normal"
 
 
 def _comparable(status: dict) -> dict:

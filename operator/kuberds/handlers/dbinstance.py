@@ -8,6 +8,8 @@ sleeps.
 from __future__ import annotations
 
 import secrets
+import threading
+from collections import defaultdict
 
 import kopf
 
@@ -164,10 +166,30 @@ def publish_server_status(kube: Kube, body: dict, server: build.Server, pods: li
     return publish_status(kube, body, [*conditions, *availability(observed)], fields, observed)
 
 
-def observe(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], zones: dict[str, str],
-            stateful_set: dict | None, claims: list[dict]) -> str:  # fmt: skip
+# One status refresh at a time per instance: pod, volume and StatefulSet events of the
+# same instance arrive together, and parallel writers would only refuse each other (409).
+_refresh_locks: dict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
+
+
+def observe(kube: Kube, config: OperatorConfig, namespace: str, name: str, pods: list[dict],
+            zones: dict[str, str], stateful_set: dict | None, claims: list[dict]) -> str:  # fmt: skip
     """Pods, volumes or the StatefulSet changed: refresh status, and roll one outdated pod
     if that is safe now. Returns what it did, for logs and tests."""
+    with _refresh_locks[(namespace, name)]:
+        for attempt in range(3):
+            body = kube.get(KIND, namespace, name)  # fresh: the status must not go backwards
+            if body is None:
+                return "nothing: the instance is gone"
+            try:
+                return _observe(kube, config, body, pods, zones, stateful_set, claims)
+            except kopf.TemporaryError:  # a reconcile wrote status meanwhile: read again
+                if attempt == 2:
+                    raise
+    return "nothing"
+
+
+def _observe(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], zones: dict[str, str],
+             stateful_set: dict | None, claims: list[dict]) -> str:  # fmt: skip
     spec = spec_of(body)
     if spec.automation_paused or engine_for(spec.engine) is None or body["metadata"].get("deletionTimestamp"):
         return "nothing: paused, unsupported or deleting"
@@ -233,7 +255,8 @@ def _delete(kube: Kube, config: OperatorConfig, body: dict) -> None:
         condition = Condition("FinalSnapshot", FALSE, "InProgress",
                               f"waiting for DBSnapshot {name} (phase {snap_phase or 'Pending'})")  # fmt: skip
     publish_status(kube, body, [condition], {"finalSnapshot": name})
-    raise kopf.TemporaryError(condition.message, delay=10 if condition.reason == "InProgress" else 60)
+    # Short delay either way: setting skipFinalSnapshot must take effect soon.
+    raise kopf.TemporaryError(condition.message, delay=10)
 
 
 def drifted_child(body: dict, config: OperatorConfig, child_kind: str, child_name: str) -> dict | None:

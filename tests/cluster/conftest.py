@@ -1,0 +1,74 @@
+"""The kuberds operator, run as its own process against the test cluster, once per session."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.kube import Cluster
+
+FINAL_SNAPSHOT_TIMEOUT = 8  # seconds: short, so the timeout path is observable in a test
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RunningOperator:
+    def __init__(self, process: subprocess.Popen, log: Path, metrics_port: int):
+        self.process, self.log, self.metrics_port = process, log, metrics_port
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+            return response.read().decode()
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningOperator]:
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    metrics_port, health_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(cluster.kubeconfig),
+        "KUBERDS_FINAL_SNAPSHOT_TIMEOUT_SECONDS": str(FINAL_SNAPSHOT_TIMEOUT),
+        "KUBERDS_NAMESPACE": "kuberds-system",
+    }
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kuberds", "operator", f"--metrics-port={metrics_port}",
+             f"--health-port={health_port}"],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    running = RunningOperator(process, log, metrics_port)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"operator exited:\n{running.log_tail()}"
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{health_port}/healthz", timeout=2).close()
+            break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        raise AssertionError(f"operator not healthy in 60s:\n{running.log_tail()}")
+    try:
+        yield running
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        print(f"operator log: {log}")

@@ -1,0 +1,321 @@
+"""The operator reconciling PostgreSQL DBInstances on the real control plane (pods on kwok)."""
+
+from __future__ import annotations
+
+import base64
+
+import kubernetes
+import pytest
+from kubernetes.client.rest import ApiException
+
+from tests.cluster.conftest import FINAL_SNAPSHOT_TIMEOUT
+from tests.support.kube import wait_for
+
+pytestmark = pytest.mark.cluster
+GROUP, VERSION = "kuberds.io", "v1alpha1"
+ZONE = "topology.kubernetes.io/zone"
+
+
+class DBInstances:
+    """A small client for DBInstance objects of one namespace."""
+
+    def __init__(self, api: kubernetes.client.ApiClient, namespace: str):
+        self.objects = kubernetes.client.CustomObjectsApi(api)
+        self.core = kubernetes.client.CoreV1Api(api)
+        self.apps = kubernetes.client.AppsV1Api(api)
+        self.namespace = namespace
+
+    def create(self, name: str, **spec) -> dict:
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "DBInstance", "metadata": {"name": name},
+                "spec": {"engine": "postgres", **spec}}  # fmt: skip
+        return self.objects.create_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "dbinstances", body
+        )
+
+    def get(self, name: str, plural: str = "dbinstances") -> dict | None:
+        try:
+            return self.objects.get_namespaced_custom_object(GROUP, VERSION, self.namespace, plural, name)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def patch(self, name: str, spec: dict) -> dict:
+        return self.objects.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "dbinstances", name, {"spec": spec}
+        )
+
+    def delete(self, name: str) -> None:
+        self.objects.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, "dbinstances", name)
+
+    def condition(self, name: str, type_: str) -> dict | None:
+        status = (self.get(name) or {}).get("status") or {}
+        return next((c for c in status.get("conditions", []) if c["type"] == type_), None)
+
+    def wait_phase(self, name: str, phase: str, timeout: float = 60) -> dict:
+        return wait_for(
+            lambda: (obj := self.get(name)) and (obj.get("status") or {}).get("phase") == phase and obj,
+            timeout=timeout,
+            what=f"DBInstance {name} phase {phase}",
+        )
+
+    def wait_condition(
+        self, name: str, type_: str, status: str, reason: str | None = None, timeout: float = 60
+    ):
+        def matches():
+            c = self.condition(name, type_)
+            return c if c and c["status"] == status and (reason is None or c["reason"] == reason) else None
+
+        return wait_for(matches, timeout=timeout, what=f"{name} condition {type_}={status} {reason or ''}")
+
+    def release(self, name: str) -> None:
+        """Lets a test's instance go without a final snapshot (the data plane is not here yet)."""
+        if self.get(name):
+            self.patch(name, {"deletionProtection": False, "skipFinalSnapshot": True})
+
+
+@pytest.fixture
+def dbi(api, namespace, operator) -> DBInstances:
+    client = DBInstances(api, namespace)
+    yield client
+    for item in client.objects.list_namespaced_custom_object(GROUP, VERSION, namespace, "dbinstances")[
+        "items"
+    ]:
+        client.release(item["metadata"]["name"])
+
+
+def owned_by(obj, uid: str) -> bool:
+    return any(ref.uid == uid and ref.controller for ref in obj.metadata.owner_references or [])
+
+
+def test_instance_becomes_expected_objects(dbi: DBInstances, api) -> None:
+    created = dbi.create("orders")
+    uid = created["metadata"]["uid"]
+    dbi.wait_phase("orders", "Available")
+    ns = dbi.namespace
+    rbac = kubernetes.client.RbacAuthorizationV1Api(api)
+    policy, net = kubernetes.client.PolicyV1Api(api), kubernetes.client.NetworkingV1Api(api)
+    objects = [
+        dbi.core.read_namespaced_secret("orders-master", ns),
+        dbi.core.read_namespaced_config_map("orders-config", ns),
+        dbi.core.read_namespaced_service("orders", ns),
+        dbi.core.read_namespaced_service("orders-ro", ns),
+        dbi.core.read_namespaced_service("orders-pods", ns),
+        dbi.core.read_namespaced_service_account("orders-agent", ns),
+        rbac.read_namespaced_role("orders-agent", ns),
+        rbac.read_namespaced_role_binding("orders-agent", ns),
+        dbi.apps.read_namespaced_stateful_set("orders", ns),
+        policy.read_namespaced_pod_disruption_budget("orders", ns),
+        net.read_namespaced_network_policy("orders", ns),
+    ]
+    for obj in objects:
+        assert owned_by(obj, uid), f"{obj.kind} {obj.metadata.name} lacks the owner reference"
+        labels = obj.metadata.labels
+        assert labels["app.kubernetes.io/managed-by"] == "kuberds"
+        assert labels["app.kubernetes.io/instance"] == "orders"
+        assert labels["app.kubernetes.io/name"] == "postgres"
+
+    sts = objects[8]
+    assert sts.spec.replicas == 1
+    assert sts.spec.persistent_volume_claim_retention_policy.when_deleted == "Retain"
+    container = sts.spec.template.spec.containers[0]
+    assert container.resources.requests == {"cpu": "250m", "memory": "1Gi"}  # db.t3.micro
+    assert container.readiness_probe.http_get.path == "/readiness"
+    assert sts.spec.template.spec.security_context.run_as_non_root is True
+    writer = objects[2]
+    assert writer.spec.selector["kuberds.io/role"] == "primary"
+
+    status = dbi.get("orders")["status"]
+    assert status["endpoint"] == f"orders.{ns}.svc:5432"
+    assert status["readerEndpoint"] == f"orders-ro.{ns}.svc:5432"
+    assert status["observedGeneration"] == 1
+    assert {c["type"] for c in status["conditions"]} >= {"Ready", "Available", "Reconciled"}
+    assert all(c["observedGeneration"] == 1 and c["lastTransitionTime"] for c in status["conditions"])
+    events = dbi.core.list_namespaced_event(ns, field_selector="involvedObject.name=orders").items
+    assert any(e.reason == "AllMembersReady" for e in events)
+
+
+def test_multi_az_pods_land_in_different_zones(dbi: DBInstances) -> None:
+    dbi.create("ha", multiAZ=True)
+    status = dbi.wait_phase("ha", "Available")["status"]
+    zones = [m["zone"] for m in status["members"]]
+    assert len(zones) == 2 and len(set(zones)) == 2, status["members"]
+    assert status["readyInstances"] == 2
+    spread = dbi.apps.read_namespaced_stateful_set("ha", dbi.namespace).spec.template.spec
+    assert spread.topology_spread_constraints[0].when_unsatisfiable == "DoNotSchedule"
+
+
+def test_master_secret_is_created_once_and_never_rewritten(dbi: DBInstances) -> None:
+    dbi.create("keep")
+    dbi.wait_phase("keep", "Available")
+    before = dbi.core.read_namespaced_secret("keep-master", dbi.namespace)
+    password = base64.b64decode(before.data["password"]).decode()
+    assert len(password) >= 24 and base64.b64decode(before.data["username"]) == b"dbadmin"
+
+    # Spec changes and a full reconcile later, the secret is untouched.
+    dbi.patch("keep", {"parameters": {"work_mem": "8MB"}})
+    dbi.wait_condition("keep", "Reconciled", "True")
+    wait_for(
+        lambda: dbi.condition("keep", "Reconciled")["observedGeneration"] == 2, what="generation 2 reconciled"
+    )
+    after = dbi.core.read_namespaced_secret("keep-master", dbi.namespace)
+    assert after.metadata.resource_version == before.metadata.resource_version
+    assert after.data == before.data
+    config = dbi.core.read_namespaced_config_map("keep-config", dbi.namespace)
+    assert '"work_mem": "8MB"' in config.data["parameters.json"]
+
+
+def test_hand_edits_of_the_writer_service_are_undone(dbi: DBInstances) -> None:
+    dbi.create("drift")
+    dbi.wait_phase("drift", "Available")
+    ns = dbi.namespace
+    edited = dbi.core.read_namespaced_service("drift", ns)
+    edited.spec.selector["hijacked"] = "yes"
+    edited.spec.ports[0].port = 6000
+    dbi.core.replace_namespaced_service("drift", ns, edited)
+
+    def restored():
+        svc = dbi.core.read_namespaced_service("drift", ns)
+        return "hijacked" not in svc.spec.selector and svc.spec.ports[0].port == 5432 and svc
+
+    svc = wait_for(restored, timeout=20, what="the writer Service to be restored")
+    assert svc.spec.selector["kuberds.io/role"] == "primary"
+
+    dbi.core.delete_namespaced_service("drift-ro", ns)
+    wait_for(lambda: dbi.core.list_namespaced_service(ns, field_selector="metadata.name=drift-ro").items,
+             timeout=20, what="the deleted reader Service to come back")  # fmt: skip
+
+
+def test_deletion_protection_is_enforced_by_the_api_server(dbi: DBInstances) -> None:
+    dbi.create("guarded", deletionProtection=True)
+    with pytest.raises(ApiException) as refused:
+        dbi.delete("guarded")
+    assert refused.value.status == 403
+    assert "deletionProtection" in refused.value.body and "kubectl patch" in refused.value.body
+    assert dbi.get("guarded") is not None
+
+
+def test_delete_takes_a_final_snapshot_and_keeps_volumes(dbi: DBInstances) -> None:
+    dbi.create("doomed")
+    dbi.wait_phase("doomed", "Available")
+    dbi.delete("doomed")
+
+    status = wait_for(lambda: (dbi.get("doomed") or {}).get("status", {}).get("finalSnapshot") and
+                      dbi.get("doomed")["status"], what="a final snapshot name in status")  # fmt: skip
+    snapshot = dbi.get(status["finalSnapshot"], plural="dbsnapshots")
+    assert snapshot["spec"]["source"] == {"dbInstance": "doomed"}
+    assert snapshot["metadata"]["labels"]["kuberds.io/snapshot-kind"] == "final"
+    assert not snapshot["metadata"].get("ownerReferences"), "a final snapshot must outlive its instance"
+    assert status["phase"] == "Deleting"
+
+    # The snapshot cannot complete yet (no data plane): the wait surfaces as a condition.
+    dbi.wait_condition("doomed", "FinalSnapshot", "False", "TimedOut", timeout=FINAL_SNAPSHOT_TIMEOUT + 90)
+    assert dbi.get("doomed") is not None, "the instance must stay until its final snapshot exists"
+
+    dbi.patch("doomed", {"skipFinalSnapshot": True})
+    wait_for(lambda: dbi.get("doomed") is None, timeout=60, what="the instance to go")
+    claims = dbi.core.list_namespaced_persistent_volume_claim(dbi.namespace).items
+    assert [c.metadata.name for c in claims] == ["data-doomed-0"], "volumes are retained"
+    assert dbi.get(status["finalSnapshot"], plural="dbsnapshots") is not None
+
+
+def test_skip_final_snapshot_deletes_at_once(dbi: DBInstances) -> None:
+    dbi.create("quick", skipFinalSnapshot=True)
+    dbi.wait_phase("quick", "Available")
+    dbi.delete("quick")
+    wait_for(lambda: dbi.get("quick") is None, timeout=30, what="the instance to go")
+    snapshots = dbi.objects.list_namespaced_custom_object(GROUP, VERSION, dbi.namespace, "dbsnapshots")[
+        "items"
+    ]
+    assert snapshots == []
+
+
+def test_storage_grows_in_place_when_the_class_allows(dbi: DBInstances) -> None:
+    dbi.create("grow", storage={"size": "20Gi", "storageClassName": "standard"})
+    dbi.wait_phase("grow", "Available")
+    dbi.patch("grow", {"storage": {"size": "50Gi"}})
+    dbi.wait_condition("grow", "StorageResized", "True")
+    claim = dbi.core.read_namespaced_persistent_volume_claim("data-grow-0", dbi.namespace)
+    assert claim.spec.resources.requests["storage"] == "50Gi"
+    assert dbi.get("grow")["status"]["storage"] == {"requested": "50Gi", "allocated": "50Gi"}
+
+
+def test_storage_that_cannot_expand_says_so(dbi: DBInstances) -> None:
+    dbi.create("stuck", storage={"size": "20Gi", "storageClassName": "fixed"})
+    dbi.wait_phase("stuck", "Available")
+    dbi.patch("stuck", {"storage": {"size": "50Gi"}})
+    condition = dbi.wait_condition("stuck", "StorageResized", "False", "ExpansionNotSupported")
+    assert "fixed" in condition["message"]
+    claim = dbi.core.read_namespaced_persistent_volume_claim("data-stuck-0", dbi.namespace)
+    assert claim.spec.resources.requests["storage"] == "20Gi"
+
+
+def test_resource_change_rolls_the_pods(dbi: DBInstances) -> None:
+    dbi.create("roll", multiAZ=True)
+    dbi.wait_phase("roll", "Available")
+    dbi.patch("roll", {"instanceClass": "db.t3.medium"})
+
+    def rolled():
+        pods = dbi.core.list_namespaced_pod(
+            dbi.namespace, label_selector="app.kubernetes.io/instance=roll"
+        ).items
+        fresh = [p for p in pods if p.spec.containers[0].resources.requests.get("memory") == "4Gi"
+                 and p.status.phase == "Running" and not p.metadata.deletion_timestamp]  # fmt: skip
+        return len(fresh) == 2
+
+    wait_for(rolled, timeout=90, what="both pods replaced with db.t3.medium resources")
+    dbi.wait_phase("roll", "Available")
+    events = dbi.core.list_namespaced_event(dbi.namespace, field_selector="reason=RollingUpdate").items
+    assert len(events) >= 1
+
+
+def test_paused_automation_changes_nothing(dbi: DBInstances) -> None:
+    dbi.create("hands-off")
+    dbi.wait_phase("hands-off", "Available")
+    dbi.patch("hands-off", {"automationPaused": True, "instanceClass": "db.m6.large"})
+    dbi.wait_phase("hands-off", "Paused")
+    assert dbi.condition("hands-off", "Paused")["status"] == "True"
+    sts = dbi.apps.read_namespaced_stateful_set("hands-off", dbi.namespace)
+    assert sts.spec.template.spec.containers[0].resources.requests["memory"] == "1Gi"
+
+    dbi.patch("hands-off", {"automationPaused": False})
+    wait_for(lambda: dbi.apps.read_namespaced_stateful_set("hands-off", dbi.namespace)
+             .spec.template.spec.containers[0].resources.requests["memory"] == "8Gi",
+             what="the class change to apply once resumed")  # fmt: skip
+
+
+def test_missing_master_secret_is_a_condition_not_a_crash(dbi: DBInstances) -> None:
+    dbi.create("byo", masterUserSecretName="byo-credentials")
+    condition = dbi.wait_condition("byo", "Reconciled", "False", "SecretNotFound")
+    assert "byo-credentials" in condition["message"]
+    events = dbi.core.list_namespaced_event(dbi.namespace, field_selector="reason=SecretNotFound").items
+    assert events and events[0].type == "Warning"
+    assert not dbi.apps.list_namespaced_stateful_set(dbi.namespace).items, "nothing is built without it"
+
+    dbi.core.create_namespaced_secret(dbi.namespace, {"metadata": {"name": "byo-credentials"},
+                                                      "stringData": {"password": "correct-horse"}})  # fmt: skip
+    dbi.wait_phase("byo", "Available", timeout=90)
+    assert not dbi.core.list_namespaced_secret(dbi.namespace, field_selector="metadata.name=byo-master").items
+
+
+def test_kinds_without_a_reconciler_say_so(api, namespace: str, operator) -> None:
+    objects = kubernetes.client.CustomObjectsApi(api)
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "CacheCluster", "metadata": {"name": "sessions"},
+            "spec": {"engine": "redis"}}  # fmt: skip
+    objects.create_namespaced_custom_object(GROUP, VERSION, namespace, "cacheclusters", body)
+
+    def told():
+        status = objects.get_namespaced_custom_object(GROUP, VERSION, namespace, "cacheclusters", "sessions")
+        return (status.get("status") or {}).get("phase") == "Unsupported" and status["status"]
+
+    status = wait_for(told, what="the CacheCluster to be marked Unsupported")
+    assert status["conditions"][0]["reason"] == "NotImplemented"
+
+
+def test_operator_exposes_metrics(dbi: DBInstances, operator) -> None:
+    dbi.create("measured")
+    dbi.wait_phase("measured", "Available")
+    text = operator.metrics()
+    assert 'kuberds_reconcile_total{kind="DBInstance",result="ok"}' in text
+    assert "kuberds_reconcile_duration_seconds_bucket" in text
+    assert 'kuberds_api_requests_total{method="PATCH"}' in text
