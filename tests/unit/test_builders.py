@@ -1,0 +1,122 @@
+"""The DBInstance builders, tested as data (a golden file plus the properties that matter)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kuberds.api.schema import parse
+from kuberds.api.v1alpha1 import DBInstanceSpec
+from kuberds.builders import server as build
+from kuberds.builders.meta import Owner
+from kuberds.builders.snapshot import final_snapshot, final_snapshot_name
+from kuberds.config import OperatorConfig
+from kuberds.engines import engine_for
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def make_server(**spec) -> build.Server:
+    parsed = parse(DBInstanceSpec, {"engine": "postgres", **spec})
+    owner = Owner("DBInstance", "orders", "shop", "0b7c5e0e-0000-4000-8000-000000000001")
+    return build.Server(owner, parsed, engine_for("postgres"), OperatorConfig(), parsed.storage.size, "orders-master")
+
+
+def by_kind(objects: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for obj in objects:
+        out.setdefault(obj["kind"], []).append(obj)
+    return out
+
+
+def test_multi_az_objects_match_the_golden_file() -> None:
+    objects = build.server_objects(make_server(multiAZ=True, parameters={"work_mem": "16MB"}))
+    text = yaml.safe_dump_all(objects, sort_keys=True)
+    golden = GOLDEN / "dbinstance-multiaz.yaml"
+    if os.environ.get("KUBERDS_UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text(), "builder output changed; review, then rerun with KUBERDS_UPDATE_GOLDEN=1"
+
+
+def test_every_object_is_owned_and_labelled() -> None:
+    for obj in build.server_objects(make_server()):
+        meta = obj["metadata"]
+        assert meta["ownerReferences"][0]["uid"].startswith("0b7c5e0e") and meta["ownerReferences"][0]["controller"]
+        assert meta["namespace"] == "shop"
+        assert {"app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/managed-by",
+                "app.kubernetes.io/part-of", "app.kubernetes.io/component"} <= set(meta["labels"])  # fmt: skip
+
+
+@pytest.mark.parametrize(("multi_az", "replicas", "spread"), [(False, 1, "ScheduleAnyway"), (True, 2, "DoNotSchedule")])
+def test_zone_spread_is_required_only_for_multi_az(multi_az: bool, replicas: int, spread: str) -> None:
+    sts = by_kind(build.server_objects(make_server(multiAZ=multi_az)))["StatefulSet"][0]
+    assert sts["spec"]["replicas"] == replicas
+    constraint = sts["spec"]["template"]["spec"]["topologySpreadConstraints"][0]
+    assert (constraint["topologyKey"], constraint["whenUnsatisfiable"]) == ("topology.kubernetes.io/zone", spread)
+
+
+def test_pods_meet_pod_security_restricted() -> None:
+    pod = by_kind(build.server_objects(make_server()))["StatefulSet"][0]["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    container = pod["containers"][0]["securityContext"]
+    assert container == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+                         "capabilities": {"drop": ["ALL"]}}  # fmt: skip
+
+
+def test_statefulset_keeps_volumes_and_rolls_under_operator_control() -> None:
+    spec = by_kind(build.server_objects(make_server()))["StatefulSet"][0]["spec"]
+    assert spec["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    assert spec["updateStrategy"] == {"type": "OnDelete"}
+    assert spec["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "20Gi"
+
+
+def test_resources_follow_the_instance_class() -> None:
+    sts = by_kind(build.server_objects(make_server(instanceClass="db.r6.large")))["StatefulSet"][0]
+    resources = sts["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert resources == {"requests": {"cpu": "2", "memory": "16Gi"}, "limits": {"cpu": "2", "memory": "16Gi"}}
+
+
+def test_services_route_writers_to_the_primary_and_readers_to_replicas() -> None:
+    services = {s["metadata"]["name"]: s for s in by_kind(build.server_objects(make_server(port=6432)))["Service"]}
+    assert services["orders"]["spec"]["selector"]["kuberds.io/role"] == "primary"
+    assert services["orders-ro"]["spec"]["selector"]["kuberds.io/role"] == "replica"
+    assert services["orders-pods"]["spec"]["clusterIP"] == "None"
+    assert services["orders"]["spec"]["ports"][0]["port"] == 6432
+
+
+def test_network_policy_admits_only_what_must_reach_the_database() -> None:
+    server = make_server(network={"allowedClients": [{"namespaceSelector": {"matchLabels": {"team": "web"}}}]})
+    policy = build.network_policy(server)["spec"]
+    assert policy["policyTypes"] == ["Ingress"]
+    peers, clients, scrapes = policy["ingress"]
+    assert [p["port"] for p in peers["ports"]] == [5432, 8008]
+    assert {"namespaceSelector": {"matchLabels": {"team": "web"}, "matchExpressions": []}} in clients["from"]
+    assert {"podSelector": {}} not in clients["from"], "with allowedClients, the namespace is not open"
+    assert [p["port"] for p in scrapes["ports"]] == [9187]
+
+
+def test_parameters_are_sized_from_the_class_and_user_wins() -> None:
+    config = build.parameters_config_map(make_server(instanceClass="db.m6.large", parameters={"work_mem": "64MB"}))
+    parameters = yaml.safe_load(config["data"]["parameters.json"])
+    assert parameters["shared_buffers"] == "2048MB"  # a quarter of 8Gi
+    assert parameters["max_connections"] == "901"  # RDS: memory / 9531392
+    assert parameters["work_mem"] == "64MB"
+
+
+def test_single_az_budget_blocks_voluntary_eviction_multi_az_allows_one() -> None:
+    assert build.disruption_budget(make_server())["spec"]["minAvailable"] == 1
+    assert build.disruption_budget(make_server(multiAZ=True))["spec"]["maxUnavailable"] == 1
+
+
+def test_master_secret_and_final_snapshot() -> None:
+    secret = build.master_secret(make_server(masterUsername="shopadmin"), "s3cret")
+    assert secret["type"] == "kubernetes.io/basic-auth"
+    assert secret["stringData"] == {"username": "shopadmin", "password": "s3cret"}
+    name = final_snapshot_name("orders", "2026-11-27T19:22:14Z")
+    assert name == "orders-final-20261127-192214"
+    snapshot = final_snapshot(make_server().owner, name)
+    assert snapshot["spec"] == {"source": {"dbInstance": "orders"}}
+    assert "ownerReferences" not in snapshot["metadata"]

@@ -1,0 +1,85 @@
+"""Status decisions from observations: conditions, phase, rolling order, storage."""
+
+from __future__ import annotations
+
+from kuberds.builders.status import (
+    Condition,
+    Member,
+    Observed,
+    availability,
+    member_from_pod,
+    merge_conditions,
+    next_pod_to_roll,
+    phase,
+    storage_condition,
+    transitions,
+)
+from kuberds.handlers.common import event_type
+from kuberds.quantity import format_binary, parse_quantity, to_bytes
+
+
+def test_transition_time_moves_only_when_status_changes() -> None:
+    first = merge_conditions([], [Condition("Ready", "False", "Starting", "0/1")], 1, "T1")
+    again = merge_conditions(first, [Condition("Ready", "False", "Starting", "still 0/1")], 2, "T2")
+    assert again[0]["lastTransitionTime"] == "T1" and again[0]["observedGeneration"] == 2
+    flipped = merge_conditions(again, [Condition("Ready", "True", "AllMembersReady")], 2, "T3")
+    assert flipped[0]["lastTransitionTime"] == "T3"
+    assert [c["type"] for c in transitions(again, flipped)] == ["Ready"]
+    kept = merge_conditions(flipped, [Condition("Paused", "False", "AutomationActive")], 3, "T4")
+    assert [c["type"] for c in kept] == ["Paused", "Ready"], "unmentioned conditions are kept"
+
+
+def test_warnings_are_for_problems_and_lost_readiness_only() -> None:
+    assert event_type("Ready", "False", None) == "Normal"  # a new instance is not ready yet
+    assert event_type("Ready", "False", "True") == "Warning"  # it was, and is no more
+    assert event_type("Reconciled", "False", None) == "Warning"  # a missing Secret, say
+    assert event_type("Ready", "True", "False") == "Normal"
+
+
+def pod(name: str, ready: bool, role: str | None = None, revision: str = "r1", node: str = "n1") -> dict:
+    labels = {"controller-revision-hash": revision, **({"kuberds.io/role": role} if role else {})}
+    return {
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"nodeName": node},
+        "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]},
+    }
+
+
+def test_members_and_phases() -> None:
+    members = [member_from_pod(pod("db-0", True, "primary"), {"n1": "zone-a"}),
+               member_from_pod(pod("db-1", False), {"n1": "zone-a"})]  # fmt: skip
+    assert members[0].as_status() == {"name": "db-0", "role": "primary", "ready": True, "zone": "zone-a"}
+    observed = Observed(desired=2, members=members, previous_phase=None)
+    conditions = merge_conditions([], availability(observed), 1, "T")
+    states = {c["type"]: c["status"] for c in conditions}
+    assert states == {"Available": "True", "Ready": "False"}
+    assert phase(observed, conditions, paused=False, deleting=False) == "Creating"
+    was_up = Observed(desired=2, members=members, previous_phase="Available")
+    assert phase(was_up, conditions, paused=False, deleting=False) == "Degraded"
+    assert phase(was_up, conditions, paused=True, deleting=False) == "Paused"
+    assert phase(was_up, conditions, paused=False, deleting=True) == "Deleting"
+
+
+def test_rolling_replaces_replicas_first_and_one_at_a_time() -> None:
+    primary = Member("db-0", "primary", "zone-a", True, revision="old")
+    replica = Member("db-1", "replica", "zone-b", True, revision="old")
+    assert next_pod_to_roll([primary, replica], "new") == replica
+    assert next_pod_to_roll([primary, Member("db-1", "replica", "zone-b", True, "new")], "new") == primary
+    waiting = Member("db-1", "replica", "zone-b", False, revision="new")
+    assert next_pod_to_roll([primary, waiting], "new") is None, "never take a second member down"
+    assert next_pod_to_roll([Member("db-0", "primary", "zone-a", True, "new")], "new") is None
+
+
+def test_storage_condition_follows_the_claims() -> None:
+    claims = [{"status": {"capacity": {"storage": "20Gi"}}}, {"status": {"capacity": {"storage": "50Gi"}}}]
+    condition, allocated = storage_condition("50Gi", claims, to_bytes)
+    assert (condition.status, condition.reason, allocated) == ("False", "Resizing", "20Gi")
+    claims[0]["status"]["capacity"]["storage"] = "50Gi"
+    condition, allocated = storage_condition("50Gi", claims, to_bytes)
+    assert (condition.status, allocated) == ("True", "50Gi")
+
+
+def test_quantities() -> None:
+    assert to_bytes("20Gi") == 20 * 2**30 and to_bytes("1.5Gi") == 3 * 2**29 and to_bytes("1G") == 10**9
+    assert parse_quantity("250m") * 4 == 1
+    assert format_binary(21474836480) == "20Gi" and format_binary(1000) == "1000"
