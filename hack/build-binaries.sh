@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the pinned Kubernetes, etcd and kwok binaries from their Go modules into a cache
+# Builds the pinned Kubernetes, etcd, kwok and helm binaries from their Go modules into a cache
 # outside git, skipping whatever is already built. Prints progress: the first cold build
 # compiles several thousand packages and takes tens of minutes on two cores.
 #
@@ -32,9 +32,14 @@ go_binary_name() { local p=${1%/v[0-9]*}; echo "${p##*/}"; }
 
 build_group() { # label module-dir ldflags name=package…
   local label=$1 dir=$2 ldflags=$3; shift 3
+  # What the group is built from: its pinned modules and flags. A different stamp means
+  # a changed pin, so the group's binaries are all rebuilt.
+  local stamp; stamp=$(cat "$dir/go.mod" "$dir/go.sum" <(echo "$ldflags") | sha256sum | cut -c1-16)
   local missing=() names=() pair
   for pair in "$@"; do
-    [ -x "$bin/${pair%%=*}" ] || { missing+=("${pair#*=}"); names+=("${pair%%=*}"); }
+    if [ "$(cat "$bin/.$label.stamp" 2>/dev/null)" != "$stamp" ] || [ ! -x "$bin/${pair%%=*}" ]; then
+      missing+=("${pair#*=}"); names+=("${pair%%=*}")
+    fi
   done
   if [ ${#missing[@]} -eq 0 ]; then echo "==> $label: cached in $bin"; return; fi
   echo "==> $label: building ${names[*]}"
@@ -43,6 +48,7 @@ build_group() { # label module-dir ldflags name=package…
   [ "${PIPESTATUS[0]}" -eq 0 ] || { rm -rf "$tmp"; echo "build of $label failed" >&2; exit 1; }
   for i in "${!missing[@]}"; do mv "$tmp/$(go_binary_name "${missing[$i]}")" "$bin/${names[$i]}"; done
   rmdir "$tmp"
+  echo "$stamp" >"$bin/.$label.stamp"
 }
 
 k8s_major_minor=${KUBERNETES_VERSION#v}; k8s_minor=${k8s_major_minor#*.}; k8s_minor=${k8s_minor%%.*}
@@ -54,6 +60,7 @@ k8s_ldflags="$k8s_ldflags ${k8s_ldflags//k8s.io\/component-base\/version/k8s.io/
 started=$SECONDS
 build_group etcd "$here/tools/etcd" "" etcd=go.etcd.io/etcd/server/v3 etcdctl=go.etcd.io/etcd/etcdctl/v3
 build_group kwok "$here/tools/kwok" "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" kwok=sigs.k8s.io/kwok/cmd/kwok
+build_group helm "$here/tools/helm" "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" helm=helm.sh/helm/v3/cmd/helm
 k=k8s.io/kubernetes/cmd
 build_group kubernetes "$here/tools/kubernetes" "$k8s_ldflags" \
   kube-apiserver=$k/kube-apiserver kube-controller-manager=$k/kube-controller-manager \

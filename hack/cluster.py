@@ -482,7 +482,14 @@ def storage_classes() -> list[dict]:
 
 def register_nodes(bin_dir: Path, layout: Layout) -> None:
     items = [kwok_node(z, i) for i, z in enumerate(ZONES)] + storage_classes()
-    kubectl(bin_dir, layout, "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    kubectl(
+        bin_dir,
+        layout,
+        "apply",
+        "-f",
+        "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}),
+    )
 
 
 def wait_nodes_ready(bin_dir: Path, layout: Layout, timeout: float = 60.0) -> None:

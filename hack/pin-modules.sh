@@ -51,4 +51,8 @@ echo "==> kwok $KWOK_VERSION"
 write_wrapper "$here/tools/kwok" kuberds.io/hack/tools/kwok 1.26.0 "sigs.k8s.io/kwok@$KWOK_VERSION" -- \
   sigs.k8s.io/kwok/cmd/kwok
 (cd "$here/tools/kwok" && go mod tidy)
+echo "==> helm $HELM_VERSION"
+write_wrapper "$here/tools/helm" kuberds.io/hack/tools/helm 1.26.0 "helm.sh/helm/v3@$HELM_VERSION" -- \
+  helm.sh/helm/v3/cmd/helm
+(cd "$here/tools/helm" && go mod tidy)
 echo "==> done; commit hack/tools/*/go.{mod,sum}"

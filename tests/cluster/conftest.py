@@ -11,8 +11,11 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import kubernetes
 import pytest
+import yaml
 
+from tests.support.chart import documents
 from tests.support.kube import Cluster
 
 FINAL_SNAPSHOT_TIMEOUT = 8  # seconds: short, so the timeout path is observable in a test
@@ -36,15 +39,51 @@ class RunningOperator:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
+OPERATOR_NAMESPACE = "kuberds-system"
+RELEASE = "kuberds"
+
+
+def install_chart_rbac(cluster: Cluster) -> dict:
+    """The chart's ServiceAccount, ClusterRole and binding, as `helm install` would make them."""
+    wanted = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding"}
+    docs = [d for d in documents(RELEASE, OPERATOR_NAMESPACE) if d["kind"] in wanted]
+    cluster.kubectl("create", "namespace", OPERATOR_NAMESPACE, check=False)
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump_all(docs))
+    return next(d for d in docs if d["kind"] == "ServiceAccount")
+
+
+def service_account_kubeconfig(cluster: Cluster, account: dict, path: Path) -> Path:
+    """A kubeconfig that authenticates as the chart's ServiceAccount, with nothing else."""
+    core = kubernetes.client.CoreV1Api(cluster.client())
+    token = core.create_namespaced_service_account_token(
+        account["metadata"]["name"], OPERATOR_NAMESPACE, {"spec": {"expirationSeconds": 4 * 3600}}
+    ).status.token
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
+    server = next(c for c in admin["clusters"] if c["name"] == context["cluster"])
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "operator",
+        "clusters": [server],
+        "users": [{"name": "operator", "user": {"token": token}}],
+        "contexts": [{"name": "operator", "context": {"cluster": server["name"], "user": "operator"}}],
+    }))  # fmt: skip
+    path.chmod(0o600)
+    return path
+
+
 @pytest.fixture(scope="session")
 def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningOperator]:
-    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    """The operator, authenticated as the chart's ServiceAccount: every cluster test then
+    also proves that the chart's least-privilege RBAC is enough."""
+    workdir = tmp_path_factory.mktemp("operator")
+    log = workdir / "operator.log"
+    kubeconfig = service_account_kubeconfig(cluster, install_chart_rbac(cluster), workdir / "kubeconfig")
     metrics_port, health_port = free_port(), free_port()
     env = {
         **os.environ,
-        "KUBECONFIG": str(cluster.kubeconfig),
+        "KUBECONFIG": str(kubeconfig),
         "KUBERDS_FINAL_SNAPSHOT_TIMEOUT_SECONDS": str(FINAL_SNAPSHOT_TIMEOUT),
-        "KUBERDS_NAMESPACE": "kuberds-system",
+        "KUBERDS_NAMESPACE": OPERATOR_NAMESPACE,
     }
     with log.open("wb") as out:
         process = subprocess.Popen(

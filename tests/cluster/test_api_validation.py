@@ -25,7 +25,9 @@ def refusal(error: ApiException) -> str:
     """Message plus every cause's field: where the API server names the field."""
     status = json.loads(error.body)
     causes = status.get("details", {}).get("causes", [])
-    return status["message"] + " | " + " ".join(f"{c.get('field', '')}: {c.get('message', '')}" for c in causes)
+    return (
+        status["message"] + " | " + " ".join(f"{c.get('field', '')}: {c.get('message', '')}" for c in causes)
+    )
 
 
 BAD_CREATES = [
@@ -157,7 +159,9 @@ def test_bad_change_is_refused_naming_the_field(api, namespace, kind, spec, chan
 def test_a_good_change_is_accepted(api, namespace) -> None:
     """The rules above refuse what they should, not everything: growing storage is fine."""
     objects = kubernetes.client.CustomObjectsApi(api)
-    objects.create_namespaced_custom_object(GROUP, VERSION, namespace, "dbinstances", body("DBInstance", "ok", PG))
+    objects.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, "dbinstances", body("DBInstance", "ok", PG)
+    )
     patched = objects.patch_namespaced_custom_object(
         GROUP, VERSION, namespace, "dbinstances", "ok",
         {"spec": {"storage": {"size": "40Gi"}, "backup": {"window": "22:00-23:00"}, "maintenanceWindow": "wed:01:00-wed:02:00"}},

@@ -27,7 +27,12 @@ def minutes(hhmm: str) -> int:
 
 
 def test_daily_length_and_minimum() -> None:
-    for window, length in (("03:00-03:30", 30), ("23:50-00:20", 30), ("03:00-03:29", 29), ("10:00-09:00", 1380)):
+    for window, length in (
+        ("03:00-03:30", 30),
+        ("23:50-00:20", 30),
+        ("03:00-03:29", 29),
+        ("10:00-09:00", 1380),
+    ):
         assert evaluate(rules.daily_length("w"), w=window) == length
         assert evaluate(rules.daily_window_long_enough("w"), w=window) == (length >= 30)
 
@@ -42,7 +47,12 @@ def test_overlap_matches_a_brute_force_check() -> None:
     expression = rules.windows_do_not_overlap("b", "m")
     days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
     for backup in ("03:00-03:30", "23:45-00:15", "05:00-06:00"):
-        for maintenance in ("sun:05:00-sun:05:30", "mon:00:00-mon:00:30", "sat:23:50-sun:00:20", "wed:03:20-wed:04:00"):
+        for maintenance in (
+            "sun:05:00-sun:05:30",
+            "mon:00:00-mon:00:30",
+            "sat:23:50-sun:00:20",
+            "wed:03:20-wed:04:00",
+        ):
             b0, b1 = minutes(backup[:5]), minutes(backup[6:])
             b_len = (b1 - b0) % 1440
             m0 = days.index(maintenance[:3]) * 1440 + minutes(maintenance[4:9])

@@ -14,7 +14,12 @@ SERVICE = {
 
 def live(**spec_changes) -> dict:
     spec = {**SERVICE["spec"], "clusterIP": "198.19.0.9", "type": "ClusterIP", **spec_changes}
-    return {**SERVICE, "metadata": {**SERVICE["metadata"], "resourceVersion": "7"}, "spec": spec, "status": {}}
+    return {
+        **SERVICE,
+        "metadata": {**SERVICE["metadata"], "resourceVersion": "7"},
+        "spec": spec,
+        "status": {},
+    }
 
 
 def test_server_defaults_are_not_drift() -> None:

@@ -32,7 +32,9 @@ def generated_files(root: Path) -> dict[Path, str]:
         files[root / "charts" / "kuberds" / "crds" / f"kuberds.io_{kind.plural}.yaml"] = text
     policy = dump(deletion_protection_policy())
     files[root / "crds" / "kuberds-deletion-protection.yaml"] = policy
-    files[root / "charts" / "kuberds" / "templates" / "deletion-protection.yaml"] = policy
+    files[root / "charts" / "kuberds" / "templates" / "deletion-protection.yaml"] = (
+        "{{- if .Values.deletionProtectionPolicy }}\n" + policy + "{{- end }}\n"
+    )
     files[root / "docs" / "api-reference.md"] = render()
     return files
 

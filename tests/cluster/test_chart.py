@@ -1,0 +1,74 @@
+"""The Helm chart: values validated by its schema, objects the API server accepts, and
+RBAC that grants the operator what it needs and no more."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tests.cluster.conftest import OPERATOR_NAMESPACE, RELEASE
+from tests.support.chart import documents, render
+from tests.support.kube import Cluster
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.mark.parametrize(
+    ("setting", "complaint"),
+    [
+        ("metrics.port=80", "/metrics/port"),
+        ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
+        ("watchNamespaces[0]=Not_A_Namespace", "/watchNamespaces/0"),
+        ("finalSnapshotTimeoutSeconds=5", "/finalSnapshotTimeoutSeconds"),
+        ("replicaCount=3", "replicaCount"),
+    ],
+)
+def test_values_schema_refuses_bad_values(setting: str, complaint: str) -> None:
+    result = render("bad", "default", setting)
+    assert result.returncode != 0 and complaint in result.stderr, result.stderr
+
+
+def test_chart_renders_what_a_user_installs() -> None:
+    docs = documents("prod", "databases", "watchNamespaces={team-a,team-b}", "image.tag=1.2.3")
+    kinds = sorted(d["kind"] for d in docs)
+    assert kinds == sorted(["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service",
+                            "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"])  # fmt: skip
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["image"] == "kuberds/operator:1.2.3"
+    assert "--namespace=team-a" in container["args"] and "--namespace=team-b" in container["args"]
+    assert (
+        pod["securityContext"]["runAsNonRoot"]
+        and container["securityContext"]["allowPrivilegeEscalation"] is False
+    )
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["KUBERDS_IMAGE_POSTGRES"] == "kuberds/postgres:0.1.0"
+    assert all(d["metadata"]["labels"]["app.kubernetes.io/part-of"] == "kuberds" for d in docs)
+    without_policy = documents("prod", "databases", "deletionProtectionPolicy=false")
+    assert not [d for d in without_policy if d["kind"].startswith("ValidatingAdmissionPolicy")]
+
+
+def test_the_api_server_accepts_every_chart_object(cluster: Cluster) -> None:
+    docs = documents("dry", "default")
+    result = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump_all(docs))
+    assert result.stdout.count("(server dry run)") == len(docs), result.stdout
+
+
+def test_rbac_is_least_privilege(cluster: Cluster, operator) -> None:
+    """The operator's account (used by every cluster test) can do its work and no more."""
+    account = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{RELEASE}"
+
+    def can(verb: str, resource: str, namespace: str = "default") -> bool:
+        result = cluster.kubectl(
+            "auth", "can-i", verb, resource, "-n", namespace, f"--as={account}", check=False
+        )
+        return result.stdout.strip() == "yes"
+
+    assert can("patch", "statefulsets.apps") and can("create", "dbsnapshots.kuberds.io")
+    assert can("patch", "persistentvolumeclaims") and can("delete", "pods")
+    assert not can("list", "secrets"), "generated credentials must not be readable in bulk"
+    assert not can("delete", "secrets") and not can("delete", "persistentvolumeclaims")
+    assert not can("delete", "dbinstances.kuberds.io"), "the operator never deletes a user's server"
+    assert not can("create", "clusterroles.rbac.authorization.k8s.io")
+    assert not can("*", "*")
