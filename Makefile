@@ -3,9 +3,10 @@ SHELL := /bin/bash
 VENV  ?= .venv
 PY    := $(VENV)/bin/python
 PYTEST_ARGS ?=
+KUBECTL = KUBECONFIG=$(KUBECONFIG_LOCAL) "$$(bash hack/build-binaries.sh --print-bin-dir)/kubectl"
 KUBECONFIG_LOCAL := $(shell python3 -c 'import os,pathlib; print(pathlib.Path(os.environ.get("KUBERDS_CLUSTER_DIR", pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home()/".cache"))/"kuberds"/"cluster"))/"kubeconfig")')
 
-.PHONY: help venv binaries cluster-up cluster-down cluster-status up test unit lint fmt clean
+.PHONY: help venv binaries cluster-up cluster-down cluster-status up generate bench test unit lint fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -30,9 +31,18 @@ cluster-down: ## stop it and remove its state
 cluster-status: ## what runs, where the logs are
 	python3 hack/cluster.py status
 
-up: venv cluster-up ## the local cluster plus kuberds (operator in the foreground; Ctrl-C stops it)
-	KUBECONFIG=$(KUBECONFIG_LOCAL) "$$(bash hack/build-binaries.sh --print-bin-dir)/kubectl" apply --server-side -f crds/ 2>/dev/null || true
+up: venv cluster-up ## the local cluster, kuberds' CRDs, a sample DBInstance, and the operator (foreground; Ctrl-C stops it)
+	$(KUBECTL) apply --server-side -f crds/
+	$(KUBECTL) wait crd -l app.kubernetes.io/part-of=kuberds --for=condition=Established --timeout=60s
+	$(KUBECTL) apply -f examples/dbinstance-multiaz.yaml
+	@echo "==> operator starting; in another shell: export KUBECONFIG=$(KUBECONFIG_LOCAL); kubectl get kuberds"
 	KUBECONFIG=$(KUBECONFIG_LOCAL) $(VENV)/bin/kuberds operator
+
+generate: venv ## regenerate crds/, the chart's CRDs and docs/api-reference.md from the API models
+	$(VENV)/bin/python -m kuberds.api.generate
+
+bench: venv cluster-up ## operator benchmark: 500 DBInstances on kwok nodes (prints figures)
+	$(VENV)/bin/python bench/operator_scale.py --count $${COUNT:-500}
 
 test: venv lint ## lint, then every test (unit and control-plane; starts the cluster if needed)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
@@ -41,12 +51,12 @@ unit: venv ## unit tests only (seconds; no cluster)
 	$(VENV)/bin/pytest -m "not cluster" $(PYTEST_ARGS)
 
 lint: venv ## ruff lint and format check
-	$(VENV)/bin/ruff check operator tests e2e hack
-	$(VENV)/bin/ruff format --check operator tests e2e hack
+	$(VENV)/bin/ruff check operator tests e2e hack bench
+	$(VENV)/bin/ruff format --check operator tests e2e hack bench
 
 fmt: venv ## apply ruff's fixes and formatting
-	$(VENV)/bin/ruff check --fix operator tests e2e hack
-	$(VENV)/bin/ruff format operator tests e2e hack
+	$(VENV)/bin/ruff check --fix operator tests e2e hack bench
+	$(VENV)/bin/ruff format operator tests e2e hack bench
 
 clean: ## remove the virtualenv (the binary cache in ~/.cache/kuberds stays)
 	rm -rf $(VENV)

@@ -332,9 +332,7 @@ def make_pki(layout: Layout) -> None:
     # Service-account tokens are signed with a key of their own (RSA: what every
     # token consumer accepts).
     openssl("genrsa", "-out", str(pki / "service-account.key"), "2048")
-    openssl(
-        "rsa", "-in", str(pki / "service-account.key"), "-pubout", "-out", str(pki / "service-account.pub")
-    )
+    openssl("rsa", "-in", str(pki / "service-account.key"), "-pubout", "-out", str(pki / "service-account.pub"))
 
 
 # ---------------------------------------------------------------- processes
@@ -535,9 +533,7 @@ def build_binaries() -> Path:
 def up(layout: Layout) -> int:
     running = running_components(layout)
     if running:
-        print(
-            f"kuberds local cluster already running ({', '.join(running)}); kubeconfig: {layout.kubeconfig}"
-        )
+        print(f"kuberds local cluster already running ({', '.join(running)}); kubeconfig: {layout.kubeconfig}")
         return 0
     began = time.monotonic()
     bin_dir = build_binaries()
@@ -630,9 +626,7 @@ def advertise_address() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["up", "down", "status"])
     args = parser.parse_args(argv)
     layout = default_layout()

@@ -31,12 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="watch only this namespace (repeatable); default: all namespaces",
     )
-    operator.add_argument(
-        "--metrics-port", type=int, default=8080, help="Prometheus metrics port (0 turns it off)"
-    )
-    operator.add_argument(
-        "--health-port", type=int, default=8081, help="liveness endpoint port for the kubelet probe"
-    )
+    operator.add_argument("--metrics-port", type=int, default=8080, help="Prometheus metrics port (0 turns it off)")
+    operator.add_argument("--health-port", type=int, default=8081, help="liveness endpoint port for the kubelet probe")
     operator.add_argument("--verbose", action="store_true", help="debug logging")
 
     agent = roles.add_parser(

@@ -27,8 +27,7 @@ class OperatorConfig:
         env = dict(os.environ if env is None else env)
         defaults = cls()
         images = {
-            engine: env.get(f"KUBERDS_IMAGE_{engine.upper()}", image)
-            for engine, image in defaults.images.items()
+            engine: env.get(f"KUBERDS_IMAGE_{engine.upper()}", image) for engine, image in defaults.images.items()
         }
         return cls(
             namespace=env.get("KUBERDS_NAMESPACE", defaults.namespace),

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
+import sys
+import tracemalloc
 
 import kopf
 
@@ -14,6 +18,8 @@ def run_operator(namespaces: list[str], metrics_port: int, health_port: int, ver
     from kuberds import metrics
 
     metrics.serve(metrics_port)
+    if os.environ.get("KUBERDS_TRACEMALLOC"):
+        _trace_memory()
 
     asyncio.run(
         kopf.operator(
@@ -24,3 +30,17 @@ def run_operator(namespaces: list[str], metrics_port: int, health_port: int, ver
         )
     )
     return 0
+
+
+def _trace_memory() -> None:
+    """Diagnostics: with KUBERDS_TRACEMALLOC=1, SIGUSR1 prints the top allocation sites."""
+    tracemalloc.start(8)
+
+    def dump(*_: object) -> None:
+        snapshot = tracemalloc.take_snapshot()
+        for stat in snapshot.statistics("traceback")[:15]:
+            print(f"{stat.size / 2**20:.1f} MiB in {stat.count} blocks", file=sys.stderr)
+            for line in stat.traceback.format()[-8:]:
+                print("   ", line, file=sys.stderr)
+
+    signal.signal(signal.SIGUSR1, dump)

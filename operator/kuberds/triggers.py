@@ -22,15 +22,14 @@ DBI = (API_GROUP, API_VERSION, "dbinstances")
 SNAPSHOTS = (API_GROUP, API_VERSION, "dbsnapshots")
 NOT_YET = [(API_GROUP, API_VERSION, plural) for plural in ("dbclusters", "readreplicas", "cacheclusters")]
 ZONE = "topology.kubernetes.io/zone"
-# Children whose hand edits are undone at once (the full pass on a timer covers the rest).
+# Full drift-correcting pass per object; the first one a whole interval after start-up.
+RESYNC = OperatorConfig.from_environment().resync_seconds
+# Children whose hand edits are undone at once: the ones that route or admit traffic.
+# (Kopf filters labels client-side, so each watched kind streams every such object of the
+# cluster through the operator; the rest are put back by the periodic full pass.)
 WATCHED_CHILDREN = {
     "Service": ("v1", "services"),
-    "ConfigMap": ("v1", "configmaps"),
     "NetworkPolicy": ("networking.k8s.io", "v1", "networkpolicies"),
-    "PodDisruptionBudget": ("policy", "v1", "poddisruptionbudgets"),
-    "Role": ("rbac.authorization.k8s.io", "v1", "roles"),
-    "RoleBinding": ("rbac.authorization.k8s.io", "v1", "rolebindings"),
-    "ServiceAccount": ("v1", "serviceaccounts"),
 }
 
 log = logging.getLogger("kuberds")
@@ -63,25 +62,39 @@ def configure(settings: kopf.OperatorSettings, **_: object) -> None:
 
 @kopf.index(*DBI)
 def dbinstances(namespace: str, name: str, body: kopf.Body, **_: object) -> dict:
-    return {(namespace, name): dict(body)}
+    # What drift correction rebuilds children from: no status (it is re-read when written).
+    return {(namespace, name): {k: body[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in body}}
+
+
+# The indexes keep only what the handlers read, not whole objects: with hundreds of
+# servers, full pod and claim bodies would be most of the operator's memory.
+def _slim(body: kopf.Body, spec_keys: tuple[str, ...], status_keys: tuple[str, ...]) -> dict:
+    meta = body.get("metadata", {})
+    return {
+        "metadata": {k: meta[k] for k in ("name", "labels", "deletionTimestamp") if k in meta},
+        "spec": {k: v for k, v in (body.get("spec") or {}).items() if k in spec_keys},
+        "status": {k: v for k, v in (body.get("status") or {}).items() if k in status_keys},
+    }
+
+
+def _by_owner(namespace: str, labels: dict, value: dict) -> dict | None:
+    owner = owner_of(labels)
+    return {(namespace, *owner): value} if owner else None
 
 
 @kopf.index("pods", labels=MANAGED_BY)
 def member_pods(namespace: str, labels: dict, body: kopf.Body, **_: object) -> dict | None:
-    owner = owner_of(labels)
-    return {(namespace, *owner): dict(body)} if owner else None
+    return _by_owner(namespace, labels, _slim(body, ("nodeName",), ("conditions", "phase")))
 
 
 @kopf.index("apps", "v1", "statefulsets", labels=MANAGED_BY)
 def stateful_sets(namespace: str, labels: dict, body: kopf.Body, **_: object) -> dict | None:
-    owner = owner_of(labels)
-    return {(namespace, *owner): dict(body)} if owner else None
+    return _by_owner(namespace, labels, _slim(body, ("volumeClaimTemplates",), ("updateRevision",)))
 
 
 @kopf.index("persistentvolumeclaims", labels=MANAGED_BY)
 def volume_claims(namespace: str, labels: dict, body: kopf.Body, **_: object) -> dict | None:
-    owner = owner_of(labels)
-    return {(namespace, *owner): dict(body)} if owner else None
+    return _by_owner(namespace, labels, _slim(body, ("resources", "storageClassName"), ("capacity",)))
 
 
 @kopf.index("nodes")
@@ -103,7 +116,7 @@ def _one(index: kopf.Index, key: tuple) -> dict | None:
 @kopf.on.resume(*DBI)
 @kopf.on.create(*DBI)
 @kopf.on.update(*DBI)
-@kopf.timer(*DBI, interval=OperatorConfig().resync_seconds, initial_delay=30, idle=60)
+@kopf.timer(*DBI, interval=RESYNC, initial_delay=RESYNC, idle=60)
 @metrics.instrumented("DBInstance")
 def reconcile_dbinstance(body: kopf.Body, namespace: str, name: str, member_pods: kopf.Index,
                          node_zones: kopf.Index, **_: object) -> None:  # fmt: skip
@@ -131,15 +144,20 @@ def dbinstance_members_changed(namespace: str, labels: dict, dbinstances: kopf.I
     if owner is None or not dbinstances.get((namespace, owner[1])):
         return
     key = (namespace, *owner)
-    pods, claims = list(member_pods.get(key, [])), list(volume_claims.get(key, []))
-    action = dbinstance.observe(Operator.kube, Operator.config, namespace, owner[1], pods, _zones(node_zones),
-                                _one(stateful_sets, key), claims)  # fmt: skip
+
+    def read() -> dbinstance.Observation:  # the indexes as they are when the refresh runs
+        return dbinstance.Observation(
+            pods=list(member_pods.get(key, [])),
+            claims=list(volume_claims.get(key, [])),
+            stateful_set=_one(stateful_sets, key),
+            zones=_zones(node_zones),
+        )
+
+    action = dbinstance.observe(Operator.kube, Operator.config, namespace, owner[1], read)
     log.debug("DBInstance %s/%s: %s", namespace, owner[1], action)
 
 
-def _correct_drift(
-    kind: str, event: dict, namespace: str, name: str, labels: dict, dbinstances: kopf.Index
-) -> None:
+def _correct_drift(kind: str, event: dict, namespace: str, name: str, labels: dict, dbinstances: kopf.Index) -> None:
     owner = owner_of(labels)
     if not owner or owner[0] != "dbinstance" or event.get("type") not in ("MODIFIED", "DELETED"):
         return
@@ -165,9 +183,7 @@ def _correct_drift(
 
 def _register_drift_watch(kind: str, resource: tuple) -> None:
     @kopf.on.event(*resource, labels=MANAGED_BY, id=f"drift-{kind.lower()}")
-    def correct(
-        event: dict, namespace: str, name: str, labels: dict, dbinstances: kopf.Index, **_: object
-    ) -> None:
+    def correct(event: dict, namespace: str, name: str, labels: dict, dbinstances: kopf.Index, **_: object) -> None:
         _correct_drift(kind, event, namespace, name, labels, dbinstances)
 
 

@@ -25,9 +25,7 @@ def refusal(error: ApiException) -> str:
     """Message plus every cause's field: where the API server names the field."""
     status = json.loads(error.body)
     causes = status.get("details", {}).get("causes", [])
-    return (
-        status["message"] + " | " + " ".join(f"{c.get('field', '')}: {c.get('message', '')}" for c in causes)
-    )
+    return status["message"] + " | " + " ".join(f"{c.get('field', '')}: {c.get('message', '')}" for c in causes)
 
 
 BAD_CREATES = [
@@ -128,7 +126,8 @@ BAD_CHANGES = [
      "cannot shrink"),
     ("DBInstance", {**PG, "storage": {"size": "20Gi", "storageClassName": "standard"}},
      {"storage": {"storageClassName": "fixed"}}, "spec.storage.storageClassName", "cannot change after creation"),
-    ("DBInstance", PG, {"restore": {"fromSnapshot": "nightly"}}, "spec.restore", "only be set when the server is created"),
+    ("DBInstance", PG, {"restore": {"fromSnapshot": "nightly"}}, "spec.restore",
+     "only be set when the server is created"),
     ("ReadReplica", {"source": {"dbInstance": "a"}, "promote": True}, {"promote": False}, "spec.promote",
      "promote cannot be undone"),
     ("ReadReplica", {"source": {"dbInstance": "a"}}, {"source": {"dbInstance": "b"}}, "spec.source",
@@ -159,12 +158,11 @@ def test_bad_change_is_refused_naming_the_field(api, namespace, kind, spec, chan
 def test_a_good_change_is_accepted(api, namespace) -> None:
     """The rules above refuse what they should, not everything: growing storage is fine."""
     objects = kubernetes.client.CustomObjectsApi(api)
-    objects.create_namespaced_custom_object(
-        GROUP, VERSION, namespace, "dbinstances", body("DBInstance", "ok", PG)
-    )
+    objects.create_namespaced_custom_object(GROUP, VERSION, namespace, "dbinstances", body("DBInstance", "ok", PG))
     patched = objects.patch_namespaced_custom_object(
         GROUP, VERSION, namespace, "dbinstances", "ok",
-        {"spec": {"storage": {"size": "40Gi"}, "backup": {"window": "22:00-23:00"}, "maintenanceWindow": "wed:01:00-wed:02:00"}},
+        {"spec": {"storage": {"size": "40Gi"}, "backup": {"window": "22:00-23:00"},
+                  "maintenanceWindow": "wed:01:00-wed:02:00"}},
         dry_run="All",
     )  # fmt: skip
     assert patched["spec"]["storage"]["size"] == "40Gi"

@@ -38,10 +38,7 @@ def test_chart_renders_what_a_user_installs() -> None:
     container = pod["containers"][0]
     assert container["image"] == "kuberds/operator:1.2.3"
     assert "--namespace=team-a" in container["args"] and "--namespace=team-b" in container["args"]
-    assert (
-        pod["securityContext"]["runAsNonRoot"]
-        and container["securityContext"]["allowPrivilegeEscalation"] is False
-    )
+    assert pod["securityContext"]["runAsNonRoot"] and container["securityContext"]["allowPrivilegeEscalation"] is False
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["KUBERDS_IMAGE_POSTGRES"] == "kuberds/postgres:0.1.0"
     assert all(d["metadata"]["labels"]["app.kubernetes.io/part-of"] == "kuberds" for d in docs)
@@ -60,9 +57,7 @@ def test_rbac_is_least_privilege(cluster: Cluster, operator) -> None:
     account = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{RELEASE}"
 
     def can(verb: str, resource: str, namespace: str = "default") -> bool:
-        result = cluster.kubectl(
-            "auth", "can-i", verb, resource, "-n", namespace, f"--as={account}", check=False
-        )
+        result = cluster.kubectl("auth", "can-i", verb, resource, "-n", namespace, f"--as={account}", check=False)
         return result.stdout.strip() == "yes"
 
     assert can("patch", "statefulsets.apps") and can("create", "dbsnapshots.kuberds.io")

@@ -28,9 +28,7 @@ class DBInstances:
     def create(self, name: str, **spec) -> dict:
         body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "DBInstance", "metadata": {"name": name},
                 "spec": {"engine": "postgres", **spec}}  # fmt: skip
-        return self.objects.create_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, "dbinstances", body
-        )
+        return self.objects.create_namespaced_custom_object(GROUP, VERSION, self.namespace, "dbinstances", body)
 
     def get(self, name: str, plural: str = "dbinstances") -> dict | None:
         try:
@@ -59,9 +57,7 @@ class DBInstances:
             what=f"DBInstance {name} phase {phase}",
         )
 
-    def wait_condition(
-        self, name: str, type_: str, status: str, reason: str | None = None, timeout: float = 60
-    ):
+    def wait_condition(self, name: str, type_: str, status: str, reason: str | None = None, timeout: float = 60):
         def matches():
             c = self.condition(name, type_)
             return c if c and c["status"] == status and (reason is None or c["reason"] == reason) else None
@@ -78,9 +74,7 @@ class DBInstances:
 def dbi(api, namespace, operator) -> DBInstances:
     client = DBInstances(api, namespace)
     yield client
-    for item in client.objects.list_namespaced_custom_object(GROUP, VERSION, namespace, "dbinstances")[
-        "items"
-    ]:
+    for item in client.objects.list_namespaced_custom_object(GROUP, VERSION, namespace, "dbinstances")["items"]:
         client.release(item["metadata"]["name"])
 
 
@@ -155,9 +149,7 @@ def test_master_secret_is_created_once_and_never_rewritten(dbi: DBInstances) -> 
     # Spec changes and a full reconcile later, the secret is untouched.
     dbi.patch("keep", {"parameters": {"work_mem": "8MB"}})
     dbi.wait_condition("keep", "Reconciled", "True")
-    wait_for(
-        lambda: dbi.condition("keep", "Reconciled")["observedGeneration"] == 2, what="generation 2 reconciled"
-    )
+    wait_for(lambda: dbi.condition("keep", "Reconciled")["observedGeneration"] == 2, what="generation 2 reconciled")
     after = dbi.core.read_namespaced_secret("keep-master", dbi.namespace)
     assert after.metadata.resource_version == before.metadata.resource_version
     assert after.data == before.data
@@ -224,9 +216,7 @@ def test_skip_final_snapshot_deletes_at_once(dbi: DBInstances) -> None:
     dbi.wait_phase("quick", "Available")
     dbi.delete("quick")
     wait_for(lambda: dbi.get("quick") is None, timeout=30, what="the instance to go")
-    snapshots = dbi.objects.list_namespaced_custom_object(GROUP, VERSION, dbi.namespace, "dbsnapshots")[
-        "items"
-    ]
+    snapshots = dbi.objects.list_namespaced_custom_object(GROUP, VERSION, dbi.namespace, "dbsnapshots")["items"]
     assert snapshots == []
 
 
@@ -256,9 +246,7 @@ def test_resource_change_rolls_the_pods(dbi: DBInstances) -> None:
     dbi.patch("roll", {"instanceClass": "db.t3.medium"})
 
     def rolled():
-        pods = dbi.core.list_namespaced_pod(
-            dbi.namespace, label_selector="app.kubernetes.io/instance=roll"
-        ).items
+        pods = dbi.core.list_namespaced_pod(dbi.namespace, label_selector="app.kubernetes.io/instance=roll").items
         fresh = [p for p in pods if p.spec.containers[0].resources.requests.get("memory") == "4Gi"
                  and p.status.phase == "Running" and not p.metadata.deletion_timestamp]  # fmt: skip
         return len(fresh) == 2

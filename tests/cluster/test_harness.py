@@ -74,16 +74,12 @@ def test_deployment_spreads_across_zones_and_runs(api: kubernetes.client.ApiClie
     assert zones == ["zone-a", "zone-b", "zone-c"]
     assert all(p.status.pod_ip and p.status.pod_ip.startswith("198.18.") for p in pods)
     wait_for(
-        lambda: (
-            apps.read_namespaced_deployment(namespace=namespace, name="spread").status.ready_replicas == 3
-        ),
+        lambda: apps.read_namespaced_deployment(namespace=namespace, name="spread").status.ready_replicas == 3,
         what="the Deployment to report 3 ready replicas",
     )
 
 
-def test_scheduler_refuses_a_placement_that_breaks_the_spread(
-    api: kubernetes.client.ApiClient, namespace: str
-) -> None:
+def test_scheduler_refuses_a_placement_that_breaks_the_spread(api: kubernetes.client.ApiClient, namespace: str) -> None:
     """Pods may only go to zone-a, but the spread still counts all three zones (Ignore):
     a second pod there would make the skew 2, so the scheduler must leave it Pending."""
     apps, core = kubernetes.client.AppsV1Api(api), kubernetes.client.CoreV1Api(api)
@@ -157,9 +153,7 @@ def widget_crd(api: kubernetes.client.ApiClient):
         extensions.delete_custom_resource_definition(crd["metadata"]["name"])
 
 
-def test_cel_rule_refuses_a_bad_object(
-    api: kubernetes.client.ApiClient, namespace: str, widget_crd: str
-) -> None:
+def test_cel_rule_refuses_a_bad_object(api: kubernetes.client.ApiClient, namespace: str, widget_crd: str) -> None:
     objects = kubernetes.client.CustomObjectsApi(api)
 
     def create(name: str, low: int, high: int) -> dict:

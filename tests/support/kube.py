@@ -41,9 +41,7 @@ class Cluster:
     def client(self) -> kubernetes.client.ApiClient:
         return kubernetes.config.new_client_from_config(config_file=str(self.kubeconfig))
 
-    def kubectl(
-        self, *args: str, input: str | None = None, check: bool = True
-    ) -> subprocess.CompletedProcess:
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
         result = subprocess.run(
             [self.kubectl_path, f"--kubeconfig={self.kubeconfig}", *args],
             input=input,
@@ -74,9 +72,7 @@ def external_kubectl() -> str:
     return found
 
 
-def wait_for(
-    probe: Callable[[], T], timeout: float = 60.0, interval: float = 0.25, what: str = "condition"
-) -> T:
+def wait_for(probe: Callable[[], T], timeout: float = 60.0, interval: float = 0.25, what: str = "condition") -> T:
     """Polls `probe` until it returns something truthy; fails with the last value seen."""
     deadline = time.monotonic() + timeout
     last: object = None

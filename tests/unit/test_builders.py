@@ -22,9 +22,7 @@ GOLDEN = Path(__file__).parent / "golden"
 def make_server(**spec) -> build.Server:
     parsed = parse(DBInstanceSpec, {"engine": "postgres", **spec})
     owner = Owner("DBInstance", "orders", "shop", "0b7c5e0e-0000-4000-8000-000000000001")
-    return build.Server(
-        owner, parsed, engine_for("postgres"), OperatorConfig(), parsed.storage.size, "orders-master"
-    )
+    return build.Server(owner, parsed, engine_for("postgres"), OperatorConfig(), parsed.storage.size, "orders-master")
 
 
 def by_kind(objects: list[dict]) -> dict[str, list[dict]]:
@@ -40,26 +38,19 @@ def test_multi_az_objects_match_the_golden_file() -> None:
     golden = GOLDEN / "dbinstance-multiaz.yaml"
     if os.environ.get("KUBERDS_UPDATE_GOLDEN"):
         golden.write_text(text)
-    assert text == golden.read_text(), (
-        "builder output changed; review, then rerun with KUBERDS_UPDATE_GOLDEN=1"
-    )
+    assert text == golden.read_text(), "builder output changed; review, then rerun with KUBERDS_UPDATE_GOLDEN=1"
 
 
 def test_every_object_is_owned_and_labelled() -> None:
     for obj in build.server_objects(make_server()):
         meta = obj["metadata"]
-        assert (
-            meta["ownerReferences"][0]["uid"].startswith("0b7c5e0e")
-            and meta["ownerReferences"][0]["controller"]
-        )
+        assert meta["ownerReferences"][0]["uid"].startswith("0b7c5e0e") and meta["ownerReferences"][0]["controller"]
         assert meta["namespace"] == "shop"
         assert {"app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/managed-by",
                 "app.kubernetes.io/part-of", "app.kubernetes.io/component"} <= set(meta["labels"])  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("multi_az", "replicas", "spread"), [(False, 1, "ScheduleAnyway"), (True, 2, "DoNotSchedule")]
-)
+@pytest.mark.parametrize(("multi_az", "replicas", "spread"), [(False, 1, "ScheduleAnyway"), (True, 2, "DoNotSchedule")])
 def test_zone_spread_is_required_only_for_multi_az(multi_az: bool, replicas: int, spread: str) -> None:
     sts = by_kind(build.server_objects(make_server(multiAZ=multi_az)))["StatefulSet"][0]
     assert sts["spec"]["replicas"] == replicas
@@ -73,8 +64,7 @@ def test_zone_spread_is_required_only_for_multi_az(multi_az: bool, replicas: int
 def test_pods_meet_pod_security_restricted() -> None:
     pod = by_kind(build.server_objects(make_server()))["StatefulSet"][0]["spec"]["template"]["spec"]
     assert (
-        pod["securityContext"]["runAsNonRoot"]
-        and pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
     )
     container = pod["containers"][0]["securityContext"]
     assert container == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
@@ -95,9 +85,7 @@ def test_resources_follow_the_instance_class() -> None:
 
 
 def test_services_route_writers_to_the_primary_and_readers_to_replicas() -> None:
-    services = {
-        s["metadata"]["name"]: s for s in by_kind(build.server_objects(make_server(port=6432)))["Service"]
-    }
+    services = {s["metadata"]["name"]: s for s in by_kind(build.server_objects(make_server(port=6432)))["Service"]}
     assert services["orders"]["spec"]["selector"]["kuberds.io/role"] == "primary"
     assert services["orders-ro"]["spec"]["selector"]["kuberds.io/role"] == "replica"
     assert services["orders-pods"]["spec"]["clusterIP"] == "None"
@@ -105,9 +93,7 @@ def test_services_route_writers_to_the_primary_and_readers_to_replicas() -> None
 
 
 def test_network_policy_admits_only_what_must_reach_the_database() -> None:
-    server = make_server(
-        network={"allowedClients": [{"namespaceSelector": {"matchLabels": {"team": "web"}}}]}
-    )
+    server = make_server(network={"allowedClients": [{"namespaceSelector": {"matchLabels": {"team": "web"}}}]})
     policy = build.network_policy(server)["spec"]
     assert policy["policyTypes"] == ["Ingress"]
     peers, clients, scrapes = policy["ingress"]
@@ -118,9 +104,7 @@ def test_network_policy_admits_only_what_must_reach_the_database() -> None:
 
 
 def test_parameters_are_sized_from_the_class_and_user_wins() -> None:
-    config = build.parameters_config_map(
-        make_server(instanceClass="db.m6.large", parameters={"work_mem": "64MB"})
-    )
+    config = build.parameters_config_map(make_server(instanceClass="db.m6.large", parameters={"work_mem": "64MB"}))
     parameters = yaml.safe_load(config["data"]["parameters.json"])
     assert parameters["shared_buffers"] == "2048MB"  # a quarter of 8Gi
     assert parameters["max_connections"] == "901"  # RDS: memory / 9531392

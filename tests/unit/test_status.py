@@ -30,10 +30,11 @@ def test_transition_time_moves_only_when_status_changes() -> None:
 
 
 def test_warnings_are_for_problems_and_lost_readiness_only() -> None:
-    assert event_type("Ready", "False", None) == "Normal"  # a new instance is not ready yet
+    assert event_type("Ready", "False", None) is None  # a new instance is not ready yet: no news
     assert event_type("Ready", "False", "True") == "Warning"  # it was, and is no more
     assert event_type("Reconciled", "False", None) == "Warning"  # a missing Secret, say
     assert event_type("Ready", "True", "False") == "Normal"
+    assert event_type("Reconciled", "True", None) == "Normal"
 
 
 def pod(name: str, ready: bool, role: str | None = None, revision: str = "r1", node: str = "n1") -> dict:

@@ -49,12 +49,12 @@ SERVER_COLUMNS = (
 KINDS: tuple[Kind, ...] = (
     Kind(
         "DBInstance", "dbinstances", ("dbi", "rdsi"), api.DBInstanceSpec, api.ServerStatus,
-        SERVER_COLUMNS[:3] + (("Multi-AZ", "boolean", ".spec.multiAZ", 0),) + SERVER_COLUMNS[3:],
+        (*SERVER_COLUMNS[:3], ("Multi-AZ", "boolean", ".spec.multiAZ", 0), *SERVER_COLUMNS[3:]),
         deletion_protected=True,
     ),
     Kind(
         "DBCluster", "dbclusters", ("dbc",), api.DBClusterSpec, api.ServerStatus,
-        SERVER_COLUMNS[:3] + (("Instances", "integer", ".spec.instances", 0),) + SERVER_COLUMNS[3:],
+        (*SERVER_COLUMNS[:3], ("Instances", "integer", ".spec.instances", 0), *SERVER_COLUMNS[3:]),
         scale_replicas=".spec.instances", deletion_protected=True,
     ),
     Kind(

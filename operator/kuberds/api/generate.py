@@ -19,9 +19,7 @@ HEADER = "# Generated from operator/kuberds/api by `make generate`. Do not edit.
 
 
 def dump(documents: list[dict]) -> str:
-    return HEADER + "---\n".join(
-        yaml.safe_dump(d, sort_keys=False, width=100, allow_unicode=True) for d in documents
-    )
+    return HEADER + "---\n".join(yaml.safe_dump(d, sort_keys=False, width=100, allow_unicode=True) for d in documents)
 
 
 def generated_files(root: Path) -> dict[Path, str]:

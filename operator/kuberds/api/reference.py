@@ -23,7 +23,7 @@ def _constraints(schema: dict) -> str:
     if "enum" in schema:
         parts.append("one of " + ", ".join(f"`{v}`" for v in schema["enum"]))
     if "minimum" in schema or "maximum" in schema:
-        parts.append(f"{schema.get('minimum', '…')}–{schema.get('maximum', '…')}")
+        parts.append(f"{schema.get('minimum', '...')} to {schema.get('maximum', '...')}")
     if "pattern" in schema:
         parts.append(f"pattern `{schema['pattern']}`")
     if "format" in schema:

@@ -13,6 +13,7 @@ immutability); each model may carry CEL rules across its fields. From that one s
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import types
 import typing
 from dataclasses import MISSING, dataclass
@@ -83,11 +84,11 @@ def model(*rules: Rule, description: str = "") -> typing.Callable[[type], type]:
 
     def wrap(cls: type) -> type:
         # An optional field (annotated `X | None`) without a default defaults to None.
-        for name, annotation in cls.__dict__.get("__annotations__", {}).items():
+        for name, annotation in inspect.get_annotations(cls).items():
             current = cls.__dict__.get(name)
-            if str(annotation).replace(" ", "").endswith("|None") and isinstance(current, dataclasses.Field):
-                if current.default is MISSING and current.default_factory is MISSING:
-                    current.default = None
+            optional = str(annotation).replace(" ", "").endswith("|None")
+            if optional and isinstance(current, dataclasses.Field) and current.default_factory is MISSING:
+                current.default = None if current.default is MISSING else current.default
         cls = dataclass(cls, kw_only=True)
         cls.__kuberds_rules__ = tuple(rules)
         cls.__kuberds_description__ = description or (cls.__doc__ or "").strip()

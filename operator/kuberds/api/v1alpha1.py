@@ -35,9 +35,7 @@ MANAGED_PARAMETERS = [
 
 
 def _version_rule(versions: dict[str, tuple[str, ...]]) -> Rule:
-    offered = " || ".join(
-        f"(self.engine == {e!r} && self.engineVersion in {list(v)!r})" for e, v in versions.items()
-    )
+    offered = " || ".join(f"(self.engine == {e!r} && self.engineVersion in {list(v)!r})" for e, v in versions.items())
     listing = "; ".join(f"{e} {', '.join(v)}" for e, v in versions.items())
     return Rule(
         f"!has(self.engineVersion) || {offered}",
@@ -92,9 +90,7 @@ class Storage:
         "StorageClass of the volumes; the cluster default when omitted. Cannot change.",
         immutable="storage.storageClassName cannot change after creation",
     )
-    autoscaling: StorageAutoscaling | None = field(
-        "Turns storage autoscaling on. Omit to keep the size fixed."
-    )
+    autoscaling: StorageAutoscaling | None = field("Turns storage autoscaling on. Omit to keep the size fixed.")
 
 
 @model()
@@ -240,9 +236,7 @@ class ClientSelector:
     """Which pods may connect. Both selectors together mean: those pods in those namespaces."""
 
     namespace_selector: LabelSelector | None = field("Namespaces whose pods may connect.")
-    pod_selector: LabelSelector | None = field(
-        "Pods that may connect (in this namespace, or in the selected ones)."
-    )
+    pod_selector: LabelSelector | None = field("Pods that may connect (in this namespace, or in the selected ones).")
 
 
 @model()
@@ -250,8 +244,7 @@ class Network:
     """Who may reach the database port (like a security group). Enforced by a NetworkPolicy."""
 
     allowed_clients: list[ClientSelector] = field(
-        "Clients admitted besides the server's own pods and the proxy. Empty means every pod in "
-        "this namespace.",
+        "Clients admitted besides the server's own pods and the proxy. Empty means every pod in this namespace.",
         default_factory=list,
         max_items=16,
     )
@@ -265,9 +258,7 @@ class Toleration:
     operator: Literal["Exists", "Equal"] = field("How key and value are matched.", default="Equal")
     value: str | None = field("Taint value for operator Equal.", max_length=63)
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = field("Taint effect to tolerate.")
-    toleration_seconds: int | None = field(
-        "For NoExecute: how long the pod stays after the taint.", minimum=0
-    )
+    toleration_seconds: int | None = field("For NoExecute: how long the pod stays after the taint.", minimum=0)
 
 
 @model()
@@ -290,9 +281,7 @@ class Monitoring:
 class Condition:
     """A status condition, as Kubernetes API conventions define it."""
 
-    type: str = field(
-        "Condition type: Ready, Available, BackupHealthy, Replicating, StorageResized, Paused, …"
-    )
+    type: str = field("Condition type: Ready, Available, BackupHealthy, Replicating, StorageResized, Paused, …")
     status: Literal["True", "False", "Unknown"] = field("Status of the condition.")
     reason: str = field("CamelCase reason for the last transition.", default="")
     message: str = field("Human-readable detail.", default="", max_length=4096)
@@ -336,9 +325,7 @@ def _common_server_rules() -> tuple[Rule, ...]:
 class ServerSpec:
     """Fields DBInstance and DBCluster share (a dataclass base; not a kind of its own)."""
 
-    engine: DBEngine = field(
-        "Database engine. Cannot change.", immutable="engine cannot change after creation"
-    )
+    engine: DBEngine = field("Database engine. Cannot change.", immutable="engine cannot change after creation")
     engine_version: str | None = field(
         "Major version; the newest offered when omitted. Cannot change yet (major upgrades are not offered).",
         max_length=16,
@@ -463,9 +450,7 @@ class CustomEndpoint:
     type: Literal["READER", "ANY"] = field("READER: only readers; ANY: writer and readers.", default="READER")
     static_members: list[int] = field("Instance ordinals always included (empty: all that match type).",
                                       default_factory=list, max_items=16)  # fmt: skip
-    excluded_members: list[int] = field(
-        "Instance ordinals never included.", default_factory=list, max_items=16
-    )
+    excluded_members: list[int] = field("Instance ordinals never included.", default_factory=list, max_items=16)
 
 
 def _cluster_spec_rules() -> tuple[Rule, ...]:
@@ -546,15 +531,11 @@ class ReadReplicaSpec:
     source: ReplicaSource = field("The server to replicate.")
     instance_class: InstanceClass = field("Compute and memory.", default="db.t3.micro")
     storage: Storage = field("The data volume.", default_factory=Storage)
-    promote: bool = field(
-        "Stop replicating and become a standalone writable server. Cannot be undone.", default=False
-    )
+    promote: bool = field("Stop replicating and become a standalone writable server. Cannot be undone.", default=False)
     parameters: dict[str, str] = field("Engine parameters.", default_factory=dict)
     deletion_protection: bool = field("Refuse deletion until this is false.", default=False)
     skip_final_snapshot: bool = field("Delete without a final DBSnapshot (only once promoted).", default=True)
-    automation_paused: bool = field(
-        "Stop the operator from changing anything of this replica.", default=False
-    )
+    automation_paused: bool = field("Stop the operator from changing anything of this replica.", default=False)
     tls: Tls = field("TLS for clients.", default_factory=Tls)
     network: Network = field("Who may connect.", default_factory=Network)
     scheduling: Scheduling = field("Node placement.", default_factory=Scheduling)
@@ -612,16 +593,12 @@ def _cache_rules() -> tuple[Rule, ...]:
 class CacheClusterSpec:
     """Redis (a primary, replicas and Sentinel failover) or Memcached (sharded nodes), like ElastiCache."""
 
-    engine: CacheEngine = field(
-        "Cache engine. Cannot change.", immutable="engine cannot change after creation"
-    )
+    engine: CacheEngine = field("Cache engine. Cannot change.", immutable="engine cannot change after creation")
     engine_version: str | None = field("Engine version; the newest offered when omitted.", max_length=16)
     node_type: CacheNodeType = field("Compute and memory of each node.", default="cache.t3.micro")
     replicas: int = field("Redis replicas of the primary.", default=0, minimum=0, maximum=5)
     num_nodes: int = field("Memcached nodes (shards).", default=1, minimum=1, maximum=40)
-    automatic_failover: bool = field(
-        "Promote a replica when the primary fails (Redis Sentinel).", default=False
-    )
+    automatic_failover: bool = field("Promote a replica when the primary fails (Redis Sentinel).", default=False)
     multi_az: bool = field("Keep the primary and replicas in different zones.", default=False)
     port: int | None = field("Port; the engine's usual port when omitted.", minimum=1024, maximum=65535)
     auth: CacheAuth | None = field("Redis AUTH; on by default for Redis. Not for Memcached.")
@@ -657,9 +634,7 @@ class CacheClusterStatus:
     auth_secret_name: str | None = field("Secret holding the AUTH password.")
 
 
-@model(
-    Rule(cel.exactly_one_of("dbInstance", "dbCluster"), "source needs exactly one of dbInstance or dbCluster")
-)
+@model(Rule(cel.exactly_one_of("dbInstance", "dbCluster"), "source needs exactly one of dbInstance or dbCluster"))
 class SnapshotSource:
     """The server to snapshot."""
 

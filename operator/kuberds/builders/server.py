@@ -96,15 +96,11 @@ def parameters_config_map(server: Server) -> dict:
 
 
 def _service(server: Server, name: str, selector: dict[str, str], headless: bool = False) -> dict:
-    ports = [
-        {"name": server.spec.engine, "port": server.port, "targetPort": server.spec.engine, "protocol": "TCP"}
-    ]
+    ports = [{"name": server.spec.engine, "port": server.port, "targetPort": server.spec.engine, "protocol": "TCP"}]
     spec: dict = {"type": "ClusterIP", "selector": selector, "ports": ports}
     if headless:
         spec |= {"clusterIP": "None", "publishNotReadyAddresses": True}
-        ports.append(
-            {"name": "agent", "port": server.engine.agent_port, "targetPort": "agent", "protocol": "TCP"}
-        )
+        ports.append({"name": "agent", "port": server.engine.agent_port, "targetPort": "agent", "protocol": "TCP"})
     return {"apiVersion": "v1", "kind": "Service", "metadata": server.meta(name), "spec": spec}
 
 

@@ -15,6 +15,15 @@ def final_snapshot_name(server_name: str, deleted_at: str) -> str:
     return f"{server_name[:40]}-final-{stamp}"
 
 
+def _final_labels(owner: Owner) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/instance": owner.name,
+        "app.kubernetes.io/part-of": "kuberds",
+        **MANAGED_BY,
+        SNAPSHOT_KIND_LABEL: "final",
+    }
+
+
 def final_snapshot(owner: Owner, name: str) -> dict:
     # No owner reference: the snapshot must outlive the server it was taken of.
     return {
@@ -29,6 +38,6 @@ def final_snapshot(owner: Owner, name: str) -> dict:
                 SNAPSHOT_KIND_LABEL: "final",
             },
             owned=False,
-        ),  # fmt: skip
+        ),
         "spec": {"source": {SOURCE_FIELD[owner.kind]: owner.name}},
     }

@@ -99,8 +99,7 @@ def availability(observed: Observed) -> list[Condition]:
             "Available",
             TRUE if ready else FALSE,
             "MembersReady" if ready else "NoMemberReady",
-            f"{len(ready)}/{observed.desired} database pods ready"
-            + (f"; primary {primary}" if primary else ""),
+            f"{len(ready)}/{observed.desired} database pods ready" + (f"; primary {primary}" if primary else ""),
         ),
         Condition(
             "Ready",

@@ -7,7 +7,7 @@ from typing import Any
 
 import kopf
 
-from kuberds.builders.status import FALSE, Condition, Observed, merge_conditions, phase, transitions
+from kuberds.builders.status import FALSE, TRUE, Condition, Observed, merge_conditions, phase, transitions
 from kuberds.kube import Kube
 
 
@@ -19,7 +19,22 @@ def parse_time(text: str) -> dt.datetime:
     return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
 
 
-def publish_status(
+def publish_status(kube: Kube, body: dict, *args: Any, **kwargs: Any) -> dict:
+    """Writes status (see _publish); on a conflict (someone wrote since `body` was read)
+    re-reads the object and merges again, instead of failing the whole handler."""
+    for attempt in range(4):
+        try:
+            return _publish(kube, body, *args, **kwargs)
+        except kopf.TemporaryError:
+            meta = body["metadata"]
+            fresh = kube.get(body["kind"], meta["namespace"], meta["name"]) if attempt < 3 else None
+            if fresh is None:
+                raise
+            body = fresh
+    return body.get("status") or {}
+
+
+def _publish(
     kube: Kube,
     body: dict,
     conditions: list[Condition],
@@ -50,6 +65,8 @@ def publish_status(
     previous = {c["type"]: c["status"] for c in current.get("conditions", [])}
     for changed in transitions(current.get("conditions", []), merged):
         kind = event_type(changed["type"], changed["status"], previous.get(changed["type"]))
+        if kind is None:
+            continue
         text = f"{changed['type']} is {changed['status']}: {changed['message']}".rstrip(": ")
         kopf.event(body, type=kind, reason=changed["reason"] or changed["type"], message=text)
     # resourceVersion makes the write conditional: a status computed from an older
@@ -64,10 +81,16 @@ def publish_status(
 PROBLEM_CONDITIONS = {"Reconciled", "FinalSnapshot", "StorageResized", "SourceFound"}
 
 
-def event_type(condition: str, status: str, before: str | None) -> str:
-    if status != FALSE:
-        return "Normal"
-    return "Warning" if condition in PROBLEM_CONDITIONS or before == "True" else "Normal"
+def event_type(condition: str, status: str, before: str | None) -> str | None:
+    """Warning, Normal, or None for no Event: a condition's first appearance is news only
+    when it reports a problem (every new server starts not Ready, not Paused, …)."""
+    if status == FALSE and (condition in PROBLEM_CONDITIONS or before == "True"):
+        return "Warning"
+    if before is None and status != TRUE:
+        return None
+    if before is None and condition == "Paused":
+        return None
+    return "Normal"
 
 
 def _comparable(status: dict) -> dict:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import secrets
 import threading
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import kopf
 
@@ -17,8 +19,7 @@ from kuberds.api.schema import parse
 from kuberds.api.v1alpha1 import DBInstanceSpec
 from kuberds.builders import server as build
 from kuberds.builders import snapshot as snapshot_build
-from kuberds.builders.meta import Owner
-from kuberds.builders.meta import PRIMARY
+from kuberds.builders.meta import PRIMARY, Owner
 from kuberds.builders.status import (
     FALSE,
     TRUE,
@@ -51,40 +52,42 @@ def spec_of(body: dict) -> DBInstanceSpec:
         raise kopf.PermanentError(f"invalid spec: {error}") from error
 
 
+def _not_reconciled(reason: str, message: str) -> Condition:
+    return Condition("Reconciled", FALSE, reason, message)
+
+
 def _problem(kube: Kube, body: dict, spec: DBInstanceSpec) -> Condition | None:
     """What only the operator can judge: references to things that must exist."""
     namespace = body["metadata"]["namespace"]
     if engine_for(spec.engine) is None:
-        return Condition("Reconciled", FALSE, "EngineNotSupported",
-                         f"engine {spec.engine} is accepted by the API but its data plane is not available yet")  # fmt: skip
+        return _not_reconciled(
+            "EngineNotSupported", f"engine {spec.engine} is accepted by the API but its data plane is not available yet"
+        )
     if spec.master_user_secret_name:
-        secret = kube.get("Secret", namespace, spec.master_user_secret_name)
+        name = spec.master_user_secret_name
+        secret = kube.get("Secret", namespace, name)
         if secret is None:
-            return Condition("Reconciled", FALSE, "SecretNotFound",
-                             f"Secret {spec.master_user_secret_name} (masterUserSecretName) does not exist")  # fmt: skip
+            return _not_reconciled("SecretNotFound", f"Secret {name} (masterUserSecretName) does not exist")
         if "password" not in (secret.get("data") or {}):
-            return Condition("Reconciled", FALSE, "SecretInvalid",
-                             f"Secret {spec.master_user_secret_name} has no key 'password'")  # fmt: skip
+            return _not_reconciled("SecretInvalid", f"Secret {name} has no key 'password'")
     restore = spec.restore
     if restore and restore.from_snapshot and kube.get("DBSnapshot", namespace, restore.from_snapshot) is None:
-        return Condition("Reconciled", FALSE, "SnapshotNotFound",
-                         f"DBSnapshot {restore.from_snapshot} (restore.fromSnapshot) does not exist")  # fmt: skip
+        return _not_reconciled(
+            "SnapshotNotFound", f"DBSnapshot {restore.from_snapshot} (restore.fromSnapshot) does not exist"
+        )
     if restore and restore.point_in_time:
         source = restore.point_in_time.source
         if kube.get(KIND, namespace, source) is None and kube.get("DBCluster", namespace, source) is None:
-            return Condition("Reconciled", FALSE, "RestoreSourceNotFound",
-                             f"{source} (restore.pointInTime.source) is neither a DBInstance nor a DBCluster here")  # fmt: skip
+            return _not_reconciled(
+                "RestoreSourceNotFound", f"{source} (restore.pointInTime.source) is not a DBInstance or DBCluster here"
+            )
     return None
 
 
-def _server(
-    body: dict, spec: DBInstanceSpec, config: OperatorConfig, existing_sts: dict | None
-) -> build.Server:
+def _server(body: dict, spec: DBInstanceSpec, config: OperatorConfig, existing_sts: dict | None) -> build.Server:
     claim_size = spec.storage.size
     if existing_sts:  # claim templates cannot change once the StatefulSet exists
-        claim_size = existing_sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"][
-            "storage"
-        ]
+        claim_size = existing_sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"]
     return build.Server(
         owner=owner_of_body(body),
         spec=spec,
@@ -95,14 +98,12 @@ def _server(
     )
 
 
-def reconcile(
-    kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], zones: dict[str, str]
-) -> None:
+def reconcile(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], zones: dict[str, str]) -> None:
     """Create or correct every object of the instance, then publish status."""
     spec = spec_of(body)
     if spec.automation_paused:
-        publish_status(kube, body, [Condition("Paused", TRUE, "AutomationPaused",
-                       "spec.automationPaused is true: kuberds changes nothing of this instance")], paused=True)  # fmt: skip
+        paused = Condition("Paused", TRUE, "AutomationPaused", "spec.automationPaused is true: kuberds changes nothing")
+        publish_status(kube, body, [paused], paused=True)
         return
     problem = _problem(kube, body, spec)
     if problem:
@@ -116,9 +117,7 @@ def reconcile(
     for obj in build.server_objects(server):
         kube.apply(obj)
     conditions = [
-        Condition(
-            "Reconciled", TRUE, "ObjectsApplied", f"objects for generation {body['metadata']['generation']}"
-        ),
+        Condition("Reconciled", TRUE, "ObjectsApplied", f"objects for generation {body['metadata']['generation']}"),
         Condition("Paused", FALSE, "AutomationActive"),
     ]
     if to_bytes(spec.storage.size) > to_bytes(server.claim_size):
@@ -166,26 +165,52 @@ def publish_server_status(kube: Kube, body: dict, server: build.Server, pods: li
     return publish_status(kube, body, [*conditions, *availability(observed)], fields, observed)
 
 
-# One status refresh at a time per instance: pod, volume and StatefulSet events of the
-# same instance arrive together, and parallel writers would only refuse each other (409).
-_refresh_locks: dict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
+@dataclass(frozen=True)
+class Observation:
+    """What the indexes hold about one instance's members right now."""
+
+    pods: list[dict]
+    claims: list[dict]
+    stateful_set: dict | None
+    zones: dict[str, str]
 
 
-def observe(kube: Kube, config: OperatorConfig, namespace: str, name: str, pods: list[dict],
-            zones: dict[str, str], stateful_set: dict | None, claims: list[dict]) -> str:  # fmt: skip
-    """Pods, volumes or the StatefulSet changed: refresh status, and roll one outdated pod
-    if that is safe now. Returns what it did, for logs and tests."""
-    with _refresh_locks[(namespace, name)]:
-        for attempt in range(3):
-            body = kube.get(KIND, namespace, name)  # fresh: the status must not go backwards
-            if body is None:
-                return "nothing: the instance is gone"
-            try:
-                return _observe(kube, config, body, pods, zones, stateful_set, claims)
-            except kopf.TemporaryError:  # a reconcile wrote status meanwhile: read again
-                if attempt == 2:
-                    raise
-    return "nothing"
+@dataclass
+class _Refresh:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    dirty: bool = False
+
+
+# Pod, volume and StatefulSet events of one instance come in bursts. One refresh runs at a
+# time per instance; events arriving meanwhile only mark it dirty, and the running refresh
+# goes round once more with what the indexes hold then. A burst of N events costs about two
+# refreshes, and parallel writers never refuse each other (409).
+_refreshes: dict[tuple[str, str], _Refresh] = defaultdict(_Refresh)
+
+
+def observe(kube: Kube, config: OperatorConfig, namespace: str, name: str, read: Callable[[], Observation]) -> str:
+    """Members changed: refresh status, and roll one outdated pod if that is safe now.
+    Returns what it did, for logs and tests."""
+    refresh = _refreshes[(namespace, name)]
+    refresh.dirty = True
+    if not refresh.lock.acquire(blocking=False):
+        return "coalesced into the refresh under way"
+    try:
+        action = "nothing"
+        while refresh.dirty:
+            refresh.dirty = False
+            action = _refresh_once(kube, config, namespace, name, read())
+        return action
+    finally:
+        refresh.lock.release()
+
+
+def _refresh_once(kube: Kube, config: OperatorConfig, namespace: str, name: str, seen: Observation) -> str:
+    body = kube.get(KIND, namespace, name)  # fresh: the status must not go backwards
+    if body is None:
+        _refreshes.pop((namespace, name), None)
+        return "nothing: the instance is gone"
+    return _observe(kube, config, body, seen.pods, seen.zones, seen.stateful_set, seen.claims)
 
 
 def _observe(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], zones: dict[str, str],
@@ -237,14 +262,12 @@ def _delete(kube: Kube, config: OperatorConfig, body: dict) -> None:
     name = spec.final_snapshot_name or snapshot_build.final_snapshot_name(meta["name"], deleted_at)
     snapshot, _ = kube.create_if_absent(snapshot_build.final_snapshot(owner_of_body(body), name))
     if (snapshot.get("spec") or {}).get("source", {}).get("dbInstance") != meta["name"]:
-        publish_status(kube, body, [Condition("FinalSnapshot", FALSE, "NameTaken",
-                       f"DBSnapshot {name} exists and is not a snapshot of this instance; set finalSnapshotName")])  # fmt: skip
+        taken = f"DBSnapshot {name} exists and is not a snapshot of this instance; set finalSnapshotName"
+        publish_status(kube, body, [Condition("FinalSnapshot", FALSE, "NameTaken", taken)])
         raise kopf.TemporaryError(f"final snapshot name {name} is taken", delay=60)
     snap_phase = (snapshot.get("status") or {}).get("phase")
     if snap_phase == "Available":
-        kopf.event(
-            body, type="Normal", reason="FinalSnapshotTaken", message=f"DBSnapshot {name} is available"
-        )
+        kopf.event(body, type="Normal", reason="FinalSnapshotTaken", message=f"DBSnapshot {name} is available")
         return
     waited = (parse_time(now()) - parse_time(deleted_at)).total_seconds()
     if waited > config.final_snapshot_timeout_seconds:
@@ -268,10 +291,6 @@ def drifted_child(body: dict, config: OperatorConfig, child_kind: str, child_nam
     if child_kind == "StatefulSet":
         return None  # claim templates need the live object: the full pass handles it
     return next(
-        (
-            o
-            for o in build.server_objects(server)
-            if o["kind"] == child_kind and o["metadata"]["name"] == child_name
-        ),
+        (o for o in build.server_objects(server) if o["kind"] == child_kind and o["metadata"]["name"] == child_name),
         None,
     )

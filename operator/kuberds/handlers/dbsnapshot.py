@@ -15,9 +15,7 @@ def reconcile(kube: Kube, body: dict) -> None:
     meta, spec = body["metadata"], body.get("spec") or {}
     source = spec.get("source") or {}
     kind, name = (
-        ("DBInstance", source["dbInstance"])
-        if "dbInstance" in source
-        else ("DBCluster", source.get("dbCluster"))
+        ("DBInstance", source["dbInstance"]) if "dbInstance" in source else ("DBCluster", source.get("dbCluster"))
     )
     found = kube.get(kind, meta["namespace"], name) is not None
     current = body.get("status") or {}
