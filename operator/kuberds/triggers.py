@@ -62,8 +62,14 @@ def configure(settings: kopf.OperatorSettings, **_: object) -> None:
 
 @kopf.index(*DBI)
 def dbinstances(namespace: str, name: str, body: kopf.Body, **_: object) -> dict:
-    # What drift correction rebuilds children from: no status (it is re-read when written).
-    return {(namespace, name): {k: body[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in body}}
+    # What drift correction rebuilds children from and status refreshes start from.
+    meta = {k: v for k, v in body["metadata"].items() if k not in ("managedFields", "annotations")}
+    return {
+        (namespace, name): {
+            **{k: body[k] for k in ("apiVersion", "kind", "spec", "status") if k in body},
+            "metadata": meta,
+        }
+    }
 
 
 # The indexes keep only what the handlers read, not whole objects: with hundreds of
@@ -147,6 +153,7 @@ def dbinstance_members_changed(namespace: str, labels: dict, dbinstances: kopf.I
 
     def read() -> dbinstance.Observation:  # the indexes as they are when the refresh runs
         return dbinstance.Observation(
+            instance=_one(dbinstances, (namespace, owner[1])),
             pods=list(member_pods.get(key, [])),
             claims=list(volume_claims.get(key, [])),
             stateful_set=_one(stateful_sets, key),

@@ -169,6 +169,7 @@ def publish_server_status(kube: Kube, body: dict, server: build.Server, pods: li
 class Observation:
     """What the indexes hold about one instance's members right now."""
 
+    instance: dict | None  # as last seen; may lag behind a write (then a 409 makes us re-read)
     pods: list[dict]
     claims: list[dict]
     stateful_set: dict | None
@@ -206,11 +207,18 @@ def observe(kube: Kube, config: OperatorConfig, namespace: str, name: str, read:
 
 
 def _refresh_once(kube: Kube, config: OperatorConfig, namespace: str, name: str, seen: Observation) -> str:
-    body = kube.get(KIND, namespace, name)  # fresh: the status must not go backwards
-    if body is None:
-        _refreshes.pop((namespace, name), None)
-        return "nothing: the instance is gone"
-    return _observe(kube, config, body, seen.pods, seen.zones, seen.stateful_set, seen.claims)
+    body = seen.instance
+    for attempt in range(2):
+        if body is None:
+            _refreshes.pop((namespace, name), None)
+            return "nothing: the instance is gone"
+        try:
+            return _observe(kube, config, body, seen.pods, seen.zones, seen.stateful_set, seen.claims)
+        except kopf.TemporaryError:
+            if attempt:
+                raise
+            body = kube.get(KIND, namespace, name)  # the index lagged behind a write: read it fresh
+    return "nothing"
 
 
 def _observe(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], zones: dict[str, str],
