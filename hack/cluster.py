@@ -191,16 +191,24 @@ def apiserver_command(bin_dir: Path, layout: Layout) -> list[str]:
     ]
 
 
-def controller_manager_command(bin_dir: Path, layout: Layout) -> list[str]:
-    pki = layout.pki
-    kc = layout.component_kubeconfig("kube-controller-manager")
+def _serving_flags(layout: Layout, component: str, port: int) -> list[str]:
+    """A control-plane component's own identity, and its health endpoint on loopback."""
+    kc = layout.component_kubeconfig(component)
     return [
-        str(bin_dir / "kube-controller-manager"),
-        f"--kubeconfig={kc}",
         f"--authentication-kubeconfig={kc}",
         f"--authorization-kubeconfig={kc}",
         "--bind-address=127.0.0.1",
-        f"--secure-port={layout.controller_manager_port}",
+        f"--secure-port={port}",
+    ]
+
+
+def controller_manager_command(bin_dir: Path, layout: Layout) -> list[str]:
+    pki = layout.pki
+    component = "kube-controller-manager"
+    return [
+        str(bin_dir / component),
+        f"--kubeconfig={layout.component_kubeconfig(component)}",
+        *_serving_flags(layout, component, layout.controller_manager_port),
         f"--service-account-private-key-file={pki / 'service-account.key'}",
         f"--root-ca-file={pki / 'ca.crt'}",
         f"--cluster-signing-cert-file={pki / 'ca.crt'}",
@@ -226,14 +234,10 @@ def scheduler_config(layout: Layout) -> dict:
 
 
 def scheduler_command(bin_dir: Path, layout: Layout) -> list[str]:
-    kc = layout.component_kubeconfig("kube-scheduler")
     return [
         str(bin_dir / "kube-scheduler"),
         f"--config={layout.root / 'kube-scheduler.yaml'}",
-        f"--authentication-kubeconfig={kc}",
-        f"--authorization-kubeconfig={kc}",
-        "--bind-address=127.0.0.1",
-        f"--secure-port={layout.scheduler_port}",
+        *_serving_flags(layout, "kube-scheduler", layout.scheduler_port),
         "--v=1",
     ]
 

@@ -130,10 +130,13 @@ def _grow_volumes(kube: Kube, server: build.Server) -> Condition:
     wanted = server.spec.storage.size
     claims = kube.list("PersistentVolumeClaim", server.owner.namespace, server.selector())
     small = [c for c in claims if to_bytes(c["spec"]["resources"]["requests"]["storage"]) < to_bytes(wanted)]
+    expandable: dict[str | None, bool] = {None: False}  # StorageClass name → can it grow volumes?
     for claim in small:
         class_name = claim["spec"].get("storageClassName")
-        storage_class = kube.get("StorageClass", None, class_name) if class_name else None
-        if not (storage_class or {}).get("allowVolumeExpansion"):
+        if class_name not in expandable:
+            storage_class = kube.get("StorageClass", None, class_name) or {}
+            expandable[class_name] = bool(storage_class.get("allowVolumeExpansion"))
+        if not expandable[class_name]:
             return Condition("StorageResized", FALSE, "ExpansionNotSupported",
                              f"StorageClass {class_name or '(none)'} of {claim['metadata']['name']} cannot expand "
                              f"volumes; they stay at {claim['spec']['resources']['requests']['storage']}")  # fmt: skip
