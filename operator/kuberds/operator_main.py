@@ -14,6 +14,8 @@ import kopf
 
 def run_operator(namespaces: list[str], metrics_port: int, health_port: int, verbose: bool) -> int:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO)
+    if not verbose:  # Kopf logs every handler run at INFO: thousands of lines an hour
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     import kuberds.triggers  # noqa: F401  (registers the Kopf handlers on import)
     from kuberds import metrics
 
