@@ -40,6 +40,10 @@ def _trace_memory() -> None:
 
     def dump(*_: object) -> None:
         snapshot = tracemalloc.take_snapshot()
+        total = sum(stat.size for stat in snapshot.statistics("filename"))
+        print(f"traced Python memory: {total / 2**20:.1f} MiB; by file:", file=sys.stderr)
+        for stat in snapshot.statistics("filename")[:12]:
+            print(f"  {stat.size / 2**20:.1f} MiB {stat.traceback.format()[-1].strip()}", file=sys.stderr)
         for stat in snapshot.statistics("traceback")[:15]:
             print(f"{stat.size / 2**20:.1f} MiB in {stat.count} blocks", file=sys.stderr)
             for line in stat.traceback.format()[-8:]:
