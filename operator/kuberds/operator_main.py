@@ -28,7 +28,7 @@ def run_operator(namespaces: list[str], metrics_port: int, health_port: int, ver
             clusterwide=not namespaces,
             namespaces=namespaces,
             liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz",
-            standalone=True,  # one replica for now; peering (leader election) comes with the chart,
+            standalone=True,  # one replica (the chart runs one, Recreate); no Kopf peering needed
         )
     )
     return 0
