@@ -10,7 +10,11 @@ RUN apt-get update \
 FROM python AS kuberds-venv
 COPY pyproject.toml README.md /src/
 COPY operator /src/operator
-RUN python3 -m venv /opt/kuberds \
+# Behind a TLS-intercepting proxy, pass its CA bundle as a build secret (never a layer):
+#   podman build --secret id=ca-bundle,src=/etc/ssl/certs/ca-certificates.crt …
+RUN --mount=type=secret,id=ca-bundle,required=false \
+    python3 -m venv /opt/kuberds \
+ && if [ -f /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
  && /opt/kuberds/bin/pip install --no-cache-dir /src
 
 FROM python AS operator
