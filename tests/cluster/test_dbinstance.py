@@ -286,6 +286,14 @@ def test_missing_master_secret_is_a_condition_not_a_crash(dbi: DBInstances) -> N
     assert not dbi.core.list_namespaced_secret(dbi.namespace, field_selector="metadata.name=byo-master").items
 
 
+def test_restore_from_a_missing_snapshot_is_a_condition(dbi: DBInstances) -> None:
+    dbi.create("restored", restore={"fromSnapshot": "no-such-snapshot"})
+    condition = dbi.wait_condition("restored", "Reconciled", "False", "SnapshotNotFound")
+    assert "no-such-snapshot" in condition["message"]
+    assert dbi.get("restored")["status"]["phase"] == "Failed"
+    assert not dbi.apps.list_namespaced_stateful_set(dbi.namespace).items
+
+
 def test_kinds_without_a_reconciler_say_so(api, namespace: str, operator) -> None:
     objects = kubernetes.client.CustomObjectsApi(api)
     body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "CacheCluster", "metadata": {"name": "sessions"},

@@ -7,13 +7,15 @@ three zones), the API server's CEL validation, and RBAC with a real ServiceAccou
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 
 import kubernetes
 import pytest
 from kubernetes.client.rest import ApiException
 
-from tests.support.kube import Cluster, wait_for
+from tests.support.kube import ROOT, Cluster, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -225,3 +227,14 @@ def _allowed(core: kubernetes.client.CoreV1Api, namespace: str) -> bool:
         if error.status == 403:
             return False
         raise
+
+
+def test_second_up_reports_the_running_cluster(cluster: Cluster) -> None:
+    if not cluster.local:
+        pytest.skip("only the hack/ cluster has up/status")
+    script = [sys.executable, str(ROOT / "hack" / "cluster.py")]
+    again = subprocess.run([*script, "up"], capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and "already running" in again.stdout
+    status = subprocess.run([*script, "status"], capture_output=True, text=True, timeout=60)
+    assert status.returncode == 0
+    assert status.stdout.count("healthy") == 5 and "kube-apiserver.log" in status.stdout
