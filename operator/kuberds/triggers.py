@@ -24,13 +24,22 @@ NOT_YET = [(API_GROUP, API_VERSION, plural) for plural in ("dbclusters", "readre
 ZONE = "topology.kubernetes.io/zone"
 # Full drift-correcting pass per object; the first one a whole interval after start-up.
 RESYNC = OperatorConfig.from_environment().resync_seconds
-# Children whose hand edits are undone at once: the ones that route or admit traffic.
-# (Kopf filters labels client-side, so each watched kind streams every such object of the
-# cluster through the operator; the rest are put back by the periodic full pass.)
+# Children whose hand edits are undone at once: the ones that route or admit traffic
+# (each watched kind costs memory per object; the rest are put back by the full pass).
 WATCHED_CHILDREN = {
     "Service": ("v1", "services"),
     "NetworkPolicy": ("networking.k8s.io", "v1", "networkpolicies"),
 }
+
+# Every kind of object kuberds builds and watches: watched with a server-side selector.
+CHILD_RESOURCES = [
+    "pods",
+    "persistentvolumeclaims",
+    ("apps", "statefulsets"),
+    "services",
+    ("networking.k8s.io", "networkpolicies"),
+]
+MANAGED_BY_SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
 
 log = logging.getLogger("kuberds")
 
@@ -52,6 +61,10 @@ def configure(settings: kopf.OperatorSettings, **_: object) -> None:
     )
     settings.posting.level = logging.WARNING  # our Events are posted explicitly, Kopf's own warnings too
     settings.execution.max_workers = 8
+    # Children are selected by the API server, not filtered here: without this, every pod,
+    # claim, StatefulSet, Service and NetworkPolicy of the cluster would stream through us.
+    for resource in CHILD_RESOURCES:
+        settings.watching.label_selectors[resource] = MANAGED_BY_SELECTOR
     settings.watching.server_timeout = 300
     Operator.kube = Kube.from_environment()
     Operator.config = OperatorConfig.from_environment()
