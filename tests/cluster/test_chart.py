@@ -66,4 +66,5 @@ def test_rbac_is_least_privilege(cluster: Cluster, operator) -> None:
     assert not can("delete", "secrets") and not can("delete", "persistentvolumeclaims")
     assert not can("delete", "dbinstances.kuberds.io"), "the operator never deletes a user's server"
     assert not can("create", "clusterroles.rbac.authorization.k8s.io")
+    assert not can("create", "deployments.apps"), "nothing builds Deployments yet"
     assert not can("*", "*")

@@ -73,10 +73,10 @@ def test_rolling_replaces_replicas_first_and_one_at_a_time() -> None:
 
 def test_storage_condition_follows_the_claims() -> None:
     claims = [{"status": {"capacity": {"storage": "20Gi"}}}, {"status": {"capacity": {"storage": "50Gi"}}}]
-    condition, allocated = storage_condition("50Gi", claims, to_bytes)
+    condition, allocated = storage_condition("50Gi", claims)
     assert (condition.status, condition.reason, allocated) == ("False", "Resizing", "20Gi")
     claims[0]["status"]["capacity"]["storage"] = "50Gi"
-    condition, allocated = storage_condition("50Gi", claims, to_bytes)
+    condition, allocated = storage_condition("50Gi", claims)
     assert (condition.status, allocated) == ("True", "50Gi")
 
 

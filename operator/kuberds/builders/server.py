@@ -66,8 +66,12 @@ class Server:
         return self.owner.metadata(name, self.labels(), **extra)
 
 
-def writer_host(server: Server) -> str:
-    return f"{server.name}.{server.owner.namespace}.svc"
+def writer_endpoint(server: Server) -> str:
+    return f"{server.name}.{server.owner.namespace}.svc:{server.port}"
+
+
+def reader_endpoint(server: Server) -> str:
+    return f"{server.name}-ro.{server.owner.namespace}.svc:{server.port}"
 
 
 def master_secret(server: Server, password: str) -> dict:

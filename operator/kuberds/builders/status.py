@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from kuberds.builders.meta import PRIMARY, REPLICA, ROLE_LABEL
+from kuberds.quantity import to_bytes
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
 
@@ -137,7 +138,7 @@ def next_pod_to_roll(members: list[Member], update_revision: str | None) -> Memb
     return outdated[0] if outdated else None
 
 
-def storage_condition(wanted: str, claims: list[dict], to_bytes) -> tuple[Condition, str | None]:
+def storage_condition(wanted: str, claims: list[dict]) -> tuple[Condition, str | None]:
     """StorageResized from the claims' requested and actual capacity; also the smallest
     allocated size (what the server can really use)."""
     capacities = [(c.get("status") or {}).get("capacity", {}).get("storage") for c in claims]

@@ -145,7 +145,7 @@ def _grow_volumes(kube: Kube, server: build.Server) -> Condition:
                              {"spec": {"resources": {"requests": {"storage": wanted}}}})  # fmt: skip
         except kopf.PermanentError as refused:
             return Condition("StorageResized", FALSE, "ResizeRefused", str(refused))
-    return storage_condition(wanted, claims, to_bytes)[0]
+    return storage_condition(wanted, claims)[0]
 
 
 def publish_server_status(kube: Kube, body: dict, server: build.Server, pods: list[dict], zones: dict[str, str],
@@ -157,8 +157,8 @@ def publish_server_status(kube: Kube, body: dict, server: build.Server, pods: li
     allocated = allocated or (status.get("storage") or {}).get("allocated")
     fields = {
         "engineVersion": server.version,
-        "endpoint": f"{build.writer_host(server)}:{server.port}",
-        "readerEndpoint": f"{server.name}-ro.{server.owner.namespace}.svc:{server.port}",
+        "endpoint": build.writer_endpoint(server),
+        "readerEndpoint": build.reader_endpoint(server),
         "currentPrimary": primary,
         "members": [m.as_status() for m in members],
         "readyInstances": sum(m.ready for m in members),
@@ -210,18 +210,11 @@ def observe(kube: Kube, config: OperatorConfig, namespace: str, name: str, read:
 
 
 def _refresh_once(kube: Kube, config: OperatorConfig, namespace: str, name: str, seen: Observation) -> str:
-    body = seen.instance
-    for attempt in range(2):
-        if body is None:
-            _refreshes.pop((namespace, name), None)
-            return "nothing: the instance is gone"
-        try:
-            return _observe(kube, config, body, seen.pods, seen.zones, seen.stateful_set, seen.claims)
-        except kopf.TemporaryError:
-            if attempt:
-                raise
-            body = kube.get(KIND, namespace, name)  # the index lagged behind a write: read it fresh
-    return "nothing"
+    # The index may lag behind a status write; publish_status then re-reads on the conflict.
+    if seen.instance is None:
+        _refreshes.pop((namespace, name), None)
+        return "nothing: the instance is gone"
+    return _observe(kube, config, seen.instance, seen.pods, seen.zones, seen.stateful_set, seen.claims)
 
 
 def _observe(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], zones: dict[str, str],
@@ -232,7 +225,7 @@ def _observe(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], z
     server = _server(body, spec, config, stateful_set)
     conditions, allocated = [], None
     if claims:
-        storage, allocated = storage_condition(spec.storage.size, claims, to_bytes)
+        storage, allocated = storage_condition(spec.storage.size, claims)
         if to_bytes(spec.storage.size) > to_bytes(server.claim_size):
             conditions.append(storage)
     publish_server_status(kube, body, server, pods, zones, conditions, allocated)
