@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -41,7 +42,6 @@ def _publish(
     fields: dict[str, Any] | None = None,
     observed: Observed | None = None,
     *,
-    paused: bool = False,
     fixed_phase: str | None = None,
 ) -> dict:
     """Merges conditions, derives the phase, posts an Event per condition transition, and
@@ -50,7 +50,8 @@ def _publish(
     current = body.get("status") or {}
     generation = meta.get("generation", 0)
     merged = merge_conditions(current.get("conditions", []), conditions, generation, now())
-    observed = observed or Observed(desired=0, previous_phase=current.get("phase"))
+    # The previous phase is the object's own (it may be fresher than the caller's view).
+    observed = dataclasses.replace(observed or Observed(desired=0), previous_phase=current.get("phase"))
     status = {
         **current,
         **(fields or {}),
@@ -58,7 +59,11 @@ def _publish(
         "observedGeneration": generation,
     }
     status["phase"] = fixed_phase or phase(
-        observed, merged, paused=paused, deleting=bool(meta.get("deletionTimestamp"))
+        # Derived from the object itself, so a retry after a conflict judges the fresh spec.
+        observed,
+        merged,
+        paused=bool((body.get("spec") or {}).get("automationPaused")),
+        deleting=bool(meta.get("deletionTimestamp")),
     )
     if _comparable(status) == _comparable(current):
         return current

@@ -103,7 +103,7 @@ def reconcile(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], 
     spec = spec_of(body)
     if spec.automation_paused:
         paused = Condition("Paused", TRUE, "AutomationPaused", "spec.automationPaused is true: kuberds changes nothing")
-        publish_status(kube, body, [paused], paused=True)
+        publish_status(kube, body, [paused])
         return
     problem = _problem(kube, body, spec)
     if problem:
