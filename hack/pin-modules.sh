@@ -55,4 +55,12 @@ echo "==> helm $HELM_VERSION"
 write_wrapper "$here/tools/helm" kuberds.io/hack/tools/helm 1.26.0 "helm.sh/helm/v3@$HELM_VERSION" -- \
   helm.sh/helm/v3/cmd/helm
 (cd "$here/tools/helm" && go mod tidy)
+echo "==> seaweedfs $SEAWEEDFS_VERSION"
+dir=$here/tools/seaweedfs
+write_wrapper "$dir" kuberds.io/hack/tools/seaweedfs 1.26.0 "github.com/seaweedfs/seaweedfs@$SEAWEEDFS_VERSION" -- \
+  github.com/seaweedfs/seaweedfs/weed
+# Carry over seaweedfs' own replace lines so the binary is built as upstream builds it.
+sw_gomod=$(downloaded_gomod "github.com/seaweedfs/seaweedfs@$SEAWEEDFS_VERSION")
+awk '$1=="replace"{print $2"="$4"@"$5}' "$sw_gomod" | while read -r r; do (cd "$dir" && go mod edit -replace="$r"); done
+(cd "$dir" && go mod tidy)
 echo "==> done; commit hack/tools/*/go.{mod,sum}"

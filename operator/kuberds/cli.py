@@ -37,10 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     agent = roles.add_parser(
         "agent",
-        help="run the in-pod instance manager (NOT IMPLEMENTED YET: a placeholder until the "
-        "data-plane issue lands; it exits with status 2)",
+        help="run the in-pod instance manager (postgres today; the other engines exit with status 2)",
     )
     agent.add_argument("engine", choices=AGENT_ENGINES, help="database engine this pod runs")
+    agent.add_argument(
+        "--no-kubernetes",
+        action="store_true",
+        help="do not publish status or serve DBSnapshots (Patroni still needs the API server)",
+    )
     return parser
 
 
@@ -55,9 +59,24 @@ def main(argv: list[str] | None = None) -> int:
             health_port=args.health_port,
             verbose=args.verbose,
         )
-    print(
-        f"kuberds agent {args.engine}: the in-pod agent is not implemented yet "
-        "(it arrives with the PostgreSQL data-plane issue).",
-        file=sys.stderr,
-    )
-    return 2
+    if args.engine != "postgres":
+        print(f"kuberds agent {args.engine}: this engine's agent is not implemented yet.", file=sys.stderr)
+        return 2
+    return run_postgres_agent(use_kubernetes=not args.no_kubernetes)
+
+
+def run_postgres_agent(use_kubernetes: bool = True) -> int:
+    import logging
+    import os
+
+    from kuberds.agent.config import Credentials, Pod
+    from kuberds.agent.postgres import PostgresAgent
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    kube = None
+    if use_kubernetes:
+        from kuberds.kube import Kube
+
+        kube = Kube.from_environment()
+    agent = PostgresAgent(Pod.from_environment(), Credentials.from_environment(dict(os.environ)), kube)
+    return agent.run()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 
 import kubernetes
 import pytest
@@ -91,7 +92,7 @@ def test_instance_becomes_expected_objects(dbi: DBInstances, api) -> None:
     policy, net = kubernetes.client.PolicyV1Api(api), kubernetes.client.NetworkingV1Api(api)
     objects = [
         dbi.core.read_namespaced_secret("orders-master", ns),
-        dbi.core.read_namespaced_config_map("orders-config", ns),
+        dbi.core.read_namespaced_config_map("orders-settings", ns),
         dbi.core.read_namespaced_service("orders", ns),
         dbi.core.read_namespaced_service("orders-ro", ns),
         dbi.core.read_namespaced_service("orders-pods", ns),
@@ -117,7 +118,7 @@ def test_instance_becomes_expected_objects(dbi: DBInstances, api) -> None:
     assert container.readiness_probe.http_get.path == "/readiness"
     assert sts.spec.template.spec.security_context.run_as_non_root is True
     writer = objects[2]
-    assert writer.spec.selector["kuberds.io/role"] == "primary"
+    assert writer.spec.selector["kuberds.io/role"] == "master"
 
     status = dbi.get("orders")["status"]
     assert status["endpoint"] == f"orders.{ns}.svc:5432"
@@ -153,8 +154,8 @@ def test_master_secret_is_created_once_and_never_rewritten(dbi: DBInstances) -> 
     after = dbi.core.read_namespaced_secret("keep-master", dbi.namespace)
     assert after.metadata.resource_version == before.metadata.resource_version
     assert after.data == before.data
-    config = dbi.core.read_namespaced_config_map("keep-config", dbi.namespace)
-    assert '"work_mem": "8MB"' in config.data["parameters.json"]
+    config = dbi.core.read_namespaced_config_map("keep-settings", dbi.namespace)
+    assert json.loads(config.data["agent.json"])["parameters"]["work_mem"] == "8MB"
 
 
 def test_hand_edits_of_the_writer_service_are_undone(dbi: DBInstances) -> None:
@@ -171,7 +172,7 @@ def test_hand_edits_of_the_writer_service_are_undone(dbi: DBInstances) -> None:
         return "hijacked" not in svc.spec.selector and svc.spec.ports[0].port == 5432 and svc
 
     svc = wait_for(restored, timeout=20, what="the writer Service to be restored")
-    assert svc.spec.selector["kuberds.io/role"] == "primary"
+    assert svc.spec.selector["kuberds.io/role"] == "master"
 
     dbi.core.delete_namespaced_service("drift-ro", ns)
     wait_for(lambda: dbi.core.list_namespaced_service(ns, field_selector="metadata.name=drift-ro").items,

@@ -86,7 +86,7 @@ def test_resources_follow_the_instance_class() -> None:
 
 def test_services_route_writers_to_the_primary_and_readers_to_replicas() -> None:
     services = {s["metadata"]["name"]: s for s in by_kind(build.server_objects(make_server(port=6432)))["Service"]}
-    assert services["orders"]["spec"]["selector"]["kuberds.io/role"] == "primary"
+    assert services["orders"]["spec"]["selector"]["kuberds.io/role"] == "master"  # the value Patroni writes
     assert services["orders-ro"]["spec"]["selector"]["kuberds.io/role"] == "replica"
     assert services["orders-pods"]["spec"]["clusterIP"] == "None"
     assert services["orders"]["spec"]["ports"][0]["port"] == 6432
@@ -104,8 +104,8 @@ def test_network_policy_admits_only_what_must_reach_the_database() -> None:
 
 
 def test_parameters_are_sized_from_the_class_and_user_wins() -> None:
-    config = build.parameters_config_map(make_server(instanceClass="db.m6.large", parameters={"work_mem": "64MB"}))
-    parameters = yaml.safe_load(config["data"]["parameters.json"])
+    config = build.settings_config_map(make_server(instanceClass="db.m6.large", parameters={"work_mem": "64MB"}))
+    parameters = yaml.safe_load(config["data"]["agent.json"])["parameters"]
     assert parameters["shared_buffers"] == "2048MB"  # a quarter of 8Gi
     assert parameters["max_connections"] == "901"  # RDS: memory / 9531392
     assert parameters["work_mem"] == "64MB"

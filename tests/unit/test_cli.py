@@ -13,8 +13,8 @@ def test_help_names_both_roles(capsys) -> None:
     assert "operator" in out and "agent" in out
 
 
-def test_agent_says_it_is_a_placeholder(capsys) -> None:
-    assert main(["agent", "postgres"]) == 2
+def test_agent_of_an_engine_without_one_yet_says_so(capsys) -> None:
+    assert main(["agent", "redis"]) == 2
     assert "not implemented yet" in capsys.readouterr().err
 
 

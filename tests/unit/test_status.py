@@ -47,7 +47,7 @@ def pod(name: str, ready: bool, role: str | None = None, revision: str = "r1", n
 
 
 def test_members_and_phases() -> None:
-    members = [member_from_pod(pod("db-0", True, "primary"), {"n1": "zone-a"}),
+    members = [member_from_pod(pod("db-0", True, "master"), {"n1": "zone-a"}),
                member_from_pod(pod("db-1", False), {"n1": "zone-a"})]  # fmt: skip
     assert members[0].as_status() == {"name": "db-0", "role": "primary", "ready": True, "zone": "zone-a"}
     observed = Observed(desired=2, members=members, previous_phase=None)

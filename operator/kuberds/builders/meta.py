@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from kuberds import API_GROUP, API_VERSION, __version__
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "kuberds"}
-ROLE_LABEL = "kuberds.io/role"  # set on pods by the in-pod agent: primary / replica
+ROLE_LABEL = "kuberds.io/role"  # set on pods by Patroni (the agent's HA manager)
 OWNER_KIND_LABEL = "kuberds.io/owner-kind"
-PRIMARY, REPLICA = "primary", "replica"
+PRIMARY, REPLICA = "primary", "replica"  # member roles, as status reports them
+# The label values Patroni 3.0 writes: it calls the leader "master" and has no setting for it.
+ROLE_LABEL_VALUES = {PRIMARY: "master", REPLICA: "replica"}
 
 
 @dataclass(frozen=True)

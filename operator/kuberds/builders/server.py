@@ -6,7 +6,10 @@ Names, for a server called NAME:
     NAME-pods       headless Service (stable pod DNS for replication)
     NAME            StatefulSet, pods NAME-0, NAME-1; volumes data-NAME-0, …
     NAME-master     generated master credentials (never overwritten)
-    NAME-config     engine parameters (the agent applies them; reload vs restart is its call)
+    NAME-settings   agent.json for the in-pod agent (parameters, HA, backup and restore plans)
+    NAME-agent-credentials  superuser and replication passwords (generated once, never overwritten)
+    NAME-backup-key repository passphrase when none is given: NOT owned, so it outlives the
+                    server (its final snapshot stays readable)
     NAME-agent      ServiceAccount, Role and RoleBinding of the in-pod agent
     NAME            PodDisruptionBudget, NetworkPolicy
 """
@@ -14,12 +17,14 @@ Names, for a server called NAME:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from kuberds.agent.config import BackupPlan, RestorePlan
 from kuberds.api import v1alpha1 as api
 from kuberds.api.classes import DB_INSTANCE_CLASSES, DEFAULT_PORTS, default_engine_version
 from kuberds.api.schema import to_json
-from kuberds.builders.meta import PRIMARY, REPLICA, ROLE_LABEL, Owner
+from kuberds.builders.agent import agent_config
+from kuberds.builders.meta import PRIMARY, REPLICA, ROLE_LABEL, ROLE_LABEL_VALUES, Owner
 from kuberds.config import OperatorConfig
 from kuberds.engines import Engine
 
@@ -27,6 +32,16 @@ DATABASE = "database"
 ZONE = "topology.kubernetes.io/zone"
 HOSTNAME = "kubernetes.io/hostname"
 DATA_VOLUME = "data"
+
+
+@dataclass(frozen=True)
+class SecretRefs:
+    """Secrets the pods read keys from (resolved by the handler)."""
+
+    store_credentials: str | None = None  # AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
+    backup_key: str | None = None  # key
+    restore_store_credentials: str | None = None
+    restore_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -39,6 +54,9 @@ class Server:
     config: OperatorConfig
     claim_size: str  # the StatefulSet's claim template size: fixed once created
     master_secret: str  # the Secret holding the master password
+    backup: BackupPlan | None = None  # None: no object store configured anywhere
+    restore: RestorePlan | None = None
+    secrets: SecretRefs = field(default_factory=lambda: SecretRefs())
 
     @property
     def name(self) -> str:
@@ -85,15 +103,40 @@ def master_secret(server: Server, password: str) -> dict:
     }
 
 
-def parameters_config_map(server: Server) -> dict:
+def agent_credentials(server: Server, superuser: str, replication: str) -> dict:
+    """Created once by the handler and never overwritten (create_if_absent)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": server.meta(f"{server.name}-agent-credentials"),
+        "type": "Opaque",
+        "stringData": {"superuser-password": superuser, "replication-password": replication},
+    }
+
+
+def backup_key(server: Server, passphrase: str) -> dict:
+    """Not owned by the server: deleting the server must not make its snapshots unreadable."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": server.owner.metadata(f"{server.name}-backup-key", server.labels(), owned=False),
+        "type": "Opaque",
+        "stringData": {"key": passphrase},
+    }
+
+
+def settings_config_map(server: Server) -> dict:
     size = DB_INSTANCE_CLASSES[server.spec.instance_class]
     parameters = server.engine.parameters(size, server.spec.parameters)
+    config = agent_config(server.owner, server.spec, selector=server.selector(), port=server.port,
+                          version=server.version, parameters=parameters, backup=server.backup,
+                          restore=server.restore)  # fmt: skip
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": server.meta(f"{server.name}-config"),
+        "metadata": server.meta(f"{server.name}-settings"),
         "data": {
-            "parameters.json": json.dumps(parameters, indent=1, sort_keys=True),
+            "agent.json": config.to_json(),
             "spec.json": json.dumps(to_json(server.spec), indent=1, sort_keys=True),
         },
     }
@@ -112,8 +155,8 @@ def services(server: Server) -> list[dict]:
     selector = server.selector()
     return [
         _service(server, f"{server.name}-pods", selector, headless=True),
-        _service(server, server.name, {**selector, ROLE_LABEL: PRIMARY}),
-        _service(server, f"{server.name}-ro", {**selector, ROLE_LABEL: REPLICA}),
+        _service(server, server.name, {**selector, ROLE_LABEL: ROLE_LABEL_VALUES[PRIMARY]}),
+        _service(server, f"{server.name}-ro", {**selector, ROLE_LABEL: ROLE_LABEL_VALUES[REPLICA]}),
     ]
 
 
@@ -152,6 +195,8 @@ def _spread(server: Server) -> list[dict]:
 
 
 def _env(server: Server) -> list[dict]:
+    refs = server.secrets
+
     def field_ref(path: str) -> dict:
         return {"valueFrom": {"fieldRef": {"fieldPath": path}}}
 
@@ -164,11 +209,26 @@ def _env(server: Server) -> list[dict]:
         {"name": "KUBERDS_ENGINE_VERSION", "value": server.version},
         {"name": "KUBERDS_PORT", "value": str(server.port)},
         {"name": "KUBERDS_MASTER_USERNAME", "value": server.spec.master_username},
-        {
-            "name": "KUBERDS_MASTER_PASSWORD",
-            "valueFrom": {"secretKeyRef": {"name": server.master_secret, "key": "password"}},
-        },
+        secret_env("KUBERDS_MASTER_PASSWORD", server.master_secret, "password"),
+        secret_env("KUBERDS_SUPERUSER_PASSWORD", f"{server.name}-agent-credentials", "superuser-password"),
+        secret_env("KUBERDS_REPLICATION_PASSWORD", f"{server.name}-agent-credentials", "replication-password"),
+        *_store_env("KUBERDS_BACKUP", refs.store_credentials, refs.backup_key),
+        *_store_env("KUBERDS_RESTORE", refs.restore_store_credentials, refs.restore_key),
     ]
+
+
+def secret_env(name: str, secret: str, key: str) -> dict:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def _store_env(prefix: str, credentials: str | None, key: str | None) -> list[dict]:
+    env = []
+    if credentials:
+        env.append(secret_env(f"{prefix}_ACCESS_KEY_ID", credentials, "AWS_ACCESS_KEY_ID"))
+        env.append(secret_env(f"{prefix}_SECRET_ACCESS_KEY", credentials, "AWS_SECRET_ACCESS_KEY"))
+    if key:
+        env.append(secret_env(f"{prefix}_CIPHER_PASS", key, "key"))
+    return env
 
 
 def _pod_spec(server: Server) -> dict:
@@ -216,7 +276,7 @@ def _pod_spec(server: Server) -> dict:
         "enableServiceLinks": False,
         "containers": [container],
         "volumes": [
-            {"name": "config", "configMap": {"name": f"{server.name}-config"}},
+            {"name": "config", "configMap": {"name": f"{server.name}-settings"}},
             *({"name": name, "emptyDir": {}} for name, _ in scratch),
         ],
         "topologySpreadConstraints": _spread(server),
@@ -324,7 +384,7 @@ def network_policy(server: Server) -> dict:
 def server_objects(server: Server) -> list[dict]:
     """Every object of the server except the master Secret, in a safe apply order."""
     return [
-        parameters_config_map(server),
+        settings_config_map(server),
         *agent_rbac(server),
         *services(server),
         network_policy(server),

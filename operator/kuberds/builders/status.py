@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kuberds.builders.meta import PRIMARY, REPLICA, ROLE_LABEL
+from kuberds.builders.meta import PRIMARY, ROLE_LABEL, ROLE_LABEL_VALUES
 from kuberds.quantity import to_bytes
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
@@ -69,11 +69,12 @@ def member_from_pod(pod: dict, zone_of_node: dict[str, str]) -> Member:
     meta, status = pod.get("metadata", {}), pod.get("status") or {}
     labels = meta.get("labels") or {}
     ready = any(c.get("type") == "Ready" and c.get("status") == TRUE for c in status.get("conditions") or [])
-    role = labels.get(ROLE_LABEL, "unknown")
+    label = labels.get(ROLE_LABEL)
+    role = next((name for name, value in ROLE_LABEL_VALUES.items() if value == label), "unknown")
     node = (pod.get("spec") or {}).get("nodeName")
     return Member(
         name=meta["name"],
-        role=role if role in (PRIMARY, REPLICA) else "unknown",
+        role=role,
         zone=zone_of_node.get(node) if node else None,
         ready=ready and not meta.get("deletionTimestamp"),
         revision=labels.get("controller-revision-hash"),

@@ -1,4 +1,4 @@
-"""PostgreSQL: what its pods look like (the agent side arrives with the data-plane issue)."""
+"""PostgreSQL: what its pods look like. The agent side is kuberds.agent.postgres."""
 
 from __future__ import annotations
 
@@ -58,13 +58,15 @@ class Postgres:
         }
 
     def agent_rules(self) -> list[dict]:
-        """Patroni's Kubernetes DCS: leader and config in Endpoints, role labels on pods."""
+        """Patroni's Kubernetes DCS keeps leader, config and sync state in ConfigMaps and role
+        labels on pods; the agent reports on its pod and serves DBSnapshots of its server."""
         return [
-            {"apiGroups": [""], "resources": ["endpoints", "configmaps"],
+            {"apiGroups": [""], "resources": ["configmaps"],
              "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch", "update"]},
-            {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "create"]},
             {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+            {"apiGroups": ["kuberds.io"], "resources": ["dbsnapshots"], "verbs": ["get", "list", "watch"]},
+            {"apiGroups": ["kuberds.io"], "resources": ["dbsnapshots/status"], "verbs": ["get", "patch"]},
         ]  # fmt: skip
 
 

@@ -1,0 +1,96 @@
+"""The agent's decision step: a snapshot of what it observed in, readable steps out. Pure.
+
+The loop in `kuberds.agent.postgres` observes (Patroni's REST API, PostgreSQL, pgBackRest,
+DBSnapshot objects), calls `next_steps`, performs the steps, and logs their reasons, so
+what the agent did and why reads the same in its log, in its pod annotation and in tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from kuberds.backup.schedule import Backups, Window, automated_backup
+
+PRIMARY_ROLES = ("master", "primary")
+
+
+@dataclass(frozen=True)
+class SnapshotRequest:
+    name: str
+    uid: str
+    backup_label: str | None  # set once taken
+    deleting: bool
+    retain: bool  # deletionPolicy Retain: the object goes, the backup stays
+
+
+@dataclass(frozen=True)
+class Observation:
+    now: datetime
+    role: str | None  # Patroni's role: master / replica; None while Patroni is not answering
+    state: str | None  # Patroni's postgres state: running, starting, creating replica, …
+    pending_restart: bool = False
+    replicas_pending_restart: bool = False
+    backups_configured: bool = False
+    stanza_ready: bool | None = None  # None: not checked yet
+    backups: Backups = field(default_factory=lambda: Backups(None, None))
+    backup_running: bool = False
+    retention_days: int = 7
+    window: Window = field(default_factory=lambda: Window.parse("03:00-03:30"))
+    accounts_ready: bool = False  # master user and database checked this primary term
+    snapshots: list[SnapshotRequest] = field(default_factory=list)
+
+    @property
+    def primary(self) -> bool:
+        return self.role in PRIMARY_ROLES and self.state == "running"
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: str  # ensure-accounts, create-stanza, backup, snapshot, remove-snapshot, restart, wait
+    reason: str
+    argument: str | None = None
+
+
+def next_steps(o: Observation) -> list[Step]:
+    if o.role is None:
+        return [Step("wait", "waiting for Patroni to answer")]
+    if o.state != "running":
+        return [Step("wait", f"waiting for PostgreSQL: {o.state}")]
+    steps = _restart(o)
+    if not o.primary:
+        return steps or [Step("wait", "standby: following the primary")]
+    if not o.accounts_ready:
+        steps.append(Step("ensure-accounts", "primary: ensuring the master user, database and heartbeat"))
+    if not o.backups_configured:
+        return steps or [Step("wait", "primary; no backup repository configured")]
+    if not o.stanza_ready:
+        steps.append(Step("create-stanza", "primary: creating the backup repository stanza"))
+        return steps
+    steps += _snapshot_steps(o)
+    if o.backup_running or any(s.kind == "snapshot" for s in steps):
+        return steps
+    decision = automated_backup(now=o.now, window=o.window, retention_days=o.retention_days, primary=True,
+                                backups=o.backups, running=o.backup_running)  # fmt: skip
+    steps.append(Step("backup", decision.reason, decision.action) if decision.action else Step("wait", decision.reason))
+    return steps
+
+
+def _restart(o: Observation) -> list[Step]:
+    """Parameters that need a restart: standbys first, the primary once none is pending."""
+    if not o.pending_restart:
+        return []
+    if o.primary and o.replicas_pending_restart:
+        return [Step("wait", "restart pending: waiting for the standbys to restart first")]
+    return [Step("restart", "a changed parameter needs a restart")]
+
+
+def _snapshot_steps(o: Observation) -> list[Step]:
+    steps = []
+    for snap in o.snapshots:
+        if snap.deleting and snap.backup_label and not snap.retain:
+            steps.append(Step("remove-snapshot", f"DBSnapshot {snap.name} deleted: removing its backup", snap.name))
+        elif not snap.deleting and snap.backup_label is None and not o.backup_running:
+            steps.append(Step("snapshot", f"DBSnapshot {snap.name} requested: taking it", snap.name))
+            break  # one backup at a time
+    return steps

@@ -1,0 +1,139 @@
+"""Patroni's configuration for one member, from the agent's config. Pure.
+
+High availability is Patroni's job (leader lease in the API server, synchronous standby,
+pg_rewind); the agent only describes the member. Choices, and why:
+- Kubernetes DCS with ConfigMaps (`<scope>-leader`, `-config`, `-sync`) and the role label
+  on pods, so the writer Service (selecting role `master`, the value Patroni 3.0 writes)
+  follows the leader without Patroni managing Endpoints.
+- Multi-AZ: synchronous_mode, so only a standby that confirmed every commit may be promoted.
+  Strict mode only when asked: with two members it blocks writes for good once one is gone.
+- primary_start_timeout 0 with a synchronous standby: a crashed primary fails over at once
+  instead of being restarted in place for five minutes (safe: the standby has every commit).
+- failsafe_mode: a primary keeps running while the API server is unreachable, as long as it
+  can still see every member, so an API server blip does not demote it.
+"""
+
+from __future__ import annotations
+
+from kuberds.agent.config import AgentConfig, Credentials, Pod
+from kuberds.backup.pgbackrest import Commands
+
+REPLICATION_USER = "replicator"
+SUPERUSER = "postgres"
+
+
+def managed_parameters(config: AgentConfig, pod: Pod, commands: Commands | None) -> dict[str, str]:
+    """Parameters kuberds owns (the API refuses them in spec.parameters)."""
+    parameters = {
+        "unix_socket_directories": str(pod.run_dir),
+        "archive_mode": "on" if commands else "off",
+        "archive_command": commands.archive_push() if commands else "/bin/true",
+        # PITR granularity when writes are rare: a segment is closed at least every minute.
+        "archive_timeout": "60s",
+        "password_encryption": "scram-sha-256",
+    }
+    if config.synchronous:
+        parameters["synchronous_commit"] = "on"
+    return parameters
+
+
+def pg_hba() -> list[str]:
+    return [
+        "local all all peer",  # the engine's OS user (Patroni, pgBackRest) on the socket
+        f"host replication {REPLICATION_USER} all scram-sha-256",
+        "host all all 127.0.0.1/32 scram-sha-256",
+        "host all all ::1/128 scram-sha-256",
+        "host all all all scram-sha-256",
+    ]
+
+
+def bootstrap_section(config: AgentConfig, pod: Pod, restore: Commands | None) -> dict:
+    ha = config.ha
+    dcs = {
+        "ttl": ha.ttl,
+        "loop_wait": ha.loop_wait,
+        "retry_timeout": ha.retry_timeout,
+        "maximum_lag_on_failover": 1048576,
+        "primary_start_timeout": 0 if config.synchronous else 300,
+        "synchronous_mode": config.synchronous,
+        "synchronous_mode_strict": config.synchronous_strict,
+        "synchronous_node_count": 1,
+        "failsafe_mode": True,
+        "postgresql": {"use_pg_rewind": True, "use_slots": True},
+    }
+    section: dict = {
+        "dcs": dcs,
+        "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, "data-checksums"],
+        "pg_hba": pg_hba(),
+    }
+    if config.restore and restore:
+        plan = config.restore
+        recovery = {"restore_command": restore.archive_get(), "recovery_target_timeline": "latest"}
+        if plan.target_time:
+            recovery |= {"recovery_target_time": plan.target_time, "recovery_target_inclusive": "true"}
+        elif plan.from_snapshot:
+            recovery["recovery_target"] = "immediate"
+        recovery["recovery_target_action"] = "promote"
+        section["method"] = "kuberds_restore"
+        section["kuberds_restore"] = {
+            "command": " ".join(restore.restore(pod.data_dir, plan.snapshot_set)),
+            "no_params": True,
+            "recovery_conf": recovery,
+        }
+    return section
+
+
+def configuration(config: AgentConfig, pod: Pod, credentials: Credentials, *, own: Commands | None,
+                  restore: Commands | None) -> dict:  # fmt: skip
+    port = pod.postgres_port or config.port
+    parameters = {**config.parameters, **managed_parameters(config, pod, own)}
+    postgresql: dict = {
+        "listen": f"{pod.listen_address}:{port}",
+        "connect_address": f"{pod.ip}:{port}",
+        "data_dir": str(pod.data_dir),
+        "bin_dir": str(pod.bin_dir),
+        "pgpass": str(pod.run_dir / "pgpass"),
+        "authentication": {
+            "superuser": {"username": SUPERUSER, "password": credentials.superuser_password},
+            "replication": {"username": REPLICATION_USER, "password": credentials.replication_password},
+            "rewind": {"username": SUPERUSER, "password": credentials.superuser_password},
+        },
+        "parameters": parameters,
+        "pg_hba": pg_hba(),
+        "use_pg_rewind": True,
+        "remove_data_directory_on_rewind_failure": True,
+        "remove_data_directory_on_diverged_timelines": True,
+        "create_replica_methods": ["basebackup"],
+        "basebackup": [{"checkpoint": "fast"}],
+    }
+    if own and config.backup and config.backup.retention_days > 0:
+        # A new standby restores the newest backup and catches up from the archive, sparing
+        # the primary a full copy; basebackup remains the fallback.
+        postgresql["create_replica_methods"] = ["pgbackrest", "basebackup"]
+        postgresql["pgbackrest"] = {"command": own.replica_restore(pod.data_dir), "keep_data": True,
+                                    "no_params": True}  # fmt: skip
+    if own:
+        postgresql["recovery_conf"] = {"restore_command": own.archive_get()}
+    return {
+        "scope": config.scope,
+        "name": pod.name,
+        "log": {"level": "INFO", "format": "%(asctime)s patroni %(levelname)s: %(message)s"},
+        "restapi": {
+            "listen": f"{pod.listen_address}:{pod.agent_port}",
+            "connect_address": f"{pod.ip}:{pod.agent_port}",
+        },
+        "kubernetes": {
+            "namespace": config.namespace,
+            "labels": dict(config.labels),
+            "scope_label": config.scope_label,
+            "role_label": config.role_label,
+            "pod_ip": pod.ip,
+            "ports": [{"name": "postgres", "port": port}],
+            "use_endpoints": False,
+            "bypass_api_service": False,
+        },
+        "bootstrap": bootstrap_section(config, pod, restore),
+        "postgresql": postgresql,
+        "watchdog": {"mode": "off"},  # no /dev/watchdog in a pod; the lease ttl bounds split brain
+        "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False, "nosync": False},
+    }

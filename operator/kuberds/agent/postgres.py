@@ -1,0 +1,519 @@
+"""`kuberds agent postgres`: the instance manager inside each PostgreSQL pod.
+
+It writes Patroni's and pgBackRest's configuration, runs Patroni (which runs PostgreSQL
+and owns every HA decision), and every couple of seconds observes, decides
+(`kuberds.agent.decisions`) and acts: master user and database, the repository stanza,
+automated backups, DBSnapshots, pending restarts. It reports through a pod annotation
+(the operator folds it into the DBInstance's status) and Prometheus metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pwd
+import signal
+import subprocess
+import threading
+import time
+import urllib.request
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from kuberds.agent import patroni
+from kuberds.agent.config import AgentConfig, Credentials, Pod
+from kuberds.agent.decisions import Observation, SnapshotRequest, Step, next_steps
+from kuberds.agent.report import AgentMetrics, publish_status
+from kuberds.backup import pgbackrest
+from kuberds.backup.schedule import Archiving, Backups, Window, archive_health
+
+log = logging.getLogger("kuberds.agent")
+
+LOOP_SECONDS = 2.0
+INFO_EVERY_SECONDS = 60.0
+HEARTBEAT_SECONDS = 5.0
+WAL_SEGMENT = 16 * 2**20
+STATUS_ANNOTATION = "kuberds.io/agent-status"
+
+
+def segment_number(wal_file: str) -> int:
+    """Position of a WAL file (TTTTTTTTXXXXXXXXYYYYYYYY) in the stream of 16 MiB segments."""
+    return int(wal_file[8:16], 16) * (2**32 // WAL_SEGMENT) + int(wal_file[16:24], 16)
+
+
+def lsn_to_int(lsn: str) -> int:
+    high, low = lsn.split("/")
+    return (int(high, 16) << 32) + int(low, 16)
+
+
+class Engine:
+    """Runs commands as the engine's OS user (the agent may be root in tests; never in a pod)."""
+
+    def __init__(self, pod: Pod, env: dict[str, str]):
+        self.pod, self.env = pod, env
+        self.user = pwd.getpwnam(pod.engine_user) if pod.engine_user and os.geteuid() == 0 else None
+
+    def own(self, *paths: Path) -> None:
+        if self.user:
+            for path in paths:
+                os.chown(path, self.user.pw_uid, self.user.pw_gid)
+
+    def popen(self, argv: list[str], **kwargs) -> subprocess.Popen:
+        if self.user:
+            kwargs |= {"user": self.user.pw_uid, "group": self.user.pw_gid, "extra_groups": []}
+        return subprocess.Popen(argv, env=self.env, cwd=str(self.pod.run_dir), **kwargs)
+
+    def run(self, argv: list[str], timeout: float | None = None) -> subprocess.CompletedProcess:
+        process = self.popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            out, err = process.communicate()
+        return subprocess.CompletedProcess(argv, process.returncode, out, err)
+
+
+class Worker:
+    """One long job at a time (a backup), off the loop thread, so the loop keeps reporting."""
+
+    def __init__(self):
+        self.thread: threading.Thread | None = None
+        self.name: str | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def start(self, name: str, job: Callable[[], None]) -> None:
+        def run() -> None:
+            try:
+                job()
+            except Exception:
+                log.exception("job %s failed", name)
+
+        self.name = name
+        self.thread = threading.Thread(target=run, name=name, daemon=True)
+        self.thread.start()
+
+
+@dataclass
+class Database:
+    """A superuser connection over TCP (password auth works whoever the agent runs as)."""
+
+    port: int
+    password: str
+    connection: psycopg.Connection | None = None
+
+    def query(self, statement: str | sql.Composable, params: tuple = ()) -> list[tuple]:
+        if self.connection is None or self.connection.closed:
+            self.connection = psycopg.connect(host="127.0.0.1", port=self.port, user=patroni.SUPERUSER,
+                                              password=self.password, dbname="postgres", autocommit=True,
+                                              connect_timeout=3)  # fmt: skip
+        try:
+            with self.connection.cursor() as cursor:
+                cursor.execute(statement, params)
+                return cursor.fetchall() if cursor.description else []
+        except psycopg.OperationalError:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+        self.connection = None
+
+
+class PostgresAgent:
+    def __init__(self, pod: Pod, credentials: Credentials, kube=None):
+        self.pod, self.credentials, self.kube = pod, credentials, kube
+        self.config = AgentConfig.from_json((pod.config_dir / "agent.json").read_text())
+        self.port = pod.postgres_port or self.config.port
+        self.patroni_file = pod.run_dir / "patroni.yml"
+        self.own_commands, self.restore_commands = self._commands()
+        self.engine = Engine(pod, self._environment())
+        self.database = Database(self.port, credentials.superuser_password)
+        self.worker = Worker()
+        self.metrics = AgentMetrics()
+        self.patroni: subprocess.Popen | None = None
+        self.stopping = False
+        # Observed state carried between loops.
+        self.accounts_ready = False
+        self.stanza_ready: bool | None = None
+        self.backups: list[pgbackrest.BackupRecord] = []
+        self.info_checked = 0.0
+        self.heartbeats: deque[tuple[datetime, int]] = deque(maxlen=720)
+        self.last_heartbeat = 0.0
+        self.latest_restorable: datetime | None = None
+        self.last_published: dict = {}
+        self.last_steps: list[Step] = []
+
+    # -- setup
+
+    def _commands(self) -> tuple[pgbackrest.Commands | None, pgbackrest.Commands | None]:
+        backup, restore = self.config.backup, self.config.restore
+        own = pgbackrest.Commands(self.pod.run_dir / "pgbackrest.conf", backup.repository.stanza) if backup else None
+        source = (
+            pgbackrest.Commands(self.pod.run_dir / "pgbackrest-restore.conf", restore.repository.stanza)
+            if restore
+            else None
+        )
+        return own, source
+
+    def _environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PGBACKREST_")}
+        env["PGPASSFILE"] = str(self.pod.run_dir / "pgpass")
+        env["HOME"] = str(self.pod.run_dir)
+        return env
+
+    def prepare(self) -> None:
+        pod, c = self.pod, self.credentials
+        spool, logs = pod.run_dir / "pgbackrest-spool", pod.run_dir / "pgbackrest-log"
+        for path in (pod.run_dir, spool, logs, pod.data_dir.parent):
+            path.mkdir(parents=True, exist_ok=True)
+            self.engine.own(path)
+        pod.run_dir.chmod(0o700)
+        if backup := self.config.backup:
+            secrets = pgbackrest.secret_options(backup.repository, c.s3_access_key, c.s3_secret_key, c.cipher_pass)
+            text = pgbackrest.configuration(repository=backup.repository, retention_days=backup.retention_days,
+                                            data_dir=pod.data_dir, port=self.port, socket_dir=pod.run_dir,
+                                            spool_dir=spool, log_dir=logs, secrets=secrets)  # fmt: skip
+            self._write(pod.run_dir / "pgbackrest.conf", text)
+        if restore := self.config.restore:
+            secrets = pgbackrest.secret_options(restore.repository, c.restore_s3_access_key or c.s3_access_key,
+                                                c.restore_s3_secret_key or c.s3_secret_key,
+                                                c.restore_cipher_pass or c.cipher_pass)  # fmt: skip
+            text = pgbackrest.restore_configuration(repository=restore.repository, spool_dir=spool / "restore",
+                                                    log_dir=logs, data_dir=pod.data_dir, secrets=secrets)  # fmt: skip
+            self._write(pod.run_dir / "pgbackrest-restore.conf", text)
+        self.write_patroni_configuration()
+
+    def write_patroni_configuration(self) -> None:
+        document = patroni.configuration(self.config, self.pod, self.credentials, own=self.own_commands,
+                                         restore=self.restore_commands)  # fmt: skip
+        if self.pod.kube_context:
+            document["kubernetes"]["context"] = self.pod.kube_context
+        self._write(self.patroni_file, json.dumps(document, indent=1))
+
+    def _write(self, path: Path, text: str) -> None:
+        path.write_text(text)
+        path.chmod(0o600)
+        self.engine.own(path)
+
+    # -- Patroni
+
+    def start_patroni(self) -> None:
+        log.info("starting Patroni for member %s of %s", self.pod.name, self.config.scope)
+        self.patroni = self.engine.popen(["patroni", str(self.patroni_file)])
+
+    def patroni_api(self, path: str, method: str = "GET", body: dict | None = None, timeout: float = 2.0):
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"http://127.0.0.1:{self.pod.agent_port}{path}", data=data, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:  # Patroni answers 503 with a body for replicas
+            return json.loads(error.read() or b"null")
+
+    def reload_if_changed(self) -> None:
+        """The kubelet refreshes the mounted ConfigMap; new parameters go to Patroni by SIGHUP
+        (Patroni reloads what it can and flags what needs a restart)."""
+        fresh = AgentConfig.from_json((self.pod.config_dir / "agent.json").read_text())
+        if fresh.parameters == self.config.parameters:
+            return
+        log.info("parameters changed: reloading Patroni")
+        self.config = replace(self.config, parameters=fresh.parameters)
+        self.write_patroni_configuration()
+        if self.patroni and self.patroni.poll() is None:
+            self.patroni.send_signal(signal.SIGHUP)
+
+    # -- observe
+
+    def observe(self) -> Observation:
+        now = datetime.now(UTC)
+        try:
+            state = self.patroni_api("/patroni") or {}
+        except OSError:
+            state = {}
+        role, pg_state = state.get("role"), state.get("state")
+        if role not in ("master", "primary"):
+            self.accounts_ready = False
+        cluster = self._cluster() if state.get("pending_restart") and role in ("master", "primary") else {}
+        backup = self.config.backup
+        if backup and role in ("master", "primary") and pg_state == "running":
+            self._refresh_info()
+        return Observation(
+            now=now,
+            role=role,
+            state=pg_state,
+            pending_restart=bool(state.get("pending_restart")),
+            replicas_pending_restart=any(
+                m.get("pending_restart") for m in cluster.get("members", []) if m.get("name") != self.pod.name
+            ),
+            backups_configured=backup is not None,
+            stanza_ready=self.stanza_ready,
+            backups=self._automated_backups(),
+            backup_running=self.worker.busy,
+            retention_days=backup.retention_days if backup else 0,
+            window=Window.parse(backup.window) if backup else Window.parse("03:00-03:30"),
+            accounts_ready=self.accounts_ready,
+            snapshots=self._snapshot_requests() if backup and role in ("master", "primary") else [],
+        )
+
+    def _cluster(self) -> dict:
+        try:
+            return self.patroni_api("/cluster") or {}
+        except OSError:
+            return {}
+
+    def _automated_backups(self) -> Backups:
+        automated = [b for b in self.backups if b.repo == pgbackrest.AUTOMATED]
+        fulls = [b for b in automated if b.kind == "full"]
+        return Backups(fulls[-1].stopped if fulls else None, automated[-1].stopped if automated else None)
+
+    def _refresh_info(self, force: bool = False) -> None:
+        if not force and time.monotonic() - self.info_checked < INFO_EVERY_SECONDS:
+            return
+        assert self.own_commands is not None
+        result = self.engine.run(self.own_commands.info(), timeout=120)
+        self.info_checked = time.monotonic()
+        if result.returncode != 0:
+            log.warning("pgbackrest info failed: %s", result.stderr.strip()[-500:])
+            return
+        info = json.loads(result.stdout)
+        code, _ = pgbackrest.stanza_status(info, self.own_commands.stanza)
+        self.stanza_ready = code in (0, 2)  # 2: stanza exists, no backup yet
+        self.backups = pgbackrest.parse_info(info, self.own_commands.stanza)
+
+    def _snapshot_requests(self) -> list[SnapshotRequest]:
+        if self.kube is None:
+            return []
+        requests = []
+        for snap in self.kube.list("DBSnapshot", self.config.namespace):
+            if (snap.get("spec", {}).get("source") or {}).get("dbInstance") != self.config.scope:
+                continue
+            status = snap.get("status") or {}
+            if status.get("phase") in ("Failed", "Deleted"):
+                continue
+            meta = snap["metadata"]
+            label = status.get("backupId") or self._label_for(meta["uid"])
+            requests.append(SnapshotRequest(
+                name=meta["name"], uid=meta["uid"], backup_label=label,
+                deleting="deletionTimestamp" in meta, retain=snap["spec"].get("deletionPolicy") == "Retain",
+            ))  # fmt: skip
+        return requests
+
+    def _label_for(self, uid: str) -> str | None:
+        """A snapshot already in the repository (taken before a restart of the agent)."""
+        for record in self.backups:
+            if record.annotations.get(pgbackrest.SNAPSHOT_ANNOTATION) == uid:
+                return record.label
+        return None
+
+    def _archiving(self) -> Archiving | None:
+        rows = self.database.query(
+            "SELECT last_archived_wal, last_archived_time, last_failed_time, failed_count,"
+            " pg_walfile_name(pg_current_wal_lsn()) FROM pg_stat_archiver"
+        )
+        archived, archived_at, failed_at, failed, current = rows[0]
+        behind = segment_number(current) - segment_number(archived) - 1 if archived else segment_number(current)
+        if archived:
+            archived_end = (segment_number(archived) + 1) * WAL_SEGMENT
+            done = [t for t, lsn in self.heartbeats if lsn <= archived_end]
+            if done and (self.latest_restorable is None or done[-1] > self.latest_restorable):
+                self.latest_restorable = done[-1]
+        return Archiving(archived_at, failed_at, failed, max(behind, 0))
+
+    # -- act
+
+    def act(self, steps: list[Step]) -> None:
+        for step in steps:
+            if step.kind != "wait":
+                log.info("%s", step.reason)
+            action = getattr(self, "_step_" + step.kind.replace("-", "_"), None)
+            if action is not None:
+                action(step)
+
+    def _step_ensure_accounts(self, step: Step) -> None:
+        cfg, c = self.config, self.credentials
+        user, db = cfg.master_username, cfg.database_name
+        exists = self.database.query("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,))
+        verb = "ALTER" if exists else "CREATE"
+        # The master user is not a superuser (like RDS's rds_superuser): it creates roles and
+        # databases and reads/writes all data.
+        self.database.query(sql.SQL("{} ROLE {} WITH LOGIN CREATEDB CREATEROLE PASSWORD {}").format(
+            sql.SQL(verb), sql.Identifier(user), sql.Literal(c.master_password)))  # fmt: skip
+        for granted in ("pg_read_all_data", "pg_write_all_data", "pg_monitor", "pg_signal_backend"):
+            self.database.query(sql.SQL("GRANT {} TO {}").format(sql.Identifier(granted), sql.Identifier(user)))
+        if not self.database.query("SELECT 1 FROM pg_database WHERE datname = %s", (db,)):
+            self.database.query(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(db), sql.Identifier(user)))
+        self.database.query("CREATE SCHEMA IF NOT EXISTS kuberds")
+        self.database.query("CREATE TABLE IF NOT EXISTS kuberds.heartbeat (id int PRIMARY KEY, at timestamptz)")
+        self.accounts_ready = True
+
+    def _step_create_stanza(self, step: Step) -> None:
+        assert self.own_commands is not None
+        result = self.engine.run(self.own_commands.stanza_create(), timeout=120)
+        if result.returncode != 0:
+            log.warning("stanza-create failed: %s", result.stderr.strip()[-500:])
+            return
+        self._refresh_info(force=True)
+
+    def _step_backup(self, step: Step) -> None:
+        assert self.own_commands is not None and step.argument
+        self.worker.start(f"{step.argument} backup", lambda: self._backup(self.own_commands.backup(step.argument)))
+
+    def _backup(self, argv: list[str]) -> bool:
+        started = time.monotonic()
+        result = self.engine.run(argv)
+        self.metrics.backup_seconds.set(time.monotonic() - started)
+        if result.returncode != 0:
+            log.warning("backup failed (%s): %s", result.returncode, result.stderr.strip()[-800:])
+            self.metrics.backup_failures.inc()
+        self._refresh_info(force=True)
+        return result.returncode == 0
+
+    def _step_snapshot(self, step: Step) -> None:
+        assert self.own_commands is not None and step.argument
+        name = step.argument
+        snap = self.kube.get("DBSnapshot", self.config.namespace, name)
+        if snap is None:
+            return
+        uid = snap["metadata"]["uid"]
+        self._snapshot_status(name, {"phase": "Creating"})
+        argv = self.own_commands.backup("full", repo=pgbackrest.SNAPSHOTS,
+                                        annotations={pgbackrest.SNAPSHOT_ANNOTATION: uid})  # fmt: skip
+
+        def job() -> None:
+            ok = self._backup(argv)
+            record = next((r for r in self.backups if r.annotations.get(pgbackrest.SNAPSHOT_ANNOTATION) == uid), None)
+            if ok and record:
+                self._snapshot_status(name, {
+                    "phase": "Available", "backupId": record.label, "snapshotTime": _rfc3339(record.stopped),
+                    "sizeBytes": record.size_bytes, "engine": "postgres", "engineVersion": self.config.engine_version,
+                })  # fmt: skip
+            else:
+                self._snapshot_status(name, {"phase": "Failed"})
+
+        self.worker.start(f"snapshot {name}", job)
+
+    def _step_remove_snapshot(self, step: Step) -> None:
+        assert self.own_commands is not None and step.argument
+        snap = next((s for s in self._snapshot_requests() if s.name == step.argument), None)
+        if snap is None or snap.backup_label is None:
+            return
+        result = self.engine.run(self.own_commands.expire_set(snap.backup_label), timeout=600)
+        if result.returncode != 0:
+            log.warning("removing snapshot %s failed: %s", snap.name, result.stderr.strip()[-500:])
+            return
+        self._refresh_info(force=True)
+        self._snapshot_status(snap.name, {"phase": "Deleted", "backupId": None})
+
+    def _step_restart(self, step: Step) -> None:
+        self.patroni_api("/restart", "POST", {"restart_pending": True}, timeout=60)
+
+    def _snapshot_status(self, name: str, status: dict) -> None:
+        if self.kube is not None:
+            self.kube.merge_patch("DBSnapshot", self.config.namespace, name, {"status": status}, subresource="status")
+
+    def heartbeat(self, observation: Observation) -> None:
+        """A commit every few seconds: a time target is only reached at a commit after it,
+        so an idle database still has restorable moments up to the last heartbeat."""
+        if not (observation.primary and self.accounts_ready):
+            return
+        if time.monotonic() - self.last_heartbeat < HEARTBEAT_SECONDS:
+            return
+        rows = self.database.query(
+            "INSERT INTO kuberds.heartbeat VALUES (1, now()) ON CONFLICT (id) DO UPDATE SET at = now()"
+            " RETURNING at, pg_current_wal_lsn()::text"
+        )
+        self.last_heartbeat = time.monotonic()
+        at, lsn = rows[0]
+        self.heartbeats.append((at, lsn_to_int(lsn)))
+
+    # -- report
+
+    def report(self, observation: Observation, steps: list[Step]) -> None:
+        archiving = None
+        if observation.primary:
+            try:
+                archiving = self._archiving() if self.config.backup else None
+            except psycopg.Error as error:
+                log.warning("reading pg_stat_archiver failed: %s", error)
+        health = archive_health(archiving, observation.now) if archiving else None
+        automated = [b for b in self.backups if b.repo == pgbackrest.AUTOMATED]
+        status = {
+            "role": observation.role,
+            "state": observation.state,
+            "backupHealthy": None if health is None else health.healthy,
+            "backupReason": health.reason if health else None,
+            "backupMessage": health.message if health else None,
+            "latestRestorableTime": _rfc3339(self.latest_restorable),
+            "earliestRestorableTime": _rfc3339(automated[0].stopped) if automated else None,
+            "lastBackupTime": _rfc3339(automated[-1].stopped) if automated else None,
+            "archiveSegmentsBehind": archiving.segments_behind if archiving else None,
+            "doing": [s.reason for s in steps],
+        }
+        self.metrics.update(observation, archiving, self.latest_restorable, automated)
+        if self.kube is not None:
+            self.last_published = publish_status(self.kube, self.pod, STATUS_ANNOTATION, status, self.last_published)
+
+    # -- the loop
+
+    def step_once(self) -> list[Step]:
+        self.reload_if_changed()
+        observation = self.observe()
+        steps = next_steps(observation)
+        if [s.reason for s in steps] != [s.reason for s in self.last_steps]:
+            for s in steps:
+                log.info("decision: %s", s.reason)
+        self.last_steps = steps
+        try:
+            self.act(steps)
+            self.heartbeat(observation)
+        except (psycopg.Error, OSError) as error:
+            log.warning("step failed: %s", error)
+        self.report(observation, steps)
+        return steps
+
+    def run(self) -> int:
+        self.prepare()
+        self.metrics.serve(self.pod.listen_address, self.pod.metrics_port)
+        self.start_patroni()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._stop)
+        while not self.stopping:
+            if self.patroni and self.patroni.poll() is not None:
+                log.error("Patroni exited with %s", self.patroni.returncode)
+                return 1
+            try:
+                self.step_once()
+            except Exception:
+                log.exception("agent loop failed; retrying")
+            time.sleep(LOOP_SECONDS)
+        return self._shutdown()
+
+    def _stop(self, signum: int, frame: object) -> None:
+        self.stopping = True
+
+    def _shutdown(self) -> int:
+        """SIGTERM to Patroni: it stops PostgreSQL cleanly and releases the leader lease, so a
+        standby takes over at once instead of after the lease's ttl."""
+        self.database.close()
+        if self.patroni and self.patroni.poll() is None:
+            self.patroni.terminate()
+            try:
+                self.patroni.wait(timeout=50)
+            except subprocess.TimeoutExpired:
+                self.patroni.kill()
+        return 0
+
+
+def _rfc3339(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None

@@ -1,0 +1,85 @@
+"""How the agent reports: Prometheus metrics, and a JSON annotation on its own pod that the
+operator folds into the server's status (the agent never writes the custom resource's
+status itself, so there is one writer per status)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+log = logging.getLogger("kuberds.agent")
+
+# Times move every few seconds; republishing each move would turn every pod into a stream of
+# writes. They are republished when they moved this much, or when anything else changed.
+TIME_FIELDS = ("latestRestorableTime", "earliestRestorableTime", "lastBackupTime")
+TIME_RESOLUTION_SECONDS = 60
+
+
+class AgentMetrics:
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        r = self.registry
+
+        def gauge(name: str, text: str) -> Gauge:
+            return Gauge(name, text, registry=r)
+
+        self.up = gauge("kuberds_postgres_up", "1 when PostgreSQL is running under Patroni")
+        self.primary = gauge("kuberds_postgres_primary", "1 on the primary, 0 on a standby")
+        self.pending_restart = gauge("kuberds_postgres_pending_restart", "1 when a parameter waits for a restart")
+        self.archive_behind = gauge("kuberds_archive_segments_behind", "WAL segments written and not yet archived")
+        self.archive_failed = gauge("kuberds_archive_failed_count", "Failed archive attempts (pg_stat_archiver)")
+        self.last_archived = gauge("kuberds_archive_last_success_timestamp_seconds", "Last WAL segment archived")
+        self.latest_restorable = gauge("kuberds_backup_latest_restorable_timestamp_seconds",
+                                       "Latest moment a point-in-time restore can reach")  # fmt: skip
+        self.earliest_restorable = gauge("kuberds_backup_earliest_restorable_timestamp_seconds",
+                                         "Earliest moment a point-in-time restore can reach")  # fmt: skip
+        self.last_backup = gauge("kuberds_backup_last_success_timestamp_seconds", "End of the newest automated backup")
+        self.backup_seconds = gauge("kuberds_backup_duration_seconds", "Duration of the last backup")
+        self.backup_failures = Counter("kuberds_backup_failures", "Backups that failed", registry=r)
+
+    def serve(self, address: str, port: int) -> None:
+        if port:
+            start_http_server(port, addr=address, registry=self.registry)
+
+    def update(self, observation, archiving, latest_restorable: datetime | None, automated: list) -> None:
+        self.up.set(1 if observation.state == "running" else 0)
+        self.primary.set(1 if observation.primary else 0)
+        self.pending_restart.set(1 if observation.pending_restart else 0)
+        if archiving is not None:
+            self.archive_behind.set(archiving.segments_behind)
+            self.archive_failed.set(archiving.failed_count)
+            if archiving.last_archived_time:
+                self.last_archived.set(archiving.last_archived_time.timestamp())
+        if latest_restorable:
+            self.latest_restorable.set(latest_restorable.timestamp())
+        if automated:
+            self.earliest_restorable.set(automated[0].stopped.timestamp())
+            self.last_backup.set(automated[-1].stopped.timestamp())
+
+
+def worth_publishing(status: dict, published: dict) -> bool:
+    for key, value in status.items():
+        old = published.get(key)
+        if key in TIME_FIELDS and value and old:
+            moved = abs(datetime.fromisoformat(value).timestamp() - datetime.fromisoformat(old).timestamp())
+            if moved >= TIME_RESOLUTION_SECONDS:
+                return True
+        elif value != old:
+            return True
+    return False
+
+
+def publish_status(kube, pod, annotation: str, status: dict, published: dict) -> dict:
+    """Merge-patches the annotation when worth it; returns what is now published."""
+    if not worth_publishing(status, published):
+        return published
+    body = {"metadata": {"annotations": {annotation: json.dumps(status, sort_keys=True)}}}
+    try:
+        kube.merge_patch("Pod", pod.namespace, pod.name, body)
+    except Exception as error:  # the API server may be away; the next loop tries again
+        log.warning("publishing status failed: %s", error)
+        return published
+    return status

@@ -1,0 +1,206 @@
+"""pgBackRest: its configuration, its command lines, and reading its `info` output. Pure.
+
+Secrets (S3 keys, the repository passphrase) are never written to the file: pgBackRest reads
+them from PGBACKREST_REPO<n>_* environment variables, built by `environment()`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from kuberds.agent.config import Repository
+
+AUTOMATED, SNAPSHOTS = 1, 2  # repository numbers (see kuberds.backup)
+KEEP_FOREVER = 9999999  # pgBackRest's largest retention count: "never expire by count"
+SNAPSHOT_ANNOTATION = "kuberds-snapshot"
+CIPHER = "aes-256-cbc"
+
+
+def repository_options(number: int, repository: Repository, subpath: str) -> dict[str, str]:
+    store = repository.store
+    endpoint = urlsplit(store.endpoint) if store.endpoint else None
+    options = {
+        "type": "s3",
+        "path": f"{repository.path}/{subpath}",
+        "s3-bucket": store.bucket,
+        "s3-region": store.region,
+        "s3-endpoint": endpoint.hostname if endpoint else f"s3.{store.region}.amazonaws.com",
+        "s3-uri-style": "path" if store.force_path_style else "host",
+        "storage-verify-tls": "y" if store.verify_tls else "n",
+    }
+    if endpoint and endpoint.port:
+        options["storage-port"] = str(endpoint.port)
+    if repository.encrypted:
+        options["cipher-type"] = CIPHER
+    return {f"repo{number}-{key}": value for key, value in options.items()}
+
+
+def configuration(
+    *,
+    repository: Repository,
+    retention_days: int,
+    data_dir: Path,
+    port: int,
+    socket_dir: Path,
+    spool_dir: Path,
+    log_dir: Path,
+    secrets: dict[str, str],
+) -> str:
+    """pgbackrest.conf for a server's own repositories.
+
+    Retention: repo1 keeps full backups by time, so a restore to any second in the last
+    `retention_days` days finds a base backup before it. repo2 keeps everything: snapshots
+    go only when their DBSnapshot is deleted. No archive-push-queue-max: when the object
+    store is down, WAL stays on the volume rather than being dropped.
+    """
+    options = {
+        **repository_options(AUTOMATED, repository, "automated"),
+        f"repo{AUTOMATED}-retention-full-type": "time",
+        f"repo{AUTOMATED}-retention-full": str(max(retention_days, 1)),
+        **repository_options(SNAPSHOTS, repository, "snapshots"),
+        f"repo{SNAPSHOTS}-retention-full": str(KEEP_FOREVER),
+        # WAL for old snapshots: only what makes each of them consistent.
+        f"repo{SNAPSHOTS}-retention-archive-type": "full",
+        f"repo{SNAPSHOTS}-retention-archive": "1",
+        **common_options(spool_dir, log_dir),
+        "archive-async": "y",
+        "start-fast": "y",
+        "delta": "y",
+        **secrets,
+    }
+    stanza = {"pg1-path": str(data_dir), "pg1-port": str(port), "pg1-socket-path": str(socket_dir)}
+    return _ini({"global": options, repository.stanza: stanza})
+
+
+def restore_configuration(*, repository: Repository, spool_dir: Path, log_dir: Path, data_dir: Path,
+                          secrets: dict[str, str]) -> str:  # fmt: skip
+    """pgbackrest.conf for reading another server's repositories (restore, archive-get)."""
+    options = {
+        **repository_options(AUTOMATED, repository, "automated"),
+        **repository_options(SNAPSHOTS, repository, "snapshots"),
+        **common_options(spool_dir, log_dir),
+        **secrets,
+    }
+    return _ini({"global": options, repository.stanza: {"pg1-path": str(data_dir)}})
+
+
+def common_options(spool_dir: Path, log_dir: Path) -> dict[str, str]:
+    return {
+        "compress-type": "zst",
+        "compress-level": "3",
+        "process-max": "2",
+        "spool-path": str(spool_dir),
+        "lock-path": str(spool_dir / "lock"),
+        "log-path": str(log_dir),
+        "log-level-console": "warn",
+        "log-level-file": "info",
+    }
+
+
+def _ini(sections: dict[str, dict[str, str]]) -> str:
+    lines = []
+    for section, options in sections.items():
+        lines.append(f"[{section}]")
+        lines += [f"{key}={value}" for key, value in sorted(options.items())]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def secret_options(repository: Repository, access_key: str | None, secret_key: str | None,
+                   cipher_pass: str | None) -> dict[str, str]:  # fmt: skip
+    """Keys for both repositories. They go into the (0600, memory-backed) configuration file
+    rather than PGBACKREST_* variables: variables would override the file, and a restore
+    reads the source's repository with the source's keys while archiving to our own."""
+    options: dict[str, str] = {}
+    for number in (AUTOMATED, SNAPSHOTS):
+        if access_key and secret_key:
+            options[f"repo{number}-s3-key"], options[f"repo{number}-s3-key-secret"] = access_key, secret_key
+        if repository.encrypted and cipher_pass:
+            options[f"repo{number}-cipher-pass"] = cipher_pass
+    return options
+
+
+@dataclass(frozen=True)
+class Commands:
+    """pgBackRest command lines for one configuration file and stanza."""
+
+    config: Path
+    stanza: str
+
+    def base(self, *args: str) -> list[str]:
+        return ["pgbackrest", f"--config={self.config}", f"--stanza={self.stanza}", *args]
+
+    def archive_push(self) -> str:
+        return " ".join(self.base("archive-push", '"%p"'))
+
+    def archive_get(self) -> str:
+        return " ".join(self.base("archive-get", "%f", '"%p"'))
+
+    def stanza_create(self) -> list[str]:
+        return self.base("stanza-create")
+
+    def backup(self, kind: str, repo: int = AUTOMATED, annotations: dict[str, str] | None = None) -> list[str]:
+        extra = [f"--annotation={key}={value}" for key, value in (annotations or {}).items()]
+        return self.base(f"--repo={repo}", f"--type={kind}", *extra, "backup")
+
+    def expire_set(self, label: str, repo: int = SNAPSHOTS) -> list[str]:
+        return self.base(f"--repo={repo}", f"--set={label}", "expire")
+
+    def info(self) -> list[str]:
+        return self.base("--output=json", "info")
+
+    def restore(self, data_dir: Path, snapshot_set: str | None) -> list[str]:
+        """Files only (--type=none): Patroni writes the recovery settings itself."""
+        target = [f"--repo={SNAPSHOTS}", f"--set={snapshot_set}"] if snapshot_set else [f"--repo={AUTOMATED}"]
+        return self.base(f"--pg1-path={data_dir}", "--type=none", *target, "restore")
+
+    def replica_restore(self, data_dir: Path) -> str:
+        """Patroni's create_replica method: a standby from the newest automated backup."""
+        return " ".join(self.base(f"--pg1-path={data_dir}", f"--repo={AUTOMATED}", "--type=standby", "restore"))
+
+
+@dataclass(frozen=True)
+class BackupRecord:
+    label: str
+    repo: int
+    kind: str  # full, diff, incr
+    started: datetime
+    stopped: datetime
+    size_bytes: int  # in the repository (compressed, encrypted)
+    database_bytes: int  # of the data directory it copied
+    annotations: dict[str, str]
+
+
+def parse_info(info: list[dict], stanza: str) -> list[BackupRecord]:
+    """Backups of `stanza` from `pgbackrest info --output=json`, oldest first."""
+    records = []
+    for entry in info:
+        if entry.get("name") != stanza:
+            continue
+        for backup in entry.get("backup", []):
+            timestamp = backup["timestamp"]
+            records.append(
+                BackupRecord(
+                    label=backup["label"],
+                    repo=int(backup.get("database", {}).get("repo-key", AUTOMATED)),
+                    kind=backup["type"],
+                    started=datetime.fromtimestamp(timestamp["start"], UTC),
+                    stopped=datetime.fromtimestamp(timestamp["stop"], UTC),
+                    size_bytes=int(backup["info"]["repository"].get("delta", backup["info"]["repository"]["size"])),
+                    database_bytes=int(backup["info"]["size"]),
+                    annotations=dict(backup.get("annotation") or {}),
+                )
+            )
+    return sorted(records, key=lambda r: r.stopped)
+
+
+def stanza_status(info: list[dict], stanza: str) -> tuple[int, str]:
+    """(code, message) of the stanza: 0 ok, 1 missing stanza path, 2 no valid backups, …"""
+    for entry in info:
+        if entry.get("name") == stanza:
+            status = entry.get("status", {})
+            return int(status.get("code", 99)), str(status.get("message", ""))
+    return 1, "missing stanza"

@@ -1,0 +1,117 @@
+"""Multi-AZ high availability on real PostgreSQL + Patroni, with the API server as DCS."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import kubernetes
+from tests.support.dataplane import LocalServer
+from tests.support.kube import wait_for
+from tests.support.writer import Writer
+
+
+def writer_for(server: LocalServer) -> Writer:
+    writer = Writer([("127.0.0.1", m.pg_port) for m in server.members], server.master_password)
+    writer.prepare()
+    return writer
+
+
+def wait_for_rows(writer: Writer, more_than: int) -> None:
+    wait_for(lambda: len(writer.acknowledged) > more_than, timeout=30, what=f"{more_than} acknowledged writes")
+
+
+def test_multi_az_bootstraps_with_a_synchronous_standby_and_role_labels(servers, cluster, namespace) -> None:
+    server = servers("ha", None)
+    primary = server.primary()
+    server.wait_streaming()
+    standby = next(m for m in server.members if m is not primary)
+    cluster_view = primary.patroni("/cluster")
+    roles = {m["name"]: m["role"] for m in cluster_view["members"]}
+    assert roles == {primary.name: "leader", standby.name: "sync_standby"}
+    # Patroni labels the pods, so the writer Service's selector follows the primary.
+    core = kubernetes.client.CoreV1Api(cluster.client())
+    labels = {p.metadata.name: p.metadata.labels.get("kuberds.io/role")
+              for p in core.list_namespaced_pod(namespace).items}  # fmt: skip
+    assert labels == {primary.name: "master", standby.name: "replica"}
+    # The agent created the master user (not a superuser) and its database.
+    with server.connect() as conn:
+        row = conn.execute("SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = 'app'").fetchone()
+        assert row == (False, True, True)
+        assert conn.execute("SELECT current_database()").fetchone()[0] == "app"
+        assert conn.execute("SHOW synchronous_standby_names").fetchone()[0] != ""
+
+
+def _failover(server: LocalServer, writer: Writer, disrupt) -> tuple[float, str]:
+    old = server.primary()
+    before = len(writer.acknowledged)
+    wait_for_rows(writer, before + 50)
+    disrupted_at = time.monotonic()
+    disrupt(old)
+    new = wait_for(lambda: next((m for m in server.members if m is not old and m.role() == "master"), None),
+                   timeout=60, interval=0.2, what=f"a standby promoted\n{server.logs()}")  # fmt: skip
+    seconds = wait_for(lambda: writer.recovered_after(disrupted_at), timeout=30, what="writes succeeding again")
+    return seconds, new.name
+
+
+def test_killed_postmaster_fails_over_without_losing_an_acknowledged_commit(servers) -> None:
+    server = servers("kill", None)
+    server.primary()
+    server.wait_streaming()
+    writer = writer_for(server).start()
+    old = server.primary()
+    try:
+        seconds, new = _failover(server, writer, lambda m: os.kill(m.postmaster_pid(), signal.SIGKILL))
+        wait_for_rows(writer, len(writer.acknowledged) + 50)
+    finally:
+        writer.stop()
+    assert new != old.name
+    assert writer.missing() == [], "acknowledged commits lost"
+    print(f"\nkill -9 postmaster: writes again after {seconds:.1f}s; {len(writer.acknowledged)} acknowledged")
+    # The old primary rejoins as a standby (pg_rewind if it diverged).
+    wait_for(lambda: old.role() == "replica", timeout=120, interval=1, what=f"old primary rejoins\n{server.logs()}")
+    server.wait_streaming()
+
+
+def test_frozen_primary_fails_over_and_rejoins_when_thawed(servers) -> None:
+    """SIGSTOP on every process of the member: a hung node. The lease expires, the standby
+    takes over; thawed, the old primary finds it lost the lease and demotes itself."""
+    server = servers("freeze", None)
+    server.primary()
+    server.wait_streaming()
+    writer = writer_for(server).start()
+    old = server.primary()
+    try:
+        seconds, _ = _failover(server, writer, lambda m: server.signal_all(m, signal.SIGSTOP))
+        wait_for_rows(writer, len(writer.acknowledged) + 50)
+        server.signal_all(old, signal.SIGCONT)
+        wait_for(
+            lambda: old.role() == "replica", timeout=120, interval=1, what=f"thawed primary rejoins\n{server.logs()}"
+        )
+    finally:
+        server.signal_all(old, signal.SIGCONT)
+        writer.stop()
+    assert writer.missing() == [], "acknowledged commits lost"
+    print(f"\nSIGSTOP primary: writes again after {seconds:.1f}s")
+
+
+def test_planned_switchover_loses_nothing(servers) -> None:
+    server = servers("switch", None)
+    server.primary()
+    server.wait_streaming()
+    writer = writer_for(server).start()
+    old = server.primary()
+    standby = next(m for m in server.members if m is not old)
+    try:
+        wait_for_rows(writer, 50)
+        started = time.monotonic()
+        answer = old.patroni("/switchover", "POST", {"leader": old.name, "candidate": standby.name})
+        assert answer is not None
+        wait_for(lambda: standby.role() == "master", timeout=60, interval=0.2, what=f"switchover\n{server.logs()}")
+        wait_for(lambda: writer.first_ack_after(started), timeout=30, what="writes after switchover")
+        wait_for_rows(writer, len(writer.acknowledged) + 50)
+    finally:
+        writer.stop()
+    assert writer.missing() == []
+    wait_for(lambda: old.role() == "replica", timeout=120, interval=1, what="old primary follows")

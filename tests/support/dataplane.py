@@ -1,0 +1,303 @@
+"""Runs a DBInstance's members as local processes: the real agent, Patroni, PostgreSQL and
+pgBackRest, with the real API server as Patroni's DCS.
+
+Each member has a pod object (from the operator's own StatefulSet template, bound to a kwok
+node in its zone) that Patroni labels and annotates, and the agent authenticates with the
+agent ServiceAccount's token, so the operator's RBAC for the agent is what is exercised.
+The agent.json each member reads is built by the operator's own builder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import kubernetes
+import psutil
+import psycopg
+import yaml
+
+from kuberds.agent.config import RestorePlan
+from kuberds.api.classes import DB_INSTANCE_CLASSES
+from kuberds.api.schema import parse
+from kuberds.api.v1alpha1 import DBInstanceSpec
+from kuberds.builders import server as build
+from kuberds.builders.agent import agent_config, backup_plan
+from kuberds.builders.meta import Owner
+from kuberds.config import OperatorConfig
+from kuberds.engines.postgres import POSTGRES
+from tests.support.kube import ROOT, Cluster, wait_for
+from tests.support.s3 import ACCESS_KEY, SECRET_KEY, SeaweedFS, free_port
+
+ZONES = ("kwok-zone-a", "kwok-zone-b", "kwok-zone-c")
+BUCKET = "backups"
+
+
+@dataclass
+class Member:
+    index: int
+    name: str
+    workdir: Path
+    pg_port: int = field(default_factory=free_port)
+    api_port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        return self.workdir / "data" / "pgdata"
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / "agent.log"
+
+    def patroni(self, path: str = "/patroni", method: str = "GET", body: dict | None = None) -> dict | None:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"http://127.0.0.1:{self.api_port}{path}", data=data, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=3) as response:
+                text = response.read()
+        except urllib.error.HTTPError as error:
+            text = error.read()
+        except OSError:
+            return None
+        try:
+            return json.loads(text) if text else {}
+        except ValueError:
+            return {"text": text.decode(errors="replace")}
+
+    def role(self) -> str | None:
+        state = self.patroni() or {}
+        return state.get("role") if state.get("state") == "running" else None
+
+    def postmaster_pid(self) -> int | None:
+        pid_file = self.data_dir / "postmaster.pid"
+        try:
+            return int(pid_file.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def processes(self) -> list[psutil.Process]:
+        """The agent, Patroni, and the postmaster with its children (Patroni detaches the
+        postmaster, so it is found through its pid file, not as a child)."""
+        found: dict[int, psutil.Process] = {}
+        roots = [self.process.pid] if self.process else []
+        if (pid := self.postmaster_pid()) is not None:
+            roots.append(pid)
+        for pid in roots:
+            try:
+                root = psutil.Process(pid)
+                for process in (root, *root.children(recursive=True)):
+                    found[process.pid] = process
+            except psutil.NoSuchProcess:
+                pass
+        return list(found.values())
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:]) if self.log.exists() else ""
+
+
+class LocalServer:
+    """One DBInstance's members on this host. Use as a context manager."""
+
+    def __init__(self, cluster: Cluster, namespace: str, name: str, workdir: Path, s3: SeaweedFS | None,
+                 *, multi_az: bool = True, spec: dict | None = None, restore: RestorePlan | None = None,
+                 restore_cipher: str | None = None):  # fmt: skip
+        self.cluster, self.namespace, self.name, self.s3 = cluster, namespace, name, s3
+        self.workdir = workdir
+        self.uid = str(uuid.uuid4())
+        body = {"engine": "postgres", "multiAZ": multi_az, "masterUsername": "app", "databaseName": "app",
+                **(spec or {})}  # fmt: skip
+        if s3:
+            body.setdefault("backup", {})["objectStore"] = {
+                "bucket": BUCKET, "endpoint": s3.endpoint, "credentialsSecretName": "s3", "verifyTLS": False,
+            }  # fmt: skip
+        self.spec = parse(DBInstanceSpec, body)
+        self.owner = Owner("DBInstance", name, namespace, self.uid)
+        self.backup = backup_plan(self.owner, self.spec, self.spec.backup.object_store)
+        self.restore = restore
+        self.restore_cipher = restore_cipher
+        self.master_password = secrets.token_urlsafe(16)
+        self.superuser_password = secrets.token_urlsafe(16)
+        self.cipher_pass = secrets.token_urlsafe(24)
+        count = 2 if multi_az else 1
+        self.members = [Member(i, f"{name}-{i}", workdir / f"{name}-{i}") for i in range(count)]
+        self.server = build.Server(owner=self.owner, spec=self.spec, engine=POSTGRES, config=OperatorConfig(),
+                                   claim_size="1Gi", master_secret=f"{name}-master", backup=self.backup,
+                                   restore=restore)  # fmt: skip
+
+    # -- setup
+
+    def __enter__(self) -> LocalServer:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.workdir, 0o755)
+        self._kubernetes_objects()
+        self.kubeconfig = self._agent_kubeconfig()
+        for member in self.members:
+            self.start(member)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for member in self.members:
+            self.stop(member, hard=True)
+
+    def _kubernetes_objects(self) -> None:
+        """The agent's ServiceAccount/Role/RoleBinding and one pod per member, as the operator
+        would have made them (RBAC) and the StatefulSet controller (pods)."""
+        objects = build.agent_rbac(self.server)
+        template = build.stateful_set(self.server)["spec"]["template"]
+        for member in self.members:
+            pod = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {**template["metadata"], "name": member.name, "namespace": self.namespace},
+                "spec": {**template["spec"], "nodeName": ZONES[member.index % len(ZONES)],
+                         "affinity": None, "topologySpreadConstraints": None},
+            }  # fmt: skip
+            pod["spec"] = {k: v for k, v in pod["spec"].items() if v is not None}
+            # The StatefulSet controller would mount the member's claim here.
+            pod["spec"]["volumes"] = [*pod["spec"]["volumes"], {"name": "data", "emptyDir": {}}]
+            objects.append(pod)
+        for obj in objects:
+            obj["metadata"]["namespace"] = self.namespace
+            obj["metadata"].pop("ownerReferences", None)
+        self.cluster.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(objects))
+
+    def _agent_kubeconfig(self) -> Path:
+        core = kubernetes.client.CoreV1Api(self.cluster.client())
+        token = core.create_namespaced_service_account_token(
+            f"{self.name}-agent", self.namespace, {"spec": {"expirationSeconds": 4 * 3600}}
+        ).status.token
+        admin = yaml.safe_load(self.cluster.kubeconfig.read_text())
+        context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
+        server = next(c for c in admin["clusters"] if c["name"] == context["cluster"])
+        path = self.workdir / f"{self.name}-kubeconfig"
+        path.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "agent", "clusters": [server],
+            "users": [{"name": "agent", "user": {"token": token}}],
+            "contexts": [{"name": "agent", "context": {"cluster": server["name"], "user": "agent"}}],
+        }))  # fmt: skip
+        os.chown(path, *_postgres_ids())
+        path.chmod(0o600)
+        return path
+
+    def agent_json(self) -> str:
+        size_params = POSTGRES.parameters(DB_INSTANCE_CLASSES[self.spec.instance_class], self.spec.parameters)
+        config = agent_config(self.owner, self.spec, selector=self.server.selector(), port=5432, version="15",
+                              parameters=size_params, backup=self.backup, restore=self.restore)  # fmt: skip
+        return config.to_json()
+
+    def environment(self, member: Member) -> dict[str, str]:
+        env = {
+            "PATH": os.environ["PATH"],
+            "POD_NAME": member.name,
+            "POD_NAMESPACE": self.namespace,
+            "POD_IP": "127.0.0.1",
+            "KUBECONFIG": str(self.kubeconfig),
+            "KUBERDS_KUBE_CONTEXT": "agent",
+            "KUBERDS_CONFIG_DIR": str(member.workdir / "config"),
+            "KUBERDS_DATA_DIR": str(member.data_dir),
+            "KUBERDS_RUN_DIR": str(member.workdir / "run"),
+            "KUBERDS_LISTEN_ADDRESS": "127.0.0.1",
+            "KUBERDS_POSTGRES_PORT": str(member.pg_port),
+            "KUBERDS_AGENT_PORT": str(member.api_port),
+            "KUBERDS_METRICS_PORT": str(member.metrics_port),
+            "KUBERDS_ENGINE_USER": "postgres",
+            "KUBERDS_MASTER_PASSWORD": self.master_password,
+            "KUBERDS_SUPERUSER_PASSWORD": self.superuser_password,
+            "KUBERDS_REPLICATION_PASSWORD": self.superuser_password + "-r",
+            "PYTHONPATH": str(ROOT / "operator"),
+        }
+        if self.s3:
+            env |= {"KUBERDS_BACKUP_ACCESS_KEY_ID": ACCESS_KEY, "KUBERDS_BACKUP_SECRET_ACCESS_KEY": SECRET_KEY,
+                    "KUBERDS_BACKUP_CIPHER_PASS": self.cipher_pass}  # fmt: skip
+        if self.restore_cipher:
+            env["KUBERDS_RESTORE_CIPHER_PASS"] = self.restore_cipher
+        return env
+
+    # -- members
+
+    def start(self, member: Member) -> None:
+        config = member.workdir / "config"
+        config.mkdir(parents=True, exist_ok=True)
+        os.chmod(member.workdir, 0o755)
+        (config / "agent.json").write_text(self.agent_json())
+        member.process = subprocess.Popen(
+            [sys.executable, "-m", "kuberds", "agent", "postgres"],
+            env=self.environment(member), stdout=member.log.open("ab"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+
+    def stop(self, member: Member, hard: bool = False) -> None:
+        if member.process is None:
+            return
+        if hard:
+            for process in member.processes():
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    process.kill()
+            member.process.wait(timeout=30)
+        else:
+            member.process.terminate()
+            member.process.wait(timeout=90)
+        member.process = None
+
+    def signal_all(self, member: Member, sig: signal.Signals) -> None:
+        for process in member.processes():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.send_signal(sig)
+
+    # -- observing
+
+    def primary(self, timeout: float = 120) -> Member:
+        def find() -> Member | None:
+            leaders = [m for m in self.members if m.process and m.role() in ("master", "primary")]
+            return leaders[0] if len(leaders) == 1 else None
+
+        return wait_for(find, timeout=timeout, interval=0.5, what=f"{self.name}: one running primary\n{self.logs()}")
+
+    def wait_streaming(self, timeout: float = 180) -> None:
+        """Every member running; each standby streaming from the primary (and sync for Multi-AZ)."""
+
+        def ready() -> bool:
+            cluster = self.members[0].patroni("/cluster") or self.members[-1].patroni("/cluster") or {}
+            states = [m.get("state") for m in cluster.get("members", [])]
+            return (
+                len(states) == len(self.members)
+                and all(s in ("running", "streaming") for s in states)
+                and (len(self.members) == 1 or any(m.get("role") == "sync_standby" for m in cluster["members"]))
+            )
+
+        wait_for(ready, timeout=timeout, interval=1, what=f"{self.name}: all members streaming\n{self.logs()}")
+
+    def connect(self, member: Member | None = None, **kwargs) -> psycopg.Connection:
+        member = member or self.primary()
+        return psycopg.connect(host="127.0.0.1", port=member.pg_port, user="app", password=self.master_password,
+                               dbname="app", connect_timeout=3, **kwargs)  # fmt: skip
+
+    def superuser(self, member: Member) -> psycopg.Connection:
+        return psycopg.connect(host="127.0.0.1", port=member.pg_port, user="postgres",
+                               password=self.superuser_password, dbname="postgres", autocommit=True,
+                               connect_timeout=3)  # fmt: skip
+
+    def agent_status(self, member: Member) -> dict:
+        pod = kubernetes.client.CoreV1Api(self.cluster.client()).read_namespaced_pod(member.name, self.namespace)
+        return json.loads((pod.metadata.annotations or {}).get("kuberds.io/agent-status", "{}"))
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {m.name}\n{m.log_tail()}" for m in self.members)
+
+
+def _postgres_ids() -> tuple[int, int]:
+    import pwd
+
+    entry = pwd.getpwnam("postgres")
+    return entry.pw_uid, entry.pw_gid
