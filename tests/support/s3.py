@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -44,7 +45,16 @@ class SeaweedFS:
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.s3_port}"
+        # pgBackRest speaks S3 over TLS only: the gateway serves HTTPS with a throwaway cert.
+        return f"https://127.0.0.1:{self.s3_port}"
+
+    def _certificate(self) -> tuple[Path, Path]:
+        cert, key = self.workdir / "s3.crt", self.workdir / "s3.key"
+        if not cert.exists():
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                            "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)  # fmt: skip
+        return cert, key
 
     def start(self) -> None:
         data = self.workdir / "data"
@@ -55,11 +65,13 @@ class SeaweedFS:
             "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
         }]}))  # fmt: skip
+        cert, key = self._certificate()
         argv = [
             str(self.weed), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-master.port={self.master_port}", f"-volume.port={self.volume_port}",
             f"-filer.port={self.filer_port}", "-filer", "-s3", f"-s3.port={self.s3_port}",
-            f"-s3.config={config}", "-volume.max=0", "-master.volumeSizeLimitMB=256",
+            f"-s3.config={config}", f"-s3.cert.file={cert}", f"-s3.key.file={key}",
+            "-volume.max=0", "-master.volumeSizeLimitMB=256",
         ]  # fmt: skip
         self.process = subprocess.Popen(argv, stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
@@ -67,7 +79,7 @@ class SeaweedFS:
             if self.process.poll() is not None:
                 raise RuntimeError(f"SeaweedFS exited: {self.log.read_text()[-2000:]}")
             try:
-                urllib.request.urlopen(self.endpoint, timeout=2)
+                urllib.request.urlopen(self.endpoint, timeout=2, context=ssl._create_unverified_context())
                 return
             except urllib.error.HTTPError:
                 return  # 403 for an anonymous request: the gateway is up

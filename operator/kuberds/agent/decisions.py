@@ -39,6 +39,7 @@ class Observation:
     window: Window = field(default_factory=lambda: Window.parse("03:00-03:30"))
     accounts_ready: bool = False  # master user and database checked this primary term
     snapshots: list[SnapshotRequest] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)  # automated full backups out of the window
 
     @property
     def primary(self) -> bool:
@@ -47,7 +48,7 @@ class Observation:
 
 @dataclass(frozen=True)
 class Step:
-    kind: str  # ensure-accounts, create-stanza, backup, snapshot, remove-snapshot, restart, wait
+    kind: str  # ensure-accounts, create-stanza, backup, expire, snapshot, remove-snapshot, restart, wait
     reason: str
     argument: str | None = None
 
@@ -68,6 +69,9 @@ def next_steps(o: Observation) -> list[Step]:
         steps.append(Step("create-stanza", "primary: creating the backup repository stanza"))
         return steps
     steps += _snapshot_steps(o)
+    if o.expired and not o.backup_running:
+        steps.append(Step("expire", f"backup {o.expired[0]} is older than the {o.retention_days}-day window: "
+                                    "removing it", o.expired[0]))  # fmt: skip
     if o.backup_running or any(s.kind == "snapshot" for s in steps):
         return steps
     decision = automated_backup(now=o.now, window=o.window, retention_days=o.retention_days, primary=True,

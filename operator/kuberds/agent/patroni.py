@@ -15,6 +15,8 @@ pg_rewind); the agent only describes the member. Choices, and why:
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from kuberds.agent.config import AgentConfig, Credentials, Pod
 from kuberds.backup.pgbackrest import Commands
 
@@ -47,6 +49,12 @@ def pg_hba() -> list[str]:
     ]
 
 
+def postgres_time(rfc3339: str) -> str:
+    """recovery_target_time refuses RFC 3339's T and Z: 2026-11-27 21:53:51+00."""
+    moment = datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S+00")
+
+
 def bootstrap_section(config: AgentConfig, pod: Pod, restore: Commands | None) -> dict:
     ha = config.ha
     dcs = {
@@ -70,7 +78,7 @@ def bootstrap_section(config: AgentConfig, pod: Pod, restore: Commands | None) -
         plan = config.restore
         recovery = {"restore_command": restore.archive_get(), "recovery_target_timeline": "latest"}
         if plan.target_time:
-            recovery |= {"recovery_target_time": plan.target_time, "recovery_target_inclusive": "true"}
+            recovery |= {"recovery_target_time": postgres_time(plan.target_time), "recovery_target_inclusive": "true"}
         elif plan.from_snapshot:
             recovery["recovery_target"] = "immediate"
         recovery["recovery_target_action"] = "promote"

@@ -32,7 +32,7 @@ from kuberds.agent.config import AgentConfig, Credentials, Pod
 from kuberds.agent.decisions import Observation, SnapshotRequest, Step, next_steps
 from kuberds.agent.report import AgentMetrics, publish_status
 from kuberds.backup import pgbackrest
-from kuberds.backup.schedule import Archiving, Backups, Window, archive_health
+from kuberds.backup.schedule import Archiving, Backups, Window, archive_health, expired_full_backups
 
 log = logging.getLogger("kuberds.agent")
 
@@ -181,9 +181,9 @@ class PostgresAgent:
         pod.run_dir.chmod(0o700)
         if backup := self.config.backup:
             secrets = pgbackrest.secret_options(backup.repository, c.s3_access_key, c.s3_secret_key, c.cipher_pass)
-            text = pgbackrest.configuration(repository=backup.repository, retention_days=backup.retention_days,
-                                            data_dir=pod.data_dir, port=self.port, socket_dir=pod.run_dir,
-                                            spool_dir=spool, log_dir=logs, secrets=secrets)  # fmt: skip
+            text = pgbackrest.configuration(repository=backup.repository, data_dir=pod.data_dir, port=self.port,
+                                            socket_dir=pod.run_dir, spool_dir=spool, log_dir=logs,
+                                            secrets=secrets)  # fmt: skip
             self._write(pod.run_dir / "pgbackrest.conf", text)
         if restore := self.config.restore:
             secrets = pgbackrest.secret_options(restore.repository, c.restore_s3_access_key or c.s3_access_key,
@@ -264,7 +264,14 @@ class PostgresAgent:
             window=Window.parse(backup.window) if backup else Window.parse("03:00-03:30"),
             accounts_ready=self.accounts_ready,
             snapshots=self._snapshot_requests() if backup and role in ("master", "primary") else [],
+            expired=self.expired(now),
         )
+
+    def expired(self, now: datetime) -> list[str]:
+        if self.config.backup is None:
+            return []
+        fulls = [(b.label, b.stopped) for b in self.backups if b.repo == pgbackrest.AUTOMATED and b.kind == "full"]
+        return expired_full_backups(fulls, now, self.config.backup.retention_days)
 
     def _cluster(self) -> dict:
         try:
@@ -281,14 +288,13 @@ class PostgresAgent:
         if not force and time.monotonic() - self.info_checked < INFO_EVERY_SECONDS:
             return
         assert self.own_commands is not None
-        result = self.engine.run(self.own_commands.info(), timeout=120)
+        result = self.engine.run(self.own_commands.info(), timeout=60)
         self.info_checked = time.monotonic()
         if result.returncode != 0:
             log.warning("pgbackrest info failed: %s", result.stderr.strip()[-500:])
             return
         info = json.loads(result.stdout)
-        code, _ = pgbackrest.stanza_status(info, self.own_commands.stanza)
-        self.stanza_ready = code in (0, 2)  # 2: stanza exists, no backup yet
+        self.stanza_ready = pgbackrest.stanza_ready(info, self.own_commands.stanza)
         self.backups = pgbackrest.parse_info(info, self.own_commands.stanza)
 
     def _snapshot_requests(self) -> list[SnapshotRequest]:
@@ -302,7 +308,7 @@ class PostgresAgent:
             if status.get("phase") in ("Failed", "Deleted"):
                 continue
             meta = snap["metadata"]
-            label = status.get("backupId") or self._label_for(meta["uid"])
+            label = status.get("backupID") or self._label_for(meta["uid"])
             requests.append(SnapshotRequest(
                 name=meta["name"], uid=meta["uid"], backup_label=label,
                 deleting="deletionTimestamp" in meta, retain=snap["spec"].get("deletionPolicy") == "Retain",
@@ -312,6 +318,8 @@ class PostgresAgent:
     def _label_for(self, uid: str) -> str | None:
         """A snapshot already in the repository (taken before a restart of the agent)."""
         for record in self.backups:
+            if record.annotations.get(pgbackrest.DELETED_ANNOTATION):
+                continue
             if record.annotations.get(pgbackrest.SNAPSHOT_ANNOTATION) == uid:
                 return record.label
         return None
@@ -379,6 +387,13 @@ class PostgresAgent:
         self._refresh_info(force=True)
         return result.returncode == 0
 
+    def _step_expire(self, step: Step) -> None:
+        assert self.own_commands is not None and step.argument
+        result = self.engine.run(self.own_commands.expire_set(step.argument, pgbackrest.AUTOMATED), timeout=600)
+        if result.returncode != 0:
+            log.warning("expiring %s failed: %s", step.argument, result.stderr.strip()[-500:])
+        self._refresh_info(force=True)
+
     def _step_snapshot(self, step: Step) -> None:
         assert self.own_commands is not None and step.argument
         name = step.argument
@@ -392,10 +407,12 @@ class PostgresAgent:
 
         def job() -> None:
             ok = self._backup(argv)
+            if ok:
+                self._expire_marked_snapshots()
             record = next((r for r in self.backups if r.annotations.get(pgbackrest.SNAPSHOT_ANNOTATION) == uid), None)
             if ok and record:
                 self._snapshot_status(name, {
-                    "phase": "Available", "backupId": record.label, "snapshotTime": _rfc3339(record.stopped),
+                    "phase": "Available", "backupID": record.label, "snapshotTime": _rfc3339(record.stopped),
                     "sizeBytes": record.size_bytes, "engine": "postgres", "engineVersion": self.config.engine_version,
                 })  # fmt: skip
             else:
@@ -408,12 +425,23 @@ class PostgresAgent:
         snap = next((s for s in self._snapshot_requests() if s.name == step.argument), None)
         if snap is None or snap.backup_label is None:
             return
-        result = self.engine.run(self.own_commands.expire_set(snap.backup_label), timeout=600)
+        result = self.engine.run(self.own_commands.expire_set(snap.backup_label, pgbackrest.SNAPSHOTS), timeout=600)
+        if result.returncode != 0 and pgbackrest.NEWEST_FULL_ERROR in result.stderr:
+            log.info("snapshot %s is the newest in its repository: hidden now, removed after the next", snap.name)
+            result = self.engine.run(self.own_commands.mark_deleted(snap.backup_label), timeout=120)
         if result.returncode != 0:
             log.warning("removing snapshot %s failed: %s", snap.name, result.stderr.strip()[-500:])
             return
         self._refresh_info(force=True)
-        self._snapshot_status(snap.name, {"phase": "Deleted", "backupId": None})
+        self._snapshot_status(snap.name, {"phase": "Deleted", "backupID": None})
+
+    def _expire_marked_snapshots(self) -> None:
+        """Snapshots deleted while they were the newest: no longer the newest now."""
+        assert self.own_commands is not None
+        for record in self.backups[:-1]:
+            if record.repo == pgbackrest.SNAPSHOTS and record.annotations.get(pgbackrest.DELETED_ANNOTATION):
+                self.engine.run(self.own_commands.expire_set(record.label, pgbackrest.SNAPSHOTS), timeout=600)
+        self._refresh_info(force=True)
 
     def _step_restart(self, step: Step) -> None:
         self.patroni_api("/restart", "POST", {"restart_pending": True}, timeout=60)

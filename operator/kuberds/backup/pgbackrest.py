@@ -16,6 +16,10 @@ from kuberds.agent.config import Repository
 AUTOMATED, SNAPSHOTS = 1, 2  # repository numbers (see kuberds.backup)
 KEEP_FOREVER = 9999999  # pgBackRest's largest retention count: "never expire by count"
 SNAPSHOT_ANNOTATION = "kuberds-snapshot"
+# pgBackRest never expires a repository's newest full backup. A deleted snapshot that is the
+# newest in repo2 is annotated instead, hidden from then on, and expired after the next one.
+DELETED_ANNOTATION = "kuberds-deleted"
+NEWEST_FULL_ERROR = "[075]"
 CIPHER = "aes-256-cbc"
 
 
@@ -41,7 +45,6 @@ def repository_options(number: int, repository: Repository, subpath: str) -> dic
 def configuration(
     *,
     repository: Repository,
-    retention_days: int,
     data_dir: Path,
     port: int,
     socket_dir: Path,
@@ -51,15 +54,15 @@ def configuration(
 ) -> str:
     """pgbackrest.conf for a server's own repositories.
 
-    Retention: repo1 keeps full backups by time, so a restore to any second in the last
-    `retention_days` days finds a base backup before it. repo2 keeps everything: snapshots
-    go only when their DBSnapshot is deleted. No archive-push-queue-max: when the object
+    Retention: kuberds decides which automated full backups have left the window
+    (`schedule.expired_full_backups`) and expires them by label; pgBackRest itself expires
+    nothing by count or time in either repository (KEEP_FOREVER), so a snapshot in repo2 goes
+    only when its DBSnapshot is deleted. No archive-push-queue-max: when the object
     store is down, WAL stays on the volume rather than being dropped.
     """
     options = {
         **repository_options(AUTOMATED, repository, "automated"),
-        f"repo{AUTOMATED}-retention-full-type": "time",
-        f"repo{AUTOMATED}-retention-full": str(max(retention_days, 1)),
+        f"repo{AUTOMATED}-retention-full": str(KEEP_FOREVER),
         **repository_options(SNAPSHOTS, repository, "snapshots"),
         f"repo{SNAPSHOTS}-retention-full": str(KEEP_FOREVER),
         # WAL for old snapshots: only what makes each of them consistent.
@@ -146,8 +149,12 @@ class Commands:
         extra = [f"--annotation={key}={value}" for key, value in (annotations or {}).items()]
         return self.base(f"--repo={repo}", f"--type={kind}", *extra, "backup")
 
-    def expire_set(self, label: str, repo: int = SNAPSHOTS) -> list[str]:
+    def expire_set(self, label: str, repo: int) -> list[str]:
         return self.base(f"--repo={repo}", f"--set={label}", "expire")
+
+    def mark_deleted(self, label: str) -> list[str]:
+        return self.base(f"--repo={SNAPSHOTS}", f"--set={label}", f"--annotation={DELETED_ANNOTATION}=true",
+                         "annotate")  # fmt: skip
 
     def info(self) -> list[str]:
         return self.base("--output=json", "info")
@@ -197,10 +204,12 @@ def parse_info(info: list[dict], stanza: str) -> list[BackupRecord]:
     return sorted(records, key=lambda r: r.stopped)
 
 
-def stanza_status(info: list[dict], stanza: str) -> tuple[int, str]:
-    """(code, message) of the stanza: 0 ok, 1 missing stanza path, 2 no valid backups, …"""
+def stanza_ready(info: list[dict], stanza: str) -> bool:
+    """Whether every repository holds the stanza (code 0 "ok" or 2 "no valid backups").
+    The stanza's overall code is no guide: with two repositories it reads 4, "different
+    across repos", as soon as only one of them has a backup."""
     for entry in info:
         if entry.get("name") == stanza:
-            status = entry.get("status", {})
-            return int(status.get("code", 99)), str(status.get("message", ""))
-    return 1, "missing stanza"
+            repos = entry.get("repo") or []
+            return bool(repos) and all(int(r.get("status", {}).get("code", 99)) in (0, 2) for r in repos)
+    return False

@@ -1,0 +1,217 @@
+"""Backups on real pgBackRest and a real S3 server (SeaweedFS): PITR, snapshots, retention,
+encryption, and an object-store outage."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import kubernetes
+import psycopg
+from tests.support.dataplane import BUCKET, LocalServer
+from tests.support.kube import wait_for
+
+from kuberds.agent.config import RestorePlan
+from kuberds.backup.pgbackrest import AUTOMATED, DELETED_ANNOTATION, SNAPSHOTS, Commands, parse_info
+from kuberds.backup.schedule import expired_full_backups
+
+
+def first_backup_done(server: LocalServer) -> str:
+    primary = server.primary()
+    return wait_for(lambda: server.agent_status(primary).get("lastBackupTime"), timeout=240, interval=2,
+                    what=f"the first automated backup\n{server.logs()}")  # fmt: skip
+
+
+def archive_now(server: LocalServer) -> None:
+    """Closes the current WAL segment and waits until it is in the repository."""
+    with server.superuser(server.primary()) as conn:
+        segment = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()[0]
+
+        def archived() -> bool:
+            row = conn.execute("SELECT last_archived_wal FROM pg_stat_archiver").fetchone()
+            return row[0] is not None and row[0] >= segment
+
+        wait_for(archived, timeout=120, interval=1, what=f"segment {segment} archived")
+
+
+def insert_marked(conn: psycopg.Connection, first: int, count: int) -> None:
+    for i in range(first, first + count):
+        conn.execute("INSERT INTO marks (id, at) VALUES (%s, clock_timestamp())", (i,))
+        time.sleep(0.05)
+
+
+def marks(server: LocalServer) -> list[int]:
+    with server.connect() as conn:
+        return [row[0] for row in conn.execute("SELECT id FROM marks ORDER BY id")]
+
+
+def pgbackrest(server: LocalServer, *args: str) -> subprocess.CompletedProcess:
+    """pgBackRest with the agent's own configuration file, as the postgres user."""
+    member = server.primary()
+    argv = ["pgbackrest", f"--config={member.workdir / 'run' / 'pgbackrest.conf'}", f"--stanza={server.name}", *args]
+    return subprocess.run(["runuser", "-u", "postgres", "--", *argv], capture_output=True, text=True, timeout=300)
+
+
+def test_point_in_time_restore_into_a_new_server(servers, s3) -> None:
+    source = servers("pitr-src", s3, multi_az=False)
+    first_backup_done(source)
+    with source.connect(autocommit=True) as conn:
+        conn.execute("CREATE TABLE marks (id int PRIMARY KEY, at timestamptz)")
+        insert_marked(conn, 1, 40)
+        # A quiet gap of two seconds; T is inside it, on a whole second.
+        time.sleep(1.0)
+        target = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+        time.sleep(2.0)
+        insert_marked(conn, 1001, 40)
+        before = [r[0] for r in conn.execute("SELECT id FROM marks WHERE at <= %s ORDER BY id", (target,))]
+        after = [r[0] for r in conn.execute("SELECT id FROM marks WHERE at > %s ORDER BY id", (target,))]
+    assert before == list(range(1, 41)) and after == list(range(1001, 1041))
+    archive_now(source)
+
+    plan = RestorePlan(repository=source.backup.repository, target_time=target.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    restored = servers("pitr-new", s3, multi_az=False, restore=plan, restore_cipher=source.cipher_pass)
+    restored.primary(timeout=240)
+    wait_for(
+        lambda: _can_connect(restored), timeout=60, what=f"restored server accepts its master user\n{restored.logs()}"
+    )
+    assert marks(restored) == before, "exactly the rows committed up to T"
+    # The restored server archives into its own repository, never into the source's.
+    assert restored.backup.repository.path != source.backup.repository.path
+    first_backup_done(restored)
+
+
+def _can_connect(server: LocalServer) -> bool:
+    try:
+        with server.connect():
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+def test_snapshot_restores_into_an_equal_server_and_survives_retention(servers, s3, cluster, namespace) -> None:
+    source = servers("snap-src", s3, multi_az=False, spec={"backup": {"retentionDays": 1}})
+    first_backup_done(source)
+    with source.connect(autocommit=True) as conn:
+        conn.execute("CREATE TABLE marks (id int PRIMARY KEY, at timestamptz)")
+        insert_marked(conn, 1, 30)
+    snapshots = kubernetes.client.CustomObjectsApi(cluster.client())
+    snapshots.create_namespaced_custom_object("kuberds.io", "v1alpha1", namespace, "dbsnapshots", {
+        "apiVersion": "kuberds.io/v1alpha1", "kind": "DBSnapshot", "metadata": {"name": "before-migration"},
+        "spec": {"source": {"dbInstance": "snap-src"}},
+    })  # fmt: skip
+
+    def available() -> dict | None:
+        snap = snapshots.get_namespaced_custom_object("kuberds.io", "v1alpha1", namespace, "dbsnapshots",
+                                                      "before-migration")  # fmt: skip
+        status = snap.get("status") or {}
+        return status if status.get("phase") == "Available" else None
+
+    status = wait_for(available, timeout=240, interval=2, what=f"snapshot Available\n{source.logs()}")
+    assert status["backupID"].endswith("F") and status["sizeBytes"] > 0 and status["snapshotTime"]
+    with source.connect(autocommit=True) as conn:
+        insert_marked(conn, 1001, 10)  # after the snapshot: must not be in the restored server
+
+    # Retention: a second automated full backup; three days later, with retentionDays 1, the
+    # newest full alone covers the window. The agent's own decision picks the older one, and
+    # its command removes it; the snapshot, in its own repository, stays.
+    assert pgbackrest(source, "--repo=1", "--type=full", "backup").returncode == 0
+    records = parse_info(json.loads(pgbackrest(source, "--output=json", "info").stdout), "snap-src")
+    fulls = [(r.label, r.stopped) for r in records if r.repo == AUTOMATED and r.kind == "full"]
+    assert len(fulls) == 2
+    doomed = expired_full_backups(fulls, datetime.now(UTC) + timedelta(days=3), retention_days=1)
+    assert doomed == [fulls[0][0]]
+    assert expired_full_backups(fulls, datetime.now(UTC), retention_days=1) == [], "nothing is old yet"
+    expire = Commands(Path("unused"), "snap-src").expire_set(doomed[0], AUTOMATED)[3:]  # after --config/--stanza
+    result = pgbackrest(source, *expire)
+    assert result.returncode == 0, result.stderr
+    records = parse_info(json.loads(pgbackrest(source, "--output=json", "info").stdout), "snap-src")
+    assert [r.label for r in records if r.repo == AUTOMATED] == [fulls[1][0]], "only the older automated full went"
+    assert [r.label for r in records if r.repo == SNAPSHOTS] == [status["backupID"]], "the snapshot stays"
+
+    plan = RestorePlan(repository=source.backup.repository, snapshot_set=status["backupID"])
+    restored = servers("snap-new", s3, multi_az=False, restore=plan, restore_cipher=source.cipher_pass)
+    restored.primary(timeout=240)
+    wait_for(
+        lambda: _can_connect(restored), timeout=60, what=f"restored server accepts its master user\n{restored.logs()}"
+    )
+    assert marks(restored) == list(range(1, 31))
+
+    # Deleting the DBSnapshot object removes its backup (the agent serves the deletion).
+    snapshots.patch_namespaced_custom_object("kuberds.io", "v1alpha1", namespace, "dbsnapshots", "before-migration",
+                                             {"metadata": {"finalizers": ["kuberds.io/test-hold"]}})  # fmt: skip
+    snapshots.delete_namespaced_custom_object("kuberds.io", "v1alpha1", namespace, "dbsnapshots", "before-migration")
+
+    def marked_deleted() -> bool:
+        records = parse_info(json.loads(pgbackrest(source, "--output=json", "info").stdout), "snap-src")
+        return any(r.annotations.get(DELETED_ANNOTATION) for r in records if r.repo == SNAPSHOTS)
+
+    # The newest full backup of a repository cannot be expired (pgBackRest's rule): it is
+    # marked deleted at once and goes when the next snapshot is taken.
+    wait_for(marked_deleted, timeout=120, interval=2, what=f"snapshot marked deleted\n{source.logs()}")
+    snapshots.create_namespaced_custom_object("kuberds.io", "v1alpha1", namespace, "dbsnapshots", {
+        "apiVersion": "kuberds.io/v1alpha1", "kind": "DBSnapshot", "metadata": {"name": "next"},
+        "spec": {"source": {"dbInstance": "snap-src"}},
+    })  # fmt: skip
+
+    def only_the_next_one() -> list[str]:
+        records = parse_info(json.loads(pgbackrest(source, "--output=json", "info").stdout), "snap-src")
+        labels = [r.label for r in records if r.repo == SNAPSHOTS]
+        return labels if labels and status["backupID"] not in labels else []
+
+    wait_for(only_the_next_one, timeout=180, interval=2, what=f"deleted snapshot removed\n{source.logs()}")
+    snapshots.patch_namespaced_custom_object("kuberds.io", "v1alpha1", namespace, "dbsnapshots", "before-migration",
+                                             {"metadata": {"finalizers": []}})  # fmt: skip
+
+
+def test_repository_is_encrypted(servers, s3) -> None:
+    server = servers("enc", s3, multi_az=False)
+    first_backup_done(server)
+    prefix = server.backup.repository.path.lstrip("/") + "/automated"
+    files = s3.list(BUCKET, prefix)
+    info = next(f for f in files if f.endswith("backup/enc/backup.info"))
+    content = s3.get(BUCKET, info)
+    assert b"[backup:current]" not in content and b"[db]" not in content, "backup.info readable without the key"
+    wal = next(f for f in files if "/archive/enc/" in f and f.endswith(".zst"))
+    assert not s3.get(BUCKET, wal).startswith(b"\x28\xb5\x2f\xfd"), "WAL stored as plain zstd"
+    # And pgBackRest itself cannot read it without the passphrase.
+    member = server.primary()
+    conf = (member.workdir / "run" / "pgbackrest.conf").read_text()
+    keyless = member.workdir / "run" / "keyless.conf"
+    keyless.write_text("\n".join(line for line in conf.splitlines() if "cipher-pass" not in line))
+    keyless.chmod(0o644)
+    result = subprocess.run(["runuser", "-u", "postgres", "--", "pgbackrest", f"--config={keyless}",
+                             "--stanza=enc", "--repo=1", "info"], capture_output=True, text=True)  # fmt: skip
+    assert result.returncode != 0 and "cipher" in (result.stdout + result.stderr).lower()
+
+
+def test_object_store_outage_keeps_wal_and_catches_up(servers, s3) -> None:
+    server = servers("outage", s3, multi_az=False)
+    first_backup_done(server)
+    primary = server.primary()
+    archive_now(server)
+    s3.stop()
+    try:
+        with server.superuser(primary) as conn:
+            conn.execute("CREATE TABLE filler (x text)")
+            for _ in range(3):
+                conn.execute("INSERT INTO filler SELECT repeat('x', 1000) FROM generate_series(1, 2000)")
+                conn.execute("SELECT pg_switch_wal()")
+        unhealthy = wait_for(lambda: (s := server.agent_status(primary)).get("backupHealthy") is False and s,
+                             timeout=120, interval=2, what="BackupHealthy false while S3 is down")  # fmt: skip
+        assert unhealthy["backupReason"] in ("ArchiveFailing", "ArchiveLagging")
+        with server.superuser(primary) as conn:
+            waiting = conn.execute("SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'")
+            assert waiting.fetchone()[0] >= 1, "WAL kept on the volume while the store is down"
+    finally:
+        s3.start()
+    wait_for(lambda: server.agent_status(primary).get("backupHealthy") is True, timeout=240, interval=2,
+             what=f"archiving caught up\n{server.logs()}")  # fmt: skip
+    archive_now(server)
+    prefix = server.backup.repository.path.lstrip("/") + "/automated/archive/outage"
+    segments = sorted({f.rsplit("/", 1)[1][:24] for f in s3.list(BUCKET, prefix) if f.endswith(".zst")})
+    numbers = [int(s[8:16], 16) * 256 + int(s[16:24], 16) for s in segments if len(s) == 24]
+    first = numbers.index(min(n for n in numbers))
+    assert numbers[first:] == list(range(numbers[first], numbers[first] + len(numbers) - first)), "a WAL gap"
