@@ -24,3 +24,21 @@ USER 65532:65532
 EXPOSE 8080 8081
 ENTRYPOINT ["/opt/kuberds/bin/kuberds"]
 CMD ["operator"]
+
+# PostgreSQL with Patroni (HA), pgBackRest (backups) and PgBouncer, and the kuberds agent that
+# runs them. postgres gets the fixed uid/gid 999 the pods run as (Debian would pick one).
+FROM python AS postgres
+RUN groupadd --system --gid 999 postgres \
+ && useradd --system --uid 999 --gid 999 --home-dir /var/lib/postgresql --shell /bin/bash postgres \
+ && mkdir -p /etc/postgresql-common \
+ && echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf \
+ && apt-get update \
+ && apt-get install -y --no-install-recommends postgresql-15 postgresql-contrib patroni pgbackrest pgbouncer \
+ && rm -rf /var/lib/apt/lists/* \
+ && mkdir -p /var/lib/postgresql/data /var/run/postgresql \
+ && chown -R postgres:postgres /var/lib/postgresql /var/run/postgresql
+COPY --from=kuberds-venv /opt/kuberds /opt/kuberds
+USER 999:999
+EXPOSE 5432 8008 9187
+ENTRYPOINT ["/opt/kuberds/bin/kuberds"]
+CMD ["agent", "postgres"]

@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 KUBECTL = KUBECONFIG=$(KUBECONFIG_LOCAL) "$$(bash hack/build-binaries.sh --print-bin-dir)/kubectl"
 KUBECONFIG_LOCAL := $(shell python3 -c 'import os,pathlib; print(pathlib.Path(os.environ.get("KUBERDS_CLUSTER_DIR", pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home()/".cache"))/"kuberds"/"cluster"))/"kubeconfig")')
 
-.PHONY: help venv binaries cluster-up cluster-down cluster-status up generate bench test unit lint fmt clean
+.PHONY: help venv binaries cluster-up cluster-down cluster-status up generate bench bench-dataplane test unit lint fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ generate: venv ## regenerate crds/, the chart's CRDs and docs/api-reference.md f
 
 bench: venv cluster-up ## operator benchmark: 500 DBInstances on kwok nodes (prints figures)
 	$(VENV)/bin/python bench/operator_scale.py --count $${COUNT:-500}
+
+bench-dataplane: venv cluster-up ## failover, switchover, archive lag, backup/restore MB/s on real servers
+	$(VENV)/bin/python bench/dataplane.py
 
 test: venv lint ## lint, then every test (unit and control-plane; starts the cluster if needed)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 
@@ -21,6 +22,9 @@ class OperatorConfig:
     image_pull_policy: str = "IfNotPresent"
     final_snapshot_timeout_seconds: int = 3600
     resync_seconds: int = 300  # full drift-correcting pass per object
+    # The object store servers use when their spec names none (the chart's backup.objectStore),
+    # as the API's ObjectStore in JSON; None: such servers run without backups.
+    default_object_store: dict | None = None
 
     @classmethod
     def from_environment(cls, env: dict[str, str] | None = None) -> OperatorConfig:
@@ -37,4 +41,7 @@ class OperatorConfig:
                 env.get("KUBERDS_FINAL_SNAPSHOT_TIMEOUT_SECONDS", defaults.final_snapshot_timeout_seconds)
             ),
             resync_seconds=int(env.get("KUBERDS_RESYNC_SECONDS", defaults.resync_seconds)),
+            default_object_store=json.loads(env["KUBERDS_DEFAULT_OBJECT_STORE"])
+            if env.get("KUBERDS_DEFAULT_OBJECT_STORE")
+            else None,
         )

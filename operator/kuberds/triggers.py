@@ -13,7 +13,7 @@ import kopf
 
 from kuberds import API_GROUP, API_VERSION, metrics
 from kuberds.builders.compare import foreign_keys_patch, is_subset, merge_patch_restoring
-from kuberds.builders.meta import MANAGED_BY, owner_of
+from kuberds.builders.meta import AGENT_STATUS_ANNOTATION, MANAGED_BY, owner_of
 from kuberds.config import OperatorConfig
 from kuberds.handlers import dbinstance, dbsnapshot, unsupported
 from kuberds.kube import Kube
@@ -87,10 +87,15 @@ def dbinstances(namespace: str, name: str, body: kopf.Body, **_: object) -> dict
 
 # The indexes keep only what the handlers read, not whole objects: with hundreds of
 # servers, full pod and claim bodies would be most of the operator's memory.
-def _slim(body: kopf.Body, spec_keys: tuple[str, ...], status_keys: tuple[str, ...]) -> dict:
+def _slim(body: kopf.Body, spec_keys: tuple[str, ...], status_keys: tuple[str, ...],
+          annotations: tuple[str, ...] = ()) -> dict:  # fmt: skip
     meta = body.get("metadata", {})
+    kept = {k: v for k, v in (meta.get("annotations") or {}).items() if k in annotations}
     return {
-        "metadata": {k: meta[k] for k in ("name", "labels", "deletionTimestamp") if k in meta},
+        "metadata": {
+            **{k: meta[k] for k in ("name", "labels", "deletionTimestamp") if k in meta},
+            **({"annotations": kept} if kept else {}),
+        },
         "spec": {k: v for k, v in (body.get("spec") or {}).items() if k in spec_keys},
         "status": {k: v for k, v in (body.get("status") or {}).items() if k in status_keys},
     }
@@ -103,7 +108,7 @@ def _by_owner(namespace: str, labels: dict, value: dict) -> dict | None:
 
 @kopf.index("pods", labels=MANAGED_BY)
 def member_pods(namespace: str, labels: dict, body: kopf.Body, **_: object) -> dict | None:
-    return _by_owner(namespace, labels, _slim(body, ("nodeName",), ("conditions", "phase")))
+    return _by_owner(namespace, labels, _slim(body, ("nodeName",), ("conditions", "phase"), (AGENT_STATUS_ANNOTATION,)))
 
 
 @kopf.index("apps", "v1", "statefulsets", labels=MANAGED_BY)
@@ -219,6 +224,12 @@ for _kind, _resource in WATCHED_CHILDREN.items():
 @metrics.instrumented("DBSnapshot")
 def reconcile_dbsnapshot(body: kopf.Body, **_: object) -> None:
     dbsnapshot.reconcile(Operator.kube, dict(body))
+
+
+@kopf.on.delete(*SNAPSHOTS)
+@metrics.instrumented("DBSnapshot")
+def delete_dbsnapshot(body: kopf.Body, **_: object) -> None:
+    dbsnapshot.delete(Operator.kube, dict(body))
 
 
 def _register_not_yet(resource: tuple) -> None:

@@ -3,9 +3,12 @@ RBAC that grants the operator what it needs and no more."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 
+from kuberds.config import OperatorConfig
 from tests.cluster.conftest import OPERATOR_NAMESPACE, RELEASE
 from tests.support.chart import documents, render
 from tests.support.kube import Cluster
@@ -42,8 +45,24 @@ def test_chart_renders_what_a_user_installs() -> None:
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["KUBERDS_IMAGE_POSTGRES"] == "kuberds/postgres:0.1.0"
     assert all(d["metadata"]["labels"]["app.kubernetes.io/part-of"] == "kuberds" for d in docs)
+    assert "KUBERDS_DEFAULT_OBJECT_STORE" not in env, "no store configured: servers run without backups"
     without_policy = documents("prod", "databases", "deletionProtectionPolicy=false")
     assert not [d for d in without_policy if d["kind"].startswith("ValidatingAdmissionPolicy")]
+
+
+def test_chart_passes_the_default_object_store_to_the_operator() -> None:
+    docs = documents(
+        "prod",
+        "databases",
+        "defaultObjectStore.bucket=backups",
+        "defaultObjectStore.credentialsSecretName=s3",
+        "defaultObjectStore.endpoint=https://s3.local",
+    )
+    container = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    store = json.loads(env["KUBERDS_DEFAULT_OBJECT_STORE"])
+    assert store == {"bucket": "backups", "credentialsSecretName": "s3", "endpoint": "https://s3.local"}
+    assert OperatorConfig.from_environment(env).default_object_store == store
 
 
 def test_the_api_server_accepts_every_chart_object(cluster: Cluster) -> None:

@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import urllib.request
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,7 +113,6 @@ class LocalServer:
                  restore_cipher: str | None = None):  # fmt: skip
         self.cluster, self.namespace, self.name, self.s3 = cluster, namespace, name, s3
         self.workdir = workdir
-        self.uid = str(uuid.uuid4())
         body = {"engine": "postgres", "multiAZ": multi_az, "masterUsername": "app", "databaseName": "app",
                 **(spec or {})}  # fmt: skip
         if s3:
@@ -122,6 +120,9 @@ class LocalServer:
                 "bucket": BUCKET, "endpoint": s3.endpoint, "credentialsSecretName": "s3", "verifyTLS": False,
             }  # fmt: skip
         self.spec = parse(DBInstanceSpec, body)
+        # The DBInstance object exists (DBSnapshots name it; its uid keys the repository path),
+        # with automation paused: here the test, not the operator, runs the members.
+        self.uid = self._create_instance({**body, "automationPaused": True})
         self.owner = Owner("DBInstance", name, namespace, self.uid)
         self.backup = backup_plan(self.owner, self.spec, self.spec.backup.object_store)
         self.restore = restore
@@ -136,6 +137,14 @@ class LocalServer:
                                    restore=restore)  # fmt: skip
 
     # -- setup
+
+    def _create_instance(self, spec: dict) -> str:
+        api = kubernetes.client.CustomObjectsApi(self.cluster.client())
+        created = api.create_namespaced_custom_object("kuberds.io", "v1alpha1", self.namespace, "dbinstances", {
+            "apiVersion": "kuberds.io/v1alpha1", "kind": "DBInstance",
+            "metadata": {"name": self.name}, "spec": {**spec, "skipFinalSnapshot": True},
+        })  # fmt: skip
+        return created["metadata"]["uid"]
 
     def __enter__(self) -> LocalServer:
         self.workdir.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ class Writer:
     password: str
     user: str = "app"
     dbname: str = "app"
+    first_id: int = 1  # several writers over one table each take their own range
     acknowledged: list[int] = field(default_factory=list)
     ack_times: list[tuple[float, float]] = field(default_factory=list)  # (sent, acknowledged)
     errors: int = 0
@@ -57,7 +58,7 @@ class Writer:
         too). If its answer comes later anyway, it counts as acknowledged: an application
         would have seen that commit succeed."""
         pool = ThreadPoolExecutor(max_workers=64)
-        next_id, conn = 1, None
+        next_id, conn = self.first_id, None
         while not self._stop.is_set():
             row_id = next_id
             next_id += 1  # an id whose outcome is unknown is never reused
@@ -102,5 +103,5 @@ class Writer:
     def missing(self) -> list[int]:
         """Acknowledged ids the current primary does not have."""
         with psycopg.connect(self.conninfo(), autocommit=True) as conn:
-            present = {row[0] for row in conn.execute("SELECT id FROM writes")}
+            present = {row[0] for row in conn.execute("SELECT id FROM writes WHERE id >= %s", (self.first_id,))}
         return sorted(i for i in self.acknowledged if i not in present)

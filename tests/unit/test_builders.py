@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import yaml
 
 from kuberds.api.schema import parse
 from kuberds.api.v1alpha1 import DBInstanceSpec
+from kuberds.builders import agent as agent_build
 from kuberds.builders import server as build
 from kuberds.builders.meta import Owner
 from kuberds.builders.snapshot import final_snapshot, final_snapshot_name
@@ -125,3 +127,40 @@ def test_master_secret_and_final_snapshot() -> None:
     snapshot = final_snapshot(make_server().owner, name)
     assert snapshot["spec"] == {"source": {"dbInstance": "orders"}}
     assert "ownerReferences" not in snapshot["metadata"]
+
+
+def test_backups_go_to_a_path_keyed_by_uid_with_secrets_by_reference() -> None:
+    spec = parse(
+        DBInstanceSpec,
+        {
+            "engine": "postgres",
+            "backup": {
+                "retentionDays": 3,
+                "objectStore": {
+                    "bucket": "backups",
+                    "endpoint": "https://s3.local:8443",
+                    "credentialsSecretName": "s3",
+                    "path": "team/",
+                },
+            },
+        },
+    )
+    owner = Owner("DBInstance", "orders", "shop", "uid-1")
+    plan = agent_build.backup_plan(owner, spec, spec.backup.object_store)
+    assert plan.repository.path == "/team/shop/orders/uid-1" and plan.repository.stanza == "orders"
+    assert plan.repository.encrypted and plan.retention_days == 3
+    assert agent_build.backup_plan(owner, spec, None) is None, "no store anywhere: no backups"
+    server = build.Server(owner, spec, engine_for("postgres"), OperatorConfig(), "10Gi", "orders-master",
+                          backup=plan, secrets=build.SecretRefs("s3", "orders-backup-key"))  # fmt: skip
+    env = {e["name"]: e for e in build.stateful_set(server)["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["KUBERDS_BACKUP_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"] == {
+        "name": "s3",
+        "key": "AWS_ACCESS_KEY_ID",
+    }
+    assert env["KUBERDS_BACKUP_CIPHER_PASS"]["valueFrom"]["secretKeyRef"] == {"name": "orders-backup-key", "key": "key"}
+    assert all("value" not in e for n, e in env.items() if "PASS" in n or "SECRET" in n), "secrets by reference only"
+    agent = json.loads(build.settings_config_map(server)["data"]["agent.json"])
+    assert agent["backup"]["repository"]["store"]["endpoint"] == "https://s3.local:8443"
+    assert agent["synchronous"] is False and agent["scope"] == "orders"
+    key = build.backup_key(server, "pass")
+    assert "ownerReferences" not in key["metadata"], "the key outlives the server, so its snapshots stay readable"

@@ -90,11 +90,13 @@ def _restart(o: Observation) -> list[Step]:
 
 
 def _snapshot_steps(o: Observation) -> list[Step]:
-    steps = []
-    for snap in o.snapshots:
-        if snap.deleting and snap.backup_label and not snap.retain:
-            steps.append(Step("remove-snapshot", f"DBSnapshot {snap.name} deleted: removing its backup", snap.name))
-        elif not snap.deleting and snap.backup_label is None and not o.backup_running:
-            steps.append(Step("snapshot", f"DBSnapshot {snap.name} requested: taking it", snap.name))
-            break  # one backup at a time
+    """Deletions first (cheap), then at most one new snapshot (one backup at a time)."""
+    steps = [
+        Step("remove-snapshot", f"DBSnapshot {snap.name} deleted: removing its backup", snap.name)
+        for snap in o.snapshots
+        if snap.deleting and snap.backup_label and not snap.retain
+    ]
+    wanted = next((s for s in o.snapshots if not s.deleting and s.backup_label is None), None)
+    if wanted and not o.backup_running:
+        steps.append(Step("snapshot", f"DBSnapshot {wanted.name} requested: taking it", wanted.name))
     return steps

@@ -33,6 +33,7 @@ from kuberds.agent.decisions import Observation, SnapshotRequest, Step, next_ste
 from kuberds.agent.report import AgentMetrics, publish_status
 from kuberds.backup import pgbackrest
 from kuberds.backup.schedule import Archiving, Backups, Window, archive_health, expired_full_backups
+from kuberds.builders.meta import AGENT_STATUS_ANNOTATION
 
 log = logging.getLogger("kuberds.agent")
 
@@ -40,7 +41,6 @@ LOOP_SECONDS = 2.0
 INFO_EVERY_SECONDS = 60.0
 HEARTBEAT_SECONDS = 5.0
 WAL_SEGMENT = 16 * 2**20
-STATUS_ANNOTATION = "kuberds.io/agent-status"
 
 
 def segment_number(wal_file: str) -> int:
@@ -490,7 +490,9 @@ class PostgresAgent:
         }
         self.metrics.update(observation, archiving, self.latest_restorable, automated)
         if self.kube is not None:
-            self.last_published = publish_status(self.kube, self.pod, STATUS_ANNOTATION, status, self.last_published)
+            self.last_published = publish_status(
+                self.kube, self.pod, AGENT_STATUS_ANNOTATION, status, self.last_published
+            )
 
     # -- the loop
 

@@ -9,6 +9,7 @@ from kuberds import API_GROUP, API_VERSION, __version__
 MANAGED_BY = {"app.kubernetes.io/managed-by": "kuberds"}
 ROLE_LABEL = "kuberds.io/role"  # set on pods by Patroni (the agent's HA manager)
 OWNER_KIND_LABEL = "kuberds.io/owner-kind"
+AGENT_STATUS_ANNOTATION = "kuberds.io/agent-status"  # the in-pod agent's report on its own pod
 PRIMARY, REPLICA = "primary", "replica"  # member roles, as status reports them
 # The label values Patroni 3.0 writes: it calls the leader "master" and has no setting for it.
 ROLE_LABEL_VALUES = {PRIMARY: "master", REPLICA: "replica"}

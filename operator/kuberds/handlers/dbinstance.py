@@ -7,6 +7,7 @@ sleeps.
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 from collections import defaultdict
@@ -15,11 +16,13 @@ from dataclasses import dataclass, field
 
 import kopf
 
+from kuberds.agent.config import RestorePlan
 from kuberds.api.schema import parse
-from kuberds.api.v1alpha1 import DBInstanceSpec
+from kuberds.api.v1alpha1 import DBInstanceSpec, ObjectStore
+from kuberds.builders import agent as agent_build
 from kuberds.builders import server as build
 from kuberds.builders import snapshot as snapshot_build
-from kuberds.builders.meta import PRIMARY, Owner
+from kuberds.builders.meta import AGENT_STATUS_ANNOTATION, PRIMARY, Owner
 from kuberds.builders.status import (
     FALSE,
     TRUE,
@@ -84,17 +87,80 @@ def _problem(kube: Kube, body: dict, spec: DBInstanceSpec) -> Condition | None:
     return None
 
 
-def _server(body: dict, spec: DBInstanceSpec, config: OperatorConfig, existing_sts: dict | None) -> build.Server:
+def object_store(spec: DBInstanceSpec, config: OperatorConfig) -> ObjectStore | None:
+    if spec.backup.object_store is not None:
+        return spec.backup.object_store
+    return parse(ObjectStore, config.default_object_store) if config.default_object_store else None
+
+
+def key_secret(name: str, spec: DBInstanceSpec) -> str | None:
+    encryption = spec.backup.encryption
+    return (encryption.key_secret_name or f"{name}-backup-key") if encryption.enabled else None
+
+
+@dataclass(frozen=True)
+class Restore:
+    plan: RestorePlan | None = None
+    credentials: str | None = None
+    key: str | None = None
+    problem: Condition | None = None
+
+
+def restore_source(kube: Kube, body: dict, spec: DBInstanceSpec, config: OperatorConfig) -> Restore:
+    """Where a restore reads from: the source server's repository, with its secrets."""
+    restore = spec.restore
+    if restore is None:
+        return Restore()
+    namespace = body["metadata"]["namespace"]
+    snapshot_set, target = None, None
+    if restore.from_snapshot:
+        snapshot = kube.get("DBSnapshot", namespace, restore.from_snapshot) or {}
+        snapshot_set = (snapshot.get("status") or {}).get("backupID")
+        if not snapshot_set or (snapshot.get("status") or {}).get("phase") != "Available":
+            waiting = f"DBSnapshot {restore.from_snapshot} is not Available yet"
+            return Restore(problem=_not_reconciled("SnapshotNotAvailable", waiting))
+        source_name = ((snapshot.get("spec") or {}).get("source") or {}).get("dbInstance")
+    else:
+        source_name = restore.point_in_time.source
+        target = restore.point_in_time.time  # None: latest
+    source = kube.get(KIND, namespace, source_name) if source_name else None
+    if source is None:
+        return Restore(problem=_not_reconciled("RestoreSourceGone",
+                       f"restoring needs the source server {source_name} (its repository and keys); "
+                       "restoring from a deleted server's snapshot is not supported yet"))  # fmt: skip
+    source_spec = spec_of(source)
+    store = object_store(source_spec, config)
+    if store is None:
+        return Restore(problem=_not_reconciled("RestoreSourceHasNoBackups", f"{source_name} has no object store"))
+    repository = agent_build.repository(owner_of_body(source), store, source_spec.backup.encryption.enabled)
+    plan = RestorePlan(repository=repository, snapshot_set=snapshot_set, target_time=target)
+    return Restore(plan, store.credentials_secret_name, key_secret(source_name, source_spec))
+
+
+def _server(body: dict, spec: DBInstanceSpec, config: OperatorConfig, existing_sts: dict | None,
+            restore: Restore | None = None) -> build.Server:  # fmt: skip
     claim_size = spec.storage.size
     if existing_sts:  # claim templates cannot change once the StatefulSet exists
         claim_size = existing_sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"]
+    name = body["metadata"]["name"]
+    owner = owner_of_body(body)
+    store = object_store(spec, config)
+    restore = restore or Restore()
     return build.Server(
-        owner=owner_of_body(body),
+        owner=owner,
         spec=spec,
         engine=engine_for(spec.engine),
         config=config,
         claim_size=claim_size,
-        master_secret=spec.master_user_secret_name or f"{body['metadata']['name']}-master",
+        master_secret=spec.master_user_secret_name or f"{name}-master",
+        backup=agent_build.backup_plan(owner, spec, store),
+        restore=restore.plan,
+        secrets=build.SecretRefs(
+            store_credentials=store.credentials_secret_name if store else None,
+            backup_key=key_secret(name, spec) if store else None,
+            restore_store_credentials=restore.credentials,
+            restore_key=restore.key,
+        ),
     )
 
 
@@ -111,9 +177,18 @@ def reconcile(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], 
         raise kopf.TemporaryError(problem.message, delay=30)
 
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-    server = _server(body, spec, config, kube.get("StatefulSet", namespace, name))
+    existing = kube.get("StatefulSet", namespace, name)
+    # The restore source matters only until the server exists: then it has its own data.
+    restore = restore_source(kube, body, spec, config) if spec.restore and existing is None else None
+    if restore and restore.problem:
+        publish_status(kube, body, [restore.problem, Condition("Paused", FALSE, "AutomationActive")])
+        raise kopf.TemporaryError(restore.problem.message, delay=15)
+    server = _server(body, spec, config, existing, restore)
     if not spec.master_user_secret_name:
         kube.create_if_absent(build.master_secret(server, secrets.token_urlsafe(24)))
+    kube.create_if_absent(build.agent_credentials(server, secrets.token_urlsafe(24), secrets.token_urlsafe(24)))
+    if server.backup and spec.backup.encryption.enabled and not spec.backup.encryption.key_secret_name:
+        kube.create_if_absent(build.backup_key(server, secrets.token_urlsafe(32)))
     for obj in build.server_objects(server):
         kube.apply(obj)
     conditions = [
@@ -165,7 +240,34 @@ def publish_server_status(kube: Kube, body: dict, server: build.Server, pods: li
         "masterUserSecretName": server.master_secret,
         "storage": {"requested": server.spec.storage.size, **({"allocated": allocated} if allocated else {})},
     }
+    report = agent_report(pods, primary)
+    if report.get("latestRestorableTime"):
+        fields["latestRestorableTime"] = report["latestRestorableTime"]
+    if report.get("earliestRestorableTime"):
+        fields["earliestRestorableTime"] = report["earliestRestorableTime"]
+    conditions = [*conditions, *backup_condition(server, report)]
     return publish_status(kube, body, [*conditions, *availability(observed)], fields, observed)
+
+
+def agent_report(pods: list[dict], primary: str | None) -> dict:
+    """The primary's agent report (kuberds.agent.report), or {} when there is none yet."""
+    pod = next((p for p in pods if p["metadata"]["name"] == primary), None)
+    text = ((pod or {}).get("metadata", {}).get("annotations") or {}).get(AGENT_STATUS_ANNOTATION)
+    try:
+        return json.loads(text) if text else {}
+    except ValueError:
+        return {}
+
+
+def backup_condition(server: build.Server, report: dict) -> list[Condition]:
+    if server.backup is None:
+        return [Condition("BackupHealthy", FALSE, "NoObjectStore",
+                          "no backup.objectStore in the spec and none configured for the operator")]  # fmt: skip
+    healthy = report.get("backupHealthy")
+    if healthy is None:
+        return []
+    return [Condition("BackupHealthy", TRUE if healthy else FALSE, report.get("backupReason") or "Unknown",
+                      report.get("backupMessage") or "")]  # fmt: skip
 
 
 @dataclass(frozen=True)

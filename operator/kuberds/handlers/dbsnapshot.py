@@ -1,5 +1,7 @@
-"""DBSnapshot handlers. The backup itself is taken by the in-pod agent (data-plane issue);
-until that exists, a snapshot waits in phase Pending and says why."""
+"""DBSnapshot handlers. The backup itself is taken by the agent on the source's primary
+(kuberds.agent.postgres), which writes the snapshot's phase Creating → Available and its
+backupID; the operator checks the source, says what the snapshot waits for, and holds the
+object's deletion until the agent has removed the backup."""
 
 from __future__ import annotations
 
@@ -10,25 +12,44 @@ from kuberds.builders.status import FALSE, TRUE, Condition
 from kuberds.handlers.common import publish_status
 from kuberds.kube import Kube
 
+AGENT_PHASES = ("Creating", "Available", "Deleted", "Failed")  # written by the agent
+
+
+def _source(body: dict) -> tuple[str, str | None]:
+    source = (body.get("spec") or {}).get("source") or {}
+    return ("DBInstance", source["dbInstance"]) if "dbInstance" in source else ("DBCluster", source.get("dbCluster"))
+
 
 def reconcile(kube: Kube, body: dict) -> None:
-    meta, spec = body["metadata"], body.get("spec") or {}
-    source = spec.get("source") or {}
-    kind, name = (
-        ("DBInstance", source["dbInstance"]) if "dbInstance" in source else ("DBCluster", source.get("dbCluster"))
-    )
-    found = kube.get(kind, meta["namespace"], name) is not None
+    meta = body["metadata"]
+    kind, name = _source(body)
     current = body.get("status") or {}
     fields = {"kind": (meta.get("labels") or {}).get(SNAPSHOT_KIND_LABEL, "manual")}
-    if current.get("phase") == "Available":
+    if current.get("phase") in AGENT_PHASES:
         return
-    if not found and not current.get("snapshotTime"):
+    if kube.get(kind, meta["namespace"], name) is None:
         publish_status(kube, body, [Condition("SourceFound", FALSE, "SourceNotFound",
                        f"{kind} {name} does not exist in this namespace")], fields, fixed_phase="Failed")  # fmt: skip
         raise kopf.TemporaryError(f"{kind} {name} not found", delay=30)
     conditions = [
         Condition("SourceFound", TRUE, "SourceExists", f"{kind} {name}"),
-        Condition("Ready", FALSE, "DataPlaneNotAvailable",
-                  "snapshots are taken by the in-pod agent, which is not implemented yet"),
-    ]  # fmt: skip
+        Condition("Ready", FALSE, "WaitingForAgent", f"the agent on {name}'s primary takes the backup"),
+    ]
     publish_status(kube, body, conditions, fields, fixed_phase="Pending")
+
+
+def delete(kube: Kube, body: dict) -> None:
+    """The backup goes before the object (deletionPolicy Delete): the agent removes it and
+    marks the snapshot Deleted. Nothing to wait for when there is no backup, when the policy
+    is Retain, or when the source server is gone (then the backup stays, and an Event says so)."""
+    status, spec = body.get("status") or {}, body.get("spec") or {}
+    label = status.get("backupID")
+    if not label or status.get("phase") == "Deleted" or spec.get("deletionPolicy") == "Retain":
+        return
+    kind, name = _source(body)
+    if kube.get(kind, body["metadata"]["namespace"], name) is None:
+        kopf.event(body, type="Warning", reason="BackupLeftInRepository",
+                   message=f"backup {label} stays in the repository: {kind} {name}, whose agent removes "
+                           "backups, no longer exists")  # fmt: skip
+        return
+    raise kopf.TemporaryError(f"waiting for the agent of {name} to remove backup {label}", delay=5)

@@ -1,0 +1,198 @@
+"""The agent's pure parts: decisions, backup schedule and retention, generated configuration."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from kuberds.agent import patroni
+from kuberds.agent.config import (
+    AgentConfig,
+    BackupPlan,
+    Credentials,
+    ObjectStoreTarget,
+    Pod,
+    Repository,
+    RestorePlan,
+)
+from kuberds.agent.decisions import Observation, SnapshotRequest, next_steps
+from kuberds.backup import pgbackrest
+from kuberds.backup.schedule import (
+    Archiving,
+    Backups,
+    Window,
+    archive_health,
+    automated_backup,
+    expired_full_backups,
+)
+
+NOW = datetime(2026, 11, 27, 3, 10, tzinfo=UTC)
+REPO = Repository(ObjectStoreTarget("backups", "https://s3.local:8443", verify_tls=False), "/kuberds/ns/db/u1", "db")
+
+
+def reasons(o: Observation) -> list[str]:
+    return [s.reason for s in next_steps(o)]
+
+
+def primary(**kw) -> Observation:
+    base = dict(now=NOW, role="master", state="running", backups_configured=True, stanza_ready=True,
+                accounts_ready=True, backups=Backups(NOW - timedelta(days=1), NOW - timedelta(days=1)))  # fmt: skip
+    return Observation(**{**base, **kw})
+
+
+def test_the_agent_waits_for_patroni_and_postgres() -> None:
+    assert reasons(Observation(now=NOW, role=None, state=None)) == ["waiting for Patroni to answer"]
+    assert reasons(Observation(now=NOW, role="replica", state="creating replica")) == [
+        "waiting for PostgreSQL: creating replica"
+    ]
+    assert reasons(Observation(now=NOW, role="replica", state="running")) == ["standby: following the primary"]
+
+
+def test_a_new_primary_ensures_accounts_then_the_stanza_then_the_first_backup() -> None:
+    steps = next_steps(primary(accounts_ready=False, stanza_ready=False))
+    assert [s.kind for s in steps] == ["ensure-accounts", "create-stanza"]
+    steps = next_steps(primary(backups=Backups(None, None)))
+    assert [(s.kind, s.argument) for s in steps] == [("backup", "full")]
+
+
+def test_backups_wait_for_the_window_and_take_one_per_day() -> None:
+    window = Window.parse("03:00-03:30")
+    week_old = Backups(NOW - timedelta(days=8), NOW - timedelta(days=1))
+    recent = Backups(NOW - timedelta(days=2), NOW - timedelta(days=1))
+    decide = lambda now, b: automated_backup(now=now, window=window, retention_days=7, primary=True,  # noqa: E731
+                                             backups=b, running=False)  # fmt: skip
+    assert decide(NOW, recent).action == "incr"
+    assert decide(NOW, week_old).action == "full"
+    assert decide(NOW.replace(hour=4), recent).reason == "waiting for the backup window 03:00-03:30"
+    assert decide(NOW, Backups(recent.last_full, NOW - timedelta(minutes=5))).reason == "today's backup is done"
+    assert (
+        decide(NOW, recent).action
+        and not automated_backup(
+            now=NOW, window=window, retention_days=0, primary=True, backups=recent, running=False
+        ).action
+    )
+
+
+def test_a_window_across_midnight() -> None:
+    window = Window.parse("23:45-00:15")
+    assert window.contains(datetime(2026, 1, 2, 0, 5, tzinfo=UTC))
+    assert window.contains(datetime(2026, 1, 1, 23, 50, tzinfo=UTC))
+    assert not window.contains(datetime(2026, 1, 2, 0, 20, tzinfo=UTC))
+
+
+def test_retention_keeps_the_base_backup_of_the_windows_first_moment() -> None:
+    fulls = [("a", NOW - timedelta(days=20)), ("b", NOW - timedelta(days=13)), ("c", NOW - timedelta(days=6))]
+    assert expired_full_backups(fulls, NOW, 7) == ["a"], "b is needed to restore to 7 days ago"
+    assert expired_full_backups(fulls, NOW, 14) == []
+    assert expired_full_backups(fulls, NOW, 0) == ["a", "b", "c"]
+    assert next_steps(primary(expired=["a"], retention_days=7))[0].reason == (
+        "backup a is older than the 7-day window: removing it"
+    )
+
+
+def test_snapshots_one_at_a_time_and_deletions() -> None:
+    snaps = [
+        SnapshotRequest("s1", "u1", None, False, False),
+        SnapshotRequest("s2", "u2", None, False, False),
+        SnapshotRequest("old", "u3", "L1", True, False),
+        SnapshotRequest("kept", "u4", "L2", True, True),  # deletionPolicy Retain: the backup stays
+    ]
+    steps = next_steps(primary(snapshots=snaps))
+    assert [(s.kind, s.argument) for s in steps] == [("remove-snapshot", "old"), ("snapshot", "s1")]
+
+
+def test_restarts_go_to_standbys_before_the_primary() -> None:
+    assert next_steps(primary(pending_restart=True, replicas_pending_restart=True))[0].reason == (
+        "restart pending: waiting for the standbys to restart first"
+    )
+    assert next_steps(Observation(now=NOW, role="replica", state="running", pending_restart=True))[0].kind == "restart"
+
+
+def test_archive_health() -> None:
+    ok = Archiving(NOW, None, 0, 0)
+    assert archive_health(ok, NOW).healthy
+    failing = Archiving(NOW - timedelta(minutes=5), NOW, 3, 2)
+    health = archive_health(failing, NOW)
+    assert not health.healthy and health.reason == "ArchiveFailing" and "2 segment(s)" in health.message
+    assert archive_health(Archiving(NOW, None, 0, 40), NOW).reason == "ArchiveLagging"
+
+
+def test_pgbackrest_configuration_keeps_secrets_out_of_the_environment_and_retention_to_kuberds() -> None:
+    secrets = pgbackrest.secret_options(REPO, "AK", "SK", "pass")
+    text = pgbackrest.configuration(repository=REPO, data_dir=Path("/data"), port=5432, socket_dir=Path("/run"),
+                                    spool_dir=Path("/spool"), log_dir=Path("/log"), secrets=secrets)  # fmt: skip
+    lines = set(text.splitlines())
+    assert {"repo1-path=/kuberds/ns/db/u1/automated", "repo2-path=/kuberds/ns/db/u1/snapshots",
+            "repo1-s3-endpoint=s3.local", "repo1-storage-port=8443", "repo1-storage-verify-tls=n",
+            "repo1-cipher-type=aes-256-cbc", "repo2-cipher-pass=pass", "repo1-s3-key=AK",
+            "repo1-retention-full=9999999", "repo2-retention-full=9999999", "archive-async=y",
+            "[db]", "pg1-path=/data", "pg1-port=5432"} <= lines  # fmt: skip
+    assert not any(line.startswith("archive-push-queue-max") for line in lines), "WAL is never dropped"
+    plain = Repository(REPO.store, REPO.path, "db", encrypted=False)
+    assert pgbackrest.secret_options(plain, None, None, "pass") == {}
+
+
+def test_pgbackrest_info_parsing() -> None:
+    info = [{"name": "db", "repo": [{"status": {"code": 0}}, {"status": {"code": 2}}], "backup": [
+        {"label": "L1F", "type": "full", "timestamp": {"start": 100, "stop": 200}, "database": {"repo-key": 1},
+         "info": {"size": 5000, "repository": {"size": 900, "delta": 900}}, "annotation": None},
+        {"label": "L2F", "type": "full", "timestamp": {"start": 300, "stop": 400}, "database": {"repo-key": 2},
+         "info": {"size": 5000, "repository": {"size": 950, "delta": 950}},
+         "annotation": {"kuberds-snapshot": "uid-1"}},
+    ]}]  # fmt: skip
+    records = pgbackrest.parse_info(info, "db")
+    assert [(r.label, r.repo, r.size_bytes) for r in records] == [("L1F", 1, 900), ("L2F", 2, 950)]
+    assert records[1].annotations == {"kuberds-snapshot": "uid-1"}
+    assert pgbackrest.stanza_ready(info, "db")
+    info[0]["repo"][1]["status"]["code"] = 1
+    assert not pgbackrest.stanza_ready(info, "db")
+
+
+def agent_config(**kw) -> AgentConfig:
+    base = dict(scope="db", namespace="ns", port=5432, engine_version="15", instances=2,
+                scope_label="app.kubernetes.io/instance", labels={"app.kubernetes.io/component": "database"},
+                role_label="kuberds.io/role", synchronous=True, parameters={"work_mem": "8MB"},
+                backup=BackupPlan(REPO))  # fmt: skip
+    return AgentConfig(**{**base, **kw})
+
+
+POD = Pod(name="db-0", namespace="ns", ip="10.0.0.5")
+CREDS = Credentials("su", "rep", "master")
+
+
+def test_patroni_configuration_for_a_multi_az_member() -> None:
+    own = pgbackrest.Commands(Path("/run/pgbackrest.conf"), "db")
+    doc = patroni.configuration(agent_config(), POD, CREDS, own=own, restore=None)
+    dcs = doc["bootstrap"]["dcs"]
+    assert dcs["synchronous_mode"] and not dcs["synchronous_mode_strict"] and dcs["failsafe_mode"]
+    assert dcs["primary_start_timeout"] == 0, "a crashed primary fails over to its synchronous standby at once"
+    assert dcs["loop_wait"] + 2 * dcs["retry_timeout"] <= dcs["ttl"]
+    k8s = doc["kubernetes"]
+    assert k8s["role_label"] == "kuberds.io/role" and k8s["scope_label"] == "app.kubernetes.io/instance"
+    assert not k8s["use_endpoints"]
+    params = doc["postgresql"]["parameters"]
+    assert params["archive_mode"] == "on" and "archive-push" in params["archive_command"]
+    assert params["work_mem"] == "8MB" and params["archive_timeout"] == "60s"
+    assert doc["postgresql"]["create_replica_methods"] == ["pgbackrest", "basebackup"]
+    assert doc["postgresql"]["connect_address"] == "10.0.0.5:5432"
+
+
+def test_patroni_restore_bootstrap_targets_the_time_in_postgres_format() -> None:
+    plan = RestorePlan(REPO, target_time="2026-11-27T21:53:51Z")
+    restore = pgbackrest.Commands(Path("/run/pgbackrest-restore.conf"), "src")
+    doc = patroni.configuration(agent_config(restore=plan), POD, CREDS, own=None, restore=restore)
+    boot = doc["bootstrap"]
+    assert boot["method"] == "kuberds_restore"
+    recovery = boot["kuberds_restore"]["recovery_conf"]
+    assert recovery["recovery_target_time"] == "2026-11-27 21:53:51+00"
+    assert recovery["recovery_target_action"] == "promote"
+    assert "--type=none" in boot["kuberds_restore"]["command"]
+    snap = patroni.configuration(agent_config(restore=RestorePlan(REPO, snapshot_set="L2F")), POD, CREDS, own=None,
+                                 restore=restore)  # fmt: skip
+    assert snap["bootstrap"]["kuberds_restore"]["recovery_conf"]["recovery_target"] == "immediate"
+    assert "--set=L2F" in snap["bootstrap"]["kuberds_restore"]["command"]
+
+
+def test_agent_config_round_trips_through_json() -> None:
+    config = agent_config(restore=RestorePlan(REPO, snapshot_set="L2F"))
+    assert AgentConfig.from_json(config.to_json()) == config
