@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
+import urllib.request
 
 import kubernetes
+import psycopg
 from tests.support.dataplane import LocalServer
 from tests.support.kube import wait_for
 from tests.support.writer import Writer
@@ -115,3 +118,35 @@ def test_planned_switchover_loses_nothing(servers) -> None:
         writer.stop()
     assert writer.missing() == []
     wait_for(lambda: old.role() == "replica", timeout=120, interval=1, what="old primary follows")
+
+
+def test_parameters_reload_or_restart_through_patroni_and_metrics_report(servers) -> None:
+    """A changed agent.json (the kubelet refreshes the mounted ConfigMap): work_mem applies
+    by reload; shared_buffers needs a restart, standby first. Metrics say who is primary."""
+    server = servers("params", None)
+    server.primary()
+    server.wait_streaming()
+    for member in server.members:
+        config = member.workdir / "config" / "agent.json"
+        agent = json.loads(config.read_text())
+        agent["parameters"] |= {"work_mem": "24MB", "shared_buffers": "160MB"}
+        config.write_text(json.dumps(agent))
+
+    def applied(member) -> bool:
+        try:
+            with server.superuser(member) as conn:
+                return [conn.execute(f"SHOW {name}").fetchone()[0] for name in ("work_mem", "shared_buffers")] == [
+                    "24MB",
+                    "160MB",
+                ]
+        except psycopg.OperationalError:
+            return False
+
+    for member in server.members:
+        wait_for(
+            lambda m=member: applied(m), timeout=180, interval=2, what=f"parameters on {member.name}\n{server.logs()}"
+        )
+    primary = server.primary()
+    with urllib.request.urlopen(f"http://127.0.0.1:{primary.metrics_port}/metrics", timeout=5) as response:
+        metrics = response.read().decode()
+    assert "kuberds_postgres_primary 1.0" in metrics and "kuberds_postgres_replication_lag_bytes" in metrics

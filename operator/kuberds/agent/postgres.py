@@ -338,6 +338,14 @@ class PostgresAgent:
                 self.latest_restorable = done[-1]
         return Archiving(archived_at, failed_at, failed, max(behind, 0))
 
+    def _replication_lag(self) -> int:
+        """Bytes the slowest standby has still to replay (0 without standbys)."""
+        rows = self.database.query(
+            "SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)), 0)::bigint"
+            " FROM pg_stat_replication"
+        )
+        return int(rows[0][0])
+
     # -- act
 
     def act(self, steps: list[Step]) -> None:
@@ -474,6 +482,12 @@ class PostgresAgent:
                 archiving = self._archiving() if self.config.backup else None
             except psycopg.Error as error:
                 log.warning("reading pg_stat_archiver failed: %s", error)
+        lag = None
+        if observation.primary:
+            try:
+                lag = self._replication_lag()
+            except psycopg.Error as error:
+                log.warning("reading pg_stat_replication failed: %s", error)
         health = archive_health(archiving, observation.now) if archiving else None
         automated = [b for b in self.backups if b.repo == pgbackrest.AUTOMATED]
         status = {
@@ -486,9 +500,12 @@ class PostgresAgent:
             "earliestRestorableTime": _rfc3339(automated[0].stopped) if automated else None,
             "lastBackupTime": _rfc3339(automated[-1].stopped) if automated else None,
             "archiveSegmentsBehind": archiving.segments_behind if archiving else None,
+            "replicationLagBytes": lag,
             "doing": [s.reason for s in steps],
         }
         self.metrics.update(observation, archiving, self.latest_restorable, automated)
+        if lag is not None:
+            self.metrics.replication_lag.set(lag)
         if self.kube is not None:
             self.last_published = publish_status(
                 self.kube, self.pod, AGENT_STATUS_ANNOTATION, status, self.last_published

@@ -15,6 +15,8 @@ log = logging.getLogger("kuberds.agent")
 # Times move every few seconds; republishing each move would turn every pod into a stream of
 # writes. They are republished when they moved this much, or when anything else changed.
 TIME_FIELDS = ("latestRestorableTime", "earliestRestorableTime", "lastBackupTime")
+# Lag moves with every write; it is republished only when it crosses this many bytes.
+LAG_RESOLUTION_BYTES = 16 * 2**20
 TIME_RESOLUTION_SECONDS = 60
 
 
@@ -29,6 +31,8 @@ class AgentMetrics:
         self.up = gauge("kuberds_postgres_up", "1 when PostgreSQL is running under Patroni")
         self.primary = gauge("kuberds_postgres_primary", "1 on the primary, 0 on a standby")
         self.pending_restart = gauge("kuberds_postgres_pending_restart", "1 when a parameter waits for a restart")
+        self.replication_lag = gauge("kuberds_postgres_replication_lag_bytes",
+                                     "On the primary: WAL bytes the slowest standby has still to replay")  # fmt: skip
         self.archive_behind = gauge("kuberds_archive_segments_behind", "WAL segments written and not yet archived")
         self.archive_failed = gauge("kuberds_archive_failed_count", "Failed archive attempts (pg_stat_archiver)")
         self.last_archived = gauge("kuberds_archive_last_success_timestamp_seconds", "Last WAL segment archived")
@@ -63,7 +67,10 @@ class AgentMetrics:
 def worth_publishing(status: dict, published: dict) -> bool:
     for key, value in status.items():
         old = published.get(key)
-        if key in TIME_FIELDS and value and old:
+        if key == "replicationLagBytes" and value is not None and old is not None:
+            if abs(value - old) >= LAG_RESOLUTION_BYTES:
+                return True
+        elif key in TIME_FIELDS and value and old:
             moved = abs(datetime.fromisoformat(value).timestamp() - datetime.fromisoformat(old).timestamp())
             if moved >= TIME_RESOLUTION_SECONDS:
                 return True
