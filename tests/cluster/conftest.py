@@ -11,12 +11,11 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import kubernetes
 import pytest
 import yaml
 
 from tests.support.chart import documents
-from tests.support.kube import Cluster
+from tests.support.kube import Cluster, token_kubeconfig
 
 FINAL_SNAPSHOT_TIMEOUT = 8  # seconds: short, so the timeout path is observable in a test
 
@@ -54,21 +53,7 @@ def install_chart_rbac(cluster: Cluster) -> dict:
 
 def service_account_kubeconfig(cluster: Cluster, account: dict, path: Path) -> Path:
     """A kubeconfig that authenticates as the chart's ServiceAccount, with nothing else."""
-    core = kubernetes.client.CoreV1Api(cluster.client())
-    token = core.create_namespaced_service_account_token(
-        account["metadata"]["name"], OPERATOR_NAMESPACE, {"spec": {"expirationSeconds": 4 * 3600}}
-    ).status.token
-    admin = yaml.safe_load(cluster.kubeconfig.read_text())
-    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
-    server = next(c for c in admin["clusters"] if c["name"] == context["cluster"])
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "operator",
-        "clusters": [server],
-        "users": [{"name": "operator", "user": {"token": token}}],
-        "contexts": [{"name": "operator", "context": {"cluster": server["name"], "user": "operator"}}],
-    }))  # fmt: skip
-    path.chmod(0o600)
-    return path
+    return token_kubeconfig(cluster, account["metadata"]["name"], OPERATOR_NAMESPACE, path, "operator")
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ encryption, and an object-store outage."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
@@ -215,3 +216,28 @@ def test_object_store_outage_keeps_wal_and_catches_up(servers, s3) -> None:
     numbers = [int(s[8:16], 16) * 256 + int(s[16:24], 16) for s in segments if len(s) == 24]
     first = numbers.index(min(n for n in numbers))
     assert numbers[first:] == list(range(numbers[first], numbers[first] + len(numbers) - first)), "a WAL gap"
+
+
+def test_a_lost_standby_is_rebuilt_from_the_backup_repository(servers, s3) -> None:
+    """A standby whose volume is gone restores the newest backup and catches up from the
+    archive and the primary, instead of copying everything from the primary."""
+    server = servers("rebuild", s3)
+    first_backup_done(server)
+    server.wait_streaming()
+    primary = server.primary()
+    standby = next(m for m in server.members if m is not primary)
+    server.stop(standby, hard=True)
+    shutil.rmtree(standby.data_dir)
+    with server.connect(autocommit=True) as conn:
+        conn.execute("CREATE TABLE after_loss AS SELECT generate_series(1, 1000) AS n")
+    server.start(standby)
+    server.wait_streaming(timeout=240)
+    assert "replica has been created using pgbackrest" in standby.log.read_text()
+    with server.connect(standby, autocommit=True) as conn:  # a standby serves reads
+        wait_for(lambda: conn.execute("SELECT to_regclass('public.after_loss')").fetchone()[0] is not None,
+                 timeout=60, what="the rebuilt standby has the newer table")  # fmt: skip
+        assert conn.execute("SELECT count(*) FROM after_loss").fetchone()[0] == 1000
+    # The agent reports what a point-in-time restore can reach.
+    report = wait_for(lambda: (r := server.agent_status(primary)).get("latestRestorableTime") and r, timeout=120,
+                      interval=2, what="latestRestorableTime reported")  # fmt: skip
+    assert report["earliestRestorableTime"] <= report["latestRestorableTime"]

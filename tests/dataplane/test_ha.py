@@ -21,6 +21,14 @@ def writer_for(server: LocalServer) -> Writer:
     return writer
 
 
+def streaming_under_writes(servers, name: str) -> tuple[LocalServer, Writer]:
+    """A Multi-AZ server with its standby streaming, and a writer inserting into it."""
+    server = servers(name, None)
+    server.primary()
+    server.wait_streaming()
+    return server, writer_for(server).start()
+
+
 def wait_for_rows(writer: Writer, more_than: int) -> None:
     wait_for(lambda: len(writer.acknowledged) > more_than, timeout=30, what=f"{more_than} acknowledged writes")
 
@@ -59,10 +67,7 @@ def _failover(server: LocalServer, writer: Writer, disrupt) -> tuple[float, str]
 
 
 def test_killed_postmaster_fails_over_without_losing_an_acknowledged_commit(servers) -> None:
-    server = servers("kill", None)
-    server.primary()
-    server.wait_streaming()
-    writer = writer_for(server).start()
+    server, writer = streaming_under_writes(servers, "kill")
     old = server.primary()
     try:
         seconds, new = _failover(server, writer, lambda m: os.kill(m.postmaster_pid(), signal.SIGKILL))
@@ -80,10 +85,7 @@ def test_killed_postmaster_fails_over_without_losing_an_acknowledged_commit(serv
 def test_frozen_primary_fails_over_and_rejoins_when_thawed(servers) -> None:
     """SIGSTOP on every process of the member: a hung node. The lease expires, the standby
     takes over; thawed, the old primary finds it lost the lease and demotes itself."""
-    server = servers("freeze", None)
-    server.primary()
-    server.wait_streaming()
-    writer = writer_for(server).start()
+    server, writer = streaming_under_writes(servers, "freeze")
     old = server.primary()
     try:
         seconds, _ = _failover(server, writer, lambda m: server.signal_all(m, signal.SIGSTOP))
@@ -100,10 +102,7 @@ def test_frozen_primary_fails_over_and_rejoins_when_thawed(servers) -> None:
 
 
 def test_planned_switchover_loses_nothing(servers) -> None:
-    server = servers("switch", None)
-    server.primary()
-    server.wait_streaming()
-    writer = writer_for(server).start()
+    server, writer = streaming_under_writes(servers, "switch")
     old = server.primary()
     standby = next(m for m in server.members if m is not old)
     try:

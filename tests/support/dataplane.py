@@ -34,7 +34,7 @@ from kuberds.builders.agent import agent_config, backup_plan
 from kuberds.builders.meta import Owner
 from kuberds.config import OperatorConfig
 from kuberds.engines.postgres import POSTGRES
-from tests.support.kube import ROOT, Cluster, wait_for
+from tests.support.kube import ROOT, Cluster, token_kubeconfig, wait_for
 from tests.support.s3 import ACCESS_KEY, SECRET_KEY, SeaweedFS, free_port
 
 ZONES = ("kwok-zone-a", "kwok-zone-b", "kwok-zone-c")
@@ -182,21 +182,9 @@ class LocalServer:
         self.cluster.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(objects))
 
     def _agent_kubeconfig(self) -> Path:
-        core = kubernetes.client.CoreV1Api(self.cluster.client())
-        token = core.create_namespaced_service_account_token(
-            f"{self.name}-agent", self.namespace, {"spec": {"expirationSeconds": 4 * 3600}}
-        ).status.token
-        admin = yaml.safe_load(self.cluster.kubeconfig.read_text())
-        context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
-        server = next(c for c in admin["clusters"] if c["name"] == context["cluster"])
-        path = self.workdir / f"{self.name}-kubeconfig"
-        path.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "agent", "clusters": [server],
-            "users": [{"name": "agent", "user": {"token": token}}],
-            "contexts": [{"name": "agent", "context": {"cluster": server["name"], "user": "agent"}}],
-        }))  # fmt: skip
-        os.chown(path, *_postgres_ids())
-        path.chmod(0o600)
+        path = token_kubeconfig(self.cluster, f"{self.name}-agent", self.namespace,
+                                self.workdir / f"{self.name}-kubeconfig", "agent")  # fmt: skip
+        os.chown(path, *_postgres_ids())  # Patroni, as postgres, reads it too
         return path
 
     def agent_json(self) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import kubernetes
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -82,3 +83,22 @@ def wait_for(probe: Callable[[], T], timeout: float = 60.0, interval: float = 0.
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last seen: {last!r}")
+
+
+def token_kubeconfig(cluster: Cluster, account: str, namespace: str, path: Path, context: str) -> Path:
+    """A kubeconfig that authenticates as one ServiceAccount (a 4-hour token) and nothing else,
+    so whatever runs with it proves that account's RBAC is enough."""
+    core = kubernetes.client.CoreV1Api(cluster.client())
+    token = core.create_namespaced_service_account_token(
+        account, namespace, {"spec": {"expirationSeconds": 4 * 3600}}
+    ).status.token
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    current = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
+    server = next(c for c in admin["clusters"] if c["name"] == current["cluster"])
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": context, "clusters": [server],
+        "users": [{"name": context, "user": {"token": token}}],
+        "contexts": [{"name": context, "context": {"cluster": server["name"], "user": context}}],
+    }))  # fmt: skip
+    path.chmod(0o600)
+    return path

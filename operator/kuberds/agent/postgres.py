@@ -490,20 +490,24 @@ class PostgresAgent:
                 log.warning("reading pg_stat_replication failed: %s", error)
         health = archive_health(archiving, observation.now) if archiving else None
         automated = [b for b in self.backups if b.repo == pgbackrest.AUTOMATED]
+        earliest = automated[0].stopped if automated else None
+        latest = self.latest_restorable
+        if latest is not None and (earliest is None or latest < earliest):
+            latest = None  # nothing restorable yet: no base backup, or its end not archived yet
         status = {
             "role": observation.role,
             "state": observation.state,
             "backupHealthy": None if health is None else health.healthy,
             "backupReason": health.reason if health else None,
             "backupMessage": health.message if health else None,
-            "latestRestorableTime": _rfc3339(self.latest_restorable),
-            "earliestRestorableTime": _rfc3339(automated[0].stopped) if automated else None,
+            "latestRestorableTime": _rfc3339(latest),
+            "earliestRestorableTime": _rfc3339(earliest),
             "lastBackupTime": _rfc3339(automated[-1].stopped) if automated else None,
             "archiveSegmentsBehind": archiving.segments_behind if archiving else None,
             "replicationLagBytes": lag,
             "doing": [s.reason for s in steps],
         }
-        self.metrics.update(observation, archiving, self.latest_restorable, automated)
+        self.metrics.update(observation, archiving, latest, automated)
         if lag is not None:
             self.metrics.replication_lag.set(lag)
         if self.kube is not None:
