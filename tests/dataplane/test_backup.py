@@ -4,11 +4,12 @@ encryption, and an object-store outage."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import kubernetes
 import psycopg
@@ -16,8 +17,7 @@ from tests.support.dataplane import BUCKET, LocalServer
 from tests.support.kube import wait_for
 
 from kuberds.agent.config import RestorePlan
-from kuberds.backup.pgbackrest import AUTOMATED, DELETED_ANNOTATION, SNAPSHOTS, Commands, parse_info
-from kuberds.backup.schedule import expired_full_backups
+from kuberds.backup.pgbackrest import AUTOMATED, DELETED_ANNOTATION, SNAPSHOTS, parse_info
 
 
 def first_backup_done(server: LocalServer) -> str:
@@ -71,6 +71,8 @@ def test_point_in_time_restore_into_a_new_server(servers, s3) -> None:
         after = [r[0] for r in conn.execute("SELECT id FROM marks WHERE at > %s ORDER BY id", (target,))]
     assert before == list(range(1, 41)) and after == list(range(1001, 1041))
     archive_now(source)
+    # A newer full backup, taken after T: the restore must start from the one before T.
+    assert pgbackrest(source, "--repo=1", "--type=full", "backup").returncode == 0
 
     plan = RestorePlan(repository=source.backup.repository, target_time=target.strftime("%Y-%m-%dT%H:%M:%SZ"))
     restored = servers("pitr-new", s3, multi_az=False, restore=plan, restore_cipher=source.cipher_pass)
@@ -115,21 +117,20 @@ def test_snapshot_restores_into_an_equal_server_and_survives_retention(servers, 
     with source.connect(autocommit=True) as conn:
         insert_marked(conn, 1001, 10)  # after the snapshot: must not be in the restored server
 
-    # Retention: a second automated full backup; three days later, with retentionDays 1, the
-    # newest full alone covers the window. The agent's own decision picks the older one, and
-    # its command removes it; the snapshot, in its own repository, stays.
+    # Retention: pgBackRest expires automated full backups by time (retentionDays); days
+    # cannot be waited for, and its clock cannot be faked (S3 refuses skewed signatures), so
+    # the same expiry runs with a count of one: the older automated full goes, with the WAL
+    # before the remaining one; the snapshot, in its own repository, stays.
+    conf = (source.primary().workdir / "run" / "pgbackrest.conf").read_text()
+    assert "repo1-retention-full-type=time" in conf and "repo1-retention-full=1" in conf
     assert pgbackrest(source, "--repo=1", "--type=full", "backup").returncode == 0
     records = parse_info(json.loads(pgbackrest(source, "--output=json", "info").stdout), "snap-src")
-    fulls = [(r.label, r.stopped) for r in records if r.repo == AUTOMATED and r.kind == "full"]
+    fulls = [r.label for r in records if r.repo == AUTOMATED and r.kind == "full"]
     assert len(fulls) == 2
-    doomed = expired_full_backups(fulls, datetime.now(UTC) + timedelta(days=3), retention_days=1)
-    assert doomed == [fulls[0][0]]
-    assert expired_full_backups(fulls, datetime.now(UTC), retention_days=1) == [], "nothing is old yet"
-    expire = Commands(Path("unused"), "snap-src").expire_set(doomed[0], AUTOMATED)[3:]  # after --config/--stanza
-    result = pgbackrest(source, *expire)
+    result = pgbackrest(source, "--repo=1", "--repo1-retention-full-type=count", "--repo1-retention-full=1", "expire")
     assert result.returncode == 0, result.stderr
     records = parse_info(json.loads(pgbackrest(source, "--output=json", "info").stdout), "snap-src")
-    assert [r.label for r in records if r.repo == AUTOMATED] == [fulls[1][0]], "only the older automated full went"
+    assert [r.label for r in records if r.repo == AUTOMATED] == [fulls[1]], "only the older automated full went"
     assert [r.label for r in records if r.repo == SNAPSHOTS] == [status["backupID"]], "the snapshot stays"
 
     plan = RestorePlan(repository=source.backup.repository, snapshot_set=status["backupID"])
@@ -241,3 +242,29 @@ def test_a_lost_standby_is_rebuilt_from_the_backup_repository(servers, s3) -> No
     report = wait_for(lambda: (r := server.agent_status(primary)).get("latestRestorableTime") and r, timeout=120,
                       interval=2, what="latestRestorableTime reported")  # fmt: skip
     assert report["earliestRestorableTime"] <= report["latestRestorableTime"]
+
+
+def test_failover_leaves_no_hole_in_the_archive(servers, s3) -> None:
+    """After a promotion the new primary pushes the segments it received by streaming that
+    the repository does not have yet (a standby marks streamed WAL as archived, so without
+    this a segment the old primary had not archived would be a hole in point-in-time restore)."""
+    server = servers("hole", s3)
+    first_backup_done(server)
+    server.wait_streaming()
+    old = server.primary()
+    with server.superuser(old) as conn:
+        conn.execute("CREATE TABLE filler (x text)")
+        for _ in range(3):
+            conn.execute("INSERT INTO filler SELECT repeat('x', 1000) FROM generate_series(1, 2000)")
+            conn.execute("SELECT pg_switch_wal()")
+    os.kill(old.postmaster_pid(), signal.SIGKILL)
+    new = next(m for m in server.members if m is not old)
+    wait_for(lambda: new.role() == "master", timeout=60, interval=0.5, what="promotion")
+    wait_for(lambda: "after promotion:" in new.log.read_text(), timeout=180, interval=2,
+             what=f"the new primary checked the old timeline's tail\n{server.logs()}")  # fmt: skip
+    archive_now(server)
+    prefix = server.backup.repository.path.lstrip("/") + "/automated/archive/hole"
+    names = {f.rsplit("/", 1)[1][:24] for f in s3.list(BUCKET, prefix) if f.endswith(".zst")}
+    first_timeline = sorted(int(n[8:16], 16) * 256 + int(n[16:24], 16) for n in names if n.startswith("00000001"))
+    assert first_timeline == list(range(first_timeline[0], first_timeline[-1] + 1)), "a hole in timeline 1"
+    assert any(n.startswith("00000002") for n in names), "the new timeline is archived"

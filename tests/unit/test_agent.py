@@ -23,7 +23,6 @@ from kuberds.backup.schedule import (
     Window,
     archive_health,
     automated_backup,
-    expired_full_backups,
 )
 
 NOW = datetime(2026, 11, 27, 3, 10, tzinfo=UTC)
@@ -80,16 +79,6 @@ def test_a_window_across_midnight() -> None:
     assert not window.contains(datetime(2026, 1, 2, 0, 20, tzinfo=UTC))
 
 
-def test_retention_keeps_the_base_backup_of_the_windows_first_moment() -> None:
-    fulls = [("a", NOW - timedelta(days=20)), ("b", NOW - timedelta(days=13)), ("c", NOW - timedelta(days=6))]
-    assert expired_full_backups(fulls, NOW, 7) == ["a"], "b is needed to restore to 7 days ago"
-    assert expired_full_backups(fulls, NOW, 14) == []
-    assert expired_full_backups(fulls, NOW, 0) == ["a", "b", "c"]
-    assert next_steps(primary(expired=["a"], retention_days=7))[0].reason == (
-        "backup a is older than the 7-day window: removing it"
-    )
-
-
 def test_snapshots_one_at_a_time_and_deletions() -> None:
     snaps = [
         SnapshotRequest("s1", "u1", None, False, False),
@@ -117,15 +106,17 @@ def test_archive_health() -> None:
     assert archive_health(Archiving(NOW, None, 0, 40), NOW).reason == "ArchiveLagging"
 
 
-def test_pgbackrest_configuration_keeps_secrets_out_of_the_environment_and_retention_to_kuberds() -> None:
+def test_pgbackrest_configuration_keeps_secrets_out_of_the_environment_and_retains_by_time() -> None:
     secrets = pgbackrest.secret_options(REPO, "AK", "SK", "pass")
-    text = pgbackrest.configuration(repository=REPO, data_dir=Path("/data"), port=5432, socket_dir=Path("/run"),
+    text = pgbackrest.configuration(repository=REPO, retention_days=7, data_dir=Path("/data"), port=5432,
+                                    socket_dir=Path("/run"),
                                     spool_dir=Path("/spool"), log_dir=Path("/log"), secrets=secrets)  # fmt: skip
     lines = set(text.splitlines())
     assert {"repo1-path=/kuberds/ns/db/u1/automated", "repo2-path=/kuberds/ns/db/u1/snapshots",
             "repo1-s3-endpoint=s3.local", "repo1-storage-port=8443", "repo1-storage-verify-tls=n",
             "repo1-cipher-type=aes-256-cbc", "repo2-cipher-pass=pass", "repo1-s3-key=AK",
-            "repo1-retention-full=9999999", "repo2-retention-full=9999999", "archive-async=y",
+            "repo1-retention-full-type=time", "repo1-retention-full=7", "repo2-retention-full=9999999",
+            "archive-async=y",
             "[db]", "pg1-path=/data", "pg1-port=5432"} <= lines  # fmt: skip
     assert not any(line.startswith("archive-push-queue-max") for line in lines), "WAL is never dropped"
     plain = Repository(REPO.store, REPO.path, "db", encrypted=False)
@@ -186,11 +177,13 @@ def test_patroni_restore_bootstrap_targets_the_time_in_postgres_format() -> None
     recovery = boot["kuberds_restore"]["recovery_conf"]
     assert recovery["recovery_target_time"] == "2026-11-27 21:53:51+00"
     assert recovery["recovery_target_action"] == "promote"
-    assert "--type=none" in boot["kuberds_restore"]["command"]
+    assert "--type=time '--target=2026-11-27 21:53:51+00'" in boot["kuberds_restore"]["command"], (
+        "pgBackRest picks the backup that ended before the target"
+    )
     snap = patroni.configuration(agent_config(restore=RestorePlan(REPO, snapshot_set="L2F")), POD, CREDS, own=None,
                                  restore=restore)  # fmt: skip
     assert snap["bootstrap"]["kuberds_restore"]["recovery_conf"]["recovery_target"] == "immediate"
-    assert "--set=L2F" in snap["bootstrap"]["kuberds_restore"]["command"]
+    assert "--set=L2F --type=immediate" in snap["bootstrap"]["kuberds_restore"]["command"]
 
 
 def test_agent_config_round_trips_through_json() -> None:

@@ -38,8 +38,8 @@ class Observation:
     retention_days: int = 7
     window: Window = field(default_factory=lambda: Window.parse("03:00-03:30"))
     accounts_ready: bool = False  # master user and database checked this primary term
+    wal_caught_up: bool = True  # False after a promotion, until the old timeline's WAL is checked
     snapshots: list[SnapshotRequest] = field(default_factory=list)
-    expired: list[str] = field(default_factory=list)  # automated full backups out of the window
 
     @property
     def primary(self) -> bool:
@@ -48,7 +48,7 @@ class Observation:
 
 @dataclass(frozen=True)
 class Step:
-    kind: str  # ensure-accounts, create-stanza, backup, expire, snapshot, remove-snapshot, restart, wait
+    kind: str  # ensure-accounts, create-stanza, archive-catch-up, backup, snapshot, remove-snapshot, restart, wait
     reason: str
     argument: str | None = None
 
@@ -68,10 +68,11 @@ def next_steps(o: Observation) -> list[Step]:
     if not o.stanza_ready:
         steps.append(Step("create-stanza", "primary: creating the backup repository stanza"))
         return steps
+    if not o.wal_caught_up and not o.backup_running:
+        # A standby marks streamed WAL as archived; what the old primary had not archived yet
+        # would be a hole in the archive (and in point-in-time restore) without this.
+        steps.append(Step("archive-catch-up", "promoted: archiving WAL the old primary may not have archived"))
     steps += _snapshot_steps(o)
-    if o.expired and not o.backup_running:
-        steps.append(Step("expire", f"backup {o.expired[0]} is older than the {o.retention_days}-day window: "
-                                    "removing it", o.expired[0]))  # fmt: skip
     if o.backup_running or any(s.kind == "snapshot" for s in steps):
         return steps
     decision = automated_backup(now=o.now, window=o.window, retention_days=o.retention_days, primary=True,

@@ -15,6 +15,7 @@ pg_rewind); the agent only describes the member. Choices, and why:
 
 from __future__ import annotations
 
+import shlex
 from datetime import UTC, datetime
 
 from kuberds.agent.config import AgentConfig, Credentials, Pod
@@ -84,7 +85,12 @@ def bootstrap_section(config: AgentConfig, pod: Pod, restore: Commands | None) -
         recovery["recovery_target_action"] = "promote"
         section["method"] = "kuberds_restore"
         section["kuberds_restore"] = {
-            "command": " ".join(restore.restore(pod.data_dir, plan.snapshot_set)),
+            # Patroni splits the command with shlex: a time target contains a space.
+            "command": shlex.join(
+                restore.restore(
+                    pod.data_dir, plan.snapshot_set, postgres_time(plan.target_time) if plan.target_time else None
+                )
+            ),
             "no_params": True,
             "recovery_conf": recovery,
         }

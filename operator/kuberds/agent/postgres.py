@@ -9,6 +9,7 @@ automated backups, DBSnapshots, pending restarts. It reports through a pod annot
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -32,7 +33,7 @@ from kuberds.agent.config import AgentConfig, Credentials, Pod
 from kuberds.agent.decisions import Observation, SnapshotRequest, Step, next_steps
 from kuberds.agent.report import AgentMetrics, publish_status
 from kuberds.backup import pgbackrest
-from kuberds.backup.schedule import Archiving, Backups, Window, archive_health, expired_full_backups
+from kuberds.backup.schedule import Archiving, Backups, Window, archive_health
 from kuberds.builders.meta import AGENT_STATUS_ANNOTATION
 
 log = logging.getLogger("kuberds.agent")
@@ -43,9 +44,13 @@ HEARTBEAT_SECONDS = 5.0
 WAL_SEGMENT = 16 * 2**20
 
 
-def segment_number(wal_file: str) -> int:
-    """Position of a WAL file (TTTTTTTTXXXXXXXXYYYYYYYY) in the stream of 16 MiB segments."""
-    return int(wal_file[8:16], 16) * (2**32 // WAL_SEGMENT) + int(wal_file[16:24], 16)
+def segment_number(wal_file: str | None) -> int | None:
+    """Position of a WAL file (TTTTTTTTXXXXXXXXYYYYYYYY[.partial]) in the stream of 16 MiB
+    segments; None for anything else (a timeline's .history file is archived too)."""
+    name = (wal_file or "")[:24]
+    if len(name) != 24 or any(c not in "0123456789ABCDEF" for c in name):
+        return None
+    return int(name[8:16], 16) * (2**32 // WAL_SEGMENT) + int(name[16:24], 16)
 
 
 def lsn_to_int(lsn: str) -> int:
@@ -147,6 +152,10 @@ class PostgresAgent:
         self.accounts_ready = False
         self.stanza_ready: bool | None = None
         self.backups: list[pgbackrest.BackupRecord] = []
+        self.info_lock = threading.Lock()
+        self.archived_upto: int | None = None  # last WAL segment known archived
+        self.was_standby = False
+        self.wal_caught_up = True
         self.info_checked = 0.0
         self.heartbeats: deque[tuple[datetime, int]] = deque(maxlen=720)
         self.last_heartbeat = 0.0
@@ -181,7 +190,8 @@ class PostgresAgent:
         pod.run_dir.chmod(0o700)
         if backup := self.config.backup:
             secrets = pgbackrest.secret_options(backup.repository, c.s3_access_key, c.s3_secret_key, c.cipher_pass)
-            text = pgbackrest.configuration(repository=backup.repository, data_dir=pod.data_dir, port=self.port,
+            text = pgbackrest.configuration(repository=backup.repository, retention_days=backup.retention_days,
+                                            data_dir=pod.data_dir, port=self.port,
                                             socket_dir=pod.run_dir, spool_dir=spool, log_dir=logs,
                                             secrets=secrets)  # fmt: skip
             self._write(pod.run_dir / "pgbackrest.conf", text)
@@ -244,6 +254,10 @@ class PostgresAgent:
         role, pg_state = state.get("role"), state.get("state")
         if role not in ("master", "primary"):
             self.accounts_ready = False
+            if pg_state == "running":
+                self.was_standby = True
+        elif pg_state == "running" and self.was_standby:
+            self.was_standby, self.wal_caught_up = False, False
         cluster = self._cluster() if state.get("pending_restart") and role in ("master", "primary") else {}
         backup = self.config.backup
         if backup and role in ("master", "primary") and pg_state == "running":
@@ -263,15 +277,9 @@ class PostgresAgent:
             retention_days=backup.retention_days if backup else 0,
             window=Window.parse(backup.window) if backup else Window.parse("03:00-03:30"),
             accounts_ready=self.accounts_ready,
+            wal_caught_up=self.wal_caught_up,
             snapshots=self._snapshot_requests() if backup and role in ("master", "primary") else [],
-            expired=self.expired(now),
         )
-
-    def expired(self, now: datetime) -> list[str]:
-        if self.config.backup is None:
-            return []
-        fulls = [(b.label, b.stopped) for b in self.backups if b.repo == pgbackrest.AUTOMATED and b.kind == "full"]
-        return expired_full_backups(fulls, now, self.config.backup.retention_days)
 
     def _cluster(self) -> dict:
         try:
@@ -285,17 +293,26 @@ class PostgresAgent:
         return Backups(fulls[-1].stopped if fulls else None, automated[-1].stopped if automated else None)
 
     def _refresh_info(self, force: bool = False) -> None:
+        """Reads the repositories. The loop and the backup worker both call it: one at a time
+        (the lock), and a repository in error keeps the last good view rather than looking
+        empty (an empty view would start a needless "first" full backup)."""
         if not force and time.monotonic() - self.info_checked < INFO_EVERY_SECONDS:
             return
         assert self.own_commands is not None
-        result = self.engine.run(self.own_commands.info(), timeout=60)
-        self.info_checked = time.monotonic()
-        if result.returncode != 0:
-            log.warning("pgbackrest info failed: %s", result.stderr.strip()[-500:])
-            return
-        info = json.loads(result.stdout)
-        self.stanza_ready = pgbackrest.stanza_ready(info, self.own_commands.stanza)
-        self.backups = pgbackrest.parse_info(info, self.own_commands.stanza)
+        with self.info_lock:
+            result = self.engine.run(self.own_commands.info(), timeout=60)
+            self.info_checked = time.monotonic()
+            if result.returncode != 0:
+                log.warning("pgbackrest info failed: %s", result.stderr.strip()[-500:])
+                return
+            info = json.loads(result.stdout)
+            ready = pgbackrest.stanza_ready(info, self.own_commands.stanza)
+            if ready or self.stanza_ready is None:
+                self.stanza_ready = ready
+            if ready:
+                self.backups = pgbackrest.parse_info(info, self.own_commands.stanza)
+            else:
+                log.warning("backup repository not readable as a whole; keeping the last view")
 
     def _snapshot_requests(self) -> list[SnapshotRequest]:
         if self.kube is None:
@@ -309,6 +326,9 @@ class PostgresAgent:
                 continue
             meta = snap["metadata"]
             label = status.get("backupID") or self._label_for(meta["uid"])
+            if label and not status.get("backupID") and not self.worker.busy:
+                # Taken, but the agent stopped before saying so: say it now.
+                self._mark_available(meta["name"], label)
             requests.append(SnapshotRequest(
                 name=meta["name"], uid=meta["uid"], backup_label=label,
                 deleting="deletionTimestamp" in meta, retain=snap["spec"].get("deletionPolicy") == "Retain",
@@ -329,10 +349,14 @@ class PostgresAgent:
             "SELECT last_archived_wal, last_archived_time, last_failed_time, failed_count,"
             " pg_walfile_name(pg_current_wal_lsn()) FROM pg_stat_archiver"
         )
-        archived, archived_at, failed_at, failed, current = rows[0]
-        behind = segment_number(current) - segment_number(archived) - 1 if archived else segment_number(current)
-        if archived:
-            archived_end = (segment_number(archived) + 1) * WAL_SEGMENT
+        archived, archived_at, failed_at, failed, current_file = rows[0]
+        current, done_upto = segment_number(current_file), segment_number(archived)
+        if done_upto is None:  # nothing archived yet, or the last file was a .history file
+            done_upto = self.archived_upto
+        self.archived_upto = done_upto
+        behind = current - done_upto - 1 if done_upto is not None else current
+        if done_upto is not None:
+            archived_end = (done_upto + 1) * WAL_SEGMENT
             done = [t for t, lsn in self.heartbeats if lsn <= archived_end]
             if done and (self.latest_restorable is None or done[-1] > self.latest_restorable):
                 self.latest_restorable = done[-1]
@@ -381,9 +405,38 @@ class PostgresAgent:
             return
         self._refresh_info(force=True)
 
+    def _step_archive_catch_up(self, step: Step) -> None:
+        """Pushes every complete segment in pg_wal that a standby marked done (streamed, not
+        archived by it) and that is newer than the repository's newest; pgBackRest skips a
+        segment it already holds with the same content."""
+        assert self.own_commands is not None
+        result = self.engine.run(self.own_commands.info(), timeout=60)
+        if result.returncode != 0:
+            return  # next loop tries again
+        newest = segment_number(pgbackrest.archive_max(json.loads(result.stdout), self.own_commands.stanza))
+        wal = self.pod.data_dir / "pg_wal"
+        pushed = 0
+        for done in sorted((wal / "archive_status").glob("*.done")):
+            name = done.name.removesuffix(".done")
+            number = segment_number(name)
+            if len(name) != 24 or number is None or (newest is not None and number <= newest):
+                continue
+            if self.engine.run(self.own_commands.push_now(wal / name), timeout=300).returncode != 0:
+                log.warning("archiving %s after promotion failed; will retry", name)
+                return
+            pushed += 1
+        log.info("after promotion: %d segment(s) of the old primary archived", pushed)
+        self.wal_caught_up = True
+
     def _step_backup(self, step: Step) -> None:
         assert self.own_commands is not None and step.argument
-        self.worker.start(f"{step.argument} backup", lambda: self._backup(self.own_commands.backup(step.argument)))
+
+        def job() -> None:
+            # pgBackRest expires repo1 by itself after the backup; repo2's WAL is trimmed here.
+            if self._backup(self.own_commands.backup(step.argument)):
+                self.engine.run(self.own_commands.expire(pgbackrest.SNAPSHOTS), timeout=600)
+
+        self.worker.start(f"{step.argument} backup", job)
 
     def _backup(self, argv: list[str]) -> bool:
         started = time.monotonic()
@@ -394,13 +447,6 @@ class PostgresAgent:
             self.metrics.backup_failures.inc()
         self._refresh_info(force=True)
         return result.returncode == 0
-
-    def _step_expire(self, step: Step) -> None:
-        assert self.own_commands is not None and step.argument
-        result = self.engine.run(self.own_commands.expire_set(step.argument, pgbackrest.AUTOMATED), timeout=600)
-        if result.returncode != 0:
-            log.warning("expiring %s failed: %s", step.argument, result.stderr.strip()[-500:])
-        self._refresh_info(force=True)
 
     def _step_snapshot(self, step: Step) -> None:
         assert self.own_commands is not None and step.argument
@@ -419,14 +465,20 @@ class PostgresAgent:
                 self._expire_marked_snapshots()
             record = next((r for r in self.backups if r.annotations.get(pgbackrest.SNAPSHOT_ANNOTATION) == uid), None)
             if ok and record:
-                self._snapshot_status(name, {
-                    "phase": "Available", "backupID": record.label, "snapshotTime": _rfc3339(record.stopped),
-                    "sizeBytes": record.size_bytes, "engine": "postgres", "engineVersion": self.config.engine_version,
-                })  # fmt: skip
+                self._mark_available(name, record.label)
             else:
                 self._snapshot_status(name, {"phase": "Failed"})
 
         self.worker.start(f"snapshot {name}", job)
+
+    def _mark_available(self, name: str, label: str) -> None:
+        record = next((r for r in self.backups if r.label == label), None)
+        if record is None:
+            return
+        self._snapshot_status(name, {
+            "phase": "Available", "backupID": record.label, "snapshotTime": _rfc3339(record.stopped),
+            "sizeBytes": record.size_bytes, "engine": "postgres", "engineVersion": self.config.engine_version,
+        })  # fmt: skip
 
     def _step_remove_snapshot(self, step: Step) -> None:
         assert self.own_commands is not None and step.argument
@@ -452,7 +504,8 @@ class PostgresAgent:
         self._refresh_info(force=True)
 
     def _step_restart(self, step: Step) -> None:
-        self.patroni_api("/restart", "POST", {"restart_pending": True}, timeout=60)
+        with contextlib.suppress(ValueError):  # Patroni answers a restart in plain text, not JSON
+            self.patroni_api("/restart", "POST", {"restart_pending": True}, timeout=60)
 
     def _snapshot_status(self, name: str, status: dict) -> None:
         if self.kube is not None:
@@ -466,12 +519,13 @@ class PostgresAgent:
         if time.monotonic() - self.last_heartbeat < HEARTBEAT_SECONDS:
             return
         rows = self.database.query(
-            "INSERT INTO kuberds.heartbeat VALUES (1, now()) ON CONFLICT (id) DO UPDATE SET at = now()"
-            " RETURNING at, pg_current_wal_lsn()::text"
+            "INSERT INTO kuberds.heartbeat VALUES (1, now()) ON CONFLICT (id) DO UPDATE SET at = now() RETURNING at"
         )
+        # Read after the commit (autocommit): the position is past the commit record, so a
+        # segment counted as archived really holds this heartbeat.
+        lsn = self.database.query("SELECT pg_current_wal_lsn()::text")[0][0]
         self.last_heartbeat = time.monotonic()
-        at, lsn = rows[0]
-        self.heartbeats.append((at, lsn_to_int(lsn)))
+        self.heartbeats.append((rows[0][0], lsn_to_int(lsn)))
 
     # -- report
 

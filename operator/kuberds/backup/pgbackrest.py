@@ -45,6 +45,7 @@ def repository_options(number: int, repository: Repository, subpath: str) -> dic
 def configuration(
     *,
     repository: Repository,
+    retention_days: int,
     data_dir: Path,
     port: int,
     socket_dir: Path,
@@ -54,15 +55,18 @@ def configuration(
 ) -> str:
     """pgbackrest.conf for a server's own repositories.
 
-    Retention: kuberds decides which automated full backups have left the window
-    (`schedule.expired_full_backups`) and expires them by label; pgBackRest itself expires
-    nothing by count or time in either repository (KEEP_FOREVER), so a snapshot in repo2 goes
-    only when its DBSnapshot is deleted. No archive-push-queue-max: when the object
+    Retention: repo1 keeps full backups by time: an automated full backup goes once a newer
+    one is itself older than `retention_days`, so a restore to any second of the window finds
+    a base backup before it, and the WAL before the oldest remaining backup goes with it
+    (pgBackRest expires after every backup). repo2 never expires by count (KEEP_FOREVER): a
+    snapshot goes only when its DBSnapshot is deleted; its WAL is trimmed to what each
+    snapshot needs to be consistent, plus continuous WAL from the newest one. No archive-push-queue-max: when the object
     store is down, WAL stays on the volume rather than being dropped.
     """
     options = {
         **repository_options(AUTOMATED, repository, "automated"),
-        f"repo{AUTOMATED}-retention-full": str(KEEP_FOREVER),
+        f"repo{AUTOMATED}-retention-full-type": "time",
+        f"repo{AUTOMATED}-retention-full": str(max(retention_days, 1)),
         **repository_options(SNAPSHOTS, repository, "snapshots"),
         f"repo{SNAPSHOTS}-retention-full": str(KEEP_FOREVER),
         # WAL for old snapshots: only what makes each of them consistent.
@@ -142,12 +146,19 @@ class Commands:
     def archive_get(self) -> str:
         return " ".join(self.base("archive-get", "%f", '"%p"'))
 
+    def push_now(self, wal_path: Path) -> list[str]:
+        """One segment, synchronously (the async queue belongs to PostgreSQL's archiver)."""
+        return self.base("--no-archive-async", "archive-push", str(wal_path))
+
     def stanza_create(self) -> list[str]:
         return self.base("stanza-create")
 
     def backup(self, kind: str, repo: int = AUTOMATED, annotations: dict[str, str] | None = None) -> list[str]:
         extra = [f"--annotation={key}={value}" for key, value in (annotations or {}).items()]
         return self.base(f"--repo={repo}", f"--type={kind}", *extra, "backup")
+
+    def expire(self, repo: int) -> list[str]:
+        return self.base(f"--repo={repo}", "expire")
 
     def expire_set(self, label: str, repo: int) -> list[str]:
         return self.base(f"--repo={repo}", f"--set={label}", "expire")
@@ -159,10 +170,17 @@ class Commands:
     def info(self) -> list[str]:
         return self.base("--output=json", "info")
 
-    def restore(self, data_dir: Path, snapshot_set: str | None) -> list[str]:
-        """Files only (--type=none): Patroni writes the recovery settings itself."""
-        target = [f"--repo={SNAPSHOTS}", f"--set={snapshot_set}"] if snapshot_set else [f"--repo={AUTOMATED}"]
-        return self.base(f"--pg1-path={data_dir}", "--type=none", *target, "restore")
+    def restore(self, data_dir: Path, snapshot_set: str | None, target_time: str | None = None) -> list[str]:
+        """The backup to start from: a snapshot's set; for a time, --type=time so pgBackRest
+        picks the newest backup that ended before it (not simply the newest one); else the
+        newest. The recovery settings pgBackRest writes are replaced by Patroni's own."""
+        if snapshot_set:
+            target = [f"--repo={SNAPSHOTS}", f"--set={snapshot_set}", "--type=immediate"]
+        elif target_time:
+            target = [f"--repo={AUTOMATED}", "--type=time", f"--target={target_time}"]
+        else:
+            target = [f"--repo={AUTOMATED}", "--type=default"]
+        return self.base(f"--pg1-path={data_dir}", *target, "--target-action=promote", "restore")
 
     def replica_restore(self, data_dir: Path) -> str:
         """Patroni's create_replica method: a standby from the newest automated backup."""
@@ -213,3 +231,14 @@ def stanza_ready(info: list[dict], stanza: str) -> bool:
             repos = entry.get("repo") or []
             return bool(repos) and all(int(r.get("status", {}).get("code", 99)) in (0, 2) for r in repos)
     return False
+
+
+def archive_max(info: list[dict], stanza: str, repo: int = AUTOMATED) -> str | None:
+    """The newest WAL file in a repository's archive (of the current database), or None."""
+    for entry in info:
+        if entry.get("name") != stanza:
+            continue
+        names = [a.get("max") for a in entry.get("archive", []) if (a.get("database") or {}).get("repo-key") == repo]
+        names = [n for n in names if n]
+        return max(names) if names else None
+    return None

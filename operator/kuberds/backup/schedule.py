@@ -67,20 +67,6 @@ def automated_backup(*, now: datetime, window: Window, retention_days: int, prim
     return Decision("incr", "in the backup window: incremental backup")
 
 
-def expired_full_backups(fulls: list[tuple[str, datetime]], now: datetime, retention_days: int) -> list[str]:
-    """Full backups (label, stop time) that no restore inside the window needs any more.
-
-    A restore to the window's first moment needs the newest full backup taken before it;
-    everything older can go (pgBackRest removes a full backup's incrementals with it, and the
-    WAL before the oldest remaining backup). retentionDays 0 keeps nothing automated."""
-    if retention_days == 0:
-        return [label for label, _ in fulls]
-    start = now - timedelta(days=retention_days)
-    ordered = sorted(fulls, key=lambda f: f[1])
-    before = [label for label, stopped in ordered if stopped <= start]
-    return before[:-1]
-
-
 @dataclass(frozen=True)
 class Archiving:
     """pg_stat_archiver, plus how far WAL writing is ahead of archiving."""

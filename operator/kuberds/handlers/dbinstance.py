@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import kopf
 
-from kuberds.agent.config import RestorePlan
+from kuberds.agent.config import AgentConfig, RestorePlan
 from kuberds.api.schema import parse
 from kuberds.api.v1alpha1 import DBInstanceSpec, ObjectStore
 from kuberds.builders import agent as agent_build
@@ -73,17 +73,6 @@ def _problem(kube: Kube, body: dict, spec: DBInstanceSpec) -> Condition | None:
             return _not_reconciled("SecretNotFound", f"Secret {name} (masterUserSecretName) does not exist")
         if "password" not in (secret.get("data") or {}):
             return _not_reconciled("SecretInvalid", f"Secret {name} has no key 'password'")
-    restore = spec.restore
-    if restore and restore.from_snapshot and kube.get("DBSnapshot", namespace, restore.from_snapshot) is None:
-        return _not_reconciled(
-            "SnapshotNotFound", f"DBSnapshot {restore.from_snapshot} (restore.fromSnapshot) does not exist"
-        )
-    if restore and restore.point_in_time:
-        source = restore.point_in_time.source
-        if kube.get(KIND, namespace, source) is None and kube.get("DBCluster", namespace, source) is None:
-            return _not_reconciled(
-                "RestoreSourceNotFound", f"{source} (restore.pointInTime.source) is not a DBInstance or DBCluster here"
-            )
     return None
 
 
@@ -114,7 +103,10 @@ def restore_source(kube: Kube, body: dict, spec: DBInstanceSpec, config: Operato
     namespace = body["metadata"]["namespace"]
     snapshot_set, target = None, None
     if restore.from_snapshot:
-        snapshot = kube.get("DBSnapshot", namespace, restore.from_snapshot) or {}
+        snapshot = kube.get("DBSnapshot", namespace, restore.from_snapshot)
+        if snapshot is None:
+            missing = f"DBSnapshot {restore.from_snapshot} (restore.fromSnapshot) does not exist"
+            return Restore(problem=_not_reconciled("SnapshotNotFound", missing))
         snapshot_set = (snapshot.get("status") or {}).get("backupID")
         if not snapshot_set or (snapshot.get("status") or {}).get("phase") != "Available":
             waiting = f"DBSnapshot {restore.from_snapshot} is not Available yet"
@@ -124,6 +116,12 @@ def restore_source(kube: Kube, body: dict, spec: DBInstanceSpec, config: Operato
         source_name = restore.point_in_time.source
         target = restore.point_in_time.time  # None: latest
     source = kube.get(KIND, namespace, source_name) if source_name else None
+    if source is None and restore.point_in_time:
+        return Restore(
+            problem=_not_reconciled(
+                "RestoreSourceNotFound", f"{source_name} (restore.pointInTime.source) is not a DBInstance here"
+            )
+        )
     if source is None:
         return Restore(problem=_not_reconciled("RestoreSourceGone",
                        f"restoring needs the source server {source_name} (its repository and keys); "
@@ -135,6 +133,17 @@ def restore_source(kube: Kube, body: dict, spec: DBInstanceSpec, config: Operato
     repository = agent_build.repository(owner_of_body(source), store, source_spec.backup.encryption.enabled)
     plan = RestorePlan(repository=repository, snapshot_set=snapshot_set, target_time=target)
     return Restore(plan, store.credentials_secret_name, key_secret(source_name, source_spec))
+
+
+def kept_restore(kube: Kube, body: dict, stateful_set: dict) -> Restore:
+    """The restore plan and secret names as the operator first handed them out."""
+    meta = body["metadata"]
+    settings = kube.get("ConfigMap", meta["namespace"], f"{meta['name']}-settings") or {}
+    text = (settings.get("data") or {}).get("agent.json")
+    plan = AgentConfig.from_json(text).restore if text else None
+    env = stateful_set["spec"]["template"]["spec"]["containers"][0].get("env") or []
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in env if "secretKeyRef" in e.get("valueFrom", {})}
+    return Restore(plan, refs.get("KUBERDS_RESTORE_ACCESS_KEY_ID"), refs.get("KUBERDS_RESTORE_CIPHER_PASS"))
 
 
 def _server(body: dict, spec: DBInstanceSpec, config: OperatorConfig, existing_sts: dict | None,
@@ -178,8 +187,12 @@ def reconcile(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], 
 
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     existing = kube.get("StatefulSet", namespace, name)
-    # The restore source matters only until the server exists: then it has its own data.
-    restore = restore_source(kube, body, spec, config) if spec.restore and existing is None else None
+    # The source is resolved once, before the server exists; afterwards the plan that was
+    # handed to the agent is kept (Patroni uses it only while the cluster is uninitialized,
+    # and a source deleted later must neither block nor change anything).
+    restore = None
+    if spec.restore:
+        restore = restore_source(kube, body, spec, config) if existing is None else kept_restore(kube, body, existing)
     if restore and restore.problem:
         publish_status(kube, body, [restore.problem, Condition("Paused", FALSE, "AutomationActive")])
         raise kopf.TemporaryError(restore.problem.message, delay=15)
