@@ -129,6 +129,7 @@ def test_parameters_reload_or_restart_through_patroni_and_metrics_report(servers
         config = member.workdir / "config" / "agent.json"
         agent = json.loads(config.read_text())
         agent["parameters"] |= {"work_mem": "24MB", "shared_buffers": "160MB"}
+        agent["ha"]["ttl"] = 8  # cluster-wide: the primary's agent updates Patroni's DCS config
         config.write_text(json.dumps(agent))
 
     def applied(member) -> bool:
@@ -146,6 +147,7 @@ def test_parameters_reload_or_restart_through_patroni_and_metrics_report(servers
             lambda m=member: applied(m), timeout=180, interval=2, what=f"parameters on {member.name}\n{server.logs()}"
         )
     primary = server.primary()
+    wait_for(lambda: (primary.patroni("/config") or {}).get("ttl") == 8, timeout=60, what="Patroni's ttl updated")
     with urllib.request.urlopen(f"http://127.0.0.1:{primary.metrics_port}/metrics", timeout=5) as response:
         metrics = response.read().decode()
     assert "kuberds_postgres_primary 1.0" in metrics and "kuberds_postgres_replication_lag_bytes" in metrics

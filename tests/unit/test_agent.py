@@ -54,6 +54,12 @@ def test_a_new_primary_ensures_accounts_then_the_stanza_then_the_first_backup() 
     assert [(s.kind, s.argument) for s in steps] == [("backup", "full")]
 
 
+def test_a_primary_updates_ha_settings_and_catches_up_the_archive_after_promotion() -> None:
+    steps = next_steps(primary(ha_settings_current=False, wal_caught_up=False))
+    assert [s.kind for s in steps][:2] == ["update-ha-settings", "archive-catch-up"]
+    assert "archive-catch-up" not in [s.kind for s in next_steps(primary(wal_caught_up=False, backup_running=True))]
+
+
 def test_backups_wait_for_the_window_and_take_one_per_day() -> None:
     window = Window.parse("03:00-03:30")
     week_old = Backups(NOW - timedelta(days=8), NOW - timedelta(days=1))

@@ -38,6 +38,7 @@ class Observation:
     retention_days: int = 7
     window: Window = field(default_factory=lambda: Window.parse("03:00-03:30"))
     accounts_ready: bool = False  # master user and database checked this primary term
+    ha_settings_current: bool = True  # Patroni's DCS config matches what agent.json asks for
     wal_caught_up: bool = True  # False after a promotion, until the old timeline's WAL is checked
     snapshots: list[SnapshotRequest] = field(default_factory=list)
 
@@ -48,7 +49,9 @@ class Observation:
 
 @dataclass(frozen=True)
 class Step:
-    kind: str  # ensure-accounts, create-stanza, archive-catch-up, backup, snapshot, remove-snapshot, restart, wait
+    # update-ha-settings, ensure-accounts, create-stanza, archive-catch-up, backup, snapshot,
+    # remove-snapshot, restart, wait: the agent method _step_<kind> performs it
+    kind: str
     reason: str
     argument: str | None = None
 
@@ -61,6 +64,8 @@ def next_steps(o: Observation) -> list[Step]:
     steps = _restart(o)
     if not o.primary:
         return steps or [Step("wait", "standby: following the primary")]
+    if not o.ha_settings_current:
+        steps.append(Step("update-ha-settings", "primary: HA settings changed (e.g. multiAZ): updating Patroni's"))
     if not o.accounts_ready:
         steps.append(Step("ensure-accounts", "primary: ensuring the master user, database and heartbeat"))
     if not o.backups_configured:

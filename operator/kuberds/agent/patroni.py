@@ -56,9 +56,12 @@ def postgres_time(rfc3339: str) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S+00")
 
 
-def bootstrap_section(config: AgentConfig, pod: Pod, restore: Commands | None) -> dict:
+def dynamic_settings(config: AgentConfig) -> dict:
+    """The cluster-wide settings Patroni keeps in the DCS. `bootstrap.dcs` seeds them only
+    when the cluster is created; afterwards the primary's agent PATCHes Patroni's /config
+    when they differ (multiAZ turned on later must turn synchronous mode on)."""
     ha = config.ha
-    dcs = {
+    return {
         "ttl": ha.ttl,
         "loop_wait": ha.loop_wait,
         "retry_timeout": ha.retry_timeout,
@@ -68,8 +71,11 @@ def bootstrap_section(config: AgentConfig, pod: Pod, restore: Commands | None) -
         "synchronous_mode_strict": config.synchronous_strict,
         "synchronous_node_count": 1,
         "failsafe_mode": True,
-        "postgresql": {"use_pg_rewind": True, "use_slots": True},
     }
+
+
+def bootstrap_section(config: AgentConfig, pod: Pod, restore: Commands | None) -> dict:
+    dcs = {**dynamic_settings(config), "postgresql": {"use_pg_rewind": True, "use_slots": True}}
     section: dict = {
         "dcs": dcs,
         "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, "data-checksums"],

@@ -188,13 +188,7 @@ class PostgresAgent:
             path.mkdir(parents=True, exist_ok=True)
             self.engine.own(path)
         pod.run_dir.chmod(0o700)
-        if backup := self.config.backup:
-            secrets = pgbackrest.secret_options(backup.repository, c.s3_access_key, c.s3_secret_key, c.cipher_pass)
-            text = pgbackrest.configuration(repository=backup.repository, retention_days=backup.retention_days,
-                                            data_dir=pod.data_dir, port=self.port,
-                                            socket_dir=pod.run_dir, spool_dir=spool, log_dir=logs,
-                                            secrets=secrets)  # fmt: skip
-            self._write(pod.run_dir / "pgbackrest.conf", text)
+        self.write_pgbackrest_configuration()
         if restore := self.config.restore:
             secrets = pgbackrest.secret_options(restore.repository, c.restore_s3_access_key or c.s3_access_key,
                                                 c.restore_s3_secret_key or c.s3_secret_key,
@@ -203,6 +197,17 @@ class PostgresAgent:
                                                     log_dir=logs, data_dir=pod.data_dir, secrets=secrets)  # fmt: skip
             self._write(pod.run_dir / "pgbackrest-restore.conf", text)
         self.write_patroni_configuration()
+
+    def write_pgbackrest_configuration(self) -> None:
+        pod, c, backup = self.pod, self.credentials, self.config.backup
+        if backup is None:
+            return
+        secrets = pgbackrest.secret_options(backup.repository, c.s3_access_key, c.s3_secret_key, c.cipher_pass)
+        text = pgbackrest.configuration(repository=backup.repository, retention_days=backup.retention_days,
+                                        data_dir=pod.data_dir, port=self.port, socket_dir=pod.run_dir,
+                                        spool_dir=pod.run_dir / "pgbackrest-spool",
+                                        log_dir=pod.run_dir / "pgbackrest-log", secrets=secrets)  # fmt: skip
+        self._write(pod.run_dir / "pgbackrest.conf", text)
 
     def write_patroni_configuration(self) -> None:
         document = patroni.configuration(self.config, self.pod, self.credentials, own=self.own_commands,
@@ -235,6 +240,16 @@ class PostgresAgent:
         """The kubelet refreshes the mounted ConfigMap; new parameters go to Patroni by SIGHUP
         (Patroni reloads what it can and flags what needs a restart)."""
         fresh = AgentConfig.from_json((self.pod.config_dir / "agent.json").read_text())
+        if fresh.backup != self.config.backup and self.config.backup is not None and fresh.backup is not None:
+            # retentionDays or the window (the store itself cannot change): pgBackRest reads
+            # its file on every command, so rewriting it is enough.
+            log.info("backup settings changed: retention %s days, window %s", fresh.backup.retention_days,
+                     fresh.backup.window)  # fmt: skip
+            self.config = replace(self.config, backup=fresh.backup)
+            self.write_pgbackrest_configuration()
+        ha_fields = ("instances", "synchronous", "synchronous_strict", "ha")
+        if any(getattr(fresh, f) != getattr(self.config, f) for f in ha_fields):
+            self.config = replace(self.config, **{f: getattr(fresh, f) for f in ha_fields})
         if fresh.parameters == self.config.parameters:
             return
         log.info("parameters changed: reloading Patroni")
@@ -278,8 +293,19 @@ class PostgresAgent:
             window=Window.parse(backup.window) if backup else Window.parse("03:00-03:30"),
             accounts_ready=self.accounts_ready,
             wal_caught_up=self.wal_caught_up,
+            ha_settings_current=self._ha_settings_current() if role in ("master", "primary") else True,
             snapshots=self._snapshot_requests() if backup and role in ("master", "primary") else [],
         )
+
+    def _ha_settings_current(self) -> bool:
+        try:
+            current = self.patroni_api("/config") or {}
+        except (OSError, ValueError):
+            return True  # unknown: nothing to do this time
+        return all(current.get(key) == value for key, value in patroni.dynamic_settings(self.config).items())
+
+    def _step_update_ha_settings(self, step: Step) -> None:
+        self.patroni_api("/config", "PATCH", patroni.dynamic_settings(self.config))
 
     def _cluster(self) -> dict:
         try:

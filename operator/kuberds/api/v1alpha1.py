@@ -122,10 +122,14 @@ class ObjectStore:
 class BackupEncryption:
     """Encryption of the backup repository (on by default: an object store is someone else's disk)."""
 
-    enabled: bool = field("Encrypt backups and archived WAL/binlogs before they leave the pod.", default=True)
+    enabled: bool = field("Encrypt backups and archived WAL/binlogs before they leave the pod. Cannot change.",
+                          default=True,
+                          immutable="backup.encryption.enabled cannot change")  # fmt: skip
     key_secret_name: str | None = field(
-        "Secret with key `key` holding the passphrase; kuberds generates <name>-backup-key when omitted.",
+        "Secret with key `key` holding the passphrase; kuberds generates <name>-backup-key when omitted. "
+        "Cannot change (the repository stays readable only with its passphrase).",
         pattern=NAME_PATTERN,
+        immutable="backup.encryption.keySecretName cannot change: the repository needs its passphrase",
     )
 
 
@@ -149,7 +153,9 @@ class Backup:
         rules=[Rule(cel.daily_window_long_enough(), "backup.window must be at least 30 minutes long")],
     )
     object_store: ObjectStore | None = field(
-        "Where backups go. Omit to use the object store the operator was installed with."
+        "Where backups go. Omit to use the object store the operator was installed with. "
+        "Cannot change once set (the backups and WAL archive live there).",
+        immutable="backup.objectStore cannot change once set: the backups and WAL archive live there",
     )
     encryption: BackupEncryption = field("Repository encryption.", default_factory=BackupEncryption)
 
