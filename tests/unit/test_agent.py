@@ -15,7 +15,7 @@ from kuberds.agent.config import (
     Repository,
     RestorePlan,
 )
-from kuberds.agent.decisions import Observation, SnapshotRequest, next_steps
+from kuberds.agent.decisions import Backoff, Observation, SnapshotRequest, next_steps
 from kuberds.backup import pgbackrest
 from kuberds.backup.schedule import (
     Archiving,
@@ -195,3 +195,18 @@ def test_patroni_restore_bootstrap_targets_the_time_in_postgres_format() -> None
 def test_agent_config_round_trips_through_json() -> None:
     config = agent_config(restore=RestorePlan(REPO, snapshot_set="L2F"))
     assert AgentConfig.from_json(config.to_json()) == config
+
+
+def test_a_failing_step_backs_off_doubling_up_to_five_minutes() -> None:
+    backoff = Backoff()
+    assert backoff.ready("backup", 0)
+    backoff.failed("backup", 100)
+    assert not backoff.ready("backup", 104) and backoff.ready("backup", 105)
+    backoff.failed("backup", 105)
+    assert not backoff.ready("backup", 114) and backoff.ready("backup", 115)
+    for _ in range(10):
+        backoff.failed("backup", 1000)
+    assert not backoff.ready("backup", 1299) and backoff.ready("backup", 1300)
+    assert backoff.ready("snapshot", 1000), "kinds back off on their own"
+    backoff.succeeded("backup")
+    assert backoff.ready("backup", 1000)

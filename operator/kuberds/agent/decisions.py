@@ -106,3 +106,23 @@ def _snapshot_steps(o: Observation) -> list[Step]:
     if wanted and not o.backup_running:
         steps.append(Step("snapshot", f"DBSnapshot {wanted.name} requested: taking it", wanted.name))
     return steps
+
+
+@dataclass
+class Backoff:
+    """A step that failed waits before it is tried again: 5 s, doubling, at most 5 minutes
+    (a store that is down is not hammered every loop). Pure: the caller passes the clock."""
+
+    first: float = 5.0
+    longest: float = 300.0
+    failures: dict[str, tuple[int, float]] = field(default_factory=dict)  # kind → (count, when)
+
+    def ready(self, kind: str, now: float) -> bool:
+        count, when = self.failures.get(kind, (0, 0.0))
+        return count == 0 or now - when >= min(self.first * 2 ** (count - 1), self.longest)
+
+    def failed(self, kind: str, now: float) -> None:
+        self.failures[kind] = (self.failures.get(kind, (0, 0.0))[0] + 1, now)
+
+    def succeeded(self, kind: str) -> None:
+        self.failures.pop(kind, None)

@@ -30,7 +30,7 @@ from psycopg import sql
 
 from kuberds.agent import patroni
 from kuberds.agent.config import AgentConfig, Credentials, Pod
-from kuberds.agent.decisions import Observation, SnapshotRequest, Step, next_steps
+from kuberds.agent.decisions import Backoff, Observation, SnapshotRequest, Step, next_steps
 from kuberds.agent.report import AgentMetrics, publish_status
 from kuberds.backup import pgbackrest
 from kuberds.backup.schedule import Archiving, Backups, Window, archive_health
@@ -41,6 +41,7 @@ log = logging.getLogger("kuberds.agent")
 LOOP_SECONDS = 2.0
 INFO_EVERY_SECONDS = 60.0
 HEARTBEAT_SECONDS = 5.0
+SNAPSHOT_LIST_SECONDS = 10.0
 WAL_SEGMENT = 16 * 2**20
 
 
@@ -153,6 +154,8 @@ class PostgresAgent:
         self.stanza_ready: bool | None = None
         self.backups: list[pgbackrest.BackupRecord] = []
         self.info_lock = threading.Lock()
+        self.backoff = Backoff()
+        self.snapshot_cache: tuple[float, list[dict]] = (0.0, [])
         self.archived_upto: int | None = None  # last WAL segment known archived
         self.was_standby = False
         self.wal_caught_up = True
@@ -343,8 +346,13 @@ class PostgresAgent:
     def _snapshot_requests(self) -> list[SnapshotRequest]:
         if self.kube is None:
             return []
+        # Listed at most every SNAPSHOT_LIST_SECONDS (a request's latency is a backup's anyway).
+        listed_at, listed = self.snapshot_cache
+        if time.monotonic() - listed_at >= SNAPSHOT_LIST_SECONDS:
+            listed = self.kube.list("DBSnapshot", self.config.namespace)
+            self.snapshot_cache = (time.monotonic(), listed)
         requests = []
-        for snap in self.kube.list("DBSnapshot", self.config.namespace):
+        for snap in listed:
             if (snap.get("spec", {}).get("source") or {}).get("dbInstance") != self.config.scope:
                 continue
             status = snap.get("status") or {}
@@ -399,12 +407,17 @@ class PostgresAgent:
     # -- act
 
     def act(self, steps: list[Step]) -> None:
+        """Performs the steps; a step method returns False when it failed (then that kind
+        of step backs off), anything else counts as done or started."""
         for step in steps:
-            if step.kind != "wait":
-                log.info("%s", step.reason)
             action = getattr(self, "_step_" + step.kind.replace("-", "_"), None)
-            if action is not None:
-                action(step)
+            if action is None or not self.backoff.ready(step.kind, time.monotonic()):
+                continue
+            log.info("%s", step.reason)
+            if action(step) is False:
+                self.backoff.failed(step.kind, time.monotonic())
+            else:
+                self.backoff.succeeded(step.kind)
 
     def _step_ensure_accounts(self, step: Step) -> None:
         cfg, c = self.config, self.credentials
@@ -423,22 +436,23 @@ class PostgresAgent:
         self.database.query("CREATE TABLE IF NOT EXISTS kuberds.heartbeat (id int PRIMARY KEY, at timestamptz)")
         self.accounts_ready = True
 
-    def _step_create_stanza(self, step: Step) -> None:
+    def _step_create_stanza(self, step: Step) -> bool:
         assert self.own_commands is not None
         result = self.engine.run(self.own_commands.stanza_create(), timeout=120)
         if result.returncode != 0:
             log.warning("stanza-create failed: %s", result.stderr.strip()[-500:])
-            return
+            return False
         self._refresh_info(force=True)
+        return True
 
-    def _step_archive_catch_up(self, step: Step) -> None:
+    def _step_archive_catch_up(self, step: Step) -> bool:
         """Pushes every complete segment in pg_wal that a standby marked done (streamed, not
         archived by it) and that is newer than the repository's newest; pgBackRest skips a
         segment it already holds with the same content."""
         assert self.own_commands is not None
         result = self.engine.run(self.own_commands.info(), timeout=60)
         if result.returncode != 0:
-            return  # next loop tries again
+            return False
         newest = segment_number(pgbackrest.archive_max(json.loads(result.stdout), self.own_commands.stanza))
         wal = self.pod.data_dir / "pg_wal"
         pushed = 0
@@ -449,10 +463,11 @@ class PostgresAgent:
                 continue
             if self.engine.run(self.own_commands.push_now(wal / name), timeout=300).returncode != 0:
                 log.warning("archiving %s after promotion failed; will retry", name)
-                return
+                return False
             pushed += 1
         log.info("after promotion: %d segment(s) of the old primary archived", pushed)
         self.wal_caught_up = True
+        return True
 
     def _step_backup(self, step: Step) -> None:
         assert self.own_commands is not None and step.argument
@@ -471,6 +486,8 @@ class PostgresAgent:
         if result.returncode != 0:
             log.warning("backup failed (%s): %s", result.returncode, result.stderr.strip()[-800:])
             self.metrics.backup_failures.inc()
+            self.backoff.failed("backup", time.monotonic())
+            self.backoff.failed("snapshot", time.monotonic())
         self._refresh_info(force=True)
         return result.returncode == 0
 
@@ -506,7 +523,7 @@ class PostgresAgent:
             "sizeBytes": record.size_bytes, "engine": "postgres", "engineVersion": self.config.engine_version,
         })  # fmt: skip
 
-    def _step_remove_snapshot(self, step: Step) -> None:
+    def _step_remove_snapshot(self, step: Step) -> bool | None:
         assert self.own_commands is not None and step.argument
         snap = next((s for s in self._snapshot_requests() if s.name == step.argument), None)
         if snap is None or snap.backup_label is None:
@@ -517,7 +534,7 @@ class PostgresAgent:
             result = self.engine.run(self.own_commands.mark_deleted(snap.backup_label), timeout=120)
         if result.returncode != 0:
             log.warning("removing snapshot %s failed: %s", snap.name, result.stderr.strip()[-500:])
-            return
+            return False
         self._refresh_info(force=True)
         self._snapshot_status(snap.name, {"phase": "Deleted", "backupID": None})
 
@@ -534,6 +551,7 @@ class PostgresAgent:
             self.patroni_api("/restart", "POST", {"restart_pending": True}, timeout=60)
 
     def _snapshot_status(self, name: str, status: dict) -> None:
+        self.snapshot_cache = (0.0, [])  # the next look sees this write
         if self.kube is not None:
             self.kube.merge_patch("DBSnapshot", self.config.namespace, name, {"status": status}, subresource="status")
 
