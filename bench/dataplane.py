@@ -75,10 +75,7 @@ RUNS = iter(range(1, 10**6))
 
 
 def writer(server: LocalServer) -> Writer:
-    w = Writer([("127.0.0.1", m.pg_port) for m in server.members], server.master_password,
-               first_id=next(RUNS) * 10**7)  # fmt: skip
-    w.prepare()
-    return w.start()
+    return server.writer(first_id=next(RUNS) * 10**7).start()
 
 
 def one_failover(server: LocalServer) -> tuple[float, int, int]:
@@ -170,14 +167,6 @@ def archive_lag(server: LocalServer, seconds: int) -> None:
         f"(16 MiB each; n={len(samples)} samples)")  # fmt: skip
 
 
-def archive_now(server: LocalServer) -> None:
-    """The load's WAL archived first, so the backup measures copying, not catching up."""
-    with server.superuser(server.primary()) as conn:
-        segment = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()[0]
-        wait_for(lambda: (conn.execute("SELECT last_archived_wal FROM pg_stat_archiver").fetchone()[0] or "")
-                 >= segment, timeout=600, interval=1, what="archive caught up")  # fmt: skip
-
-
 def du(path: Path) -> int:
     """Bytes of the data directory a backup copies (pg_wal is archived separately, not copied)."""
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and "pg_wal" not in f.parts)
@@ -186,7 +175,7 @@ def du(path: Path) -> int:
 def throughput(server: LocalServer, scale: int, workdir: Path) -> None:
     say(f"==> backup and restore throughput (pgbench scale {scale})")
     pgbench(server, "-i", "-s", str(scale), "-q")
-    archive_now(server)
+    server.archive_now()
     member = server.primary()
     size = du(member.data_dir)
     mib = size / 2**20

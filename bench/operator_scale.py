@@ -29,8 +29,7 @@ import kubernetes
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.cluster.conftest import free_port  # noqa: E402
-from tests.support.kube import load_localcluster  # noqa: E402
+from tests.support.kube import free_port, load_localcluster  # noqa: E402
 
 GROUP, VERSION, PLURAL = "kuberds.io", "v1alpha1", "dbinstances"
 NAMESPACE = "bench-operator"

@@ -26,18 +26,6 @@ def first_backup_done(server: LocalServer) -> str:
                     what=f"the first automated backup\n{server.logs()}")  # fmt: skip
 
 
-def archive_now(server: LocalServer) -> None:
-    """Closes the current WAL segment and waits until it is in the repository."""
-    with server.superuser(server.primary()) as conn:
-        segment = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()[0]
-
-        def archived() -> bool:
-            row = conn.execute("SELECT last_archived_wal FROM pg_stat_archiver").fetchone()
-            return row[0] is not None and row[0] >= segment
-
-        wait_for(archived, timeout=120, interval=1, what=f"segment {segment} archived")
-
-
 def insert_marked(conn: psycopg.Connection, first: int, count: int) -> None:
     for i in range(first, first + count):
         conn.execute("INSERT INTO marks (id, at) VALUES (%s, clock_timestamp())", (i,))
@@ -70,7 +58,7 @@ def test_point_in_time_restore_into_a_new_server(servers, s3) -> None:
         before = [r[0] for r in conn.execute("SELECT id FROM marks WHERE at <= %s ORDER BY id", (target,))]
         after = [r[0] for r in conn.execute("SELECT id FROM marks WHERE at > %s ORDER BY id", (target,))]
     assert before == list(range(1, 41)) and after == list(range(1001, 1041))
-    archive_now(source)
+    source.archive_now()
     # A newer full backup, taken after T: the restore must start from the one before T.
     assert pgbackrest(source, "--repo=1", "--type=full", "backup").returncode == 0
 
@@ -193,7 +181,7 @@ def test_object_store_outage_keeps_wal_and_catches_up(servers, s3) -> None:
     server = servers("outage", s3, multi_az=False)
     first_backup_done(server)
     primary = server.primary()
-    archive_now(server)
+    server.archive_now()
     s3.stop()
     try:
         with server.superuser(primary) as conn:
@@ -211,7 +199,7 @@ def test_object_store_outage_keeps_wal_and_catches_up(servers, s3) -> None:
         s3.start()
     wait_for(lambda: server.agent_status(primary).get("backupHealthy") is True, timeout=240, interval=2,
              what=f"archiving caught up\n{server.logs()}")  # fmt: skip
-    archive_now(server)
+    server.archive_now()
     prefix = server.backup.repository.path.lstrip("/") + "/automated/archive/outage"
     segments = sorted({f.rsplit("/", 1)[1][:24] for f in s3.list(BUCKET, prefix) if f.endswith(".zst")})
     numbers = [int(s[8:16], 16) * 256 + int(s[16:24], 16) for s in segments if len(s) == 24]
@@ -262,7 +250,7 @@ def test_failover_leaves_no_hole_in_the_archive(servers, s3) -> None:
     wait_for(lambda: new.role() == "master", timeout=60, interval=0.5, what="promotion")
     wait_for(lambda: "after promotion:" in new.log.read_text(), timeout=180, interval=2,
              what=f"the new primary checked the old timeline's tail\n{server.logs()}")  # fmt: skip
-    archive_now(server)
+    server.archive_now()
     prefix = server.backup.repository.path.lstrip("/") + "/automated/archive/hole"
     names = {f.rsplit("/", 1)[1][:24] for f in s3.list(BUCKET, prefix) if f.endswith(".zst")}
     first_timeline = sorted(int(n[8:16], 16) * 256 + int(n[16:24], 16) for n in names if n.startswith("00000001"))

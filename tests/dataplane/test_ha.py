@@ -15,18 +15,12 @@ from tests.support.kube import wait_for
 from tests.support.writer import Writer
 
 
-def writer_for(server: LocalServer) -> Writer:
-    writer = Writer([("127.0.0.1", m.pg_port) for m in server.members], server.master_password)
-    writer.prepare()
-    return writer
-
-
 def streaming_under_writes(servers, name: str) -> tuple[LocalServer, Writer]:
     """A Multi-AZ server with its standby streaming, and a writer inserting into it."""
     server = servers(name, None)
     server.primary()
     server.wait_streaming()
-    return server, writer_for(server).start()
+    return server, server.writer().start()
 
 
 def wait_for_rows(writer: Writer, more_than: int) -> None:

@@ -26,16 +26,16 @@ import psycopg
 import yaml
 
 from kuberds.agent.config import RestorePlan
-from kuberds.api.classes import DB_INSTANCE_CLASSES
 from kuberds.api.schema import parse
 from kuberds.api.v1alpha1 import DBInstanceSpec
 from kuberds.builders import server as build
-from kuberds.builders.agent import agent_config, backup_plan
+from kuberds.builders.agent import backup_plan
 from kuberds.builders.meta import Owner
 from kuberds.config import OperatorConfig
 from kuberds.engines.postgres import POSTGRES
-from tests.support.kube import ROOT, Cluster, token_kubeconfig, wait_for
-from tests.support.s3 import ACCESS_KEY, SECRET_KEY, SeaweedFS, free_port
+from tests.support.kube import ROOT, Cluster, free_port, token_kubeconfig, wait_for
+from tests.support.s3 import ACCESS_KEY, SECRET_KEY, SeaweedFS
+from tests.support.writer import Writer
 
 ZONES = ("kwok-zone-a", "kwok-zone-b", "kwok-zone-c")
 BUCKET = "backups"
@@ -188,10 +188,8 @@ class LocalServer:
         return path
 
     def agent_json(self) -> str:
-        size_params = POSTGRES.parameters(DB_INSTANCE_CLASSES[self.spec.instance_class], self.spec.parameters)
-        config = agent_config(self.owner, self.spec, selector=self.server.selector(), port=5432, version="15",
-                              parameters=size_params, backup=self.backup, restore=self.restore)  # fmt: skip
-        return config.to_json()
+        """Exactly what the operator's settings ConfigMap would hold."""
+        return build.settings_config_map(self.server)["data"]["agent.json"]
 
     def environment(self, member: Member) -> dict[str, str]:
         env = {
@@ -288,6 +286,23 @@ class LocalServer:
     def agent_status(self, member: Member) -> dict:
         pod = kubernetes.client.CoreV1Api(self.cluster.client()).read_namespaced_pod(member.name, self.namespace)
         return json.loads((pod.metadata.annotations or {}).get("kuberds.io/agent-status", "{}"))
+
+    def archive_now(self) -> None:
+        """Closes the current WAL segment and waits until it is in the repository."""
+        with self.superuser(self.primary()) as conn:
+            segment = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()[0]
+
+            def archived() -> bool:
+                row = conn.execute("SELECT last_archived_wal FROM pg_stat_archiver").fetchone()
+                return row[0] is not None and row[0] >= segment
+
+            wait_for(archived, timeout=600, interval=1, what=f"segment {segment} archived")
+
+    def writer(self, first_id: int = 1) -> Writer:
+        """A writer inserting through every member (it finds the primary), not started yet."""
+        writer = Writer([("127.0.0.1", m.pg_port) for m in self.members], self.master_password, first_id=first_id)
+        writer.prepare()
+        return writer
 
     def logs(self) -> str:
         return "\n".join(f"--- {m.name}\n{m.log_tail()}" for m in self.members)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -102,3 +103,20 @@ def token_kubeconfig(cluster: Cluster, account: str, namespace: str, path: Path,
     }))  # fmt: skip
     path.chmod(0o600)
     return path
+
+
+def free_port(avoid_grpc_clash: bool = False) -> int:
+    """A free loopback port; SeaweedFS also listens on port+10000 for gRPC."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if not avoid_grpc_clash:
+            return port
+        if port + 10000 < 65535:
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port + 10000))
+                    return port
+                except OSError:
+                    continue

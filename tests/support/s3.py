@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import ssl
 import subprocess
 import time
@@ -13,24 +12,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tests.support.kube import free_port
+
 ACCESS_KEY, SECRET_KEY = "kuberds-test", "kuberds-test-secret-key"
-
-
-def free_port(avoid_grpc_clash: bool = False) -> int:
-    """A free loopback port; SeaweedFS also listens on port+10000 for gRPC."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if not avoid_grpc_clash:
-            return port
-        if port + 10000 < 65535:
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port + 10000))
-                    return port
-                except OSError:
-                    continue
 
 
 class SeaweedFS:

@@ -64,17 +64,14 @@ def test_backups_wait_for_the_window_and_take_one_per_day() -> None:
     window = Window.parse("03:00-03:30")
     week_old = Backups(NOW - timedelta(days=8), NOW - timedelta(days=1))
     recent = Backups(NOW - timedelta(days=2), NOW - timedelta(days=1))
-    decide = lambda now, b: automated_backup(now=now, window=window, retention_days=7, primary=True,  # noqa: E731
-                                             backups=b, running=False)  # fmt: skip
+    decide = lambda now, b: automated_backup(now=now, window=window, retention_days=7, backups=b)  # noqa: E731
     assert decide(NOW, recent).action == "incr"
     assert decide(NOW, week_old).action == "full"
     assert decide(NOW.replace(hour=4), recent).reason == "waiting for the backup window 03:00-03:30"
     assert decide(NOW, Backups(recent.last_full, NOW - timedelta(minutes=5))).reason == "today's backup is done"
     assert (
         decide(NOW, recent).action
-        and not automated_backup(
-            now=NOW, window=window, retention_days=0, primary=True, backups=recent, running=False
-        ).action
+        and not automated_backup(now=NOW, window=window, retention_days=0, backups=recent).action
     )
 
 
@@ -105,11 +102,11 @@ def test_restarts_go_to_standbys_before_the_primary() -> None:
 
 def test_archive_health() -> None:
     ok = Archiving(NOW, None, 0, 0)
-    assert archive_health(ok, NOW).healthy
+    assert archive_health(ok).healthy
     failing = Archiving(NOW - timedelta(minutes=5), NOW, 3, 2)
-    health = archive_health(failing, NOW)
+    health = archive_health(failing)
     assert not health.healthy and health.reason == "ArchiveFailing" and "2 segment(s)" in health.message
-    assert archive_health(Archiving(NOW, None, 0, 40), NOW).reason == "ArchiveLagging"
+    assert archive_health(Archiving(NOW, None, 0, 40)).reason == "ArchiveLagging"
 
 
 def test_pgbackrest_configuration_keeps_secrets_out_of_the_environment_and_retains_by_time() -> None:

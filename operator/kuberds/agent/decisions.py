@@ -80,8 +80,7 @@ def next_steps(o: Observation) -> list[Step]:
     steps += _snapshot_steps(o)
     if o.backup_running or any(s.kind == "snapshot" for s in steps):
         return steps
-    decision = automated_backup(now=o.now, window=o.window, retention_days=o.retention_days, primary=True,
-                                backups=o.backups, running=o.backup_running)  # fmt: skip
+    decision = automated_backup(now=o.now, window=o.window, retention_days=o.retention_days, backups=o.backups)
     steps.append(Step("backup", decision.reason, decision.action) if decision.action else Step("wait", decision.reason))
     return steps
 

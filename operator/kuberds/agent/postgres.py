@@ -30,7 +30,7 @@ from psycopg import sql
 
 from kuberds.agent import patroni
 from kuberds.agent.config import AgentConfig, Credentials, Pod
-from kuberds.agent.decisions import Backoff, Observation, SnapshotRequest, Step, next_steps
+from kuberds.agent.decisions import PRIMARY_ROLES, Backoff, Observation, SnapshotRequest, Step, next_steps
 from kuberds.agent.report import AgentMetrics, publish_status
 from kuberds.backup import pgbackrest
 from kuberds.backup.schedule import Archiving, Backups, Window, archive_health
@@ -91,7 +91,6 @@ class Worker:
 
     def __init__(self):
         self.thread: threading.Thread | None = None
-        self.name: str | None = None
 
     @property
     def busy(self) -> bool:
@@ -104,7 +103,6 @@ class Worker:
             except Exception:
                 log.exception("job %s failed", name)
 
-        self.name = name
         self.thread = threading.Thread(target=run, name=name, daemon=True)
         self.thread.start()
 
@@ -270,15 +268,16 @@ class PostgresAgent:
         except OSError:
             state = {}
         role, pg_state = state.get("role"), state.get("state")
-        if role not in ("master", "primary"):
+        leader = role in PRIMARY_ROLES
+        if not leader:
             self.accounts_ready = False
             if pg_state == "running":
                 self.was_standby = True
         elif pg_state == "running" and self.was_standby:
             self.was_standby, self.wal_caught_up = False, False
-        cluster = self._cluster() if state.get("pending_restart") and role in ("master", "primary") else {}
+        cluster = self._cluster() if state.get("pending_restart") and leader else {}
         backup = self.config.backup
-        if backup and role in ("master", "primary") and pg_state == "running":
+        if backup and leader and pg_state == "running":
             self._refresh_info()
         return Observation(
             now=now,
@@ -296,8 +295,8 @@ class PostgresAgent:
             window=Window.parse(backup.window) if backup else Window.parse("03:00-03:30"),
             accounts_ready=self.accounts_ready,
             wal_caught_up=self.wal_caught_up,
-            ha_settings_current=self._ha_settings_current() if role in ("master", "primary") else True,
-            snapshots=self._snapshot_requests() if backup and role in ("master", "primary") else [],
+            ha_settings_current=self._ha_settings_current() if leader else True,
+            snapshots=self._snapshot_requests() if backup and leader else [],
         )
 
     def _ha_settings_current(self) -> bool:
@@ -378,7 +377,7 @@ class PostgresAgent:
                 return record.label
         return None
 
-    def _archiving(self) -> Archiving | None:
+    def _archiving(self) -> Archiving:
         rows = self.database.query(
             "SELECT last_archived_wal, last_archived_time, last_failed_time, failed_count,"
             " pg_walfile_name(pg_current_wal_lsn()) FROM pg_stat_archiver"
@@ -586,7 +585,7 @@ class PostgresAgent:
                 lag = self._replication_lag()
             except psycopg.Error as error:
                 log.warning("reading pg_stat_replication failed: %s", error)
-        health = archive_health(archiving, observation.now) if archiving else None
+        health = archive_health(archiving) if archiving else None
         automated = [b for b in self.backups if b.repo == pgbackrest.AUTOMATED]
         earliest = automated[0].stopped if automated else None
         latest = self.latest_restorable
@@ -605,9 +604,7 @@ class PostgresAgent:
             "replicationLagBytes": lag,
             "doing": [s.reason for s in steps],
         }
-        self.metrics.update(observation, archiving, latest, automated)
-        if lag is not None:
-            self.metrics.replication_lag.set(lag)
+        self.metrics.update(observation, archiving, lag, latest, automated)
         if self.kube is not None:
             self.last_published = publish_status(
                 self.kube, self.pod, AGENT_STATUS_ANNOTATION, status, self.last_published

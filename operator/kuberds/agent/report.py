@@ -48,7 +48,8 @@ class AgentMetrics:
         if port:
             start_http_server(port, addr=address, registry=self.registry)
 
-    def update(self, observation, archiving, latest_restorable: datetime | None, automated: list) -> None:
+    def update(self, observation, archiving, lag: int | None, latest_restorable: datetime | None,
+               automated: list) -> None:  # fmt: skip
         self.up.set(1 if observation.state == "running" else 0)
         self.primary.set(1 if observation.primary else 0)
         self.pending_restart.set(1 if observation.pending_restart else 0)
@@ -57,6 +58,8 @@ class AgentMetrics:
             self.archive_failed.set(archiving.failed_count)
             if archiving.last_archived_time:
                 self.last_archived.set(archiving.last_archived_time.timestamp())
+        if lag is not None:
+            self.replication_lag.set(lag)
         if latest_restorable:
             self.latest_restorable.set(latest_restorable.timestamp())
         if automated:

@@ -46,14 +46,10 @@ class Backups:
     last_any: datetime | None
 
 
-def automated_backup(*, now: datetime, window: Window, retention_days: int, primary: bool, backups: Backups,
-                     running: bool) -> Decision:  # fmt: skip
-    if not primary:
-        return Decision(None, "not the primary: backups run on the primary")
+def automated_backup(*, now: datetime, window: Window, retention_days: int, backups: Backups) -> Decision:
+    """For a primary with no backup running (the agent's decision step checks both)."""
     if retention_days == 0:
         return Decision(None, "automated backups are off (retentionDays 0)")
-    if running:
-        return Decision(None, "a backup is running")
     if backups.last_full is None:
         # Like RDS: the first backup is taken at once, so PITR works from the start.
         return Decision("full", "no full backup in the repository yet: taking one now")
@@ -84,7 +80,7 @@ class Health:
     message: str
 
 
-def archive_health(archiving: Archiving, now: datetime, lag_limit: int = 16) -> Health:
+def archive_health(archiving: Archiving, lag_limit: int = 16) -> Health:
     """BackupHealthy: archiving works and keeps up. A failure after the last success, or a
     backlog, makes it False (WAL stays on the volume meanwhile: nothing is dropped)."""
     last_ok, last_failed = archiving.last_archived_time, archiving.last_failed_time
