@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the pinned Kubernetes, etcd, kwok, helm and SeaweedFS binaries from their Go modules into a cache
+# Builds the pinned Kubernetes, etcd, kwok, helm, SeaweedFS and CoreDNS binaries from their Go modules into a cache
 # outside git, skipping whatever is already built. Prints progress: the first cold build
 # compiles several thousand packages and takes tens of minutes on two cores.
 #
@@ -62,6 +62,7 @@ build_group etcd "$here/tools/etcd" "" etcd=go.etcd.io/etcd/server/v3 etcdctl=go
 build_group kwok "$here/tools/kwok" "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" kwok=sigs.k8s.io/kwok/cmd/kwok
 build_group helm "$here/tools/helm" "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" helm=helm.sh/helm/v3/cmd/helm
 build_group seaweedfs "$here/tools/seaweedfs" "" weed=github.com/seaweedfs/seaweedfs/weed
+build_group coredns "$here/tools/coredns" "" coredns=github.com/coredns/coredns
 k=k8s.io/kubernetes/cmd
 build_group kubernetes "$here/tools/kubernetes" "$k8s_ldflags" \
   kube-apiserver=$k/kube-apiserver kube-controller-manager=$k/kube-controller-manager \

@@ -63,4 +63,8 @@ write_wrapper "$dir" kuberds.io/hack/tools/seaweedfs 1.26.0 "github.com/seaweedf
 sw_gomod=$(downloaded_gomod "github.com/seaweedfs/seaweedfs@$SEAWEEDFS_VERSION")
 awk '$1=="replace"{print $2"="$4"@"$5}' "$sw_gomod" | while read -r r; do (cd "$dir" && go mod edit -replace="$r"); done
 (cd "$dir" && go mod tidy)
+echo "==> coredns $COREDNS_VERSION"
+write_wrapper "$here/tools/coredns" kuberds.io/hack/tools/coredns 1.26.0 "github.com/coredns/coredns@$COREDNS_VERSION" -- \
+  github.com/coredns/coredns
+(cd "$here/tools/coredns" && go mod tidy)
 echo "==> done; commit hack/tools/*/go.{mod,sum}"
