@@ -108,7 +108,9 @@ def _by_owner(namespace: str, labels: dict, value: dict) -> dict | None:
 
 @kopf.index("pods", labels=MANAGED_BY)
 def member_pods(namespace: str, labels: dict, body: kopf.Body, **_: object) -> dict | None:
-    return _by_owner(namespace, labels, _slim(body, ("nodeName",), ("conditions", "phase"), (AGENT_STATUS_ANNOTATION,)))
+    return _by_owner(
+        namespace, labels, _slim(body, ("nodeName",), ("conditions", "phase", "podIP"), (AGENT_STATUS_ANNOTATION,))
+    )
 
 
 @kopf.index("apps", "v1", "statefulsets", labels=MANAGED_BY)

@@ -84,3 +84,27 @@ def test_quantities() -> None:
     assert to_bytes("20Gi") == 20 * 2**30 and to_bytes("1.5Gi") == 3 * 2**29 and to_bytes("1G") == 10**9
     assert parse_quantity("250m") * 4 == 1
     assert format_binary(21474836480) == "20Gi" and format_binary(1000) == "1000"
+
+
+def test_primary_is_replaced_only_after_a_switchover_to_a_ready_standby() -> None:
+    from kuberds.builders.status import Member
+    from kuberds.handlers.dbinstance import switchover_candidate
+
+    primary = Member("db-0", "primary", "zone-a", True, "old")
+    standby = Member("db-1", "replica", "zone-b", True, "new")
+    assert switchover_candidate([primary, standby], primary) == standby
+    assert switchover_candidate([primary, standby], standby) is None  # a standby is just replaced
+    lagging = Member("db-1", "replica", "zone-b", False, "new")
+    assert switchover_candidate([primary, lagging], primary) is None  # single-AZ-like: replaced in place
+    assert switchover_candidate([primary], primary) is None
+
+
+def test_the_switchover_request_names_leader_and_candidate() -> None:
+    from kuberds.engines.postgres import POSTGRES
+
+    request = POSTGRES.switchover("db-0", "db-1")
+    assert (request.method, request.path, request.body) == (
+        "POST",
+        "/switchover",
+        {"leader": "db-0", "candidate": "db-1"},
+    )

@@ -11,14 +11,26 @@ Contract:
 - `parameters()` returns the engine's configuration as name → string, user parameters
   applied last (the schema has already refused the ones kuberds manages);
 - `probes()` must not make the kubelet kill a healthy primary because the API server is
-  unreachable: liveness checks the local process only.
+  unreachable: liveness checks the local process only;
+- `switchover()` describes the request to the primary's agent that hands the primary role to
+  `candidate` and answers 2xx only once it has happened (the operator sends it).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from kuberds.api.classes import Size
+
+
+@dataclass(frozen=True)
+class AgentRequest:
+    """An HTTP request to a pod's agent port; the engine describes it, the operator sends it."""
+
+    method: str
+    path: str
+    body: dict = field(default_factory=dict)
 
 
 class Engine(Protocol):
@@ -35,6 +47,8 @@ class Engine(Protocol):
     def probes(self) -> dict[str, dict]: ...
 
     def agent_rules(self) -> list[dict]: ...
+
+    def switchover(self, leader: str, candidate: str) -> AgentRequest: ...
 
 
 def engine_for(name: str) -> Engine | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kuberds.api.classes import Size
+from kuberds.engines import AgentRequest
 from kuberds.quantity import to_bytes
 
 MiB = 2**20
@@ -56,6 +57,11 @@ class Postgres:
             "livenessProbe": http("/liveness", 10, 6),
             "readinessProbe": http("/readiness", 5, 3),
         }
+
+    def switchover(self, leader: str, candidate: str) -> AgentRequest:
+        """Patroni's planned switchover: it waits for the candidate to catch up, demotes the
+        leader cleanly and answers once the candidate is the new leader."""
+        return AgentRequest("POST", "/switchover", {"leader": leader, "candidate": candidate})
 
     def agent_rules(self) -> list[dict]:
         """Patroni's Kubernetes DCS keeps leader, config and sync state in ConfigMaps and role

@@ -22,7 +22,7 @@ from kuberds.api.v1alpha1 import DBInstanceSpec, ObjectStore
 from kuberds.builders import agent as agent_build
 from kuberds.builders import server as build
 from kuberds.builders import snapshot as snapshot_build
-from kuberds.builders.meta import AGENT_STATUS_ANNOTATION, PRIMARY, Owner
+from kuberds.builders.meta import AGENT_STATUS_ANNOTATION, PRIMARY, REPLICA, Owner
 from kuberds.builders.status import (
     FALSE,
     TRUE,
@@ -35,7 +35,8 @@ from kuberds.builders.status import (
     storage_condition,
 )
 from kuberds.config import OperatorConfig
-from kuberds.engines import engine_for
+from kuberds.engines import Engine, engine_for
+from kuberds.handlers import agents
 from kuberds.handlers.common import now, parse_time, publish_status
 from kuberds.kube import Kube
 from kuberds.quantity import to_bytes
@@ -345,8 +346,41 @@ def _observe(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], z
             conditions.append(storage)
     publish_server_status(kube, body, server, pods, zones, conditions, allocated)
     update_revision = ((stateful_set or {}).get("status") or {}).get("updateRevision")
-    target = next_pod_to_roll([member_from_pod(p, zones) for p in pods], update_revision)
-    return roll(kube, body, target) if target else "nothing to roll"
+    members = [member_from_pod(p, zones) for p in pods]
+    target = next_pod_to_roll(members, update_revision)
+    if target is None:
+        return "nothing to roll"
+    standby = switchover_candidate(members, target)
+    if standby is not None:
+        return switch_over(body, server.engine, pods, target, standby)
+    return roll(kube, body, target)
+
+
+def switchover_candidate(members: list[Member], target: Member) -> Member | None:
+    """Before the primary's pod is replaced, a ready standby (already on the new template, as
+    next_pod_to_roll replaces standbys first) takes over; without one the replacement is an
+    outage, as for a Single-AZ RDS instance."""
+    if target.role != PRIMARY:
+        return None
+    return next((m for m in members if m.role == REPLICA and m.ready and not m.deleting), None)
+
+
+def switch_over(body: dict, engine: Engine, pods: list[dict], primary: Member, standby: Member) -> str:
+    """Asks the primary's agent for a planned switchover; the old primary, now a standby, is
+    replaced on a later pass. A refusal is reported and retried on the next pass."""
+    ip = next(((p.get("status") or {}).get("podIP") for p in pods if p["metadata"]["name"] == primary.name), None)
+    if not ip:
+        return f"waiting for the address of primary {primary.name} to switch over"
+    try:
+        answer = agents.send(ip, engine.agent_port, engine.switchover(primary.name, standby.name))
+    except agents.AgentError as error:
+        kopf.event(body, type="Warning", reason="SwitchoverFailed",
+                   message=f"switchover from {primary.name} to {standby.name} failed: {error}")  # fmt: skip
+        return f"switchover failed: {error}"
+    kopf.event(body, type="Normal", reason="Switchover",
+               message=f"primary moved from {primary.name} to {standby.name} before replacing {primary.name}: "
+               f"{answer}")  # fmt: skip
+    return f"switched over from {primary.name} to {standby.name}"
 
 
 def roll(kube: Kube, body: dict, member: Member) -> str:
