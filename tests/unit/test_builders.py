@@ -98,8 +98,12 @@ def test_network_policy_admits_only_what_must_reach_the_database() -> None:
     server = make_server(network={"allowedClients": [{"namespaceSelector": {"matchLabels": {"team": "web"}}}]})
     policy = build.network_policy(server)["spec"]
     assert policy["policyTypes"] == ["Ingress"]
-    peers, clients, scrapes = policy["ingress"]
+    peers, operator, clients, scrapes = policy["ingress"]
     assert [p["port"] for p in peers["ports"]] == [5432, 8008]
+    # The operator reaches only the HA API (switchovers), from its own namespace.
+    assert [p["port"] for p in operator["ports"]] == [8008]
+    operator_namespace = {"kubernetes.io/metadata.name": "kuberds-system"}
+    assert operator["from"] == [{"namespaceSelector": {"matchLabels": operator_namespace}}]
     assert {"namespaceSelector": {"matchLabels": {"team": "web"}, "matchExpressions": []}} in clients["from"]
     assert {"podSelector": {}} not in clients["from"], "with allowedClients, the namespace is not open"
     assert [p["port"] for p in scrapes["ports"]] == [9187]

@@ -188,7 +188,10 @@ class PostgresAgent:
         for path in (pod.run_dir, spool, logs, pod.data_dir.parent):
             path.mkdir(parents=True, exist_ok=True)
             self.engine.own(path)
-        pod.run_dir.chmod(0o700)
+        # Private to the engine user; in a pod it is an emptyDir owned by root (fsGroup), which
+        # the pod alone sees, and only its owner may chmod it.
+        if os.geteuid() in (0, pod.run_dir.stat().st_uid):
+            pod.run_dir.chmod(0o700)
         self.write_pgbackrest_configuration()
         if restore := self.config.restore:
             secrets = pgbackrest.secret_options(restore.repository, c.restore_s3_access_key or c.s3_access_key,

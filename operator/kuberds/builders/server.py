@@ -346,9 +346,10 @@ def _selector(selector: api.LabelSelector) -> dict:
 
 
 def network_policy(server: Server) -> dict:
-    """Admits only: the server's own pods (replication, HA API), the proxy, the allowed
-    clients (default: this namespace), and metrics scrapes from the operator's namespace
-    or namespaces labelled kuberds.io/metrics-scraper=true."""
+    """Admits only: the server's own pods (replication, HA API), the operator (HA API: the
+    switchover before a rolling update), the proxy, the allowed clients (default: this
+    namespace), and metrics scrapes from the operator's namespace or namespaces labelled
+    kuberds.io/metrics-scraper=true."""
     engine = server.engine
     peers = [{"podSelector": {"matchLabels": server.selector()}}]
     proxy = [{"podSelector": {"matchLabels": server.owner.selector("proxy")}}]
@@ -357,10 +358,8 @@ def network_policy(server: Server) -> dict:
          if v is not None}
         for c in server.spec.network.allowed_clients
     ] or [{"podSelector": {}}]  # fmt: skip
-    scrapers = [
-        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": server.config.namespace}}},
-        {"namespaceSelector": {"matchLabels": {"kuberds.io/metrics-scraper": "true"}}},
-    ]
+    operator = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": server.config.namespace}}}]
+    scrapers = [*operator, {"namespaceSelector": {"matchLabels": {"kuberds.io/metrics-scraper": "true"}}}]
 
     def port(number: int) -> list[dict]:
         return [{"protocol": "TCP", "port": number}]
@@ -374,6 +373,7 @@ def network_policy(server: Server) -> dict:
             "policyTypes": ["Ingress"],
             "ingress": [
                 {"from": peers, "ports": port(server.port) + port(engine.agent_port)},
+                {"from": operator, "ports": port(engine.agent_port)},
                 {"from": proxy + clients, "ports": port(server.port)},
                 {"from": scrapers, "ports": port(engine.metrics_port)},
             ],
