@@ -112,7 +112,7 @@ def one_switchover(server: LocalServer) -> tuple[float, int]:
     old = server.primary()
     other = next(m for m in server.members if m is not old)
     at = time.monotonic()
-    old.patroni("/switchover", "POST", {"leader": old.name, "candidate": other.name})
+    server.switchover(old, other)
     wait_for(lambda: other.role() == "master", timeout=120, interval=0.1, what="switchover")
     time.sleep(3)
     # No failed statement at all means no interruption a client could see.

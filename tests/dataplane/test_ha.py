@@ -14,9 +14,6 @@ from tests.support.dataplane import LocalServer
 from tests.support.kube import wait_for
 from tests.support.writer import Writer
 
-from kuberds.engines.postgres import POSTGRES
-from kuberds.handlers import agents
-
 
 def streaming_under_writes(servers, name: str) -> tuple[LocalServer, Writer]:
     """A Multi-AZ server with its standby streaming, and a writer inserting into it."""
@@ -105,9 +102,11 @@ def test_planned_switchover_loses_nothing(servers) -> None:
     try:
         wait_for_rows(writer, 50)
         started = time.monotonic()
-        # The very request the operator sends before replacing a primary's pod.
-        answer = agents.send("127.0.0.1", old.api_port, POSTGRES.switchover(old.name, standby.name))
+        answer = server.switchover(old, standby)
         assert standby.name in answer, answer
+        # The HA API refuses the same request without the server's credentials.
+        refused = old.patroni("/switchover", "POST", {"leader": standby.name, "candidate": old.name})
+        assert "auth" in (refused or {}).get("text", ""), refused
         wait_for(lambda: standby.role() == "master", timeout=60, interval=0.2, what=f"switchover\n{server.logs()}")
         wait_for(lambda: writer.first_ack_after(started), timeout=30, what="writes after switchover")
         wait_for_rows(writer, len(writer.acknowledged) + 50)

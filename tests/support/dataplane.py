@@ -33,6 +33,7 @@ from kuberds.builders.agent import backup_plan
 from kuberds.builders.meta import Owner
 from kuberds.config import OperatorConfig
 from kuberds.engines.postgres import POSTGRES
+from kuberds.handlers import agents
 from tests.support.kube import ROOT, Cluster, free_port, token_kubeconfig, wait_for
 from tests.support.s3 import ACCESS_KEY, SECRET_KEY, SeaweedFS
 from tests.support.writer import Writer
@@ -129,6 +130,7 @@ class LocalServer:
         self.restore_cipher = restore_cipher
         self.master_password = secrets.token_urlsafe(16)
         self.superuser_password = secrets.token_urlsafe(16)
+        self.api_password = secrets.token_urlsafe(16)
         self.cipher_pass = secrets.token_urlsafe(24)
         count = 2 if multi_az else 1
         self.members = [Member(i, f"{name}-{i}", workdir / f"{name}-{i}") for i in range(count)]
@@ -210,6 +212,7 @@ class LocalServer:
             "KUBERDS_MASTER_PASSWORD": self.master_password,
             "KUBERDS_SUPERUSER_PASSWORD": self.superuser_password,
             "KUBERDS_REPLICATION_PASSWORD": self.superuser_password + "-r",
+            "KUBERDS_AGENT_API_PASSWORD": self.api_password,
             "PYTHONPATH": str(ROOT / "operator"),
         }
         if self.s3:
@@ -258,6 +261,10 @@ class LocalServer:
             return leaders[0] if len(leaders) == 1 else None
 
         return wait_for(find, timeout=timeout, interval=0.5, what=f"{self.name}: one running primary\n{self.logs()}")
+
+    def switchover(self, old: Member, new: Member) -> str:
+        """The very request (and credentials) the operator sends before replacing a primary."""
+        return agents.send("127.0.0.1", old.api_port, POSTGRES.switchover(old.name, new.name), self.api_password)
 
     def wait_streaming(self, timeout: float = 180) -> None:
         """Every member running; each standby streaming from the primary (and sync for Multi-AZ)."""

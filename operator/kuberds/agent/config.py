@@ -9,6 +9,7 @@ several members on one host.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import os
@@ -112,6 +113,18 @@ def _build(cls: type[T], data: Any) -> T:
     return cls(**values)
 
 
+# The user the HA API asks for on requests that change something (switchover, restart).
+AGENT_API_USER = "kuberds"
+
+
+def basic_auth(password: str | None) -> dict[str, str]:
+    """The header for the HA API's unsafe endpoints (none when no password is set)."""
+    if not password:
+        return {}
+    token = base64.b64encode(f"{AGENT_API_USER}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
 @dataclass(frozen=True)
 class Credentials:
     """Secrets, from environment variables the StatefulSet fills from Secret references."""
@@ -119,6 +132,7 @@ class Credentials:
     superuser_password: str
     replication_password: str
     master_password: str
+    api_password: str | None = None  # the HA API's unsafe endpoints; None leaves them open
     s3_access_key: str | None = None
     s3_secret_key: str | None = None
     cipher_pass: str | None = None
@@ -135,6 +149,7 @@ class Credentials:
             superuser_password=env["KUBERDS_SUPERUSER_PASSWORD"],
             replication_password=env["KUBERDS_REPLICATION_PASSWORD"],
             master_password=env["KUBERDS_MASTER_PASSWORD"],
+            api_password=get("AGENT_API_PASSWORD"),
             s3_access_key=get("BACKUP_ACCESS_KEY_ID"),
             s3_secret_key=get("BACKUP_SECRET_ACCESS_KEY"),
             cipher_pass=get("BACKUP_CIPHER_PASS"),

@@ -18,7 +18,7 @@ from __future__ import annotations
 import shlex
 from datetime import UTC, datetime
 
-from kuberds.agent.config import AgentConfig, Credentials, Pod
+from kuberds.agent.config import AGENT_API_USER, AgentConfig, Credentials, Pod
 from kuberds.backup.pgbackrest import Commands
 
 REPLICATION_USER = "replicator"
@@ -141,6 +141,13 @@ def configuration(config: AgentConfig, pod: Pod, credentials: Credentials, *, ow
         "restapi": {
             "listen": f"{pod.listen_address}:{pod.agent_port}",
             "connect_address": f"{pod.ip}:{pod.agent_port}",
+            # Probes and members read without credentials; switchover, restart and reload
+            # need them (the NetworkPolicy also admits only peers and the operator).
+            **(
+                {"authentication": {"username": AGENT_API_USER, "password": credentials.api_password}}
+                if credentials.api_password
+                else {}
+            ),
         },
         "kubernetes": {
             "namespace": config.namespace,

@@ -29,7 +29,7 @@ import psycopg
 from psycopg import sql
 
 from kuberds.agent import patroni
-from kuberds.agent.config import AgentConfig, Credentials, Pod
+from kuberds.agent.config import AgentConfig, Credentials, Pod, basic_auth
 from kuberds.agent.decisions import PRIMARY_ROLES, Backoff, Observation, SnapshotRequest, Step, next_steps
 from kuberds.agent.report import AgentMetrics, publish_status
 from kuberds.backup import pgbackrest
@@ -233,7 +233,8 @@ class PostgresAgent:
 
     def patroni_api(self, path: str, method: str = "GET", body: dict | None = None, timeout: float = 2.0):
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(f"http://127.0.0.1:{self.pod.agent_port}{path}", data=data, method=method)
+        request = urllib.request.Request(f"http://127.0.0.1:{self.pod.agent_port}{path}", data=data, method=method,
+                                         headers=basic_auth(self.credentials.api_password))  # fmt: skip
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 return json.loads(response.read() or b"null")

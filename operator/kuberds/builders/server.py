@@ -103,14 +103,14 @@ def master_secret(server: Server, password: str) -> dict:
     }
 
 
-def agent_credentials(server: Server, superuser: str, replication: str) -> dict:
+def agent_credentials(server: Server, superuser: str, replication: str, api: str) -> dict:
     """Created once by the handler and never overwritten (create_if_absent)."""
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": server.meta(f"{server.name}-agent-credentials"),
         "type": "Opaque",
-        "stringData": {"superuser-password": superuser, "replication-password": replication},
+        "stringData": {"superuser-password": superuser, "replication-password": replication, "api-password": api},
     }
 
 
@@ -212,6 +212,7 @@ def _env(server: Server) -> list[dict]:
         secret_env("KUBERDS_MASTER_PASSWORD", server.master_secret, "password"),
         secret_env("KUBERDS_SUPERUSER_PASSWORD", f"{server.name}-agent-credentials", "superuser-password"),
         secret_env("KUBERDS_REPLICATION_PASSWORD", f"{server.name}-agent-credentials", "replication-password"),
+        secret_env("KUBERDS_AGENT_API_PASSWORD", f"{server.name}-agent-credentials", "api-password"),
         *_store_env("KUBERDS_BACKUP", refs.store_credentials, refs.backup_key),
         *_store_env("KUBERDS_RESTORE", refs.restore_store_credentials, refs.restore_key),
     ]

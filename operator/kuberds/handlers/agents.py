@@ -10,6 +10,7 @@ import json
 import urllib.error
 import urllib.request
 
+from kuberds.agent.config import basic_auth
 from kuberds.engines import AgentRequest
 
 # A switchover waits for the candidate to catch up and be promoted: seconds, not minutes.
@@ -20,14 +21,15 @@ class AgentError(RuntimeError):
     """The agent was unreachable or refused the request; the message says which."""
 
 
-def send(ip: str, port: int, request: AgentRequest, timeout: float = TIMEOUT_SECONDS) -> str:
-    """Sends the request and returns the agent's answer text; raises AgentError otherwise."""
+def send(ip: str, port: int, request: AgentRequest, password: str | None, timeout: float = TIMEOUT_SECONDS) -> str:
+    """Sends the request (with the server's agent API password) and returns the agent's
+    answer text; raises AgentError otherwise."""
     host = f"[{ip}]" if ":" in ip else ip
     http_request = urllib.request.Request(
         f"http://{host}:{port}{request.path}",
         data=json.dumps(request.body).encode(),
         method=request.method,
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **basic_auth(password)},
     )
     try:
         with urllib.request.urlopen(http_request, timeout=timeout) as response:

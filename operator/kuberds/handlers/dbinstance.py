@@ -7,6 +7,7 @@ sleeps.
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import threading
@@ -200,7 +201,7 @@ def reconcile(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], 
     server = _server(body, spec, config, existing, restore)
     if not spec.master_user_secret_name:
         kube.create_if_absent(build.master_secret(server, secrets.token_urlsafe(24)))
-    kube.create_if_absent(build.agent_credentials(server, secrets.token_urlsafe(24), secrets.token_urlsafe(24)))
+    kube.create_if_absent(build.agent_credentials(server, *(secrets.token_urlsafe(24) for _ in range(3))))
     if server.backup and spec.backup.encryption.enabled and not spec.backup.encryption.key_secret_name:
         kube.create_if_absent(build.backup_key(server, secrets.token_urlsafe(32)))
     for obj in build.server_objects(server):
@@ -352,7 +353,7 @@ def _observe(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], z
         return "nothing to roll"
     standby = switchover_candidate(members, target)
     if standby is not None:
-        return switch_over(body, server.engine, pods, target, standby)
+        return switch_over(kube, body, server.engine, pods, target, standby)
     return roll(kube, body, target)
 
 
@@ -365,14 +366,17 @@ def switchover_candidate(members: list[Member], target: Member) -> Member | None
     return next((m for m in members if m.role == REPLICA and m.ready and not m.deleting), None)
 
 
-def switch_over(body: dict, engine: Engine, pods: list[dict], primary: Member, standby: Member) -> str:
+def switch_over(kube: Kube, body: dict, engine: Engine, pods: list[dict], primary: Member, standby: Member) -> str:
     """Asks the primary's agent for a planned switchover; the old primary, now a standby, is
     replaced on a later pass. A refusal is reported and retried on the next pass."""
     ip = next(((p.get("status") or {}).get("podIP") for p in pods if p["metadata"]["name"] == primary.name), None)
     if not ip:
         return f"waiting for the address of primary {primary.name} to switch over"
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    credentials = (kube.get("Secret", namespace, f"{name}-agent-credentials") or {}).get("data") or {}
+    password = base64.b64decode(credentials["api-password"]).decode() if "api-password" in credentials else None
     try:
-        answer = agents.send(ip, engine.agent_port, engine.switchover(primary.name, standby.name))
+        answer = agents.send(ip, engine.agent_port, engine.switchover(primary.name, standby.name), password)
     except agents.AgentError as error:
         kopf.event(body, type="Warning", reason="SwitchoverFailed",
                    message=f"switchover from {primary.name} to {standby.name} failed: {error}")  # fmt: skip
