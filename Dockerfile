@@ -1,21 +1,31 @@
 # One Dockerfile, a target per role. Every target starts from Debian bookworm so the
-# images run the same Debian packages the tests run.
-#   podman build --target operator -t kuberds/operator:dev .
-FROM debian:bookworm-slim AS python
+# images run the same Debian packages the tests run. `python3 hack/images.py build` makes
+# the base image (debootstrap; there is no registry to pull from) and builds every target,
+# skipping those whose inputs did not change. By hand:
+#   podman build --target operator -t docker.io/kuberds/operator:dev .
+# The base is named in full so podman never asks a registry which "debian" is meant.
+FROM docker.io/library/debian:bookworm-slim AS python
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 
 # The kuberds package in a virtualenv, built once and copied into each role's image.
-FROM python AS kuberds-venv
-COPY pyproject.toml README.md /src/
-COPY operator /src/operator
+# Its dependencies (and build backend) come first, from pyproject.toml alone, so a code
+# change reuses that layer and only reinstalls kuberds itself, offline.
 # Behind a TLS-intercepting proxy, pass its CA bundle as a build secret (never a layer):
 #   podman build --secret id=ca-bundle,src=/etc/ssl/certs/ca-certificates.crt …
+FROM python AS kuberds-venv
+COPY pyproject.toml /src/
 RUN --mount=type=secret,id=ca-bundle,required=false \
     python3 -m venv /opt/kuberds \
  && if [ -f /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
- && /opt/kuberds/bin/pip install --no-cache-dir /src
+ && python3 -c 'import tomllib; p = tomllib.load(open("/src/pyproject.toml", "rb")); \
+print("\n".join(p["build-system"]["requires"] + p["project"]["dependencies"]))' >/tmp/requirements.txt \
+ && /opt/kuberds/bin/pip install --no-cache-dir -r /tmp/requirements.txt \
+ && rm /tmp/requirements.txt
+COPY README.md /src/
+COPY operator /src/operator
+RUN /opt/kuberds/bin/pip install --no-cache-dir --no-deps --no-build-isolation /src
 
 FROM python AS operator
 COPY --from=kuberds-venv /opt/kuberds /opt/kuberds
