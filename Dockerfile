@@ -52,3 +52,22 @@ USER 999:999
 EXPOSE 5432 8008 9187
 ENTRYPOINT ["/opt/kuberds/bin/kuberds"]
 CMD ["agent", "postgres"]
+
+# SeaweedFS's S3 gateway for the e2e suite. No Go toolchain image exists here (no registry)
+# and Debian's golang is too old, so the `weed` that hack/build-binaries.sh builds (linked
+# against bookworm's glibc, like this image) comes in through a named build context:
+#   podman build --build-context weed-bin="$(bash hack/build-binaries.sh --print-bin-dir)" \
+#     --target s3 -t docker.io/kuberds/s3:dev .
+FROM docker.io/library/debian:bookworm-slim AS s3
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && mkdir /data \
+ && chown 65532:65532 /data
+COPY --from=weed-bin weed /usr/local/bin/weed
+USER 65532:65532
+WORKDIR /data
+EXPOSE 8333
+# Logs to stderr, where the kubelet collects them (weed writes files under /tmp otherwise).
+ENTRYPOINT ["/usr/local/bin/weed", "-logtostderr=true"]
+CMD ["server", "-dir=/data", "-filer", "-s3"]
