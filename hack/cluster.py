@@ -347,11 +347,13 @@ def pid_file(layout: Layout, name: str) -> Path:
 
 
 def process_start_time(pid: int) -> str | None:
-    """The kernel's start time of a pid; a recycled pid has a different one."""
+    """The kernel's start time of a live pid; a recycled pid has a different one. An exited
+    one has none, even as a zombie: `down` does not wait for init to reap what `up` left."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
+        state, *stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, ValueError):
         return None
+    return None if state == "Z" else stat[18]
 
 
 def recorded_pid(layout: Layout, name: str) -> int | None:
@@ -392,6 +394,7 @@ def stop(layout: Layout, name: str, grace: float = 15.0) -> bool:
         while recorded_pid(layout, name) == pid:
             reap(pid)
             time.sleep(0.05)
+    reap(pid)  # our own child (tests run up and down in one process) is now a zombie
     return True
 
 
