@@ -1193,6 +1193,8 @@ def host_snapshot() -> dict:
 def prepare_host(layout: Layout, nodes: list[RealNode]) -> None:
     """Forwarding between the bridges, iptables for bridged traffic, the kubelets' cgroup
     roots, the pods' masquerade rule; and a note of what the host had before."""
+    if found := real_nodes_running(nodes):
+        raise RuntimeError(f"another cluster's real nodes run on this machine ({found}): `down` that one first")
     layout.nodes.mkdir(parents=True, exist_ok=True)
     host_record(layout).write_text(json.dumps(host_snapshot()))
     write_sysctl("net/ipv4/ip_forward", "1")
@@ -1203,6 +1205,13 @@ def prepare_host(layout: Layout, nodes: list[RealNode]) -> None:
         make_cgroup(node.cgroup_root)
     clean_iptables(None)  # a crashed run's rules would otherwise stay twice
     subprocess.run(["iptables-restore", "--noflush"], input=pod_masquerade_rules(), text=True, check=True)
+
+
+def real_nodes_running(nodes: list[RealNode]) -> str:
+    """Signs of real nodes (ours are gone by now): two clusters' nodes would share bridges,
+    cgroups and kube-proxy's chains."""
+    bridges = [n.bridge for n in nodes if Path("/sys/class/net", n.bridge).exists()]
+    return ", ".join(bridges + (["processes in /kuberds cgroups"] if pod_pids() else []))
 
 
 def cgroup_hierarchies() -> list[Path]:
