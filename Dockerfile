@@ -28,6 +28,9 @@ COPY operator /src/operator
 RUN /opt/kuberds/bin/pip install --no-cache-dir --no-deps --no-build-isolation /src
 
 FROM python AS operator
+# A named user for the fixed uid: Kopf (getpass) and other tools look the uid up.
+RUN groupadd --system --gid 65532 kuberds \
+ && useradd --system --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin kuberds
 COPY --from=kuberds-venv /opt/kuberds /opt/kuberds
 # A fixed non-root uid, so Pod Security "restricted" (runAsNonRoot) is satisfied.
 USER 65532:65532
@@ -43,14 +46,16 @@ RUN groupadd --system --gid 999 postgres \
  && mkdir -p /etc/postgresql-common \
  && echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf \
  && apt-get update \
- && apt-get install -y --no-install-recommends postgresql-15 postgresql-contrib patroni pgbackrest pgbouncer \
+ && apt-get install -y --no-install-recommends postgresql-15 postgresql-contrib patroni pgbackrest pgbouncer catatonit \
  && rm -rf /var/lib/apt/lists/* \
  && mkdir -p /var/lib/postgresql/data /var/run/postgresql \
  && chown -R postgres:postgres /var/lib/postgresql /var/run/postgresql
 COPY --from=kuberds-venv /opt/kuberds /opt/kuberds
 USER 999:999
 EXPOSE 5432 8008 9187
-ENTRYPOINT ["/opt/kuberds/bin/kuberds"]
+# catatonit is PID 1 and reaps orphans: Patroni daemonizes the postmaster, which then belongs
+# to PID 1, and a postmaster left a zombie looks alive to Patroni (a restart never ends).
+ENTRYPOINT ["/usr/bin/catatonit", "--", "/opt/kuberds/bin/kuberds"]
 CMD ["agent", "postgres"]
 
 # SeaweedFS's S3 gateway for the e2e suite. No Go toolchain image exists here (no registry)

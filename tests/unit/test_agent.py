@@ -207,3 +207,16 @@ def test_a_failing_step_backs_off_doubling_up_to_five_minutes() -> None:
     assert backoff.ready("snapshot", 1000), "kinds back off on their own"
     backoff.succeeded("backup")
     assert backoff.ready("backup", 1000)
+
+
+def test_a_pod_about_to_be_replaced_for_a_new_class_does_not_restart_for_it() -> None:
+    from datetime import UTC, datetime
+
+    from kuberds.agent.decisions import Observation, next_steps
+
+    observed = Observation(now=datetime(2026, 1, 1, tzinfo=UTC), role="replica", state="running",
+                           pending_restart=True, replaced_soon=True)  # fmt: skip
+    steps = next_steps(observed)
+    assert [s.kind for s in steps if s.kind == "restart"] == []
+    assert any("replaces this pod" in s.reason for s in steps)
+    assert any(s.kind == "restart" for s in next_steps(Observation(**{**observed.__dict__, "replaced_soon": False})))

@@ -64,11 +64,14 @@ def test_members_and_phases() -> None:
 def test_rolling_replaces_replicas_first_and_one_at_a_time() -> None:
     primary = Member("db-0", "primary", "zone-a", True, revision="old")
     replica = Member("db-1", "replica", "zone-b", True, revision="old")
-    assert next_pod_to_roll([primary, replica], "new") == replica
-    assert next_pod_to_roll([primary, Member("db-1", "replica", "zone-b", True, "new")], "new") == primary
+    assert next_pod_to_roll([primary, replica], "new", 2) == replica
+    assert next_pod_to_roll([primary, Member("db-1", "replica", "zone-b", True, "new")], "new", 2) == primary
     waiting = Member("db-1", "replica", "zone-b", False, revision="new")
-    assert next_pod_to_roll([primary, waiting], "new") is None, "never take a second member down"
-    assert next_pod_to_roll([Member("db-0", "primary", "zone-a", True, "new")], "new") is None
+    assert next_pod_to_roll([primary, waiting], "new", 2) is None, "never take a second member down"
+    assert next_pod_to_roll([Member("db-0", "primary", "zone-a", True, "new")], "new", 2) is None
+    # The standby's replacement not observed yet: the outdated primary alone must wait.
+    assert next_pod_to_roll([primary], "new", 2) is None
+    assert next_pod_to_roll([primary], "new", 1) == primary  # Single-AZ
 
 
 def test_storage_condition_follows_the_claims() -> None:
@@ -87,16 +90,26 @@ def test_quantities() -> None:
 
 
 def test_primary_is_replaced_only_after_a_switchover_to_a_ready_standby() -> None:
-    from kuberds.builders.status import Member
-    from kuberds.handlers.dbinstance import switchover_candidate
+    from kuberds.builders.status import Member, handover
 
     primary = Member("db-0", "primary", "zone-a", True, "old")
     standby = Member("db-1", "replica", "zone-b", True, "new")
-    assert switchover_candidate([primary, standby], primary) == standby
-    assert switchover_candidate([primary, standby], standby) is None  # a standby is just replaced
-    lagging = Member("db-1", "replica", "zone-b", False, "new")
-    assert switchover_candidate([primary, lagging], primary) is None  # single-AZ-like: replaced in place
-    assert switchover_candidate([primary], primary) is None
+    assert handover([primary, standby], primary).action == "switchover"
+    assert handover([primary, standby], primary).standby == standby
+    assert handover([primary, standby], standby).action == "replace"  # a standby is just replaced
+    assert handover([primary], primary).action == "replace"  # Single-AZ: an outage, as on RDS
+    # A restarted standby is Ready before Patroni labels it: wait, or it would be a failover.
+    unlabelled = Member("db-1", "unknown", "zone-b", True, "new")
+    waiting = handover([primary, unlabelled], primary)
+    assert waiting.action == "wait" and "db-1 (unknown)" in waiting.reason
+    # Synchronous replication: only the synchronous standby may take over.
+    catching_up = Member("db-1", "replica", "zone-b", True, "new", synchronous=False)
+    waiting = handover([primary, catching_up], primary)
+    assert waiting.action == "wait" and "synchronous standby" in waiting.reason
+    in_sync = Member("db-1", "replica", "zone-b", True, "new", synchronous=True)
+    assert handover([primary, in_sync], primary).standby == in_sync
+    # kwok pods have no Patroni, hence no roles: every pod is simply replaced.
+    assert handover([Member("db-0", "unknown", None, True), unlabelled], unlabelled).action == "replace"
 
 
 def test_the_switchover_request_names_leader_and_candidate() -> None:
@@ -108,3 +121,13 @@ def test_the_switchover_request_names_leader_and_candidate() -> None:
         "/switchover",
         {"leader": "db-0", "candidate": "db-1"},
     )
+
+
+def test_a_member_reads_its_agents_synchronous_report() -> None:
+    import json
+
+    report = {"kuberds.io/agent-status": json.dumps({"role": "replica", "synchronousStandby": True})}
+    pod = {"metadata": {"name": "db-1", "labels": {"kuberds.io/role": "replica"}, "annotations": report}}
+    assert member_from_pod(pod, {}).synchronous is True
+    pod["metadata"]["annotations"] = {"kuberds.io/agent-status": "not json"}
+    assert member_from_pod(pod, {}).synchronous is None

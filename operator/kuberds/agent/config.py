@@ -80,6 +80,7 @@ class AgentConfig:
     role_label: str
     synchronous: bool = False
     synchronous_strict: bool = False
+    memory_limit: str | None = None  # the instance class's memory: pods with another limit get replaced
     parameters: dict[str, str] = field(default_factory=dict)
     master_username: str = "postgres"
     database_name: str = "postgres"
@@ -177,6 +178,7 @@ class Pod:
     engine_user: str | None = None  # drop to this OS user for the engine (tests run as root)
     bin_dir: Path = Path("/usr/lib/postgresql/15/bin")
     kube_context: str | None = None  # a kubeconfig context outside a pod (Patroni defaults to kind's)
+    memory_limit_bytes: int | None = None  # this container's limit (downward API)
 
     @classmethod
     def from_environment(cls, env: dict[str, str] | None = None) -> Pod:
@@ -203,4 +205,5 @@ class Pod:
             engine_user=env.get("KUBERDS_ENGINE_USER") or None,
             bin_dir=path("KUBERDS_BIN_DIR", defaults.bin_dir),
             kube_context=env.get("KUBERDS_KUBE_CONTEXT") or None,
+            memory_limit_bytes=port("KUBERDS_MEMORY_LIMIT", None),
         )

@@ -31,6 +31,7 @@ class Observation:
     state: str | None  # Patroni's postgres state: running, starting, creating replica, …
     pending_restart: bool = False
     replicas_pending_restart: bool = False
+    replaced_soon: bool = False  # this pod's resources are for another instance class
     backups_configured: bool = False
     stanza_ready: bool | None = None  # None: not checked yet
     backups: Backups = field(default_factory=lambda: Backups(None, None))
@@ -89,6 +90,10 @@ def _restart(o: Observation) -> list[Step]:
     """Parameters that need a restart: standbys first, the primary once none is pending."""
     if not o.pending_restart:
         return []
+    if o.replaced_soon:
+        # A new instance class: the operator replaces every pod (standby first, after a
+        # switchover for the primary), and the new pods start with the new parameters.
+        return [Step("wait", "restart pending: the operator replaces this pod for the new instance class")]
     if o.primary and o.replicas_pending_restart:
         return [Step("wait", "restart pending: waiting for the standbys to restart first")]
     return [Step("restart", "a changed parameter needs a restart")]

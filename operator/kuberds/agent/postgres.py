@@ -35,6 +35,7 @@ from kuberds.agent.report import AgentMetrics, publish_status
 from kuberds.backup import pgbackrest
 from kuberds.backup.schedule import Archiving, Backups, Window, archive_health
 from kuberds.builders.meta import AGENT_STATUS_ANNOTATION
+from kuberds.quantity import to_bytes
 
 log = logging.getLogger("kuberds.agent")
 
@@ -241,6 +242,24 @@ class PostgresAgent:
         except urllib.error.HTTPError as error:  # Patroni answers 503 with a body for replicas
             return json.loads(error.read() or b"null")
 
+    def replaced_soon(self) -> bool:
+        """agent.json is for another instance class than this pod's memory limit: the
+        operator's rolling update will replace the pod."""
+        wanted, have = self.config.memory_limit, self.pod.memory_limit_bytes
+        return bool(wanted and have and to_bytes(wanted) != have)
+
+    def synchronous_standby(self) -> bool | None:
+        """Whether this member is Patroni's synchronous standby (GET /sync answers 200 only
+        then): the one a switchover may go to without losing commits. None when unknown."""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.pod.agent_port}/sync", method="GET")
+        try:
+            with urllib.request.urlopen(request, timeout=2):
+                return True
+        except urllib.error.HTTPError:
+            return False
+        except OSError:
+            return None
+
     def reload_if_changed(self) -> None:
         """The kubelet refreshes the mounted ConfigMap; new parameters go to Patroni by SIGHUP
         (Patroni reloads what it can and flags what needs a restart)."""
@@ -288,6 +307,7 @@ class PostgresAgent:
             role=role,
             state=pg_state,
             pending_restart=bool(state.get("pending_restart")),
+            replaced_soon=self.replaced_soon(),
             replicas_pending_restart=any(
                 m.get("pending_restart") for m in cluster.get("members", []) if m.get("name") != self.pod.name
             ),
@@ -598,6 +618,10 @@ class PostgresAgent:
         status = {
             "role": observation.role,
             "state": observation.state,
+            # The operator switches over only to a synchronous standby (a rolling update).
+            "synchronousStandby": None
+            if observation.primary or not self.config.synchronous
+            else self.synchronous_standby(),
             "backupHealthy": None if health is None else health.healthy,
             "backupReason": health.reason if health else None,
             "backupMessage": health.message if health else None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from kuberds.agent.config import AgentConfig, BackupPlan, ObjectStoreTarget, Repository, RestorePlan
 from kuberds.api import v1alpha1 as api
+from kuberds.api.classes import DB_INSTANCE_CLASSES
 from kuberds.builders.meta import ROLE_LABEL, Owner
 
 SCOPE_LABEL = "app.kubernetes.io/instance"
@@ -43,6 +44,7 @@ def agent_config(owner: Owner, spec: api.DBInstanceSpec, *, selector: dict[str, 
         role_label=ROLE_LABEL,
         synchronous=spec.multi_az,
         synchronous_strict=False,  # two members: strict would stop writes when one is lost
+        memory_limit=DB_INSTANCE_CLASSES[spec.instance_class].memory,
         parameters=parameters,
         master_username=spec.master_username,
         database_name=spec.database_name,

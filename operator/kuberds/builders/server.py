@@ -204,6 +204,11 @@ def _env(server: Server) -> list[dict]:
         {"name": "POD_NAME", **field_ref("metadata.name")},
         {"name": "POD_NAMESPACE", **field_ref("metadata.namespace")},
         {"name": "POD_IP", **field_ref("status.podIP")},
+        # Tells the agent whether this pod already has the instance class agent.json is for.
+        {
+            "name": "KUBERDS_MEMORY_LIMIT",
+            "valueFrom": {"resourceFieldRef": {"containerName": server.engine.name, "resource": "limits.memory"}},
+        },
         {"name": "KUBERDS_OWNER_KIND", "value": server.owner.kind},
         {"name": "KUBERDS_OWNER_NAME", "value": server.name},
         {"name": "KUBERDS_ENGINE_VERSION", "value": server.version},

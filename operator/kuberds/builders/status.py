@@ -6,9 +6,10 @@ moves only when the status changes, observedGeneration says which spec they judg
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
-from kuberds.builders.meta import PRIMARY, ROLE_LABEL, ROLE_LABEL_VALUES
+from kuberds.builders.meta import AGENT_STATUS_ANNOTATION, PRIMARY, REPLICA, ROLE_LABEL, ROLE_LABEL_VALUES
 from kuberds.quantity import to_bytes
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
@@ -57,12 +58,20 @@ class Member:
     ready: bool
     revision: str | None = None  # controller-revision-hash: which template it runs
     deleting: bool = False
+    synchronous: bool | None = None  # a standby's agent: confirms every commit (None: not said)
 
     def as_status(self) -> dict:
         out = {"name": self.name, "role": self.role, "ready": self.ready}
         if self.zone:
             out["zone"] = self.zone
         return out
+
+
+def _agent_report(meta: dict) -> dict:
+    try:
+        return json.loads((meta.get("annotations") or {}).get(AGENT_STATUS_ANNOTATION) or "{}")
+    except ValueError:
+        return {}
 
 
 def member_from_pod(pod: dict, zone_of_node: dict[str, str]) -> Member:
@@ -73,6 +82,7 @@ def member_from_pod(pod: dict, zone_of_node: dict[str, str]) -> Member:
     role = next((name for name, value in ROLE_LABEL_VALUES.items() if value == label), "unknown")
     node = (pod.get("spec") or {}).get("nodeName")
     return Member(
+        synchronous=_agent_report(meta).get("synchronousStandby"),
         name=meta["name"],
         role=role,
         zone=zone_of_node.get(node) if node else None,
@@ -129,14 +139,46 @@ def phase(observed: Observed, conditions: list[dict], paused: bool, deleting: bo
     return "Degraded"
 
 
-def next_pod_to_roll(members: list[Member], update_revision: str | None) -> Member | None:
+def next_pod_to_roll(members: list[Member], update_revision: str | None, desired: int) -> Member | None:
     """OnDelete rolling: replace one outdated pod at a time, replicas before the primary, and
-    only while every pod is ready (never take a second member down)."""
-    if not update_revision or any(not m.ready for m in members):
+    only while every desired pod exists and is ready (never take a second member down; a pod
+    just replaced may be missing from what was observed for a moment)."""
+    if not update_revision or len(members) < desired or any(not m.ready for m in members):
         return None
     outdated = [m for m in members if m.revision and m.revision != update_revision]
     outdated.sort(key=lambda m: (m.role == PRIMARY, m.name))
     return outdated[0] if outdated else None
+
+
+@dataclass(frozen=True)
+class Handover:
+    """What must happen before a pod is replaced: "replace" it now, "switchover" to `standby`
+    first, or "wait" (`reason` says for what)."""
+
+    action: str
+    standby: Member | None = None
+    reason: str = ""
+
+
+def handover(members: list[Member], target: Member) -> Handover:
+    """A standby, or a primary with no other member (a Single-AZ outage, as on RDS), is
+    replaced at once. A primary with a standby first hands over to it — and waits while the
+    standby has not yet reported itself a replica (a restarted pod is Ready before Patroni
+    labels it, and replacing the primary then would be a failover, not a switchover)."""
+    others = [m for m in members if m.name != target.name]
+    if target.role != PRIMARY or not others:
+        return Handover("replace")
+    ready = [m for m in others if m.role == REPLICA and m.ready and not m.deleting]
+    if not ready:
+        names = ", ".join(f"{m.name} ({m.role})" for m in others)
+        return Handover("wait", reason=f"waiting for a ready replica to take over from primary {target.name}: {names}")
+    # With synchronous replication only the synchronous standby may take over (it has every
+    # commit); a restarted standby becomes it a few seconds after it streams again.
+    standby = next((m for m in ready if m.synchronous is not False), None)
+    if standby is None:
+        names = ", ".join(m.name for m in ready)
+        return Handover("wait", reason=f"waiting for {names} to become the synchronous standby")
+    return Handover("switchover", standby)
 
 
 def storage_condition(wanted: str, claims: list[dict]) -> tuple[Condition, str | None]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import secrets
 import threading
 from collections import defaultdict
@@ -23,7 +24,7 @@ from kuberds.api.v1alpha1 import DBInstanceSpec, ObjectStore
 from kuberds.builders import agent as agent_build
 from kuberds.builders import server as build
 from kuberds.builders import snapshot as snapshot_build
-from kuberds.builders.meta import AGENT_STATUS_ANNOTATION, PRIMARY, REPLICA, Owner
+from kuberds.builders.meta import AGENT_STATUS_ANNOTATION, PRIMARY, Owner
 from kuberds.builders.status import (
     FALSE,
     TRUE,
@@ -31,6 +32,7 @@ from kuberds.builders.status import (
     Member,
     Observed,
     availability,
+    handover,
     member_from_pod,
     next_pod_to_roll,
     storage_condition,
@@ -43,6 +45,7 @@ from kuberds.kube import Kube
 from kuberds.quantity import to_bytes
 
 KIND = "DBInstance"
+log = logging.getLogger("kuberds")
 
 
 def owner_of_body(body: dict) -> Owner:
@@ -317,11 +320,13 @@ def observe(kube: Kube, config: OperatorConfig, namespace: str, name: str, read:
     if not refresh.lock.acquire(blocking=False):
         return "coalesced into the refresh under way"
     try:
-        action = "nothing"
+        actions: list[str] = []
         while refresh.dirty:
             refresh.dirty = False
             action = _refresh_once(kube, config, namespace, name, read())
-        return action
+            if not actions or action != actions[-1]:
+                actions.append(action)
+        return "; ".join(actions)
     finally:
         refresh.lock.release()
 
@@ -348,22 +353,17 @@ def _observe(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], z
     publish_server_status(kube, body, server, pods, zones, conditions, allocated)
     update_revision = ((stateful_set or {}).get("status") or {}).get("updateRevision")
     members = [member_from_pod(p, zones) for p in pods]
-    target = next_pod_to_roll(members, update_revision)
+    target = next_pod_to_roll(members, update_revision, server.replicas)
     if target is None:
         return "nothing to roll"
-    standby = switchover_candidate(members, target)
-    if standby is not None:
-        return switch_over(kube, body, server.engine, pods, target, standby)
+    log.info("%s/%s: rolling %s; members %s", body["metadata"]["namespace"], body["metadata"]["name"], target.name,
+             ", ".join(f"{m.name} {m.role} ready={m.ready} revision={m.revision}" for m in members))  # fmt: skip
+    step = handover(members, target)
+    if step.action == "switchover":
+        return switch_over(kube, body, server.engine, pods, target, step.standby)
+    if step.action == "wait":
+        return step.reason
     return roll(kube, body, target)
-
-
-def switchover_candidate(members: list[Member], target: Member) -> Member | None:
-    """Before the primary's pod is replaced, a ready standby (already on the new template, as
-    next_pod_to_roll replaces standbys first) takes over; without one the replacement is an
-    outage, as for a Single-AZ RDS instance."""
-    if target.role != PRIMARY:
-        return None
-    return next((m for m in members if m.role == REPLICA and m.ready and not m.deleting), None)
 
 
 def switch_over(kube: Kube, body: dict, engine: Engine, pods: list[dict], primary: Member, standby: Member) -> str:
