@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 KUBECTL = KUBECONFIG=$(KUBECONFIG_LOCAL) "$$(bash hack/build-binaries.sh --print-bin-dir)/kubectl"
 KUBECONFIG_LOCAL := $(shell python3 -c 'import os,pathlib; print(pathlib.Path(os.environ.get("KUBERDS_CLUSTER_DIR", pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home()/".cache"))/"kuberds"/"cluster"))/"kubeconfig")')
 
-.PHONY: help venv binaries cluster-up cluster-down cluster-status up generate bench bench-dataplane test unit lint fmt clean
+.PHONY: help venv binaries images cluster-up cluster-down cluster-status up dev generate bench bench-dataplane test e2e unit lint fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -22,8 +22,11 @@ venv: $(VENV)/.installed ## the Python virtualenv with kuberds and its dev tools
 binaries: ## build the pinned Kubernetes, etcd and kwok binaries (cached)
 	bash hack/build-binaries.sh
 
-cluster-up: ## start the local control plane with three zoned kwok nodes
-	python3 hack/cluster.py up
+images: ## build the operator, postgres and s3 images with podman (cached by content)
+	python3 hack/images.py build
+
+cluster-up: ## start the local control plane with three zoned kwok nodes (REAL_NODES=1: and two real nodes)
+	python3 hack/cluster.py up $(if $(REAL_NODES),--real-nodes)
 
 cluster-down: ## stop it and remove its state
 	python3 hack/cluster.py down
@@ -31,7 +34,10 @@ cluster-down: ## stop it and remove its state
 cluster-status: ## what runs, where the logs are
 	python3 hack/cluster.py status
 
-up: venv cluster-up ## the local cluster, kuberds' CRDs, a sample DBInstance, and the operator (foreground; Ctrl-C stops it)
+up: ## real nodes, images, kuberds by Helm, a sample Multi-AZ DBInstance, and how to connect
+	bash hack/up.sh
+
+dev: venv cluster-up ## kwok-only cluster, CRDs, a sample, and the operator from source (foreground; Ctrl-C stops it)
 	$(KUBECTL) apply --server-side -f crds/
 	$(KUBECTL) wait crd -l app.kubernetes.io/part-of=kuberds --for=condition=Established --timeout=60s
 	$(KUBECTL) apply -f examples/dbinstance-multiaz.yaml
@@ -49,6 +55,9 @@ bench-dataplane: venv cluster-up ## failover, switchover, archive lag, backup/re
 
 test: venv lint ## lint, then every test (unit and control-plane; starts the cluster if needed)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+e2e: venv binaries ## whole-cluster scenarios: real nodes, Helm install, failover, restores (~25 min)
+	$(VENV)/bin/pytest e2e -v -s $(PYTEST_ARGS)
 
 unit: venv ## unit tests only (seconds; no cluster)
 	$(VENV)/bin/pytest -m "not cluster" $(PYTEST_ARGS)

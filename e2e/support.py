@@ -1,0 +1,163 @@
+"""The e2e suite's view of a cluster: kubectl, DBInstances, and the client pod it execs into.
+
+Everything goes through Kubernetes (the API, `kubectl exec` into the client pod); nothing
+here reaches a database pod directly, so the suite runs the same against kind or k3d.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shlex
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from tests.support.kube import Cluster, wait_for
+
+from e2e.manifests import CLIENT
+
+GROUP, VERSION = "kuberds.io", "v1alpha1"
+OPERATOR_NAMESPACE, RELEASE = "kuberds-system", "kuberds"
+
+
+@dataclass
+class E2E:
+    cluster: Cluster
+    namespace: str
+    figures: dict[str, str] = field(default_factory=dict)
+
+    def record(self, name: str, value: object) -> None:
+        """A measured figure, printed at once and again at the end of the session."""
+        self.figures[name] = value if isinstance(value, str) else json.dumps(value)
+        print(f"\n    {name}: {self.figures[name]}")
+
+    # ------------------------------------------------------------ kubectl
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120):
+        result = subprocess.run(
+            [self.cluster.kubectl_path, f"--kubeconfig={self.cluster.kubeconfig}", *args],
+            input=input, capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr}")
+        return result
+
+    def apply(self, *objects: dict) -> None:
+        self.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump_all(objects))
+
+    def get(self, kind: str, name: str, namespace: str | None = None) -> dict | None:
+        result = self.kubectl("get", kind, name, "-n", namespace or self.namespace, "-o", "json", check=False)
+        return json.loads(result.stdout) if result.returncode == 0 else None
+
+    def items(self, kind: str, selector: str = "", namespace: str | None = None) -> list[dict]:
+        args = ["get", kind, "-n", namespace or self.namespace, "-o", "json"]
+        return json.loads(self.kubectl(*args, *(["-l", selector] if selector else [])).stdout)["items"]
+
+    def patch(self, kind: str, name: str, patch: dict) -> None:
+        self.kubectl("patch", kind, name, "-n", self.namespace, "--type=merge", "-p", json.dumps(patch))
+
+    def secret_value(self, name: str, key: str) -> str:
+        secret = self.get("secret", name)
+        assert secret, f"secret {name} not found"
+        return base64.b64decode(secret["data"][key]).decode()
+
+    # ------------------------------------------------------------ DBInstances
+
+    def status(self, name: str, kind: str = "dbinstance") -> dict:
+        return (self.get(kind, name) or {}).get("status") or {}
+
+    def wait_available(self, name: str, timeout: float = 600, kind: str = "dbinstance") -> dict:
+        def available() -> dict | None:
+            status = self.status(name, kind)
+            return status if status.get("phase") == "Available" else None
+
+        try:
+            return wait_for(available, timeout=timeout, interval=2, what=f"{kind} {name} Available")
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n{self.diagnostics(name)}") from None
+
+    def condition(self, name: str, type_: str) -> dict:
+        return next((c for c in self.status(name).get("conditions", []) if c["type"] == type_), {})
+
+    def pods(self, instance: str) -> dict[str, dict]:
+        pods = self.items("pods", f"app.kubernetes.io/instance={instance}")
+        return {p["metadata"]["name"]: p for p in pods}
+
+    def primary(self, instance: str) -> str | None:
+        return self.status(instance).get("currentPrimary")
+
+    def dsn(self, instance: str, host: str | None = None) -> str:
+        status = self.status(instance)
+        user = self.secret_value(status["masterUserSecretName"], "username")
+        password = self.secret_value(status["masterUserSecretName"], "password")
+        endpoint = host or status["endpoint"]
+        hostname, port = endpoint.rsplit(":", 1)
+        database = (self.get("dbinstance", instance) or {})["spec"].get("databaseName", "app")
+        return f"host={hostname} port={port} user={user} password={password} dbname={database} connect_timeout=5"
+
+    # ------------------------------------------------------------ the client pod
+
+    def exec(self, command: list[str], input: str | None = None, timeout: float = 120) -> str:
+        return self.kubectl("exec", "-i", "-n", self.namespace, CLIENT, "--", *command,
+                            input=input, timeout=timeout).stdout  # fmt: skip
+
+    def sql(self, instance: str, statement: str, reader: bool = False) -> list[list[str]]:
+        """Runs one statement through the instance's writer (or reader) Service from the client
+        pod; rows as lists of text."""
+        host = self.status(instance)["readerEndpoint"] if reader else None
+        out = self.exec(["psql", self.dsn(instance, host), "-v", "ON_ERROR_STOP=1", "-XAtF", "\t", "-c", statement])
+        return [line.split("\t") for line in out.splitlines() if line]
+
+    def writer(self, instance: str, seconds: float, table: str = "writes") -> Writer:
+        stop_file = f"/tmp/stop-{table}"
+        command = ["/opt/kuberds/bin/python", "/scripts/writer.py", "--dsn", self.dsn(instance),
+                   "--seconds", str(seconds), "--table", table, "--stop-file", stop_file]  # fmt: skip
+        args = [self.cluster.kubectl_path, f"--kubeconfig={self.cluster.kubeconfig}",
+                "exec", "-n", self.namespace, CLIENT, "--", *command]  # fmt: skip
+        process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return Writer(process, time.time(), lambda: self.exec(["touch", stop_file]))
+
+    # ------------------------------------------------------------ when something fails
+
+    def diagnostics(self, instance: str | None = None) -> str:
+        """What an engineer would look at first: objects, events, the operator's and the
+        database pods' last log lines."""
+        parts = []
+        for args in (["get", "dbinstance,dbsnapshot,pods,pvc", "-n", self.namespace, "-o", "wide"],
+                     ["get", "events", "-n", self.namespace, "--sort-by=.lastTimestamp"],
+                     ["logs", "-n", OPERATOR_NAMESPACE, f"deploy/{RELEASE}", "--tail=40"]):  # fmt: skip
+            result = self.kubectl(*args, check=False)
+            parts.append(f"$ kubectl {shlex.join(args)}\n{result.stdout[-6000:]}{result.stderr[-1000:]}")
+        if instance:
+            parts.append(json.dumps(self.status(instance), indent=1)[-3000:])
+            for pod in self.pods(instance):
+                result = self.kubectl("logs", "-n", self.namespace, pod, "--tail=25", check=False)
+                parts.append(f"$ kubectl logs {pod}\n{result.stdout[-4000:]}{result.stderr[-500:]}")
+        return "\n".join(parts)
+
+
+@dataclass
+class Writer:
+    """A writer.py run in the client pod; `result()` waits for its JSON summary."""
+
+    process: subprocess.Popen
+    started: float
+    stop: Callable[[], object]
+
+    def result(self, timeout: float = 600) -> dict:
+        out, err = self.process.communicate(timeout=timeout)
+        assert self.process.returncode == 0, f"writer failed ({self.process.returncode}): {err[-3000:]}"
+        return json.loads(out.strip().splitlines()[-1])
+
+
+def self_signed_certificate(workdir: Path, names: list[str]) -> tuple[str, str]:
+    cert, key = workdir / "tls.crt", workdir / "tls.key"
+    san = ",".join(f"DNS:{n}" for n in names)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "7",
+                    "-subj", f"/CN={names[0]}", "-addext", f"subjectAltName={san}",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)  # fmt: skip
+    return cert.read_text(), key.read_text()

@@ -1,0 +1,76 @@
+"""Continuous inserts from inside the cluster; runs in the e2e client pod (kuberds' postgres
+image has psycopg in /opt/kuberds). Only the standard library and psycopg: it is copied into
+the pod through a ConfigMap, not installed.
+
+    python writer.py --dsn "host=db.ns.svc user=… password=… dbname=app" --seconds 60
+
+One autocommit INSERT per id, one id at a time; an id is acknowledged only once its commit
+returned. A hung statement is abandoned after 3 s (statement_timeout, TCP keepalives) and the
+connection rebuilt, so the writer follows the writer Service to a new primary. At the end it
+prints one JSON object: the acknowledged ids and the longest time without an acknowledged
+write (what an application sees of a failover).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+import time
+
+import psycopg
+
+CONNECT = {"connect_timeout": 3, "keepalives": 1, "keepalives_idle": 2, "keepalives_interval": 1,
+           "keepalives_count": 2, "options": "-c statement_timeout=3000", "autocommit": True}  # fmt: skip
+
+
+def run(dsn: str, table: str, seconds: float, interval: float, stop_file: str | None = None) -> dict:
+    acked: list[int] = []
+    errors: list[str] = []
+    ack_times: list[float] = []
+    started = time.monotonic()
+    connection = None
+    next_id = 1
+    while time.monotonic() - started < seconds and not (stop_file and os.path.exists(stop_file)):
+        try:
+            if connection is None:
+                connection = psycopg.connect(dsn, **CONNECT)
+                connection.execute(f"CREATE TABLE IF NOT EXISTS {table} (id bigint PRIMARY KEY, at timestamptz "
+                                   "NOT NULL DEFAULT clock_timestamp())")  # fmt: skip
+            connection.execute(f"INSERT INTO {table} (id) VALUES (%s) ON CONFLICT (id) DO NOTHING", (next_id,))
+            acked.append(next_id)
+            ack_times.append(time.monotonic() - started)
+            next_id += 1
+        except psycopg.Error as error:
+            # The commit's outcome is unknown: the id is not acknowledged, and it is retried
+            # (ON CONFLICT keeps the retry harmless if the first attempt did commit).
+            errors.append(f"{time.monotonic() - started:.2f}s {type(error).__name__}: {str(error).strip()[:160]}")
+            if connection is not None:
+                connection.close()
+            connection = None
+            time.sleep(0.2)
+            continue
+        time.sleep(interval)
+    gaps = [b - a for a, b in itertools.pairwise(ack_times)]
+    longest = max(gaps, default=0.0)
+    at = ack_times[gaps.index(longest)] if gaps else 0.0
+    return {"acked": acked, "errors": errors[:20], "error_count": len(errors),
+            "longest_gap_seconds": round(longest, 3), "longest_gap_started_at": round(at, 3)}  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dsn", required=True)
+    parser.add_argument("--table", default="writes")
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--interval", type=float, default=0.05)
+    parser.add_argument("--stop-file", help="stop early once this file exists")
+    args = parser.parse_args()
+    print(json.dumps(run(args.dsn, args.table, args.seconds, args.interval, args.stop_file)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
