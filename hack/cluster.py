@@ -1382,8 +1382,12 @@ def kill_pod_processes(timeout: float = 15.0) -> None:
 
 
 def pod_pids() -> set[int]:
-    procs = (f for root in pod_cgroups() for f in root.rglob("cgroup.procs"))
-    return {int(pid) for f in procs for pid in f.read_text().split()}
+    pids: set[int] = set()
+    for procs in (f for root in pod_cgroups() for f in root.rglob("cgroup.procs")):
+        # A pod's cgroup may go away between listing and reading it (ENOENT, ENODEV).
+        with contextlib.suppress(OSError):
+            pids |= {int(pid) for pid in procs.read_text().split()}
+    return pids
 
 
 def kill_shims(sockets: list[Path]) -> None:
