@@ -56,7 +56,7 @@ bench-dataplane: venv cluster-up ## failover, switchover, archive lag, backup/re
 test: venv lint ## lint, then every test (unit and control-plane; starts the cluster if needed)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-e2e: venv binaries ## whole-cluster scenarios: real nodes, Helm install, failover, restores (~25 min)
+e2e: venv binaries ## whole-cluster scenarios: real nodes, Helm install, failover, restores (~10 min warm)
 	$(VENV)/bin/pytest e2e -v -s $(PYTEST_ARGS)
 
 unit: venv ## unit tests only (seconds; no cluster)

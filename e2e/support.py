@@ -10,7 +10,6 @@ import base64
 import json
 import shlex
 import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,7 +118,7 @@ class E2E:
         args = [self.cluster.kubectl_path, f"--kubeconfig={self.cluster.kubeconfig}",
                 "exec", "-n", self.namespace, CLIENT, "--", *command]  # fmt: skip
         process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        return Writer(process, time.time(), lambda: self.exec(["touch", stop_file]))
+        return Writer(process, lambda: self.exec(["touch", stop_file]))
 
     # ------------------------------------------------------------ when something fails
 
@@ -145,7 +144,6 @@ class Writer:
     """A writer.py run in the client pod; `result()` waits for its JSON summary."""
 
     process: subprocess.Popen
-    started: float
     stop: Callable[[], object]
 
     def result(self, timeout: float = 600) -> dict:

@@ -51,8 +51,14 @@ def test_multi_az_instance_becomes_available_and_takes_writes(e2e: E2E) -> None:
     rows = e2e.sql(SOURCE, "SELECT current_user, pg_is_in_recovery(), current_database()")
     assert rows == [["dbadmin", "f", "app"]]
     e2e.sql(SOURCE, "CREATE TABLE first_write (id int PRIMARY KEY); INSERT INTO first_write VALUES (1), (2)")
-    # The reader Service reaches the standby, which already has the synchronous commit.
-    assert e2e.sql(SOURCE, "SELECT pg_is_in_recovery(), count(*) FROM first_write", reader=True) == [["t", "2"]]
+    # The reader Service reaches the standby; the synchronous commit is flushed there and
+    # visible once replayed.
+    wait_for(
+        lambda: e2e.sql(SOURCE, "SELECT pg_is_in_recovery(), count(*) FROM first_write", reader=True) == [["t", "2"]],
+        timeout=30,
+        interval=1,
+        what="the rows on the standby, through the reader Service",
+    )
 
     def backed_up() -> dict:
         condition = e2e.condition(SOURCE, "BackupHealthy")
@@ -76,8 +82,9 @@ def test_deleting_the_primary_pod_moves_the_writer_service_and_loses_nothing(e2e
     gap, acked, failed = result["longest_gap_seconds"], len(result["acked"]), result["error_count"]
     e2e.record("failover (primary pod deleted) → writes again",
                f"{gap:.2f}s longest write gap, {acked} acknowledged, 0 lost, {failed} failed attempts")  # fmt: skip
-    # The gap is the deletion's: it starts after the pod was deleted.
-    assert writer.started + result["longest_gap_started_at"] >= deleted_at - 2, result
+    # The gap is the deletion's: it starts after the pod was deleted and soon after it
+    # (the pod's clock and this machine's; on one host here, NTP-close elsewhere).
+    assert deleted_at - 1 <= result["longest_gap_started_epoch"] <= deleted_at + 30, (deleted_at, result)
     assert new_primary != old_primary
     # The deleted pod comes back (same name, same volume) and follows the new primary.
     wait_for(lambda: e2e.status(SOURCE).get("readyInstances") == 2, timeout=300, interval=2,
@@ -86,7 +93,9 @@ def test_deleting_the_primary_pod_moves_the_writer_service_and_loses_nothing(e2e
 
 
 class Timeline:
-    """Samples the server's pods twice a second: which pod was replaced when, who was primary."""
+    """Samples the server's pods twice a second: when each pod started terminating, and when
+    the primary role moved. A switchover shows as the role moving while both pods run; a
+    failover as the role moving only after the primary began to terminate."""
 
     def __init__(self, e2e: E2E, instance: str):
         self.e2e, self.instance = e2e, instance
@@ -95,16 +104,16 @@ class Timeline:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        uids: dict[str, str] = {}
+        terminating: set[str] = set()  # uids seen with a deletionTimestamp
         primary = None
         while not self._stop.is_set():
             pods = self.e2e.pods(self.instance)
             now = time.monotonic()
             for name, pod in pods.items():
                 uid = pod["metadata"]["uid"]
-                if name in uids and uids[name] != uid:
-                    self.events.append((now, "replaced", name))
-                uids[name] = uid
+                if pod["metadata"].get("deletionTimestamp") and uid not in terminating:
+                    terminating.add(uid)
+                    self.events.append((now, "deleting", name))
                 if pod["metadata"]["labels"].get(ROLE) == "master" and name != primary:
                     if primary is not None:
                         self.events.append((now, "primary", name))
@@ -148,7 +157,7 @@ def test_scaling_replaces_the_standby_then_switches_over_then_the_old_primary(e2
         "resize (standby, switchover, old primary) under writes",
         f"{result['longest_gap_seconds']:.2f}s longest write gap, {len(result['acked'])} acknowledged, 0 lost",
     )
-    assert timeline.sequence()[:3] == [f"replaced {standby}", f"primary {standby}", f"replaced {primary}"], (
+    assert timeline.sequence()[:3] == [f"deleting {standby}", f"primary {standby}", f"deleting {primary}"], (
         timeline.sequence()
     )
     e2e.record("resize: order", " → ".join(timeline.sequence()))

@@ -39,7 +39,8 @@ step "Done in $((SECONDS - began))s. Connect:"
 secret=$("$bin/kubectl" get dbinstance orders -o jsonpath='{.status.masterUserSecretName}')
 cat <<EOF
     export KUBECONFIG=$KUBECONFIG PATH=$bin:\$PATH
-    kubectl port-forward svc/orders 5432:5432 &          # the writer endpoint, follows the primary
+    kubectl port-forward svc/orders 5432:5432 &   # to the current primary (a port-forward stays on
+                                                   # that pod: restart it after a failover)
     PGPASSWORD=\$(kubectl get secret $secret -o jsonpath='{.data.password}' | base64 -d) \\
       psql "host=127.0.0.1 port=5432 user=dbadmin dbname=app"
   or from inside the cluster: host orders.default.svc (writer), orders-ro.default.svc (reader).

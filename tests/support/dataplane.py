@@ -25,6 +25,7 @@ import psutil
 import psycopg
 import yaml
 
+from kuberds.agent import client as agents
 from kuberds.agent.config import RestorePlan
 from kuberds.api.schema import parse
 from kuberds.api.v1alpha1 import DBInstanceSpec
@@ -33,7 +34,6 @@ from kuberds.builders.agent import backup_plan
 from kuberds.builders.meta import Owner
 from kuberds.config import OperatorConfig
 from kuberds.engines.postgres import POSTGRES
-from kuberds.handlers import agents
 from tests.support.kube import ROOT, Cluster, free_port, token_kubeconfig, wait_for
 from tests.support.s3 import ACCESS_KEY, SECRET_KEY, SeaweedFS
 from tests.support.writer import Writer

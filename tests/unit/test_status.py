@@ -93,23 +93,27 @@ def test_primary_is_replaced_only_after_a_switchover_to_a_ready_standby() -> Non
     from kuberds.builders.status import Member, handover
 
     primary = Member("db-0", "primary", "zone-a", True, "old")
-    standby = Member("db-1", "replica", "zone-b", True, "new")
-    assert handover([primary, standby], primary).action == "switchover"
-    assert handover([primary, standby], primary).standby == standby
-    assert handover([primary, standby], standby).action == "replace"  # a standby is just replaced
-    assert handover([primary], primary).action == "replace"  # Single-AZ: an outage, as on RDS
+    standby = Member("db-1", "replica", "zone-b", True, "new")  # no agent report (yet)
+    assert handover([primary, standby], primary, synchronous=False).action == "switchover"
+    assert handover([primary, standby], primary, synchronous=False).standby == standby
+    assert handover([primary, standby], standby, synchronous=True).action == "replace"  # a standby: just replaced
+    assert handover([primary], primary, synchronous=False).action == "replace"  # Single-AZ: an outage, as on RDS
     # A restarted standby is Ready before Patroni labels it: wait, or it would be a failover.
     unlabelled = Member("db-1", "unknown", "zone-b", True, "new")
-    waiting = handover([primary, unlabelled], primary)
+    waiting = handover([primary, unlabelled], primary, synchronous=True)
     assert waiting.action == "wait" and "db-1 (unknown)" in waiting.reason
-    # Synchronous replication: only the synchronous standby may take over.
-    catching_up = Member("db-1", "replica", "zone-b", True, "new", synchronous=False)
-    waiting = handover([primary, catching_up], primary)
-    assert waiting.action == "wait" and "synchronous standby" in waiting.reason
+    # Nor is a primary Patroni has not labelled yet replaced as if it were a standby.
+    unlabelled_primary = Member("db-0", "unknown", "zone-a", True, "old")
+    assert handover([unlabelled_primary, standby], unlabelled_primary, synchronous=True).action == "wait"
+    # Synchronous replication: only a standby that reported itself synchronous may take over.
+    for not_yet in (standby, Member("db-1", "replica", "zone-b", True, "new", synchronous=False)):
+        waiting = handover([primary, not_yet], primary, synchronous=True)
+        assert waiting.action == "wait" and "synchronous standby" in waiting.reason
     in_sync = Member("db-1", "replica", "zone-b", True, "new", synchronous=True)
-    assert handover([primary, in_sync], primary).standby == in_sync
+    assert handover([primary, in_sync], primary, synchronous=True).standby == in_sync
     # kwok pods have no Patroni, hence no roles: every pod is simply replaced.
-    assert handover([Member("db-0", "unknown", None, True), unlabelled], unlabelled).action == "replace"
+    kwok = [Member("db-0", "unknown", None, True), unlabelled]
+    assert handover(kwok, unlabelled, synchronous=True).action == "replace"
 
 
 def test_the_switchover_request_names_leader_and_candidate() -> None:

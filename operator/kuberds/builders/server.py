@@ -7,7 +7,7 @@ Names, for a server called NAME:
     NAME            StatefulSet, pods NAME-0, NAME-1; volumes data-NAME-0, …
     NAME-master     generated master credentials (never overwritten)
     NAME-settings   agent.json for the in-pod agent (parameters, HA, backup and restore plans)
-    NAME-agent-credentials  superuser and replication passwords (generated once, never overwritten)
+    NAME-agent-credentials  superuser, replication and HA-API passwords (generated once, never overwritten)
     NAME-backup-key repository passphrase when none is given: NOT owned, so it outlives the
                     server (its final snapshot stays readable)
     NAME-agent      ServiceAccount, Role and RoleBinding of the in-pod agent
@@ -217,14 +217,16 @@ def _env(server: Server) -> list[dict]:
         secret_env("KUBERDS_MASTER_PASSWORD", server.master_secret, "password"),
         secret_env("KUBERDS_SUPERUSER_PASSWORD", f"{server.name}-agent-credentials", "superuser-password"),
         secret_env("KUBERDS_REPLICATION_PASSWORD", f"{server.name}-agent-credentials", "replication-password"),
-        secret_env("KUBERDS_AGENT_API_PASSWORD", f"{server.name}-agent-credentials", "api-password"),
+        # Optional: a server created before the key existed keeps an open HA API.
+        secret_env("KUBERDS_AGENT_API_PASSWORD", f"{server.name}-agent-credentials", "api-password", optional=True),
         *_store_env("KUBERDS_BACKUP", refs.store_credentials, refs.backup_key),
         *_store_env("KUBERDS_RESTORE", refs.restore_store_credentials, refs.restore_key),
     ]
 
 
-def secret_env(name: str, secret: str, key: str) -> dict:
-    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+def secret_env(name: str, secret: str, key: str, optional: bool = False) -> dict:
+    reference = {"name": secret, "key": key, **({"optional": True} if optional else {})}
+    return {"name": name, "valueFrom": {"secretKeyRef": reference}}
 
 
 def _store_env(prefix: str, credentials: str | None, key: str | None) -> list[dict]:

@@ -160,12 +160,19 @@ class Handover:
     reason: str = ""
 
 
-def handover(members: list[Member], target: Member) -> Handover:
+HA_ROLES = (PRIMARY, REPLICA)
+
+
+def handover(members: list[Member], target: Member, synchronous: bool) -> Handover:
     """A standby, or a primary with no other member (a Single-AZ outage, as on RDS), is
     replaced at once. A primary with a standby first hands over to it — and waits while the
     standby has not yet reported itself a replica (a restarted pod is Ready before Patroni
-    labels it, and replacing the primary then would be a failover, not a switchover)."""
+    labels it, and replacing the primary then would be a failover, not a switchover), or,
+    with synchronous replication, has not yet reported itself the synchronous standby.
+    Pods without any HA role (no HA manager runs, as on kwok) are simply replaced."""
     others = [m for m in members if m.name != target.name]
+    if target.role not in HA_ROLES and any(m.role in HA_ROLES for m in others):
+        return Handover("wait", reason=f"waiting for {target.name} to report its role before replacing it")
     if target.role != PRIMARY or not others:
         return Handover("replace")
     ready = [m for m in others if m.role == REPLICA and m.ready and not m.deleting]
@@ -174,7 +181,7 @@ def handover(members: list[Member], target: Member) -> Handover:
         return Handover("wait", reason=f"waiting for a ready replica to take over from primary {target.name}: {names}")
     # With synchronous replication only the synchronous standby may take over (it has every
     # commit); a restarted standby becomes it a few seconds after it streams again.
-    standby = next((m for m in ready if m.synchronous is not False), None)
+    standby = next((m for m in ready if m.synchronous or not synchronous), None)
     if standby is None:
         names = ", ".join(m.name for m in ready)
         return Handover("wait", reason=f"waiting for {names} to become the synchronous standby")

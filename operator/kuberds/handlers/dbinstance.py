@@ -12,12 +12,14 @@ import json
 import logging
 import secrets
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import kopf
 
+from kuberds.agent import client as agents
 from kuberds.agent.config import AgentConfig, RestorePlan
 from kuberds.api.schema import parse
 from kuberds.api.v1alpha1 import DBInstanceSpec, ObjectStore
@@ -39,7 +41,6 @@ from kuberds.builders.status import (
 )
 from kuberds.config import OperatorConfig
 from kuberds.engines import Engine, engine_for
-from kuberds.handlers import agents
 from kuberds.handlers.common import now, parse_time, publish_status
 from kuberds.kube import Kube
 from kuberds.quantity import to_bytes
@@ -303,6 +304,13 @@ class Observation:
 class _Refresh:
     lock: threading.Lock = field(default_factory=threading.Lock)
     dirty: bool = False
+    switchover_at: float | None = None  # monotonic time of the last switchover request
+    retry: threading.Timer | None = None  # a pass scheduled while a switchover is under way
+
+
+# After a switchover request the pods' role labels change within seconds; until then (or
+# after a refusal) a new request waits this long, and a pass is scheduled to look again.
+SWITCHOVER_RETRY_SECONDS = 15.0
 
 
 # Pod, volume and StatefulSet events of one instance come in bursts. One refresh runs at a
@@ -323,24 +331,39 @@ def observe(kube: Kube, config: OperatorConfig, namespace: str, name: str, read:
         actions: list[str] = []
         while refresh.dirty:
             refresh.dirty = False
-            action = _refresh_once(kube, config, namespace, name, read())
+            action = _refresh_once(kube, config, namespace, name, read(), refresh)
             if not actions or action != actions[-1]:
                 actions.append(action)
+        if refresh.switchover_at is not None and refresh.retry is None:
+            _schedule_retry(refresh, lambda: observe(kube, config, namespace, name, read))
         return "; ".join(actions)
     finally:
         refresh.lock.release()
 
 
-def _refresh_once(kube: Kube, config: OperatorConfig, namespace: str, name: str, seen: Observation) -> str:
+def _schedule_retry(refresh: _Refresh, again: Callable[[], str]) -> None:
+    """No pod event may follow a refused switchover: look again after a while."""
+
+    def run() -> None:
+        refresh.retry = None
+        log.debug("switchover follow-up: %s", again())
+
+    refresh.retry = threading.Timer(SWITCHOVER_RETRY_SECONDS, run)
+    refresh.retry.daemon = True
+    refresh.retry.start()
+
+
+def _refresh_once(kube: Kube, config: OperatorConfig, namespace: str, name: str, seen: Observation,
+                  refresh: _Refresh) -> str:  # fmt: skip
     # The index may lag behind a status write; publish_status then re-reads on the conflict.
     if seen.instance is None:
         _refreshes.pop((namespace, name), None)
         return "nothing: the instance is gone"
-    return _observe(kube, config, seen.instance, seen.pods, seen.zones, seen.stateful_set, seen.claims)
+    return _observe(kube, config, seen.instance, seen.pods, seen.zones, seen.stateful_set, seen.claims, refresh)
 
 
 def _observe(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], zones: dict[str, str],
-             stateful_set: dict | None, claims: list[dict]) -> str:  # fmt: skip
+             stateful_set: dict | None, claims: list[dict], refresh: _Refresh) -> str:  # fmt: skip
     spec = spec_of(body)
     if spec.automation_paused or engine_for(spec.engine) is None or body["metadata"].get("deletionTimestamp"):
         return "nothing: paused, unsupported or deleting"
@@ -355,26 +378,34 @@ def _observe(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], z
     members = [member_from_pod(p, zones) for p in pods]
     target = next_pod_to_roll(members, update_revision, server.replicas)
     if target is None:
+        refresh.switchover_at = None
         return "nothing to roll"
-    log.info("%s/%s: rolling %s; members %s", body["metadata"]["namespace"], body["metadata"]["name"], target.name,
-             ", ".join(f"{m.name} {m.role} ready={m.ready} revision={m.revision}" for m in members))  # fmt: skip
-    step = handover(members, target)
-    if step.action == "switchover":
-        return switch_over(kube, body, server.engine, pods, target, step.standby)
+    step = handover(members, target, synchronous=server.spec.multi_az)
     if step.action == "wait":
         return step.reason
-    return roll(kube, body, target)
+    if step.action == "replace":
+        return roll(kube, body, target)
+    since = time.monotonic() - (refresh.switchover_at or -SWITCHOVER_RETRY_SECONDS)
+    if since < SWITCHOVER_RETRY_SECONDS:
+        return f"switchover requested {since:.0f}s ago: waiting for the roles to change"
+    refresh.switchover_at = time.monotonic()
+    return switch_over(kube, body, server.engine, pods, target, step.standby)
+
+
+def agent_api_password(kube: Kube, namespace: str, name: str) -> str | None:
+    """The server's HA API password (None for a server made before it existed: no auth)."""
+    data = (kube.get("Secret", namespace, f"{name}-agent-credentials") or {}).get("data") or {}
+    return base64.b64decode(data["api-password"]).decode() if "api-password" in data else None
 
 
 def switch_over(kube: Kube, body: dict, engine: Engine, pods: list[dict], primary: Member, standby: Member) -> str:
     """Asks the primary's agent for a planned switchover; the old primary, now a standby, is
-    replaced on a later pass. A refusal is reported and retried on the next pass."""
+    replaced on a later pass. A refusal is reported, and tried again after
+    SWITCHOVER_RETRY_SECONDS."""
     ip = next(((p.get("status") or {}).get("podIP") for p in pods if p["metadata"]["name"] == primary.name), None)
     if not ip:
         return f"waiting for the address of primary {primary.name} to switch over"
-    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-    credentials = (kube.get("Secret", namespace, f"{name}-agent-credentials") or {}).get("data") or {}
-    password = base64.b64decode(credentials["api-password"]).decode() if "api-password" in credentials else None
+    password = agent_api_password(kube, body["metadata"]["namespace"], body["metadata"]["name"])
     try:
         answer = agents.send(ip, engine.agent_port, engine.switchover(primary.name, standby.name), password)
     except agents.AgentError as error:
