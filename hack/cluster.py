@@ -1045,8 +1045,9 @@ def up(layout: Layout, with_real_nodes: bool = False) -> int:
     return 0
 
 
-def stop_all(layout: Layout) -> list[str]:
-    stopped = stop_real_nodes(layout) if layout.nodes.exists() else []
+def stop_all(layout: Layout, errors: list[str] | None = None) -> list[str]:
+    errors = [] if errors is None else errors
+    stopped = stop_real_nodes(layout, errors) if layout.nodes.exists() else []
     names = [c.name for c in reversed(components(Path("/nonexistent"), layout))]
     return stopped + [name for name in names if stop(layout, name)]
 
@@ -1068,7 +1069,13 @@ def remove_state(layout: Layout) -> None:
 
 
 def down(layout: Layout) -> int:
-    stopped = stop_all(layout)
+    errors: list[str] = []
+    stopped = stop_all(layout, errors)
+    if errors:
+        # The state (pid files, the record of the host before `up`) stays for a second `down`.
+        print(f"stopped: {', '.join(stopped) or 'nothing'}; not cleaned up:", *errors, sep="\n  ", file=sys.stderr)
+        print("run `down` again; the state stays in " + str(layout.root), file=sys.stderr)
+        return 1
     if layout.root.exists():
         remove_state(layout)
     print(f"stopped: {', '.join(stopped) or 'nothing was running'}; state removed from {layout.root}")
@@ -1346,22 +1353,31 @@ def pod_phase(bin_dir: Path, layout: Layout, name: str) -> tuple[str, str]:
 # ---------------------------------------------------------------- real nodes: stop
 
 
-def stop_real_nodes(layout: Layout) -> list[str]:
+def stop_real_nodes(layout: Layout, errors: list[str]) -> list[str]:
     """Stops the node processes, then removes what their pods left: processes, shims,
-    mounts, interfaces, iptables chains, cgroups. Pods are not drained: the state goes."""
+    mounts, interfaces, iptables chains, cgroups. Pods are not drained: the state goes.
+    A step that fails is reported in `errors` and the others still run, so one stuck
+    mount never leaves the whole cluster running; `down` again finishes the job."""
+
+    def attempt(what: str, step: Callable[[], object]) -> None:
+        try:
+            step()
+        except (OSError, RuntimeError, subprocess.SubprocessError) as error:
+            errors.append(f"{what}: {error}")
+
     listed = [c.name for c in reversed(node_components(Path("/nonexistent"), layout))]
     stopped = [n for n in listed if not n.startswith("containerd-") and stop(layout, n)]
-    kill_pod_processes()
+    attempt("killing pod processes", kill_pod_processes)
     stopped += [n for n in listed if n.startswith("containerd-") and stop(layout, n)]
     nodes = real_nodes(layout)
     before = json.loads(host_record(layout).read_text()) if host_record(layout).exists() else None
-    kill_shims([node.socket for node in nodes])
-    unmount_under(layout.root)
+    attempt("killing shims", lambda: kill_shims([node.socket for node in nodes]))
+    attempt("unmounting", lambda: unmount_under(layout.root))
     for node in nodes:
-        delete_bridge(node.bridge)
-    clean_iptables(before)
-    remove_cgroups()
-    remove_leftovers(layout, nodes, before["absent"] if before else [])
+        attempt(f"deleting bridge {node.bridge}", lambda node=node: delete_bridge(node.bridge))
+    attempt("cleaning iptables", lambda: clean_iptables(before))
+    attempt("removing cgroups", remove_cgroups)
+    attempt("removing leftovers", lambda: remove_leftovers(layout, nodes, before["absent"] if before else []))
     return stopped
 
 
