@@ -1601,7 +1601,7 @@ def provision_once(api: Api, volumes: Path) -> None:
         released = volume.get("status", {}).get("phase") == "Released"
         deletable = volume["spec"].get("persistentVolumeReclaimPolicy") == "Delete"
         if annotations.get("pv.kubernetes.io/provisioned-by") == PROVISIONER and released and deletable:
-            delete_volume(api, volume)
+            delete_volume(api, volume, volumes)
 
 
 def create_volume(api: Api, claim: dict, storage_class: dict, volumes: Path) -> None:
@@ -1634,9 +1634,10 @@ def expand_volume(api: Api, claim: dict, volume: dict) -> None:
     print(f"expanded {volume['metadata']['name']} to {wanted}", flush=True)
 
 
-def delete_volume(api: Api, volume: dict) -> None:
+def delete_volume(api: Api, volume: dict, volumes: Path) -> None:
     path = Path(volume["spec"].get("local", {}).get("path", "/nonexistent"))
-    if path.name == volume["metadata"]["name"] and path.is_dir():
+    # Only a directory this provisioner made: named after the volume, under our volumes.
+    if path.parent == volumes and path.name == volume["metadata"]["name"] and path.is_dir():
         shutil.rmtree(path)
     with contextlib.suppress(urllib.error.HTTPError):
         api.call("DELETE", f"/api/v1/persistentvolumes/{volume['metadata']['name']}")

@@ -98,3 +98,83 @@ def test_a_recycled_pid_is_not_taken_for_ours(layout) -> None:
     own.write_text(f"{os.getpid()} 1\n")  # same pid, another process's start time
     assert lc.recorded_pid(layout, "etcd") is None
     assert lc.recorded_pid(layout, "kwok") is None  # never started
+
+
+# ---------------------------------------------------------------- real nodes
+
+
+def test_two_real_nodes_share_no_path_port_bridge_or_cgroup(layout) -> None:
+    a, b = lc.real_nodes(layout)
+    assert (a.zone, b.zone) == ("zone-a", "zone-b")
+    for attribute in ("root", "socket", "kubelet_dir", "bridge", "cgroup_root", "kubelet_port", "kubelet_healthz_port"):
+        assert getattr(a, attribute) != getattr(b, attribute), attribute
+    assert all(len(node.bridge) <= 15 for node in (a, b)), "Linux interface names are at most 15 characters"
+    assert a.socket == layout.root / "nodes" / "node-a" / "containerd.sock"  # what hack/images.py loads into
+
+
+def test_containerd_config_keeps_everything_in_the_nodes_directory(layout) -> None:
+    node = lc.real_nodes(layout)[0]
+    config = lc.containerd_config(node)
+    assert config["grpc"]["address"] == str(node.socket)
+    for key in ("root", "state"):
+        assert config[key].startswith(str(node.root))
+    cri = config["plugins"]["io.containerd.grpc.v1.cri"]
+    assert cri["sandbox_image"] == lc.PAUSE_IMAGE
+    assert cri["cni"]["conf_template"].startswith(str(node.root))
+    text = lc.toml(config)
+    assert '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]' in text
+    assert "SystemdCgroup = false" in text and f'address = "{node.socket}"' in text
+
+
+def test_cni_bridge_takes_the_nodes_pod_range_and_masquerades_nothing_itself(layout) -> None:
+    node = lc.real_nodes(layout)[1]
+    bridge = lc.cni_config_template(node)["plugins"][0]
+    assert bridge["bridge"] == node.bridge and bridge["ipMasq"] is False
+    assert bridge["ipam"]["ranges"] == [[{"subnet": "{{.PodCIDR}}"}]]
+    assert "-s 198.18.0.0/16 ! -d 198.18.0.0/16 -j MASQUERADE" in lc.pod_masquerade_rules()
+
+
+def test_kubelets_run_on_cgroup_v1_with_their_own_root_and_the_cluster_dns(layout) -> None:
+    node = lc.real_nodes(layout)[0]
+    config = lc.kubelet_config(node, layout)
+    assert config["failCgroupV1"] is False and config["cgroupDriver"] == "cgroupfs"
+    assert config["cgroupRoot"] == node.cgroup_root
+    assert config["containerRuntimeEndpoint"] == f"unix://{node.socket}"
+    assert config["clusterDNS"] == ["198.19.0.10"] and config["authentication"]["anonymous"]["enabled"] is False
+
+
+def test_iptables_cleanup_removes_only_cluster_chains_and_the_jumps_to_them() -> None:
+    saved = "\n".join([
+        "*nat", ":PREROUTING ACCEPT [0:0]", ":POSTROUTING ACCEPT [0:0]", ":KUBE-SERVICES - [0:0]",
+        ":KUBERDS-POSTROUTING - [0:0]", ":PODMAN-KEEP - [0:0]",
+        "-A PREROUTING -m comment --comment kube -j KUBE-SERVICES",
+        "-A POSTROUTING -j KUBERDS-POSTROUTING", "-A POSTROUTING -j PODMAN-KEEP",
+        "-A KUBE-SERVICES -j RETURN", "COMMIT",
+        "*filter", ":INPUT ACCEPT [0:0]", "-A INPUT -j ACCEPT", "COMMIT",
+    ])  # fmt: skip
+    script = lc.iptables_cleanup(saved)
+    assert "-X KUBE-SERVICES" in script and "-X KUBERDS-POSTROUTING" in script
+    assert "-D PREROUTING -m comment --comment kube -j KUBE-SERVICES" in script
+    assert "PODMAN-KEEP" not in script and "*filter" not in script
+    assert lc.iptables_cleanup("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT") == ""
+
+
+def test_a_claim_gets_a_prebound_local_volume_the_kubelet_gives_to_fsgroup(tmp_path: Path) -> None:
+    claim = {"metadata": {"name": "data-db-0", "namespace": "team", "uid": "1234"},
+             "spec": {"resources": {"requests": {"storage": "5Gi"}}, "accessModes": ["ReadWriteOnce"]}}  # fmt: skip
+    storage_class = {"metadata": {"name": "standard"}, "reclaimPolicy": "Retain"}
+    volume = lc.local_volume(claim, storage_class, tmp_path / "pvc-1234")
+    spec = volume["spec"]
+    assert volume["metadata"]["name"] == "pvc-1234"
+    assert spec["claimRef"]["uid"] == "1234" and spec["claimRef"]["name"] == "data-db-0"
+    assert spec["local"] == {"path": str(tmp_path / "pvc-1234")}  # local, not hostPath: fsGroup applies
+    assert spec["persistentVolumeReclaimPolicy"] == "Retain" and spec["capacity"] == {"storage": "5Gi"}
+    term = spec["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]
+    assert term == {"key": "kuberds.io/node-type", "operator": "In", "values": ["real"]}
+
+
+def test_beside_real_nodes_kwok_provisions_no_volumes() -> None:
+    text = (lc.HACK / "kwok-stages.yaml").read_text()
+    assert "name: kuberds-volume-" in text
+    assert lc.kwok_stages(text, with_real_nodes=False) == text
+    assert "name: kuberds-volume-" not in lc.kwok_stages(text, with_real_nodes=True)
