@@ -40,6 +40,10 @@ def test_multi_az_bootstraps_with_a_synchronous_standby_and_role_labels(servers,
     labels = {p.metadata.name: p.metadata.labels.get("kuberds.io/role")
               for p in core.list_namespaced_pod(namespace).items}  # fmt: skip
     assert labels == {primary.name: "master", standby.name: "replica"}
+    # The standby's agent says it is the synchronous one: the operator switches over only to it.
+    wait_for(lambda: server.agent_status(standby).get("synchronousStandby") is True, timeout=30,
+             what="the standby reporting synchronousStandby")  # fmt: skip
+    assert server.agent_status(primary).get("synchronousStandby") is None
     # The agent created the master user (not a superuser) and its database.
     with server.connect() as conn:
         row = conn.execute("SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = 'app'").fetchone()
