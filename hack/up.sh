@@ -14,7 +14,7 @@ bin=$(bash hack/build-binaries.sh --print-bin-dir)
 step "Local cluster: control plane, two real nodes (zone-a, zone-b), kwok nodes"
 python3 hack/cluster.py up --real-nodes
 export KUBECONFIG
-KUBECONFIG=$(python3 -c 'import importlib.util as u; s=u.spec_from_file_location("c","hack/cluster.py"); m=u.module_from_spec(s); s.loader.exec_module(m); print(m.default_layout().kubeconfig)')
+KUBECONFIG=$( (python3 hack/cluster.py status || true) | awk '/^kubeconfig:/ {print $2}')
 
 step "Images: build (cached by content) and load into the nodes' containerd"
 python3 hack/images.py all
