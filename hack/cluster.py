@@ -1546,9 +1546,13 @@ QUANTITY_SUFFIXES = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P"
 
 
 def quantity(text: str) -> decimal.Decimal:
-    """A Kubernetes quantity ("10Gi", "1.5G", "1e9") as a number."""
-    number, suffix = re.fullmatch(r"([0-9.eE+-]*?)([kMGTPE]i?|)", text).groups()
-    return decimal.Decimal(number) * QUANTITY_SUFFIXES[suffix]
+    """A Kubernetes quantity ("10Gi", "1.5G", "1e9") as a number; ValueError otherwise (the
+    API server validates quantities, so only a new notation could get here)."""
+    match = re.fullmatch(r"([0-9.eE+-]*?)([kMGTPE]i?|)", text)
+    try:
+        return decimal.Decimal(match.group(1)) * QUANTITY_SUFFIXES[match.group(2)]
+    except (AttributeError, decimal.InvalidOperation) as error:
+        raise ValueError(f"not a quantity this provisioner understands: {text!r}") from error
 
 
 def volume_name(claim: dict) -> str:

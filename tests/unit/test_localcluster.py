@@ -178,3 +178,10 @@ def test_beside_real_nodes_kwok_provisions_no_volumes() -> None:
     assert "name: kuberds-volume-" in text
     assert lc.kwok_stages(text, with_real_nodes=False) == text
     assert "name: kuberds-volume-" not in lc.kwok_stages(text, with_real_nodes=True)
+
+
+def test_provisioner_quantities() -> None:
+    assert lc.quantity("10Gi") == 10 * 2**30 and lc.quantity("1.5G") == 1_500_000_000 and lc.quantity("1e9") == 10**9
+    for bad in ("Gi", "10Xi", "ten"):
+        with pytest.raises(ValueError, match="not a quantity"):
+            lc.quantity(bad)
