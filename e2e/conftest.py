@@ -22,9 +22,10 @@ from pathlib import Path
 import pytest
 from tests.support.chart import CHART, helm_path
 from tests.support.kube import ROOT, Cluster, external_kubectl, load_localcluster, local_kubectl, wait_for
+from tests.support.s3 import self_signed_certificate
 
 from e2e.manifests import BUCKET, CLIENT, client_pod, s3_credentials, s3_server
-from e2e.support import E2E, OPERATOR_NAMESPACE, RELEASE, self_signed_certificate
+from e2e.support import E2E, OPERATOR_NAMESPACE, RELEASE
 
 VERSION = "0.1.0"
 IMAGES = {target: f"docker.io/kuberds/{target}:{VERSION}" for target in ("operator", "postgres", "s3")}
@@ -88,9 +89,9 @@ def s3(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> str:
     """SeaweedFS in the cluster, over TLS, with the suite's bucket; returns its namespace."""
     s3 = E2E(cluster, S3_NAMESPACE)
     s3.kubectl("create", "namespace", S3_NAMESPACE, check=False)
-    names = [f"s3.{S3_NAMESPACE}.svc", f"s3.{S3_NAMESPACE}.svc.cluster.local"]
+    names = [f"DNS:s3.{S3_NAMESPACE}.svc", f"DNS:s3.{S3_NAMESPACE}.svc.cluster.local"]
     certificate, key = self_signed_certificate(tmp_path_factory.mktemp("s3"), names)
-    s3.apply(*s3_server(S3_NAMESPACE, IMAGES["s3"], certificate, key))
+    s3.apply(*s3_server(S3_NAMESPACE, IMAGES["s3"], certificate.read_text(), key.read_text()))
     s3.kubectl("rollout", "status", "deploy/s3", "-n", S3_NAMESPACE, "--timeout=180s", timeout=200)
 
     def bucket_created() -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from tests.support.s3 import identities
+
 S3_PORT = 8333
 S3_ACCESS_KEY, S3_SECRET_KEY = "kuberds-e2e", "kuberds-e2e-secret-key"
 BUCKET = "kuberds-e2e"
@@ -27,11 +29,6 @@ def labels(component: str) -> dict[str, str]:
 def s3_server(namespace: str, image: str, certificate: str, key: str) -> list[dict]:
     """SeaweedFS (master, volume, filer and S3 gateway in one process) on an emptyDir, serving
     S3 over TLS (pgBackRest speaks S3 over HTTPS only) with one access key."""
-    identities = {"identities": [{
-        "name": "kuberds",
-        "credentials": [{"accessKey": S3_ACCESS_KEY, "secretKey": S3_SECRET_KEY}],
-        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-    }]}  # fmt: skip
     meta = {"name": "s3", "namespace": namespace, "labels": labels("s3")}
     args = [
         "server", "-dir=/data", "-ip.bind=0.0.0.0", "-volume.max=0", "-master.volumeSizeLimitMB=256",
@@ -57,7 +54,7 @@ def s3_server(namespace: str, image: str, certificate: str, key: str) -> list[di
     }
     return [
         {"apiVersion": "v1", "kind": "Secret", "metadata": {**meta, "name": "s3-config"},
-         "stringData": {"s3.json": json.dumps(identities)}},
+         "stringData": {"s3.json": json.dumps(identities(S3_ACCESS_KEY, S3_SECRET_KEY))}},
         {"apiVersion": "v1", "kind": "Secret", "metadata": {**meta, "name": "s3-tls"}, "type": "kubernetes.io/tls",
          "stringData": {"tls.crt": certificate, "tls.key": key}},
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": {

@@ -12,7 +12,6 @@ import shlex
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import yaml
 from tests.support.kube import Cluster, wait_for
@@ -37,13 +36,7 @@ class E2E:
     # ------------------------------------------------------------ kubectl
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120):
-        result = subprocess.run(
-            [self.cluster.kubectl_path, f"--kubeconfig={self.cluster.kubeconfig}", *args],
-            input=input, capture_output=True, text=True, timeout=timeout,
-        )  # fmt: skip
-        if check and result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr}")
-        return result
+        return self.cluster.kubectl(*args, input=input, check=check, timeout=timeout)
 
     def apply(self, *objects: dict) -> None:
         self.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump_all(objects))
@@ -150,12 +143,3 @@ class Writer:
         out, err = self.process.communicate(timeout=timeout)
         assert self.process.returncode == 0, f"writer failed ({self.process.returncode}): {err[-3000:]}"
         return json.loads(out.strip().splitlines()[-1])
-
-
-def self_signed_certificate(workdir: Path, names: list[str]) -> tuple[str, str]:
-    cert, key = workdir / "tls.crt", workdir / "tls.key"
-    san = ",".join(f"DNS:{n}" for n in names)
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "7",
-                    "-subj", f"/CN={names[0]}", "-addext", f"subjectAltName={san}",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)  # fmt: skip
-    return cert.read_text(), key.read_text()

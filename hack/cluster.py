@@ -1664,9 +1664,14 @@ def run_provisioner(layout: Layout, interval: float = 1.0) -> int:
 # ---------------------------------------------------------------- command line
 
 
-def default_layout() -> Layout:
+def state_dir() -> Path:
+    """Where the cluster keeps its state (hack/images.py finds the nodes' sockets there)."""
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kuberds"
-    root = Path(os.environ.get("KUBERDS_CLUSTER_DIR", cache / "cluster"))
+    return Path(os.environ.get("KUBERDS_CLUSTER_DIR", cache / "cluster"))
+
+
+def default_layout() -> Layout:
+    root = state_dir()
     # A second cluster beside the first (hack's own lifecycle test) shifts every port.
     offset = int(os.environ.get("KUBERDS_CLUSTER_PORT_OFFSET", "0"))
     ports = {name: value + offset for name, value in Layout.default_ports().items()}

@@ -38,6 +38,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
+import cluster  # hack/cluster.py, beside this script: the cluster's state directory
+
 REPO = Path(__file__).resolve().parent.parent
 DOCKERFILE = REPO / "Dockerfile"
 CHART = REPO / "charts" / "kuberds" / "Chart.yaml"
@@ -623,14 +625,8 @@ def build(targets: list[str], version: str, force: bool) -> None:
 # --- loading into containerd ---
 
 
-def cluster_dir() -> Path:
-    """The cluster state directory, as default_layout() in hack/cluster.py computes it."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kuberds"
-    return Path(os.environ.get("KUBERDS_CLUSTER_DIR", cache / "cluster"))
-
-
 def containerd_sockets(explicit: list[str]) -> list[Path]:
-    found = sorted(p for p in cluster_dir().glob("nodes/*/containerd.sock") if p.is_socket())
+    found = sorted(p for p in cluster.state_dir().glob("nodes/*/containerd.sock") if p.is_socket())
     given = [Path(a) for a in explicit]
     for path in given:
         if not path.is_socket():
@@ -694,7 +690,7 @@ def save_archive(ref: str, directory: Path) -> Path:
 def load(targets: list[str], version: str, addresses: list[str]) -> None:
     sockets = containerd_sockets(addresses)
     if not sockets:
-        say(f"==> load: no containerd sockets under {cluster_dir()}/nodes and no --address: nothing to load")
+        say(f"==> load: no containerd sockets under {cluster.state_dir()}/nodes and no --address: nothing to load")
         return
     say(f"==> load into {len(sockets)} containerd: {', '.join(map(str, sockets))}")
     with tempfile.TemporaryDirectory(prefix="kuberds-images.") as scratch:

@@ -17,6 +17,26 @@ from tests.support.kube import free_port
 ACCESS_KEY, SECRET_KEY = "kuberds-test", "kuberds-test-secret-key"
 
 
+def identities(access_key: str, secret_key: str) -> dict:
+    """SeaweedFS's -s3.config: one identity with every right."""
+    return {"identities": [{
+        "name": "kuberds",
+        "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+    }]}  # fmt: skip
+
+
+def self_signed_certificate(workdir: Path, subject_alt_names: list[str], days: int = 7) -> tuple[Path, Path]:
+    """A throwaway certificate and key for an S3 gateway (pgBackRest speaks S3 over TLS only);
+    names like "IP:127.0.0.1" or "DNS:s3.ns.svc", the first is also the CN."""
+    cert, key = workdir / "tls.crt", workdir / "tls.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", str(days),
+                    "-subj", f"/CN={subject_alt_names[0].split(':', 1)[1]}",
+                    "-addext", "subjectAltName=" + ",".join(subject_alt_names),
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)  # fmt: skip
+    return cert, key
+
+
 class SeaweedFS:
     def __init__(self, weed: Path, workdir: Path):
         self.weed, self.workdir = weed, workdir
@@ -33,22 +53,14 @@ class SeaweedFS:
         return f"https://127.0.0.1:{self.s3_port}"
 
     def _certificate(self) -> tuple[Path, Path]:
-        cert, key = self.workdir / "s3.crt", self.workdir / "s3.key"
-        if not cert.exists():
-            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                            "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)  # fmt: skip
-        return cert, key
+        cert, key = self.workdir / "tls.crt", self.workdir / "tls.key"
+        return (cert, key) if cert.exists() else self_signed_certificate(self.workdir, ["IP:127.0.0.1"], days=2)
 
     def start(self) -> None:
         data = self.workdir / "data"
         data.mkdir(parents=True, exist_ok=True)
         config = self.workdir / "s3.json"
-        config.write_text(json.dumps({"identities": [{
-            "name": "kuberds",
-            "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-        }]}))  # fmt: skip
+        config.write_text(json.dumps(identities(ACCESS_KEY, SECRET_KEY)))
         cert, key = self._certificate()
         argv = [
             str(self.weed), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
