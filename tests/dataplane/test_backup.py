@@ -65,13 +65,21 @@ def test_point_in_time_restore_into_a_new_server(servers, s3) -> None:
     plan = RestorePlan(repository=source.backup.repository, target_time=target.strftime("%Y-%m-%dT%H:%M:%SZ"))
     restored = servers("pitr-new", s3, multi_az=False, restore=plan, restore_cipher=source.cipher_pass)
     restored.primary(timeout=240)
-    wait_for(
-        lambda: _can_connect(restored), timeout=60, what=f"restored server accepts its master user\n{restored.logs()}"
-    )
+    _wait_serving(restored)
     assert marks(restored) == before, "exactly the rows committed up to T"
     # The restored server archives into its own repository, never into the source's.
     assert restored.backup.repository.path != source.backup.repository.path
     first_backup_done(restored)
+
+
+def _wait_serving(restored: LocalServer) -> None:
+    """The restored server holds the source's roles and password until its agent sets its
+    own; from the moment the agent reports accountsReady (what the operator waits for before
+    counting the primary ready) its own master password must work."""
+    primary = restored.primary()
+    wait_for(lambda: restored.agent_status(primary).get("accountsReady") is True, timeout=60,
+             what=f"the restored primary's agent reporting accountsReady\n{restored.logs()}")  # fmt: skip
+    assert _can_connect(restored), "the master user's own password works once accountsReady is reported"
 
 
 def _can_connect(server: LocalServer) -> bool:
@@ -124,9 +132,7 @@ def test_snapshot_restores_into_an_equal_server_and_survives_retention(servers, 
     plan = RestorePlan(repository=source.backup.repository, snapshot_set=status["backupID"])
     restored = servers("snap-new", s3, multi_az=False, restore=plan, restore_cipher=source.cipher_pass)
     restored.primary(timeout=240)
-    wait_for(
-        lambda: _can_connect(restored), timeout=60, what=f"restored server accepts its master user\n{restored.logs()}"
-    )
+    _wait_serving(restored)
     assert marks(restored) == list(range(1, 31))
 
     # Deleting the DBSnapshot object removes its backup (the agent serves the deletion).

@@ -622,6 +622,8 @@ class PostgresAgent:
             "synchronousStandby": None
             if observation.primary or not self.config.synchronous
             else self.synchronous_standby(),
+            # False until this server, as primary, has its master user and password set.
+            "accountsReady": self.accounts_ready,
             "backupHealthy": None if health is None else health.healthy,
             "backupReason": health.reason if health else None,
             "backupMessage": health.message if health else None,

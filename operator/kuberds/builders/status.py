@@ -81,12 +81,17 @@ def member_from_pod(pod: dict, zone_of_node: dict[str, str]) -> Member:
     label = labels.get(ROLE_LABEL)
     role = next((name for name, value in ROLE_LABEL_VALUES.items() if value == label), "unknown")
     node = (pod.get("spec") or {}).get("nodeName")
+    report = _agent_report(meta)
+    # A primary serves clients only once its agent has set the master user's password (a
+    # restored server still holds the source's); Patroni's readiness says nothing of that.
+    # No report at all (an agent from before this field, or none): trust the pod.
+    serving = role != PRIMARY or report.get("accountsReady") is not False
     return Member(
-        synchronous=_agent_report(meta).get("synchronousStandby"),
+        synchronous=report.get("synchronousStandby"),
         name=meta["name"],
         role=role,
         zone=zone_of_node.get(node) if node else None,
-        ready=ready and not meta.get("deletionTimestamp"),
+        ready=ready and serving and not meta.get("deletionTimestamp"),
         revision=labels.get("controller-revision-hash"),
         deleting=bool(meta.get("deletionTimestamp")),
     )
