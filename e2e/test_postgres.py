@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from tests.support.kube import wait_for
 
+from e2e.environment import S3_NAMESPACE
 from e2e.manifests import dbinstance, object_store
 from e2e.support import E2E
 
@@ -22,7 +23,7 @@ ROLE = "kuberds.io/role"
 
 
 def backup(e2e: E2E) -> dict:
-    return {"backup": {"objectStore": object_store("kuberds-e2e-s3"), "retentionDays": 1}}
+    return {"backup": {"objectStore": object_store(S3_NAMESPACE), "retentionDays": 1}}
 
 
 def parse(timestamp: str) -> datetime:

@@ -1,0 +1,110 @@
+"""What the e2e suite and the e2e benchmark stand on, as plain functions: the cluster (the
+local one with real nodes, or any kubeconfig), kuberds installed by its Helm chart, an S3
+server in the cluster, and a namespace with a client pod. e2e/conftest.py wraps them in
+session fixtures; bench/e2e.py calls them directly.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.chart import CHART, helm_path
+from tests.support.kube import ROOT, Cluster, external_kubectl, load_localcluster, local_kubectl, wait_for
+from tests.support.s3 import self_signed_certificate
+
+from e2e.manifests import BUCKET, CLIENT, client_pod, s3_credentials, s3_server
+from e2e.support import E2E, OPERATOR_NAMESPACE, RELEASE
+
+VERSION = "0.1.0"
+IMAGES = {target: f"docker.io/kuberds/{target}:{VERSION}" for target in ("operator", "postgres", "s3")}
+S3_NAMESPACE = "kuberds-e2e-s3"
+
+
+class NoRealNodes(RuntimeError):
+    """The local cluster runs, but without the real nodes the suite needs."""
+
+
+def hack(*args: str) -> int:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, check=False).returncode
+
+
+def given_cluster(kubeconfig: str) -> Cluster:
+    """Another cluster (kind, k3d, …): its nodes must already have the images."""
+    return Cluster(Path(kubeconfig).expanduser(), external_kubectl(), local=False)
+
+
+def local_cluster() -> tuple[Cluster, bool]:
+    """The local cluster with its real nodes, started if none runs, with the images built and
+    loaded into the nodes; and whether it was started here (then the caller stops it)."""
+    layout = load_localcluster().default_layout()
+    started = hack("hack/cluster.py", "status") != 0
+    if started and hack("hack/cluster.py", "up", "--real-nodes") != 0:
+        raise RuntimeError("hack/cluster.py up --real-nodes failed")
+    cluster = Cluster(layout.kubeconfig, local_kubectl(), local=True)
+    real = cluster.kubectl("get", "nodes", "-l", "kuberds.io/node-type=real", "-o", "name").stdout.split()
+    if len(real) < 2:
+        raise NoRealNodes("the running local cluster has no real nodes: `make cluster-down` first")
+    if hack("hack/images.py", "all") != 0:
+        raise RuntimeError("hack/images.py all (build and load the images) failed")
+    return cluster, started
+
+
+def stop_local_cluster() -> None:
+    hack("hack/cluster.py", "down")
+
+
+def install_kuberds(cluster: Cluster) -> None:
+    """kuberds as a user installs it: the Helm chart, the operator in the cluster."""
+    install = [helm_path(), f"--kubeconfig={cluster.kubeconfig}", "upgrade", "--install", RELEASE, str(CHART),
+               "--namespace", OPERATOR_NAMESPACE, "--create-namespace", "--wait", "--timeout=5m",
+               "--set", "verbose=true", "--set", f"image.tag={VERSION}"]  # fmt: skip
+    result = subprocess.run(install, capture_output=True, text=True, timeout=400)
+    if result.returncode != 0:
+        raise RuntimeError(f"helm install failed: {result.stderr}\n{result.stdout}")
+
+
+def uninstall_kuberds(cluster: Cluster) -> None:
+    subprocess.run([helm_path(), f"--kubeconfig={cluster.kubeconfig}", "uninstall", RELEASE,
+                    "--namespace", OPERATOR_NAMESPACE, "--wait"], capture_output=True, timeout=300)  # fmt: skip
+
+
+def start_s3(cluster: Cluster, workdir: Path) -> str:
+    """SeaweedFS in the cluster, over TLS, with the suite's bucket; returns its namespace."""
+    s3 = E2E(cluster, S3_NAMESPACE)
+    s3.kubectl("create", "namespace", S3_NAMESPACE, check=False)
+    names = [f"DNS:s3.{S3_NAMESPACE}.svc", f"DNS:s3.{S3_NAMESPACE}.svc.cluster.local"]
+    certificate, key = self_signed_certificate(workdir, names)
+    s3.apply(*s3_server(S3_NAMESPACE, IMAGES["s3"], certificate.read_text(), key.read_text()))
+    s3.kubectl("rollout", "status", "deploy/s3", "-n", S3_NAMESPACE, "--timeout=180s", timeout=200)
+
+    def bucket_created() -> bool:
+        shell = s3.kubectl("exec", "-i", "-n", S3_NAMESPACE, "deploy/s3", "--", "weed", "shell",
+                           "-master=localhost:9333", input=f"s3.bucket.create -name {BUCKET}\ns3.bucket.list\n",
+                           check=False)  # fmt: skip
+        created = shell.returncode == 0 or "already exists" in shell.stdout + shell.stderr  # a kept server
+        return created and BUCKET in shell.stdout
+
+    wait_for(bucket_created, timeout=90, interval=3, what=f"bucket {BUCKET} in the in-cluster S3 server")
+    return S3_NAMESPACE
+
+
+def prepare_namespace(cluster: Cluster, namespace: str) -> E2E:
+    """A namespace with the S3 credentials and the client pod every connection starts from."""
+    e2e = E2E(cluster, namespace)
+    e2e.kubectl("create", "namespace", namespace, check=False)
+    e2e.apply(s3_credentials(namespace), *client_pod(namespace, IMAGES["postgres"],
+                                                     (ROOT / "e2e" / "writer.py").read_text()))  # fmt: skip
+    e2e.kubectl("wait", "pod", CLIENT, "-n", namespace, "--for=condition=Ready", "--timeout=180s", timeout=200)
+    return e2e
+
+
+def release_and_delete(e2e: E2E) -> None:
+    """Lets the namespace's servers go (protection off, no final snapshot) and deletes it."""
+    for item in e2e.items("dbinstance"):
+        e2e.patch("dbinstance", item["metadata"]["name"], {"spec": {"deletionProtection": False,
+                                                                     "skipFinalSnapshot": True}})  # fmt: skip
+    e2e.kubectl("delete", "dbinstance,dbsnapshot", "--all", "-n", e2e.namespace, "--wait=true", "--timeout=300s",
+                check=False, timeout=320)  # fmt: skip
+    e2e.kubectl("delete", "namespace", e2e.namespace, "--wait=false", check=False)
