@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "operator"))
 
+from bench.figures import seconds_summary  # noqa: E402
 from tests.support.dataplane import BUCKET, LocalServer  # noqa: E402
 from tests.support.kube import Cluster, load_localcluster, local_kubectl, wait_for  # noqa: E402
 from tests.support.s3 import SeaweedFS, weed_binary  # noqa: E402
@@ -41,16 +42,6 @@ from tests.support.writer import Writer  # noqa: E402
 
 def say(text: str) -> None:
     print(text, flush=True)
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-def summary(values: list[float]) -> str:
-    return (f"p50 {percentile(values, 50):.2f}s  p99 {percentile(values, 99):.2f}s  max {max(values):.2f}s  "
-            f"mean {statistics.mean(values):.2f}s  (n={len(values)})")  # fmt: skip
 
 
 def cluster() -> Cluster:
@@ -102,7 +93,7 @@ def failovers(server: LocalServer, runs: int) -> None:
         times.append(seconds)
         lost += missing
         say(f"    run {run}: writes again after {seconds:.2f}s; {acknowledged} acknowledged, {missing} lost")
-    say(f"    failover: {summary(times)}; acknowledged commits lost in all runs: {lost}")
+    say(f"    failover: {seconds_summary(times)}; acknowledged commits lost in all runs: {lost}")
 
 
 def one_switchover(server: LocalServer) -> tuple[float, int]:
@@ -130,7 +121,7 @@ def switchovers(server: LocalServer, runs: int) -> None:
         seconds, missing = one_switchover(server)
         times.append(seconds)
         lost += missing
-    say(f"    switchover: {summary(times)}; acknowledged commits lost: {lost}")
+    say(f"    switchover: {seconds_summary(times)}; acknowledged commits lost: {lost}")
 
 
 def pgbench(server: LocalServer, *args: str) -> subprocess.CompletedProcess:

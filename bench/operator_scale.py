@@ -29,16 +29,12 @@ import kubernetes
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.figures import percentile  # noqa: E402
 from tests.support.kube import free_port, load_localcluster  # noqa: E402
 
 GROUP, VERSION, PLURAL = "kuberds.io", "v1alpha1", "dbinstances"
 NAMESPACE = "bench-operator"
 STEADY = 20
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def summary(name: str, values: list[float]) -> str:
