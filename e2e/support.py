@@ -27,6 +27,7 @@ class E2E:
     cluster: Cluster
     namespace: str
     figures: dict[str, str] = field(default_factory=dict)
+    ca_written: dict[str, str] = field(default_factory=dict)  # instance → CA copied into the client pod
 
     def record(self, name: str, value: object) -> None:
         """A measured figure, printed at once and again at the end of the session."""
@@ -83,13 +84,27 @@ class E2E:
         return self.status(instance).get("currentPrimary")
 
     def dsn(self, instance: str, host: str | None = None) -> str:
+        """As an application in the cluster connects: the Service's DNS name, the generated
+        credentials, and with TLS served, verify-full against the server's CA."""
         status = self.status(instance)
         user = self.secret_value(status["masterUserSecretName"], "username")
         password = self.secret_value(status["masterUserSecretName"], "password")
         endpoint = host or status["endpoint"]
         hostname, port = endpoint.rsplit(":", 1)
         database = (self.get("dbinstance", instance) or {})["spec"].get("databaseName", "app")
-        return f"host={hostname} port={port} user={user} password={password} dbname={database} connect_timeout=5"
+        dsn = f"host={hostname} port={port} user={user} password={password} dbname={database} connect_timeout=5"
+        if status.get("certificateSecretName"):
+            dsn += f" sslmode=verify-full sslrootcert={self.ca_file(instance, status['certificateSecretName'])}"
+        return dsn
+
+    def ca_file(self, instance: str, secret: str) -> str:
+        """The server's CA certificate, copied into the client pod (again only when it changed)."""
+        ca = self.secret_value(secret, "ca.crt")
+        path = f"/tmp/{instance}-ca.crt"
+        if self.ca_written.get(instance) != ca:
+            self.exec(["sh", "-c", f"cat > {path}"], input=ca)
+            self.ca_written[instance] = ca
+        return path
 
     # ------------------------------------------------------------ the client pod
 

@@ -51,6 +51,9 @@ def test_multi_az_instance_becomes_available_and_takes_writes(e2e: E2E) -> None:
     # Through the writer Service's DNS name, as the master user, on the primary.
     rows = e2e.sql(SOURCE, "SELECT current_user, pg_is_in_recovery(), current_database()")
     assert rows == [["dbadmin", "f", "app"]]
+    # Over TLS, the certificate verified against the server's CA for the Service's name.
+    assert "sslmode=verify-full" in e2e.dsn(SOURCE)
+    assert e2e.sql(SOURCE, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()") == [["t"]]
     e2e.sql(SOURCE, "CREATE TABLE first_write (id int PRIMARY KEY); INSERT INTO first_write VALUES (1), (2)")
     # The reader Service reaches the standby; the synchronous commit is flushed there and
     # visible once replayed.

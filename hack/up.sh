@@ -37,12 +37,15 @@ echo
 
 step "Done in $((SECONDS - began))s. Connect:"
 secret=$("$bin/kubectl" get dbinstance orders -o jsonpath='{.status.masterUserSecretName}')
+tls=$("$bin/kubectl" get dbinstance orders -o jsonpath='{.status.certificateSecretName}')
 cat <<EOF
     export KUBECONFIG=$KUBECONFIG PATH=$bin:\$PATH
     kubectl port-forward svc/orders 5432:5432 &   # to the current primary (a port-forward stays on
                                                    # that pod: restart it after a failover)
+    kubectl get secret $tls -o jsonpath='{.data.ca\\.crt}' | base64 -d > orders-ca.crt
     PGPASSWORD=\$(kubectl get secret $secret -o jsonpath='{.data.password}' | base64 -d) \\
-      psql "host=127.0.0.1 port=5432 user=dbadmin dbname=app"
-  or from inside the cluster: host orders.default.svc (writer), orders-ro.default.svc (reader).
+      psql "host=127.0.0.1 port=5432 user=dbadmin dbname=app sslmode=verify-ca sslrootcert=orders-ca.crt"
+  or from inside the cluster, where the certificate's names match (sslmode=verify-full):
+  host orders.default.svc (writer), orders-ro.default.svc (reader).
   Stop everything: make cluster-down
 EOF

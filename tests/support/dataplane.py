@@ -17,7 +17,8 @@ import signal
 import subprocess
 import sys
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import kubernetes
@@ -26,9 +27,10 @@ import psycopg
 import yaml
 
 from kuberds.agent import client as agents
-from kuberds.agent.config import RestorePlan
+from kuberds.agent.config import AgentConfig, RestorePlan
 from kuberds.api.schema import parse
 from kuberds.api.v1alpha1 import DBInstanceSpec
+from kuberds.builders import certificates
 from kuberds.builders import server as build
 from kuberds.builders.agent import backup_plan
 from kuberds.builders.meta import Owner
@@ -114,6 +116,7 @@ class LocalServer:
                  restore_cipher: str | None = None):  # fmt: skip
         self.cluster, self.namespace, self.name, self.s3 = cluster, namespace, name, s3
         self.workdir = workdir
+        self.tls_dir = workdir / "tls"
         body = {"engine": "postgres", "multiAZ": multi_az, "masterUsername": "app", "databaseName": "app",
                 **(spec or {})}  # fmt: skip
         if s3:
@@ -152,6 +155,7 @@ class LocalServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.workdir, 0o755)
         self._kubernetes_objects()
+        self._issue_certificate()
         self.kubeconfig = self._agent_kubeconfig()
         for member in self.members:
             self.start(member)
@@ -190,8 +194,22 @@ class LocalServer:
         return path
 
     def agent_json(self) -> str:
-        """Exactly what the operator's settings ConfigMap would hold."""
-        return build.settings_config_map(self.server)["data"]["agent.json"]
+        """What the operator's settings ConfigMap would hold, with the TLS directory (a
+        mounted Secret in a pod) pointing at this server's certificate files."""
+        config = AgentConfig.from_json(build.settings_config_map(self.server)["data"]["agent.json"])
+        if config.tls:
+            config = replace(config, tls=replace(config.tls, directory=str(self.tls_dir)))
+        return config.to_json()
+
+    def _issue_certificate(self) -> None:
+        """As the operator would (its CA, a served certificate), for the name tests connect to."""
+        now = datetime.now(UTC)
+        ca = certificates.new_ca(f"{self.name} test CA", now)
+        served = certificates.server_certificate(ca, ["localhost"], now)
+        self.tls_dir.mkdir(parents=True, exist_ok=True)
+        for file, text in (("ca.crt", ca.certificate), ("tls.crt", served.certificate), ("tls.key", served.key)):
+            (self.tls_dir / file).write_text(text)
+        (self.tls_dir / "tls.key").chmod(0o600)
 
     def environment(self, member: Member) -> dict[str, str]:
         env = {

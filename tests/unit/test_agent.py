@@ -9,6 +9,7 @@ from kuberds.agent import patroni
 from kuberds.agent.config import (
     AgentConfig,
     BackupPlan,
+    ClientTls,
     Credentials,
     ObjectStoreTarget,
     Pod,
@@ -190,8 +191,29 @@ def test_patroni_restore_bootstrap_targets_the_time_in_postgres_format() -> None
 
 
 def test_agent_config_round_trips_through_json() -> None:
-    config = agent_config(restore=RestorePlan(REPO, snapshot_set="L2F"))
+    config = agent_config(restore=RestorePlan(REPO, snapshot_set="L2F"), tls=ClientTls("/etc/kuberds-tls", True))
     assert AgentConfig.from_json(config.to_json()) == config
+
+
+def test_client_tls_serves_the_agents_copies_and_require_refuses_plain_tcp() -> None:
+    plain = patroni.configuration(agent_config(), POD, CREDS, own=None, restore=None)
+    assert "ssl" not in plain["postgresql"]["parameters"]
+    assert all(not rule.startswith("hostssl") for rule in plain["postgresql"]["pg_hba"])
+
+    served = patroni.configuration(agent_config(tls=ClientTls("/etc/kuberds-tls")), POD, CREDS, own=None,
+                                   restore=None)  # fmt: skip
+    params = served["postgresql"]["parameters"]
+    # The engine's own 0600 copies, not the group-readable mounted Secret.
+    assert (params["ssl"], params["ssl_cert_file"], params["ssl_key_file"]) == (
+        "on", "/var/run/postgresql/tls.crt", "/var/run/postgresql/tls.key")  # fmt: skip
+    assert served["postgresql"]["pg_hba"] == plain["postgresql"]["pg_hba"], "TLS offered, not required"
+
+    required = patroni.configuration(agent_config(tls=ClientTls("/etc/kuberds-tls", require=True)), POD, CREDS,
+                                     own=None, restore=None)  # fmt: skip
+    rules = required["postgresql"]["pg_hba"]
+    assert rules[0] == "local all all peer"
+    assert all(r.startswith("hostssl") for r in rules[1:-1]) and rules[-1] == "hostnossl all all all reject"
+    assert required["bootstrap"]["pg_hba"] == rules
 
 
 def test_a_failing_step_backs_off_doubling_up_to_five_minutes() -> None:

@@ -168,3 +168,30 @@ def test_backups_go_to_a_path_keyed_by_uid_with_secrets_by_reference() -> None:
     assert agent["synchronous"] is False and agent["scope"] == "orders"
     key = build.backup_key(server, "pass")
     assert "ownerReferences" not in key["metadata"], "the key outlives the server, so its snapshots stay readable"
+
+
+def _tls_of(server: build.Server) -> tuple[list[dict], dict | None]:
+    pod = build.stateful_set(server)["spec"]["template"]["spec"]
+    volumes = [v for v in pod["volumes"] if v["name"] == "tls"]
+    agent = json.loads(build.settings_config_map(server)["data"]["agent.json"])
+    return volumes, agent["tls"]
+
+
+def test_client_tls_mounts_only_the_served_pair_and_tells_the_agent() -> None:
+    server = make_server()
+    volumes, agent = _tls_of(server)
+    assert volumes == [{"name": "tls", "secret": {"secretName": "orders-tls", "defaultMode": 0o440, "items": [
+        {"key": "tls.crt", "path": "tls.crt"}, {"key": "tls.key", "path": "tls.key"}]}}]  # fmt: skip
+    assert agent == {"directory": build.TLS_MOUNT, "require": False}
+    assert server.issues_certificate
+    names = build.endpoint_names(server)
+    assert {"orders.shop.svc", "orders-ro.shop.svc", "*.orders-pods.shop.svc"} <= set(names)
+    ca = build.ca_secret(server, build.KeyPair("CA", "CAKEY"))
+    assert ca["metadata"]["name"] == "orders-ca" and ca["metadata"]["ownerReferences"]
+
+    own = make_server(tls={"certificateSecretName": "corp-cert", "require": True})
+    volumes, agent = _tls_of(own)
+    assert volumes[0]["secret"]["secretName"] == "corp-cert" and agent["require"] is True
+    assert not own.issues_certificate
+
+    assert _tls_of(make_server(tls={"enabled": False})) == ([], None)

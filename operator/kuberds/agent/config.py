@@ -60,6 +60,14 @@ class RestorePlan:
 
 
 @dataclass(frozen=True)
+class ClientTls:
+    """Serve TLS to clients with tls.crt/tls.key from `directory` (a mounted Secret)."""
+
+    directory: str
+    require: bool = False  # refuse TCP clients that do not use TLS
+
+
+@dataclass(frozen=True)
 class HaTiming:
     """Patroni's clock. loop_wait + 2 * retry_timeout must not exceed ttl (Patroni's rule)."""
 
@@ -87,6 +95,7 @@ class AgentConfig:
     backup: BackupPlan | None = None
     restore: RestorePlan | None = None
     ha: HaTiming = field(default_factory=HaTiming)
+    tls: ClientTls | None = None
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
@@ -105,6 +114,7 @@ def _build(cls: type[T], data: Any) -> T:
         "backup": BackupPlan,
         "restore": RestorePlan,
         "ha": HaTiming,
+        "tls": ClientTls,
     }
     values = {}
     for name, value in data.items():

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import shlex
 from datetime import UTC, datetime
+from pathlib import Path
 
 from kuberds.agent.config import AGENT_API_USER, AgentConfig, Credentials, Pod
 from kuberds.backup.pgbackrest import Commands
@@ -37,17 +38,33 @@ def managed_parameters(config: AgentConfig, pod: Pod, commands: Commands | None)
     }
     if config.synchronous:
         parameters["synchronous_commit"] = "on"
+    if config.tls:
+        certificate, key = tls_files(pod)
+        parameters |= {"ssl": "on", "ssl_cert_file": str(certificate), "ssl_key_file": str(key),
+                       "ssl_min_protocol_version": "TLSv1.2"}  # fmt: skip
     return parameters
 
 
-def pg_hba() -> list[str]:
-    return [
+def tls_files(pod: Pod) -> tuple[Path, Path]:
+    """Where the agent puts the served certificate and key: the engine's own copies, 0600,
+    because PostgreSQL refuses a key others may read (the mounted Secret is group-readable)."""
+    return pod.run_dir / "tls.crt", pod.run_dir / "tls.key"
+
+
+def pg_hba(config: AgentConfig) -> list[str]:
+    """Password (SCRAM) for every TCP client; with tls.require, TCP without TLS is refused
+    (replication and the agent's own connections use TLS then too: they ask for it)."""
+    host = "hostssl" if config.tls and config.tls.require else "host"
+    rules = [
         "local all all peer",  # the engine's OS user (Patroni, pgBackRest) on the socket
-        f"host replication {REPLICATION_USER} all scram-sha-256",
-        "host all all 127.0.0.1/32 scram-sha-256",
-        "host all all ::1/128 scram-sha-256",
-        "host all all all scram-sha-256",
+        f"{host} replication {REPLICATION_USER} all scram-sha-256",
+        f"{host} all all 127.0.0.1/32 scram-sha-256",
+        f"{host} all all ::1/128 scram-sha-256",
+        f"{host} all all all scram-sha-256",
     ]
+    if host == "hostssl":
+        rules.append("hostnossl all all all reject")
+    return rules
 
 
 def postgres_time(rfc3339: str) -> str:
@@ -79,7 +96,7 @@ def bootstrap_section(config: AgentConfig, pod: Pod, restore: Commands | None) -
     section: dict = {
         "dcs": dcs,
         "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, "data-checksums"],
-        "pg_hba": pg_hba(),
+        "pg_hba": pg_hba(config),
     }
     if config.restore and restore:
         plan = config.restore
@@ -119,7 +136,7 @@ def configuration(config: AgentConfig, pod: Pod, credentials: Credentials, *, ow
             "rewind": {"username": SUPERUSER, "password": credentials.superuser_password},
         },
         "parameters": parameters,
-        "pg_hba": pg_hba(),
+        "pg_hba": pg_hba(config),
         "use_pg_rewind": True,
         "remove_data_directory_on_rewind_failure": True,
         "remove_data_directory_on_diverged_timelines": True,

@@ -150,6 +150,7 @@ class PostgresAgent:
         self.stopping = False
         # Observed state carried between loops.
         self.accounts_ready = False
+        self.tls_reload_pending = False
         self.stanza_ready: bool | None = None
         self.backups: list[pgbackrest.BackupRecord] = []
         self.info_lock = threading.Lock()
@@ -194,6 +195,7 @@ class PostgresAgent:
         if os.geteuid() in (0, pod.run_dir.stat().st_uid):
             pod.run_dir.chmod(0o700)
         self.write_pgbackrest_configuration()
+        self.install_tls()
         if restore := self.config.restore:
             secrets = pgbackrest.secret_options(restore.repository, c.restore_s3_access_key or c.s3_access_key,
                                                 c.restore_s3_secret_key or c.s3_secret_key,
@@ -274,13 +276,53 @@ class PostgresAgent:
         ha_fields = ("instances", "synchronous", "synchronous_strict", "ha")
         if any(getattr(fresh, f) != getattr(self.config, f) for f in ha_fields):
             self.config = replace(self.config, **{f: getattr(fresh, f) for f in ha_fields})
+        if fresh.tls != self.config.tls:
+            log.info("client TLS changed (%s): reloading Patroni", fresh.tls)
+            self.config = replace(self.config, tls=fresh.tls)
+            self.install_tls()
+            self._reload_patroni()
+        elif self.install_tls():
+            log.info("the served certificate changed: PostgreSQL reloads it")
+            self.tls_reload_pending = True
+        if self.tls_reload_pending:
+            self._reload_postgres()
         if fresh.parameters == self.config.parameters:
             return
         log.info("parameters changed: reloading Patroni")
         self.config = replace(self.config, parameters=fresh.parameters)
+        self._reload_patroni()
+
+    def _reload_patroni(self) -> None:
+        """Patroni rewrites postgresql.conf and pg_hba.conf from its file and reloads."""
         self.write_patroni_configuration()
         if self.patroni and self.patroni.poll() is None:
             self.patroni.send_signal(signal.SIGHUP)
+
+    def _reload_postgres(self) -> None:
+        """Same paths, new files: only PostgreSQL's own reload rereads them."""
+        try:
+            self.database.query("SELECT pg_reload_conf()")
+            self.tls_reload_pending = False
+        except (psycopg.Error, OSError) as error:
+            log.info("reloading PostgreSQL for the new certificate: %s; will retry", error)
+
+    def install_tls(self) -> bool:
+        """Copies the mounted certificate and key where the engine reads them (its own, 0600:
+        PostgreSQL refuses a key others may read); True when they changed."""
+        tls = self.config.tls
+        if tls is None:
+            return False
+        changed = False
+        sources = (Path(tls.directory) / "tls.crt", Path(tls.directory) / "tls.key")
+        for source, target in zip(sources, patroni.tls_files(self.pod), strict=True):
+            data = source.read_bytes()
+            if target.exists() and target.read_bytes() == data:
+                continue
+            target.write_bytes(data)
+            target.chmod(0o600)
+            self.engine.own(target)
+            changed = True
+        return changed
 
     # -- observe
 

@@ -431,6 +431,9 @@ class ServerStatus:
     members: list[MemberStatus] = field("The database pods.", default_factory=list)
     ready_instances: int | None = field("Database pods that are ready (the scale subresource reads it).")
     master_user_secret_name: str | None = field("Secret holding the master user's credentials.")
+    certificate_secret_name: str | None = field(
+        "Secret with the certificate the endpoints serve; its ca.crt verifies it (sslmode=verify-full)."
+    )
     latest_restorable_time: Timestamp | None = field("Latest time a point-in-time restore can reach.")
     earliest_restorable_time: Timestamp | None = field("Earliest time a point-in-time restore can reach.")
     storage: StorageStatus | None = field("Volume sizes.")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kuberds.agent.config import AgentConfig, BackupPlan, ObjectStoreTarget, Repository, RestorePlan
+from kuberds.agent.config import AgentConfig, BackupPlan, ClientTls, ObjectStoreTarget, Repository, RestorePlan
 from kuberds.api import v1alpha1 as api
 from kuberds.api.classes import DB_INSTANCE_CLASSES
 from kuberds.builders.meta import ROLE_LABEL, Owner
@@ -31,7 +31,7 @@ def backup_plan(owner: Owner, spec: api.ServerSpec, store: api.ObjectStore | Non
 
 def agent_config(owner: Owner, spec: api.DBInstanceSpec, *, selector: dict[str, str], port: int, version: str,
                  parameters: dict[str, str], backup: BackupPlan | None,
-                 restore: RestorePlan | None) -> AgentConfig:  # fmt: skip
+                 restore: RestorePlan | None, tls_directory: str | None = None) -> AgentConfig:  # fmt: skip
     labels = {k: v for k, v in selector.items() if k != SCOPE_LABEL}
     return AgentConfig(
         scope=owner.name,
@@ -50,4 +50,5 @@ def agent_config(owner: Owner, spec: api.DBInstanceSpec, *, selector: dict[str, 
         database_name=spec.database_name,
         backup=backup,
         restore=restore,
+        tls=ClientTls(directory=tls_directory, require=spec.tls.require) if tls_directory else None,
     )

@@ -11,11 +11,15 @@ Names, for a server called NAME:
     NAME-backup-key repository passphrase when none is given: NOT owned, so it outlives the
                     server (its final snapshot stays readable)
     NAME-agent      ServiceAccount, Role and RoleBinding of the in-pod agent
+    NAME-ca         the server's CA (ca.crt, ca.key) for client TLS: never mounted in pods
+    NAME-tls        the served certificate (tls.crt, tls.key) and the CA (ca.crt) clients verify
+                    it with; reissued when the endpoints' names change or it nears expiry
     NAME            PodDisruptionBudget, NetworkPolicy
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 
@@ -24,6 +28,7 @@ from kuberds.api import v1alpha1 as api
 from kuberds.api.classes import DB_INSTANCE_CLASSES, DEFAULT_PORTS, default_engine_version
 from kuberds.api.schema import to_json
 from kuberds.builders.agent import agent_config
+from kuberds.builders.certificates import KeyPair
 from kuberds.builders.meta import PRIMARY, REPLICA, ROLE_LABEL, ROLE_LABEL_VALUES, Owner
 from kuberds.config import OperatorConfig
 from kuberds.engines import Engine
@@ -32,6 +37,8 @@ DATABASE = "database"
 ZONE = "topology.kubernetes.io/zone"
 HOSTNAME = "kubernetes.io/hostname"
 DATA_VOLUME = "data"
+TLS_VOLUME = "tls"
+TLS_MOUNT = "/etc/kuberds-tls"  # tls.crt and tls.key; the agent copies them for the engine
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,18 @@ class Server:
     def meta(self, name: str, **extra: dict) -> dict:
         return self.owner.metadata(name, self.labels(), **extra)
 
+    @property
+    def tls_secret(self) -> str | None:
+        """The Secret whose tls.crt/tls.key the pods serve (None: no client TLS)."""
+        tls = self.spec.tls
+        if not tls.enabled:
+            return None
+        return tls.certificate_secret_name or f"{self.name}-tls"
+
+    @property
+    def issues_certificate(self) -> bool:
+        return self.spec.tls.enabled and not self.spec.tls.certificate_secret_name
+
 
 def writer_endpoint(server: Server) -> str:
     return f"{server.name}.{server.owner.namespace}.svc:{server.port}"
@@ -125,12 +144,48 @@ def backup_key(server: Server, passphrase: str) -> dict:
     }
 
 
+def endpoint_names(server: Server) -> list[str]:
+    """Every DNS name a client may reach the server by: the writer and reader Services and
+    each pod through the headless Service, short and fully qualified."""
+    namespace = server.owner.namespace
+    names = []
+    for service in (server.name, f"{server.name}-ro"):
+        names += [service, f"{service}.{namespace}", f"{service}.{namespace}.svc",
+                  f"{service}.{namespace}.svc.cluster.local"]  # fmt: skip
+    pods = f"{server.name}-pods.{namespace}.svc"
+    names += [f"*.{pods}", f"*.{pods}.cluster.local"]
+    return names
+
+
+def ca_secret(server: Server, ca: KeyPair) -> dict:
+    """Created once (create_if_absent); owned: a new server gets a new CA."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": server.meta(f"{server.name}-ca"),
+        "type": "Opaque",
+        "stringData": {"ca.crt": ca.certificate, "ca.key": ca.key},
+    }
+
+
+def tls_secret(server: Server, ca_certificate: str, served: KeyPair) -> dict:
+    """Applied (server-side) whenever reissued, so `data`, not the write-only stringData."""
+    values = {"tls.crt": served.certificate, "tls.key": served.key, "ca.crt": ca_certificate}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": server.meta(f"{server.name}-tls"),
+        "type": "kubernetes.io/tls",
+        "data": {key: base64.b64encode(value.encode()).decode() for key, value in values.items()},
+    }
+
+
 def settings_config_map(server: Server) -> dict:
     size = DB_INSTANCE_CLASSES[server.spec.instance_class]
     parameters = server.engine.parameters(size, server.spec.parameters)
     config = agent_config(server.owner, server.spec, selector=server.selector(), port=server.port,
                           version=server.version, parameters=parameters, backup=server.backup,
-                          restore=server.restore)  # fmt: skip
+                          restore=server.restore, tls_directory=TLS_MOUNT if server.tls_secret else None)  # fmt: skip
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -261,6 +316,7 @@ def _pod_spec(server: Server) -> dict:
             {"name": DATA_VOLUME, "mountPath": engine.data_path},
             {"name": "config", "mountPath": "/etc/kuberds", "readOnly": True},
             *({"name": name, "mountPath": path} for name, path in scratch),
+            *([{"name": TLS_VOLUME, "mountPath": TLS_MOUNT, "readOnly": True}] if server.tls_secret else []),
         ],
         "securityContext": {
             "allowPrivilegeEscalation": False,
@@ -286,6 +342,7 @@ def _pod_spec(server: Server) -> dict:
         "volumes": [
             {"name": "config", "configMap": {"name": f"{server.name}-settings"}},
             *({"name": name, "emptyDir": {}} for name, _ in scratch),
+            *([_tls_volume(server.tls_secret)] if server.tls_secret else []),
         ],
         "topologySpreadConstraints": _spread(server),
         "affinity": {
@@ -303,6 +360,12 @@ def _pod_spec(server: Server) -> dict:
     if scheduling.priority_class_name:
         spec["priorityClassName"] = scheduling.priority_class_name
     return spec
+
+
+def _tls_volume(secret: str) -> dict:
+    # Only the certificate and key (never a CA key); group-readable for the engine's fsGroup.
+    items = [{"key": "tls.crt", "path": "tls.crt"}, {"key": "tls.key", "path": "tls.key"}]
+    return {"name": TLS_VOLUME, "secret": {"secretName": secret, "items": items, "defaultMode": 0o440}}
 
 
 def stateful_set(server: Server) -> dict:

@@ -16,6 +16,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import kopf
 
@@ -24,6 +25,7 @@ from kuberds.agent.config import AgentConfig, RestorePlan
 from kuberds.api.schema import parse
 from kuberds.api.v1alpha1 import DBInstanceSpec, ObjectStore
 from kuberds.builders import agent as agent_build
+from kuberds.builders import certificates
 from kuberds.builders import server as build
 from kuberds.builders import snapshot as snapshot_build
 from kuberds.builders.meta import AGENT_STATUS_ANNOTATION, PRIMARY, Owner
@@ -79,6 +81,16 @@ def _problem(kube: Kube, body: dict, spec: DBInstanceSpec) -> Condition | None:
             return _not_reconciled("SecretNotFound", f"Secret {name} (masterUserSecretName) does not exist")
         if "password" not in (secret.get("data") or {}):
             return _not_reconciled("SecretInvalid", f"Secret {name} has no key 'password'")
+    tls = spec.tls
+    if tls.enabled and tls.certificate_secret_name:
+        name = tls.certificate_secret_name
+        secret = kube.get("Secret", namespace, name)
+        if secret is None:
+            return _not_reconciled("SecretNotFound", f"Secret {name} (tls.certificateSecretName) does not exist")
+        missing = {"tls.crt", "tls.key"} - set(secret.get("data") or {})
+        if missing:
+            return _not_reconciled("SecretInvalid", f"Secret {name} (tls.certificateSecretName) has no key "
+                                                    f"{', '.join(sorted(missing))}")  # fmt: skip
     return None
 
 
@@ -208,6 +220,8 @@ def reconcile(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], 
     kube.create_if_absent(build.agent_credentials(server, *(secrets.token_urlsafe(24) for _ in range(3))))
     if server.backup and spec.backup.encryption.enabled and not spec.backup.encryption.key_secret_name:
         kube.create_if_absent(build.backup_key(server, secrets.token_urlsafe(32)))
+    if server.issues_certificate:
+        ensure_certificate(kube, body, server)
     for obj in build.server_objects(server):
         kube.apply(obj)
     conditions = [
@@ -217,6 +231,32 @@ def reconcile(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], 
     if to_bytes(spec.storage.size) > to_bytes(server.claim_size):
         conditions.append(_grow_volumes(kube, server))
     publish_server_status(kube, body, server, pods, zones, conditions)
+
+
+def _secret_text(secret: dict | None, key: str) -> str | None:
+    value = ((secret or {}).get("data") or {}).get(key)
+    return base64.b64decode(value).decode() if value else None
+
+
+def ensure_certificate(kube: Kube, body: dict, server: build.Server) -> None:
+    """The server's CA, made once; the served certificate, (re)issued when it is missing,
+    names other endpoints, was signed by another CA, or nears its expiry (the resync timer
+    brings every server here regularly)."""
+    namespace, moment = server.owner.namespace, datetime.now(UTC)
+    ca_secret = kube.get("Secret", namespace, f"{server.name}-ca")
+    if ca_secret is None:
+        ca = certificates.new_ca(f"{server.name}.{namespace} kuberds CA", moment)
+        ca_secret, _ = kube.create_if_absent(build.ca_secret(server, ca))
+    ca = certificates.KeyPair(_secret_text(ca_secret, "ca.crt") or "", _secret_text(ca_secret, "ca.key") or "")
+    served = kube.get("Secret", namespace, f"{server.name}-tls")
+    names = build.endpoint_names(server)
+    reason = certificates.reissue_reason(_secret_text(served, "tls.crt"), ca.certificate, names, moment)
+    if reason is None and _secret_text(served, "ca.crt") == ca.certificate:
+        return
+    kube.apply(build.tls_secret(server, ca.certificate, certificates.server_certificate(ca, names, moment)))
+    why = reason or "the CA it is published with changed"
+    kopf.event(body, type="Normal", reason="CertificateIssued",
+               message=f"served certificate in Secret {server.name}-tls issued: {why}")  # fmt: skip
 
 
 def _grow_volumes(kube: Kube, server: build.Server) -> Condition:
@@ -259,6 +299,8 @@ def publish_server_status(kube: Kube, body: dict, server: build.Server, pods: li
         "masterUserSecretName": server.master_secret,
         "storage": {"requested": server.spec.storage.size, **({"allocated": allocated} if allocated else {})},
     }
+    if server.tls_secret or "certificateSecretName" in status:  # None (TLS turned off) removes it
+        fields["certificateSecretName"] = server.tls_secret
     report = agent_report(pods, primary)
     if report.get("latestRestorableTime"):
         fields["latestRestorableTime"] = report["latestRestorableTime"]
