@@ -8,6 +8,7 @@ import json
 import pytest
 import yaml
 
+from kuberds.builders.server import OPERATOR_POD_LABELS
 from kuberds.config import OperatorConfig
 from tests.cluster.conftest import OPERATOR_NAMESPACE, RELEASE
 from tests.support.chart import documents, render
@@ -46,6 +47,8 @@ def test_chart_renders_what_a_user_installs() -> None:
     assert env["KUBERDS_IMAGE_POSTGRES"] == "kuberds/postgres:0.1.0"
     assert all(d["metadata"]["labels"]["app.kubernetes.io/part-of"] == "kuberds" for d in docs)
     assert "KUBERDS_DEFAULT_OBJECT_STORE" not in env, "no store configured: servers run without backups"
+    # The servers' NetworkPolicies admit the operator's pods to the HA API by these labels.
+    assert OPERATOR_POD_LABELS.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
     without_policy = documents("prod", "databases", "deletionProtectionPolicy=false")
     assert not [d for d in without_policy if d["kind"].startswith("ValidatingAdmissionPolicy")]
 

@@ -100,10 +100,11 @@ def test_network_policy_admits_only_what_must_reach_the_database() -> None:
     assert policy["policyTypes"] == ["Ingress"]
     peers, operator, clients, scrapes = policy["ingress"]
     assert [p["port"] for p in peers["ports"]] == [5432, 8008]
-    # The operator reaches only the HA API (switchovers), from its own namespace.
+    # The operator's pods reach only the HA API (switchovers); not the rest of their namespace.
     assert [p["port"] for p in operator["ports"]] == [8008]
     operator_namespace = {"kubernetes.io/metadata.name": "kuberds-system"}
-    assert operator["from"] == [{"namespaceSelector": {"matchLabels": operator_namespace}}]
+    assert operator["from"] == [{"namespaceSelector": {"matchLabels": operator_namespace}, "podSelector": {
+        "matchLabels": {"app.kubernetes.io/name": "kuberds", "app.kubernetes.io/component": "operator"}}}]  # fmt: skip
     assert {"namespaceSelector": {"matchLabels": {"team": "web"}, "matchExpressions": []}} in clients["from"]
     assert {"podSelector": {}} not in clients["from"], "with allowedClients, the namespace is not open"
     assert [p["port"] for p in scrapes["ports"]] == [9187]

@@ -38,6 +38,7 @@ ZONE = "topology.kubernetes.io/zone"
 HOSTNAME = "kubernetes.io/hostname"
 DATA_VOLUME = "data"
 TLS_VOLUME = "tls"
+OPERATOR_POD_LABELS = {"app.kubernetes.io/name": "kuberds", "app.kubernetes.io/component": "operator"}  # the chart's
 TLS_MOUNT = "/etc/kuberds-tls"  # tls.crt and tls.key; the agent copies them for the engine
 
 
@@ -417,8 +418,8 @@ def _selector(selector: api.LabelSelector) -> dict:
 
 
 def network_policy(server: Server) -> dict:
-    """Admits only: the server's own pods (replication, HA API), the operator (HA API: the
-    switchover before a rolling update), the proxy, the allowed clients (default: this
+    """Admits only: the server's own pods (replication, HA API), the operator's pods (HA API:
+    the switchover before a rolling update), the proxy, the allowed clients (default: this
     namespace), and metrics scrapes from the operator's namespace or namespaces labelled
     kuberds.io/metrics-scraper=true."""
     engine = server.engine
@@ -429,8 +430,11 @@ def network_policy(server: Server) -> dict:
          if v is not None}
         for c in server.spec.network.allowed_clients
     ] or [{"podSelector": {}}]  # fmt: skip
-    operator = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": server.config.namespace}}}]
-    scrapers = [*operator, {"namespaceSelector": {"matchLabels": {"kuberds.io/metrics-scraper": "true"}}}]
+    namespace_label = {"kubernetes.io/metadata.name": server.config.namespace}
+    operator_namespace = {"namespaceSelector": {"matchLabels": namespace_label}}
+    # The operator's pods only (the chart's labels), not everything in its namespace.
+    operator = [{**operator_namespace, "podSelector": {"matchLabels": dict(OPERATOR_POD_LABELS)}}]
+    scrapers = [operator_namespace, {"namespaceSelector": {"matchLabels": {"kuberds.io/metrics-scraper": "true"}}}]
 
     def port(number: int) -> list[dict]:
         return [{"protocol": "TCP", "port": number}]
