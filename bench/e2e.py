@@ -142,8 +142,8 @@ def main() -> int:
         cluster, started_here = timed("local cluster (real nodes) and images", environment.local_cluster)
     timed("helm install of kuberds", lambda: environment.install_kuberds(cluster))
     with tempfile.TemporaryDirectory() as workdir:
-        timed("S3 server in the cluster", lambda: environment.start_s3(cluster, Path(workdir)))
-    bench = timed("namespace and client pod", lambda: environment.prepare_namespace(cluster, NAMESPACE))
+        s3_ca = timed("S3 server in the cluster", lambda: environment.start_s3(cluster, Path(workdir)))
+    bench = timed("namespace and client pod", lambda: environment.prepare_namespace(cluster, NAMESPACE, s3_ca))
     try:
         if args.runs:
             creates(bench, args.runs)

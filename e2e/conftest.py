@@ -64,13 +64,14 @@ def kuberds(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def s3(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The in-cluster S3 server; its certificate (the CA the servers verify it with)."""
     return environment.start_s3(cluster, tmp_path_factory.mktemp("s3"))
 
 
 @pytest.fixture(scope="session")
 def e2e(cluster: Cluster, kuberds: None, s3: str, request: pytest.FixtureRequest) -> Iterator[E2E]:
-    """The suite's namespace: S3 credentials, and the client pod every connection starts from."""
-    e2e = environment.prepare_namespace(cluster, NAMESPACE)
+    """The suite's namespace: S3 credentials and CA, and the client pod every connection starts from."""
+    e2e = environment.prepare_namespace(cluster, NAMESPACE, s3)
     yield e2e
     print("\n==> e2e figures")
     for name, value in e2e.figures.items():

@@ -71,12 +71,16 @@ def uninstall_kuberds(cluster: Cluster) -> None:
 
 
 def start_s3(cluster: Cluster, workdir: Path) -> str:
-    """SeaweedFS in the cluster, over TLS, with the suite's bucket; returns its namespace."""
+    """SeaweedFS in the cluster, over TLS, with the suite's bucket; returns its certificate
+    (self-signed: the CA the servers verify the store with). A kept server keeps its own."""
     s3 = E2E(cluster, S3_NAMESPACE)
     s3.kubectl("create", "namespace", S3_NAMESPACE, check=False)
-    names = [f"DNS:s3.{S3_NAMESPACE}.svc", f"DNS:s3.{S3_NAMESPACE}.svc.cluster.local"]
-    certificate, key = self_signed_certificate(workdir, names)
-    s3.apply(*s3_server(S3_NAMESPACE, IMAGES["s3"], certificate.read_text(), key.read_text()))
+    if s3.get("secret", "s3-tls"):
+        certificate, key = s3.secret_value("s3-tls", "tls.crt"), s3.secret_value("s3-tls", "tls.key")
+    else:
+        names = [f"DNS:s3.{S3_NAMESPACE}.svc", f"DNS:s3.{S3_NAMESPACE}.svc.cluster.local"]
+        certificate, key = (path.read_text() for path in self_signed_certificate(workdir, names))
+    s3.apply(*s3_server(S3_NAMESPACE, IMAGES["s3"], certificate, key))
     s3.kubectl("rollout", "status", "deploy/s3", "-n", S3_NAMESPACE, "--timeout=180s", timeout=200)
 
     def bucket_created() -> bool:
@@ -87,15 +91,15 @@ def start_s3(cluster: Cluster, workdir: Path) -> str:
         return created and BUCKET in shell.stdout
 
     wait_for(bucket_created, timeout=90, interval=3, what=f"bucket {BUCKET} in the in-cluster S3 server")
-    return S3_NAMESPACE
+    return certificate
 
 
-def prepare_namespace(cluster: Cluster, namespace: str) -> E2E:
-    """A namespace with the S3 credentials and the client pod every connection starts from."""
+def prepare_namespace(cluster: Cluster, namespace: str, s3_ca: str) -> E2E:
+    """A namespace with the S3 credentials and CA, and the client pod every connection starts from."""
     e2e = E2E(cluster, namespace)
     e2e.kubectl("create", "namespace", namespace, check=False)
-    e2e.apply(s3_credentials(namespace), *client_pod(namespace, IMAGES["postgres"],
-                                                     (ROOT / "e2e" / "writer.py").read_text()))  # fmt: skip
+    e2e.apply(*s3_credentials(namespace, s3_ca), *client_pod(namespace, IMAGES["postgres"],
+                                                             (ROOT / "e2e" / "writer.py").read_text()))  # fmt: skip
     e2e.kubectl("wait", "pod", CLIENT, "-n", namespace, "--for=condition=Ready", "--timeout=180s", timeout=200)
     return e2e
 

@@ -10,6 +10,7 @@ from tests.support.s3 import identities
 S3_PORT = 8333
 S3_ACCESS_KEY, S3_SECRET_KEY = "kuberds-e2e", "kuberds-e2e-secret-key"
 BUCKET = "kuberds-e2e"
+S3_CREDENTIALS, S3_CA = "e2e-s3-credentials", "e2e-s3-ca"
 CLIENT = "client"
 
 # Pod Security "restricted", as every pod here runs.
@@ -82,9 +83,12 @@ def s3_endpoint(namespace: str) -> str:
     return f"https://s3.{namespace}.svc:{S3_PORT}"
 
 
-def s3_credentials(namespace: str, name: str = "e2e-s3-credentials") -> dict:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace},
-            "stringData": {"AWS_ACCESS_KEY_ID": S3_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY}}  # fmt: skip
+def s3_credentials(namespace: str, ca: str) -> list[dict]:
+    """The access key, and the CA (the gateway's self-signed certificate) servers verify it with."""
+    return [{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": S3_CREDENTIALS, "namespace": namespace},
+             "stringData": {"AWS_ACCESS_KEY_ID": S3_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY}},
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": S3_CA, "namespace": namespace},
+             "stringData": {"ca.crt": ca}}]  # fmt: skip
 
 
 def client_pod(namespace: str, image: str, writer_source: str) -> list[dict]:
@@ -130,6 +134,6 @@ def dbinstance(namespace: str, name: str, **spec: object) -> dict:
 
 
 def object_store(s3_namespace: str) -> dict:
-    # The e2e S3 server's certificate is self-signed and the API has no CA field yet.
+    # Verified against the gateway's self-signed certificate, handed over as a private CA.
     return {"bucket": BUCKET, "endpoint": s3_endpoint(s3_namespace), "path": "e2e",
-            "credentialsSecretName": "e2e-s3-credentials", "verifyTLS": False}  # fmt: skip
+            "credentialsSecretName": S3_CREDENTIALS, "caSecretName": S3_CA}  # fmt: skip

@@ -377,6 +377,17 @@ def agent_json(dbi: DBInstances, name: str) -> dict:
     return json.loads(dbi.core.read_namespaced_config_map(f"{name}-settings", dbi.namespace).data["agent.json"])
 
 
+def test_a_private_ca_of_the_object_store_reaches_the_agent(dbi: DBInstances) -> None:
+    store = {**STORE, "caSecretName": "store-ca"}
+    dbi.create("private", backup={"objectStore": store})
+    condition = dbi.wait_condition("private", "Reconciled", "False", "SecretNotFound")
+    assert "store-ca" in condition["message"] and "backup.objectStore.caSecretName" in condition["message"]
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    dbi.core.create_namespaced_secret(dbi.namespace, {"metadata": {"name": "store-ca"}, "stringData": {"ca.crt": pem}})
+    dbi.wait_condition("private", "Reconciled", "True", timeout=90)
+    assert agent_json(dbi, "private")["backup"]["repository"]["store"]["ca_bundle"] == pem
+
+
 def test_backups_and_restores_are_planned_for_the_agent(dbi: DBInstances) -> None:
     """What the operator hands the agent: its repository (keyed by uid), its secrets by
     reference, and for a restore the source's repository and key; a snapshot that is not

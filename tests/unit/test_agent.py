@@ -127,6 +127,17 @@ def test_pgbackrest_configuration_keeps_secrets_out_of_the_environment_and_retai
     assert pgbackrest.secret_options(plain, None, None, "pass") == {}
 
 
+def test_a_private_ca_of_the_store_is_verified_against() -> None:
+    verified = Repository(ObjectStoreTarget("backups", "https://s3.local:8443", ca_bundle="PEM"), "/p", "db")
+    options = pgbackrest.repository_options(1, verified, "automated", Path("/run/store-ca.crt"))
+    assert options["repo1-storage-verify-tls"] == "y" and options["repo1-storage-ca-file"] == "/run/store-ca.crt"
+    unverified = Repository(ObjectStoreTarget("b", "https://s3.local", verify_tls=False, ca_bundle="PEM"), "/p", "db")
+    assert "repo1-storage-ca-file" not in pgbackrest.repository_options(1, unverified, "automated", Path("/ca"))
+    text = pgbackrest.restore_configuration(repository=verified, spool_dir=Path("/s"), log_dir=Path("/l"),
+                                            data_dir=Path("/d"), secrets={}, ca_file=Path("/run/ca.crt"))  # fmt: skip
+    assert {"repo1-storage-ca-file=/run/ca.crt", "repo2-storage-ca-file=/run/ca.crt"} <= set(text.splitlines())
+
+
 def test_pgbackrest_info_parsing() -> None:
     info = [{"name": "db", "repo": [{"status": {"code": 0}}, {"status": {"code": 2}}], "backup": [
         {"label": "L1F", "type": "full", "timestamp": {"start": 100, "stop": 200}, "database": {"repo-key": 1},

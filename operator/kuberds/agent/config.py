@@ -27,6 +27,7 @@ class ObjectStoreTarget:
     region: str = "us-east-1"
     force_path_style: bool = True
     verify_tls: bool = True
+    ca_bundle: str | None = None  # PEM of a private CA (public data: agent.json may carry it)
 
 
 @dataclass(frozen=True)

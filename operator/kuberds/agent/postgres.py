@@ -200,8 +200,10 @@ class PostgresAgent:
             secrets = pgbackrest.secret_options(restore.repository, c.restore_s3_access_key or c.s3_access_key,
                                                 c.restore_s3_secret_key or c.s3_secret_key,
                                                 c.restore_cipher_pass or c.cipher_pass)  # fmt: skip
+            ca_file = self._write_store_ca(restore.repository.store.ca_bundle, "restore-store-ca.crt")
             text = pgbackrest.restore_configuration(repository=restore.repository, spool_dir=spool / "restore",
-                                                    log_dir=logs, data_dir=pod.data_dir, secrets=secrets)  # fmt: skip
+                                                    log_dir=logs, data_dir=pod.data_dir, secrets=secrets,
+                                                    ca_file=ca_file)  # fmt: skip
             self._write(pod.run_dir / "pgbackrest-restore.conf", text)
         self.write_patroni_configuration()
 
@@ -210,11 +212,21 @@ class PostgresAgent:
         if backup is None:
             return
         secrets = pgbackrest.secret_options(backup.repository, c.s3_access_key, c.s3_secret_key, c.cipher_pass)
+        ca_file = self._write_store_ca(backup.repository.store.ca_bundle, "store-ca.crt")
         text = pgbackrest.configuration(repository=backup.repository, retention_days=backup.retention_days,
                                         data_dir=pod.data_dir, port=self.port, socket_dir=pod.run_dir,
                                         spool_dir=pod.run_dir / "pgbackrest-spool",
-                                        log_dir=pod.run_dir / "pgbackrest-log", secrets=secrets)  # fmt: skip
+                                        log_dir=pod.run_dir / "pgbackrest-log", secrets=secrets,
+                                        ca_file=ca_file)  # fmt: skip
         self._write(pod.run_dir / "pgbackrest.conf", text)
+
+    def _write_store_ca(self, bundle: str | None, file: str) -> Path | None:
+        """A private CA of the object store, where pgBackRest reads it (every command rereads)."""
+        if not bundle:
+            return None
+        path = self.pod.run_dir / file
+        self._write(path, bundle)
+        return path
 
     def write_patroni_configuration(self) -> None:
         document = patroni.configuration(self.config, self.pod, self.credentials, own=self.own_commands,

@@ -116,6 +116,11 @@ class ObjectStore:
         "Address the bucket as <endpoint>/<bucket> (most non-AWS stores need this).", default=True
     )
     verify_tls: bool = field("Verify the endpoint's TLS certificate.", default=True)
+    ca_secret_name: str | None = field(
+        "Secret in the same namespace whose key ca.crt holds the CA certificate(s) that signed the endpoint's "
+        "certificate (a private CA). Its content may be rotated; kuberds passes it on at its next pass.",
+        pattern=NAME_PATTERN,
+    )
 
 
 @model()

@@ -23,7 +23,9 @@ NEWEST_FULL_ERROR = "[075]"
 CIPHER = "aes-256-cbc"
 
 
-def repository_options(number: int, repository: Repository, subpath: str) -> dict[str, str]:
+def repository_options(number: int, repository: Repository, subpath: str,
+                       ca_file: Path | None = None) -> dict[str, str]:  # fmt: skip
+    """`ca_file`: where the agent wrote the store's CA bundle (a private CA), if it has one."""
     store = repository.store
     endpoint = urlsplit(store.endpoint) if store.endpoint else None
     options = {
@@ -37,6 +39,8 @@ def repository_options(number: int, repository: Repository, subpath: str) -> dic
     }
     if endpoint and endpoint.port:
         options["storage-port"] = str(endpoint.port)
+    if ca_file and store.ca_bundle and store.verify_tls:
+        options["storage-ca-file"] = str(ca_file)
     if repository.encrypted:
         options["cipher-type"] = CIPHER
     return {f"repo{number}-{key}": value for key, value in options.items()}
@@ -52,6 +56,7 @@ def configuration(
     spool_dir: Path,
     log_dir: Path,
     secrets: dict[str, str],
+    ca_file: Path | None = None,
 ) -> str:
     """pgbackrest.conf for a server's own repositories.
 
@@ -64,10 +69,10 @@ def configuration(
     store is down, WAL stays on the volume rather than being dropped.
     """
     options = {
-        **repository_options(AUTOMATED, repository, "automated"),
+        **repository_options(AUTOMATED, repository, "automated", ca_file),
         f"repo{AUTOMATED}-retention-full-type": "time",
         f"repo{AUTOMATED}-retention-full": str(max(retention_days, 1)),
-        **repository_options(SNAPSHOTS, repository, "snapshots"),
+        **repository_options(SNAPSHOTS, repository, "snapshots", ca_file),
         f"repo{SNAPSHOTS}-retention-full": str(KEEP_FOREVER),
         # WAL for old snapshots: only what makes each of them consistent.
         f"repo{SNAPSHOTS}-retention-archive-type": "full",
@@ -83,11 +88,11 @@ def configuration(
 
 
 def restore_configuration(*, repository: Repository, spool_dir: Path, log_dir: Path, data_dir: Path,
-                          secrets: dict[str, str]) -> str:  # fmt: skip
+                          secrets: dict[str, str], ca_file: Path | None = None) -> str:  # fmt: skip
     """pgbackrest.conf for reading another server's repositories (restore, archive-get)."""
     options = {
-        **repository_options(AUTOMATED, repository, "automated"),
-        **repository_options(SNAPSHOTS, repository, "snapshots"),
+        **repository_options(AUTOMATED, repository, "automated", ca_file),
+        **repository_options(SNAPSHOTS, repository, "snapshots", ca_file),
         **common_options(spool_dir, log_dir),
         **secrets,
     }

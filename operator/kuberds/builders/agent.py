@@ -10,22 +10,26 @@ from kuberds.builders.meta import ROLE_LABEL, Owner
 SCOPE_LABEL = "app.kubernetes.io/instance"
 
 
-def store_target(store: api.ObjectStore) -> ObjectStoreTarget:
+def store_target(store: api.ObjectStore, ca_bundle: str | None = None) -> ObjectStoreTarget:
+    """`ca_bundle`: the content of the store's caSecretName, read by the handler."""
     return ObjectStoreTarget(bucket=store.bucket, endpoint=store.endpoint, region=store.region,
-                             force_path_style=store.force_path_style, verify_tls=store.verify_tls)  # fmt: skip
+                             force_path_style=store.force_path_style, verify_tls=store.verify_tls,
+                             ca_bundle=ca_bundle)  # fmt: skip
 
 
-def repository(owner: Owner, store: api.ObjectStore, encrypted: bool) -> Repository:
+def repository(owner: Owner, store: api.ObjectStore, encrypted: bool, ca_bundle: str | None = None) -> Repository:
     """<prefix>/<namespace>/<name>/<uid>: the uid keeps a re-created namesake's backups apart
     (its database has a different system identifier, pgBackRest would refuse to mix them)."""
     parts = [p for p in (store.path.strip("/"), owner.namespace, owner.name, owner.uid) if p]
-    return Repository(store=store_target(store), path="/" + "/".join(parts), stanza=owner.name, encrypted=encrypted)
+    return Repository(store=store_target(store, ca_bundle), path="/" + "/".join(parts), stanza=owner.name,
+                      encrypted=encrypted)  # fmt: skip
 
 
-def backup_plan(owner: Owner, spec: api.ServerSpec, store: api.ObjectStore | None) -> BackupPlan | None:
+def backup_plan(owner: Owner, spec: api.ServerSpec, store: api.ObjectStore | None,
+                ca_bundle: str | None = None) -> BackupPlan | None:  # fmt: skip
     if store is None:
         return None
-    return BackupPlan(repository=repository(owner, store, spec.backup.encryption.enabled),
+    return BackupPlan(repository=repository(owner, store, spec.backup.encryption.enabled, ca_bundle),
                       retention_days=spec.backup.retention_days, window=spec.backup.window)  # fmt: skip
 
 

@@ -67,7 +67,7 @@ def _not_reconciled(reason: str, message: str) -> Condition:
     return Condition("Reconciled", FALSE, reason, message)
 
 
-def _problem(kube: Kube, body: dict, spec: DBInstanceSpec) -> Condition | None:
+def _problem(kube: Kube, body: dict, spec: DBInstanceSpec, config: OperatorConfig) -> Condition | None:
     """What only the operator can judge: references to things that must exist."""
     namespace = body["metadata"]["namespace"]
     if engine_for(spec.engine) is None:
@@ -91,7 +91,21 @@ def _problem(kube: Kube, body: dict, spec: DBInstanceSpec) -> Condition | None:
         if missing:
             return _not_reconciled("SecretInvalid", f"Secret {name} (tls.certificateSecretName) has no key "
                                                     f"{', '.join(sorted(missing))}")  # fmt: skip
-    return None
+    return _store_ca_problem(kube, namespace, object_store(spec, config), "backup.objectStore.caSecretName")
+
+
+def store_ca(kube: Kube, namespace: str, store: ObjectStore | None) -> str | None:
+    """The PEM in the store's caSecretName (key ca.crt); None when it names none."""
+    if store is None or not store.ca_secret_name:
+        return None
+    return _secret_text(kube.get("Secret", namespace, store.ca_secret_name), "ca.crt")
+
+
+def _store_ca_problem(kube: Kube, namespace: str, store: ObjectStore | None, where: str) -> Condition | None:
+    if store is None or not store.ca_secret_name or store_ca(kube, namespace, store):
+        return None
+    return _not_reconciled("SecretNotFound", f"Secret {store.ca_secret_name} ({where}) does not exist or has no "
+                                             "key ca.crt")  # fmt: skip
 
 
 def object_store(spec: DBInstanceSpec, config: OperatorConfig) -> ObjectStore | None:
@@ -148,7 +162,10 @@ def restore_source(kube: Kube, body: dict, spec: DBInstanceSpec, config: Operato
     store = object_store(source_spec, config)
     if store is None:
         return Restore(problem=_not_reconciled("RestoreSourceHasNoBackups", f"{source_name} has no object store"))
-    repository = agent_build.repository(owner_of_body(source), store, source_spec.backup.encryption.enabled)
+    if problem := _store_ca_problem(kube, namespace, store, f"the object store of {source_name}"):
+        return Restore(problem=problem)
+    repository = agent_build.repository(owner_of_body(source), store, source_spec.backup.encryption.enabled,
+                                        store_ca(kube, namespace, store))  # fmt: skip
     plan = RestorePlan(repository=repository, snapshot_set=snapshot_set, target_time=target)
     return Restore(plan, store.credentials_secret_name, key_secret(source_name, source_spec))
 
@@ -165,7 +182,9 @@ def kept_restore(kube: Kube, body: dict, stateful_set: dict) -> Restore:
 
 
 def _server(body: dict, spec: DBInstanceSpec, config: OperatorConfig, existing_sts: dict | None,
-            restore: Restore | None = None) -> build.Server:  # fmt: skip
+            restore: Restore | None = None, ca_bundle: str | None = None) -> build.Server:  # fmt: skip
+    """`ca_bundle`: the object store's private CA, read by the full pass (the only one that
+    writes agent.json); other callers build objects other than the settings ConfigMap."""
     claim_size = spec.storage.size
     if existing_sts:  # claim templates cannot change once the StatefulSet exists
         claim_size = existing_sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"]
@@ -180,7 +199,7 @@ def _server(body: dict, spec: DBInstanceSpec, config: OperatorConfig, existing_s
         config=config,
         claim_size=claim_size,
         master_secret=spec.master_user_secret_name or f"{name}-master",
-        backup=agent_build.backup_plan(owner, spec, store),
+        backup=agent_build.backup_plan(owner, spec, store, ca_bundle),
         restore=restore.plan,
         secrets=build.SecretRefs(
             store_credentials=store.credentials_secret_name if store else None,
@@ -198,7 +217,7 @@ def reconcile(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], 
         paused = Condition("Paused", TRUE, "AutomationPaused", "spec.automationPaused is true: kuberds changes nothing")
         publish_status(kube, body, [paused])
         return
-    problem = _problem(kube, body, spec)
+    problem = _problem(kube, body, spec, config)
     if problem:
         publish_status(kube, body, [problem, Condition("Paused", FALSE, "AutomationActive")])
         raise kopf.TemporaryError(problem.message, delay=30)
@@ -214,7 +233,7 @@ def reconcile(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], 
     if restore and restore.problem:
         publish_status(kube, body, [restore.problem, Condition("Paused", FALSE, "AutomationActive")])
         raise kopf.TemporaryError(restore.problem.message, delay=15)
-    server = _server(body, spec, config, existing, restore)
+    server = _server(body, spec, config, existing, restore, store_ca(kube, namespace, object_store(spec, config)))
     if not spec.master_user_secret_name:
         kube.create_if_absent(build.master_secret(server, secrets.token_urlsafe(24)))
     kube.create_if_absent(build.agent_credentials(server, *(secrets.token_urlsafe(24) for _ in range(3))))
