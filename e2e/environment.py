@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from cryptography import x509
 from tests.support.chart import CHART, helm_path
 from tests.support.kube import ROOT, Cluster, external_kubectl, load_localcluster, local_kubectl, wait_for
 from tests.support.s3 import self_signed_certificate
@@ -75,12 +77,15 @@ def start_s3(cluster: Cluster, workdir: Path) -> str:
     (self-signed: the CA the servers verify the store with). A kept server keeps its own."""
     s3 = E2E(cluster, S3_NAMESPACE)
     s3.kubectl("create", "namespace", S3_NAMESPACE, check=False)
-    if s3.get("secret", "s3-tls"):
+    kept = s3.get("secret", "s3-tls") is not None and _lasts(s3.secret_value("s3-tls", "tls.crt"), days=2)
+    if kept:
         certificate, key = s3.secret_value("s3-tls", "tls.crt"), s3.secret_value("s3-tls", "tls.key")
     else:
         names = [f"DNS:s3.{S3_NAMESPACE}.svc", f"DNS:s3.{S3_NAMESPACE}.svc.cluster.local"]
         certificate, key = (path.read_text() for path in self_signed_certificate(workdir, names))
     s3.apply(*s3_server(S3_NAMESPACE, IMAGES["s3"], certificate, key))
+    if not kept:  # a kept server read its old certificate at start
+        s3.kubectl("rollout", "restart", "deploy/s3", "-n", S3_NAMESPACE)
     s3.kubectl("rollout", "status", "deploy/s3", "-n", S3_NAMESPACE, "--timeout=180s", timeout=200)
 
     def bucket_created() -> bool:
@@ -92,6 +97,11 @@ def start_s3(cluster: Cluster, workdir: Path) -> str:
 
     wait_for(bucket_created, timeout=90, interval=3, what=f"bucket {BUCKET} in the in-cluster S3 server")
     return certificate
+
+
+def _lasts(certificate: str, days: int) -> bool:
+    expires = x509.load_pem_x509_certificate(certificate.encode()).not_valid_after_utc
+    return expires - datetime.now(UTC) > timedelta(days=days)
 
 
 def prepare_namespace(cluster: Cluster, namespace: str, s3_ca: str) -> E2E:

@@ -22,6 +22,7 @@ class OperatorConfig:
     image_pull_policy: str = "IfNotPresent"
     final_snapshot_timeout_seconds: int = 3600
     resync_seconds: int = 300  # full drift-correcting pass per object
+    cluster_domain: str = "cluster.local"  # the fully qualified names servers' certificates carry
     # The object store servers use when their spec names none (the chart's backup.objectStore),
     # as the API's ObjectStore in JSON; None: such servers run without backups.
     default_object_store: dict | None = None
@@ -41,6 +42,7 @@ class OperatorConfig:
                 env.get("KUBERDS_FINAL_SNAPSHOT_TIMEOUT_SECONDS", defaults.final_snapshot_timeout_seconds)
             ),
             resync_seconds=int(env.get("KUBERDS_RESYNC_SECONDS", defaults.resync_seconds)),
+            cluster_domain=env.get("KUBERDS_CLUSTER_DOMAIN") or defaults.cluster_domain,
             default_object_store=json.loads(env["KUBERDS_DEFAULT_OBJECT_STORE"])
             if env.get("KUBERDS_DEFAULT_OBJECT_STORE")
             else None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -187,6 +188,9 @@ def test_client_tls_mounts_only_the_served_pair_and_tells_the_agent() -> None:
     assert server.issues_certificate
     names = build.endpoint_names(server)
     assert {"orders.shop.svc", "orders-ro.shop.svc", "*.orders-pods.shop.svc"} <= set(names)
+    assert "orders.shop.svc.cluster.local" in names
+    other_domain = dataclasses.replace(server, config=OperatorConfig(cluster_domain="corp.internal"))
+    assert "orders.shop.svc.corp.internal" in build.endpoint_names(other_domain)
     ca = build.ca_secret(server, build.KeyPair("CA", "CAKEY"))
     assert ca["metadata"]["name"] == "orders-ca" and ca["metadata"]["ownerReferences"]
 

@@ -39,3 +39,15 @@ def test_reissued_when_missing_renamed_expiring_or_from_another_ca() -> None:
     other = new_ca("another CA", NOW)
     assert reissue_reason(served.certificate, other.certificate, NAMES, NOW) == "not issued by the server's CA"
     assert reissue_reason("garbage", ca.certificate, NAMES, NOW) == "the certificate cannot be read"
+
+
+def test_long_names_fit_and_the_cas_last_days_do_not_churn() -> None:
+    ca = new_ca("kuberds CA " + "a" * 63 + "." + "b" * 63, NOW)  # X.509 allows 64 characters
+    authority = x509.load_pem_x509_certificate(ca.certificate.encode())
+    assert len(authority.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value) == 64
+    # Issued in the CA's last days, the certificate ends with the CA: reissuing would not help.
+    late = authority.not_valid_after_utc - timedelta(days=10)
+    served = server_certificate(ca, NAMES, late)
+    assert x509.load_pem_x509_certificate(served.certificate.encode()).not_valid_after_utc == (
+        authority.not_valid_after_utc)  # fmt: skip
+    assert reissue_reason(served.certificate, ca.certificate, NAMES, late) is None

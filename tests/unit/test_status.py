@@ -137,21 +137,25 @@ def test_a_member_reads_its_agents_synchronous_report() -> None:
     assert member_from_pod(pod, {}).synchronous is None
 
 
-def test_a_primary_is_ready_only_once_its_agent_has_set_the_accounts() -> None:
+def test_a_primary_is_in_service_only_once_its_agent_has_set_the_accounts() -> None:
     import json
 
-    def primary(report: dict | None) -> dict:
+    def primary(report: dict | None) -> Member:
         annotations = {"kuberds.io/agent-status": json.dumps(report)} if report is not None else {}
-        return {**pod("db-0", True, "master"), "metadata": {
+        pod_ = {**pod("db-0", True, "master"), "metadata": {
             "name": "db-0", "labels": {"kuberds.io/role": "master"}, "annotations": annotations}}  # fmt: skip
+        return member_from_pod(pod_, {})
 
     # A restored primary still holds the source's password until its agent sets the new one.
-    assert member_from_pod(primary({"role": "master", "accountsReady": False}), {}).ready is False
-    # Promoted a moment ago: the report is still the replica's.
-    assert member_from_pod(primary({"role": "replica", "accountsReady": False}), {}).ready is False
-    assert member_from_pod(primary({"role": "master", "accountsReady": True}), {}).ready is True
-    assert member_from_pod(primary({"role": "master"}), {}).ready is True  # an agent without the field
-    assert member_from_pod(primary(None), {}).ready is True  # no agent (the control-plane tier)
+    waiting = primary({"role": "master", "accountsReady": False})
+    assert (waiting.in_service, waiting.as_status()["ready"]) == (False, False)
+    assert waiting.ready, "the pod runs: a rolling update may still replace it"
+    assert availability(Observed(desired=1, members=[waiting]))[0].status == "False"
+    assert primary({"role": "master", "accountsReady": True}).in_service
+    # Promoted a moment ago: its report is still the standby's, which holds the replicated accounts.
+    assert primary({"role": "replica", "accountsReady": None}).in_service
+    assert primary({"role": "master"}).in_service  # an agent without the field
+    assert primary(None).in_service  # no agent (the control-plane tier)
     replica = pod("db-1", True, "replica")
     replica["metadata"]["annotations"] = {"kuberds.io/agent-status": json.dumps({"accountsReady": False})}
-    assert member_from_pod(replica, {}).ready is True  # accounts are the primary's business
+    assert member_from_pod(replica, {}).in_service  # accounts are the primary's business

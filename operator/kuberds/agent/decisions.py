@@ -13,6 +13,7 @@ from datetime import datetime
 from kuberds.backup.schedule import Backups, Window, automated_backup
 
 PRIMARY_ROLES = ("master", "primary")
+STANDBY_ROLES = ("replica",)  # Patroni's /patroni role for every standby, synchronous or not
 
 
 @dataclass(frozen=True)

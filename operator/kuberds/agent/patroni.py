@@ -40,8 +40,7 @@ def managed_parameters(config: AgentConfig, pod: Pod, commands: Commands | None)
         parameters["synchronous_commit"] = "on"
     if config.tls:
         certificate, key = tls_files(pod)
-        parameters |= {"ssl": "on", "ssl_cert_file": str(certificate), "ssl_key_file": str(key),
-                       "ssl_min_protocol_version": "TLSv1.2"}  # fmt: skip
+        parameters |= {"ssl": "on", "ssl_cert_file": str(certificate), "ssl_key_file": str(key)}
     return parameters
 
 
@@ -124,6 +123,8 @@ def configuration(config: AgentConfig, pod: Pod, credentials: Credentials, *, ow
                   restore: Commands | None) -> dict:  # fmt: skip
     port = pod.postgres_port or config.port
     parameters = {**config.parameters, **managed_parameters(config, pod, own)}
+    if config.tls:
+        parameters.setdefault("ssl_min_protocol_version", "TLSv1.2")  # TLSv1.3 if the user says so
     postgresql: dict = {
         "listen": f"{pod.listen_address}:{port}",
         "connect_address": f"{pod.ip}:{port}",

@@ -30,7 +30,15 @@ from psycopg import sql
 
 from kuberds.agent import patroni
 from kuberds.agent.config import AgentConfig, Credentials, Pod, basic_auth
-from kuberds.agent.decisions import PRIMARY_ROLES, Backoff, Observation, SnapshotRequest, Step, next_steps
+from kuberds.agent.decisions import (
+    PRIMARY_ROLES,
+    STANDBY_ROLES,
+    Backoff,
+    Observation,
+    SnapshotRequest,
+    Step,
+    next_steps,
+)
 from kuberds.agent.report import AgentMetrics, publish_status
 from kuberds.backup import pgbackrest
 from kuberds.backup.schedule import Archiving, Backups, Window, archive_health
@@ -150,6 +158,7 @@ class PostgresAgent:
         self.stopping = False
         # Observed state carried between loops.
         self.accounts_ready = False
+        self.tls_installed: bool | None = None  # None: not looked yet
         self.tls_reload_pending = False
         self.stanza_ready: bool | None = None
         self.backups: list[pgbackrest.BackupRecord] = []
@@ -229,16 +238,23 @@ class PostgresAgent:
         return path
 
     def write_patroni_configuration(self) -> None:
-        document = patroni.configuration(self.config, self.pod, self.credentials, own=self.own_commands,
+        document = patroni.configuration(self.served_config(), self.pod, self.credentials, own=self.own_commands,
                                          restore=self.restore_commands)  # fmt: skip
         if self.pod.kube_context:
             document["kubernetes"]["context"] = self.pod.kube_context
         self._write(self.patroni_file, json.dumps(document, indent=1))
 
-    def _write(self, path: Path, text: str) -> None:
-        path.write_text(text)
-        path.chmod(0o600)
-        self.engine.own(path)
+    def _write(self, path: Path, text: str | bytes) -> None:
+        """Private from its first byte (secrets, keys), and whole: readers see the old file or
+        the new one, never a part."""
+        data = text.encode() if isinstance(text, str) else text
+        partial = path.with_name(f".{path.name}.new")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        os.chmod(partial, 0o600)  # an existing leftover keeps its mode otherwise
+        self.engine.own(partial)
+        os.replace(partial, path)
 
     # -- Patroni
 
@@ -320,21 +336,32 @@ class PostgresAgent:
 
     def install_tls(self) -> bool:
         """Copies the mounted certificate and key where the engine reads them (its own, 0600:
-        PostgreSQL refuses a key others may read); True when they changed."""
+        PostgreSQL refuses a key others may read); True when they changed. Without them (TLS
+        turned on while this pod, made before, has no such mount) TLS stays off here until
+        the rolling update replaces the pod: ssl=on without files would stop PostgreSQL."""
         tls = self.config.tls
         if tls is None:
+            self.tls_installed = False
+            return False
+        sources = (Path(tls.directory) / "tls.crt", Path(tls.directory) / "tls.key")
+        if not all(source.is_file() for source in sources):
+            if self.tls_installed is not False:
+                log.warning("client TLS is configured but %s has no tls.crt/tls.key: not serving TLS", tls.directory)
+            self.tls_installed = False
             return False
         changed = False
-        sources = (Path(tls.directory) / "tls.crt", Path(tls.directory) / "tls.key")
         for source, target in zip(sources, patroni.tls_files(self.pod), strict=True):
             data = source.read_bytes()
             if target.exists() and target.read_bytes() == data:
                 continue
-            target.write_bytes(data)
-            target.chmod(0o600)
-            self.engine.own(target)
+            self._write(target, data)
             changed = True
+        self.tls_installed = True
         return changed
+
+    def served_config(self) -> AgentConfig:
+        """The configuration as served: without TLS while its files are missing."""
+        return self.config if self.tls_installed else replace(self.config, tls=None)
 
     # -- observe
 
@@ -346,7 +373,7 @@ class PostgresAgent:
             state = {}
         role, pg_state = state.get("role"), state.get("state")
         leader = role in PRIMARY_ROLES
-        if not leader:
+        if state and not leader:  # Patroni said so (a 2 s hiccup of its API is not a demotion)
             self.accounts_ready = False
             if pg_state == "running":
                 self.was_standby = True
@@ -491,7 +518,13 @@ class PostgresAgent:
             if action is None or not self.backoff.ready(step.kind, time.monotonic()):
                 continue
             log.info("%s", step.reason)
-            if action(step) is False:
+            try:
+                failed = action(step) is False
+            except (psycopg.Error, OSError) as error:
+                # One step failing must not keep the others (ensure-accounts above all) from running.
+                log.warning("%s failed: %s", step.kind, error)
+                failed = True
+            if failed:
                 self.backoff.failed(step.kind, time.monotonic())
             else:
                 self.backoff.succeeded(step.kind)
@@ -676,8 +709,9 @@ class PostgresAgent:
             "synchronousStandby": None
             if observation.primary or not self.config.synchronous
             else self.synchronous_standby(),
-            # False until this server, as primary, has its master user and password set.
-            "accountsReady": self.accounts_ready,
+            # False until this server, as primary, has set its master user and password; None
+            # on a standby (it holds the primary's accounts, so a promoted one serves at once).
+            "accountsReady": None if observation.role in STANDBY_ROLES else self.accounts_ready,
             "backupHealthy": None if health is None else health.healthy,
             "backupReason": health.reason if health else None,
             "backupMessage": health.message if health else None,

@@ -30,7 +30,7 @@ RESERVED_USERNAMES = ["postgres", "root", "replicator", "rewind", "kuberds", "ad
 MANAGED_PARAMETERS = [
     "archive_command", "archive_mode", "restore_command", "recovery_target_time", "primary_conninfo",
     "synchronous_standby_names", "hba_file", "data_directory", "port", "listen_addresses",
-    "ssl_cert_file", "ssl_key_file", "log_bin", "gtid_mode", "server_id", "bind-address", "datadir",
+    "ssl", "ssl_cert_file", "ssl_key_file", "log_bin", "gtid_mode", "server_id", "bind-address", "datadir",
 ]  # fmt: skip
 
 

@@ -45,6 +45,7 @@ def _pem(certificate: x509.Certificate) -> str:
 
 
 def new_ca(common_name: str, now: datetime) -> KeyPair:
+    common_name = common_name[:64]  # X.509's upper bound for a common name
     key = _key()
     name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "kuberds"),
                       x509.NameAttribute(NameOID.COMMON_NAME, common_name)])  # fmt: skip
@@ -83,7 +84,7 @@ def server_certificate(ca: KeyPair, dns_names: list[str], now: datetime) -> KeyP
     key = _key()
     certificate = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_names[0])]))
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_names[0][:64])]))
         .issuer_name(ca_certificate.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -117,6 +118,8 @@ def reissue_reason(certificate_pem: str | None, ca_pem: str, dns_names: list[str
         return "the certificate names no endpoint"
     if sorted(names.get_values_for_type(x509.DNSName)) != sorted(dns_names):
         return "the endpoints' names changed"
-    if certificate.not_valid_after_utc - now < RENEW_BEFORE:
-        return f"it expires at {certificate.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}"
+    expires = certificate.not_valid_after_utc
+    # Near the CA's own end a new certificate could not last longer: not worth reissuing.
+    if expires - now < RENEW_BEFORE and expires < ca.not_valid_after_utc:
+        return f"it expires at {expires:%Y-%m-%dT%H:%M:%SZ}"
     return None

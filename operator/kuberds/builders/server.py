@@ -148,13 +148,13 @@ def backup_key(server: Server, passphrase: str) -> dict:
 def endpoint_names(server: Server) -> list[str]:
     """Every DNS name a client may reach the server by: the writer and reader Services and
     each pod through the headless Service, short and fully qualified."""
-    namespace = server.owner.namespace
+    namespace, domain = server.owner.namespace, server.config.cluster_domain
     names = []
     for service in (server.name, f"{server.name}-ro"):
         names += [service, f"{service}.{namespace}", f"{service}.{namespace}.svc",
-                  f"{service}.{namespace}.svc.cluster.local"]  # fmt: skip
+                  f"{service}.{namespace}.svc.{domain}"]  # fmt: skip
     pods = f"{server.name}-pods.{namespace}.svc"
-    names += [f"*.{pods}", f"*.{pods}.cluster.local"]
+    names += [f"*.{pods}", f"*.{pods}.{domain}"]
     return names
 
 

@@ -59,9 +59,18 @@ class Member:
     revision: str | None = None  # controller-revision-hash: which template it runs
     deleting: bool = False
     synchronous: bool | None = None  # a standby's agent: confirms every commit (None: not said)
+    # False for a primary whose agent has not yet set the master user's password (a restored
+    # server still holds its source's). Counts for availability, not for rolling: a pod that
+    # runs is replaced like any other, so a stuck agent can be rolled away.
+    serving: bool = True
+
+    @property
+    def in_service(self) -> bool:
+        """Ready for clients: what Available, readyInstances and currentPrimary count."""
+        return self.ready and self.serving
 
     def as_status(self) -> dict:
-        out = {"name": self.name, "role": self.role, "ready": self.ready}
+        out = {"name": self.name, "role": self.role, "ready": self.in_service}
         if self.zone:
             out["zone"] = self.zone
         return out
@@ -82,16 +91,16 @@ def member_from_pod(pod: dict, zone_of_node: dict[str, str]) -> Member:
     role = next((name for name, value in ROLE_LABEL_VALUES.items() if value == label), "unknown")
     node = (pod.get("spec") or {}).get("nodeName")
     report = _agent_report(meta)
-    # A primary serves clients only once its agent has set the master user's password (a
-    # restored server still holds the source's); Patroni's readiness says nothing of that.
-    # No report at all (an agent from before this field, or none): trust the pod.
+    # Patroni's readiness says nothing of the accounts. No report, or no field (an agent
+    # from before it, or none at all): trust the pod.
     serving = role != PRIMARY or report.get("accountsReady") is not False
     return Member(
         synchronous=report.get("synchronousStandby"),
         name=meta["name"],
         role=role,
         zone=zone_of_node.get(node) if node else None,
-        ready=ready and serving and not meta.get("deletionTimestamp"),
+        ready=ready and not meta.get("deletionTimestamp"),
+        serving=serving,
         revision=labels.get("controller-revision-hash"),
         deleting=bool(meta.get("deletionTimestamp")),
     )
@@ -108,7 +117,7 @@ class Observed:
 
 
 def availability(observed: Observed) -> list[Condition]:
-    ready = [m for m in observed.members if m.ready]
+    ready = [m for m in observed.members if m.in_service]
     primary = next((m.name for m in ready if m.role == PRIMARY), None)
     all_ready = len(ready) >= observed.desired
     return [

@@ -264,7 +264,7 @@ def ensure_certificate(kube: Kube, body: dict, server: build.Server) -> None:
     namespace, moment = server.owner.namespace, datetime.now(UTC)
     ca_secret = kube.get("Secret", namespace, f"{server.name}-ca")
     if ca_secret is None:
-        ca = certificates.new_ca(f"{server.name}.{namespace} kuberds CA", moment)
+        ca = certificates.new_ca(f"kuberds CA {server.name}.{namespace}", moment)
         ca_secret, _ = kube.create_if_absent(build.ca_secret(server, ca))
     ca = certificates.KeyPair(_secret_text(ca_secret, "ca.crt") or "", _secret_text(ca_secret, "ca.key") or "")
     served = kube.get("Secret", namespace, f"{server.name}-tls")
@@ -306,7 +306,7 @@ def publish_server_status(kube: Kube, body: dict, server: build.Server, pods: li
     members = sorted((member_from_pod(p, zones) for p in pods), key=lambda m: m.name)
     status = body.get("status") or {}
     observed = Observed(desired=server.replicas, members=members, previous_phase=status.get("phase"))
-    primary = next((m.name for m in members if m.role == PRIMARY and m.ready), None)
+    primary = next((m.name for m in members if m.role == PRIMARY and m.in_service), None)
     allocated = allocated or (status.get("storage") or {}).get("allocated")
     fields = {
         "engineVersion": server.version,
@@ -314,7 +314,7 @@ def publish_server_status(kube: Kube, body: dict, server: build.Server, pods: li
         "readerEndpoint": build.reader_endpoint(server),
         "currentPrimary": primary,
         "members": [m.as_status() for m in members],
-        "readyInstances": sum(m.ready for m in members),
+        "readyInstances": sum(m.in_service for m in members),
         "masterUserSecretName": server.master_secret,
         "storage": {"requested": server.spec.storage.size, **({"allocated": allocated} if allocated else {})},
     }
