@@ -52,10 +52,6 @@ class SeaweedFS:
         # pgBackRest speaks S3 over TLS only: the gateway serves HTTPS with a throwaway cert.
         return f"https://127.0.0.1:{self.s3_port}"
 
-    def certificate_pem(self) -> str:
-        """The gateway's certificate: self-signed, so also the CA a client verifies it with."""
-        return self._certificate()[0].read_text()
-
     def _certificate(self) -> tuple[Path, Path]:
         cert, key = self.workdir / "tls.crt", self.workdir / "tls.key"
         return (cert, key) if cert.exists() else self_signed_certificate(self.workdir, ["IP:127.0.0.1"], days=2)
