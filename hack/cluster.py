@@ -1399,10 +1399,12 @@ def kill_pod_processes(timeout: float = 15.0) -> None:
 
 def pod_pids() -> set[int]:
     pids: set[int] = set()
-    for procs in (f for root in pod_cgroups() for f in root.rglob("cgroup.procs")):
-        # A pod's cgroup may go away between listing and reading it (ENOENT, ENODEV).
-        with contextlib.suppress(OSError):
-            pids |= {int(pid) for pid in procs.read_text().split()}
+    for root in pod_cgroups():
+        # Pods' cgroups go away while we walk and read them (ENOENT, ENODEV): skip those.
+        for directory, _, files in os.walk(root, onerror=lambda error: None):
+            if "cgroup.procs" in files:
+                with contextlib.suppress(OSError):
+                    pids |= {int(pid) for pid in Path(directory, "cgroup.procs").read_text().split()}
     return pids
 
 
