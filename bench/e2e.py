@@ -12,12 +12,15 @@ never Available, an acknowledged row lost).
 - failover through Kubernetes: the primary pod deleted under continuous inserts from a
   client pod through the writer Service → the first acknowledged insert after the delete,
   and the longest time without one (what the application sees), over `--failovers` runs on
-  one Multi-AZ server; every acknowledged row checked.
+  one Multi-AZ server; every acknowledged row checked;
+- the same once with the object store down for a while first (`--store-outage`, on by
+  default): WAL archiving failing when the primary goes must not hold the failover back.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -83,7 +86,7 @@ def creates(bench: E2E, runs: int) -> None:
         say(f"    {label} delete → gone: {seconds_summary(deleted)}")
 
 
-def one_failover(bench: E2E, name: str, run: int) -> tuple[float, float, int]:
+def one_failover(bench: E2E, name: str, run: int | str) -> tuple[float, float, int]:
     """Deletes the primary pod under writes; (delete → first acknowledged write, longest gap,
     acknowledged rows)."""
     old = bench.primary(name)
@@ -92,8 +95,10 @@ def one_failover(bench: E2E, name: str, run: int) -> tuple[float, float, int]:
     time.sleep(8)  # steady inserts first
     deleted_at = time.time()
     bench.kubectl("delete", "pod", old, "-n", bench.namespace, "--wait=false")
-    wait_for(lambda: bench.primary(name) not in (None, old), timeout=120, interval=0.5, what="a new primary")
-    time.sleep(5)  # writes on the new primary for a while
+    wait_for(lambda: bench.primary(name) not in (None, old), timeout=180, interval=0.5, what="a new primary")
+    # Labelled primary is not yet writable (a promotion can wait on the archive): wait for that.
+    wait_for(lambda: _writable(bench, name), timeout=600, interval=1, what="the new primary taking writes")
+    time.sleep(3)  # writes on the new primary for a while
     writer.stop()
     result = writer.result()
     present = {int(row[0]) for row in bench.sql(name, f"SELECT id FROM {table}")}
@@ -109,6 +114,13 @@ def one_failover(bench: E2E, name: str, run: int) -> tuple[float, float, int]:
     wait_for(lambda: bench.status(name).get("phase") == "Available", timeout=600, interval=2,
              what="the old primary back as a ready standby")  # fmt: skip
     return first_write, gap, len(result["acked"])
+
+
+def _writable(bench: E2E, name: str) -> bool:
+    try:
+        return bench.sql(name, "SELECT pg_is_in_recovery()") == [["f"]]
+    except AssertionError:  # psql failed: not reachable or refused yet
+        return False
 
 
 def failovers(bench: E2E, runs: int) -> None:
@@ -127,10 +139,36 @@ def failovers(bench: E2E, runs: int) -> None:
     say(f"    longest write gap: {seconds_summary(gaps)}")
 
 
+def failover_with_the_store_down(bench: E2E) -> None:
+    """Issue 4 saw a killed primary not fail over within 60 s while the store was down (the
+    dying postmaster's archiver kept retrying); here the pod is deleted, as Kubernetes would.
+    The store goes "down" by its Service losing its endpoints (connections refused, as for a
+    store that stopped); scaling it to zero would also lose its emptyDir, and the backups."""
+    name, service = "bench-failover", ["service/s3", "-n", environment.S3_NAMESPACE, "--type=merge", "-p"]
+    say("==> failover with the object store down")
+    bench.kubectl("patch", *service, json.dumps({"spec": {"selector": {"app.kubernetes.io/name": "s3-down"}}}))
+    try:
+        # Past an archive_timeout (60 s): a segment is waiting and archive-push failing.
+        wait_for(lambda: ((bench.condition(name, "BackupHealthy") or {}).get("status") == "False"), timeout=300,
+                 interval=5, what="BackupHealthy False")  # fmt: skip
+        say(f"    BackupHealthy: {bench.condition(name, 'BackupHealthy').get('reason')}")
+        first_write, gap, acked = one_failover(bench, name, "outage")
+        say(f"    store down: first write {first_write:.2f}s after the delete, longest gap {gap:.2f}s, "
+            f"{acked} acknowledged, 0 lost")  # fmt: skip
+    finally:
+        bench.kubectl("patch", *service, json.dumps({"spec": {"selector": {"app.kubernetes.io/name": "s3"}}}))
+    started = time.monotonic()
+    wait_for(lambda: (bench.condition(name, "BackupHealthy") or {}).get("status") == "True", timeout=600,
+             interval=5, what="archiving caught up")  # fmt: skip
+    say(f"    store back: BackupHealthy True again after {time.monotonic() - started:.0f}s")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5, help="creates per kind (Single-AZ, Multi-AZ)")
     parser.add_argument("--failovers", type=int, default=5)
+    parser.add_argument("--store-outage", action=argparse.BooleanOptionalAction, default=True,
+                        help="one more failover with the S3 server down")  # fmt: skip
     parser.add_argument("--kubeconfig", help="another cluster whose nodes have the images (default: the local one)")
     parser.add_argument("--keep", action="store_true", help="leave the cluster, kuberds and the namespace")
     args = parser.parse_args()
@@ -149,6 +187,8 @@ def main() -> int:
             creates(bench, args.runs)
         if args.failovers:
             failovers(bench, args.failovers)
+        if args.failovers and args.store_outage:
+            failover_with_the_store_down(bench)
     finally:
         if not args.keep:
             environment.release_and_delete(bench)

@@ -181,6 +181,11 @@ def test_patroni_configuration_for_a_multi_az_member() -> None:
     assert params["work_mem"] == "8MB" and params["archive_timeout"] == "60s"
     assert doc["postgresql"]["create_replica_methods"] == ["pgbackrest", "basebackup"]
     assert doc["postgresql"]["connect_address"] == "10.0.0.5:5432"
+    # An unreachable store reads as "no such WAL" within a second instead of pgBackRest's
+    # minutes of retries, which held promotions back.
+    restore_command = doc["postgresql"]["recovery_conf"]["restore_command"]
+    assert restore_command.startswith("timeout 1 bash -c 'exec 3<>/dev/tcp/s3.local/8443' 2>/dev/null && ")
+    assert restore_command.endswith('archive-get %f "%p"')
 
 
 def test_patroni_restore_bootstrap_targets_the_time_in_postgres_format() -> None:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kuberds.agent.config import AGENT_API_USER, AgentConfig, Credentials, Pod
+from kuberds.backup import pgbackrest
 from kuberds.backup.pgbackrest import Commands
 
 REPLICATION_USER = "replicator"
@@ -151,7 +152,9 @@ def configuration(config: AgentConfig, pod: Pod, credentials: Credentials, *, ow
         postgresql["pgbackrest"] = {"command": own.replica_restore(pod.data_dir), "keep_data": True,
                                     "no_params": True}  # fmt: skip
     if own:
-        postgresql["recovery_conf"] = {"restore_command": own.archive_get()}
+        store = config.backup.repository.store if config.backup else None
+        probe = pgbackrest.store_address(store) if store else None
+        postgresql["recovery_conf"] = {"restore_command": own.archive_get(probe)}
     return {
         "scope": config.scope,
         "name": pod.name,

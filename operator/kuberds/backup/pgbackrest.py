@@ -6,12 +6,13 @@ them from PGBACKREST_REPO<n>_* environment variables, built by `environment()`.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from kuberds.agent.config import Repository
+from kuberds.agent.config import ObjectStoreTarget, Repository
 
 AUTOMATED, SNAPSHOTS = 1, 2  # repository numbers (see kuberds.backup)
 KEEP_FOREVER = 9999999  # pgBackRest's largest retention count: "never expire by count"
@@ -23,22 +24,29 @@ NEWEST_FULL_ERROR = "[075]"
 CIPHER = "aes-256-cbc"
 
 
+def store_address(store: ObjectStoreTarget) -> tuple[str, int]:
+    """Host and port pgBackRest connects to (always HTTPS: 443 unless the endpoint says)."""
+    endpoint = urlsplit(store.endpoint) if store.endpoint else None
+    host = endpoint.hostname if endpoint and endpoint.hostname else f"s3.{store.region}.amazonaws.com"
+    return host, (endpoint.port if endpoint and endpoint.port else 443)
+
+
 def repository_options(number: int, repository: Repository, subpath: str,
                        ca_file: Path | None = None) -> dict[str, str]:  # fmt: skip
     """`ca_file`: where the agent wrote the store's CA bundle (a private CA), if it has one."""
     store = repository.store
-    endpoint = urlsplit(store.endpoint) if store.endpoint else None
+    host, port = store_address(store)
     options = {
         "type": "s3",
         "path": f"{repository.path}/{subpath}",
         "s3-bucket": store.bucket,
         "s3-region": store.region,
-        "s3-endpoint": endpoint.hostname if endpoint else f"s3.{store.region}.amazonaws.com",
+        "s3-endpoint": host,
         "s3-uri-style": "path" if store.force_path_style else "host",
         "storage-verify-tls": "y" if store.verify_tls else "n",
     }
-    if endpoint and endpoint.port:
-        options["storage-port"] = str(endpoint.port)
+    if port != 443:
+        options["storage-port"] = str(port)
     if ca_file and store.ca_bundle and store.verify_tls:
         options["storage-ca-file"] = str(ca_file)
     if repository.encrypted:
@@ -148,8 +156,18 @@ class Commands:
     def archive_push(self) -> str:
         return " ".join(self.base("archive-push", '"%p"'))
 
-    def archive_get(self) -> str:
-        return " ".join(self.base("archive-get", "%f", '"%p"'))
+    def archive_get(self, probe: tuple[str, int] | None = None) -> str:
+        """PostgreSQL's restore_command. With `probe` (the store's address), a store that does
+        not take a connection within a second reads as "no such file" at once: pgBackRest
+        itself retries for minutes (measured: over 300 s per call with its defaults), which
+        held a promotion back (the new primary stays read-only while it asks the archive for
+        timeline history) and kept a standby from falling back to streaming."""
+        command = " ".join(self.base("archive-get", "%f", '"%p"'))
+        if probe is None:
+            return command
+        host, port = probe
+        check = shlex.quote(f"exec 3<>/dev/tcp/{host}/{port}")
+        return f"timeout 1 bash -c {check} 2>/dev/null && {command}"
 
     def push_now(self, wal_path: Path) -> list[str]:
         """One segment, synchronously (the async queue belongs to PostgreSQL's archiver)."""
