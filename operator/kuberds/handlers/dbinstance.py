@@ -67,7 +67,7 @@ def _not_reconciled(reason: str, message: str) -> Condition:
     return Condition("Reconciled", FALSE, reason, message)
 
 
-def _problem(kube: Kube, body: dict, spec: DBInstanceSpec, config: OperatorConfig) -> Condition | None:
+def _problem(kube: Kube, body: dict, spec: DBInstanceSpec) -> Condition | None:
     """What only the operator can judge: references to things that must exist."""
     namespace = body["metadata"]["namespace"]
     if engine_for(spec.engine) is None:
@@ -91,21 +91,19 @@ def _problem(kube: Kube, body: dict, spec: DBInstanceSpec, config: OperatorConfi
         if missing:
             return _not_reconciled("SecretInvalid", f"Secret {name} (tls.certificateSecretName) has no key "
                                                     f"{', '.join(sorted(missing))}")  # fmt: skip
-    return _store_ca_problem(kube, namespace, object_store(spec, config), "backup.objectStore.caSecretName")
+    return None
 
 
-def store_ca(kube: Kube, namespace: str, store: ObjectStore | None) -> str | None:
-    """The PEM in the store's caSecretName (key ca.crt); None when it names none."""
+def store_ca(kube: Kube, namespace: str, store: ObjectStore | None, where: str) -> tuple[str | None, Condition | None]:
+    """The PEM in the store's caSecretName (key ca.crt), read once per pass; None when it
+    names none. A named Secret that is missing, or has no ca.crt, is the condition instead."""
     if store is None or not store.ca_secret_name:
-        return None
-    return _secret_text(kube.get("Secret", namespace, store.ca_secret_name), "ca.crt")
-
-
-def _store_ca_problem(kube: Kube, namespace: str, store: ObjectStore | None, where: str) -> Condition | None:
-    if store is None or not store.ca_secret_name or store_ca(kube, namespace, store):
-        return None
-    return _not_reconciled("SecretNotFound", f"Secret {store.ca_secret_name} ({where}) does not exist or has no "
-                                             "key ca.crt")  # fmt: skip
+        return None, None
+    bundle = _secret_text(kube.get("Secret", namespace, store.ca_secret_name), "ca.crt")
+    if bundle:
+        return bundle, None
+    return None, _not_reconciled("SecretNotFound", f"Secret {store.ca_secret_name} ({where}) does not exist or "
+                                                   "has no key ca.crt")  # fmt: skip
 
 
 def object_store(spec: DBInstanceSpec, config: OperatorConfig) -> ObjectStore | None:
@@ -162,10 +160,11 @@ def restore_source(kube: Kube, body: dict, spec: DBInstanceSpec, config: Operato
     store = object_store(source_spec, config)
     if store is None:
         return Restore(problem=_not_reconciled("RestoreSourceHasNoBackups", f"{source_name} has no object store"))
-    if problem := _store_ca_problem(kube, namespace, store, f"the object store of {source_name}"):
+    ca_bundle, problem = store_ca(kube, namespace, store, f"the object store of {source_name}")
+    if problem:
         return Restore(problem=problem)
     repository = agent_build.repository(owner_of_body(source), store, source_spec.backup.encryption.enabled,
-                                        store_ca(kube, namespace, store))  # fmt: skip
+                                        ca_bundle)  # fmt: skip
     plan = RestorePlan(repository=repository, snapshot_set=snapshot_set, target_time=target)
     return Restore(plan, store.credentials_secret_name, key_secret(source_name, source_spec))
 
@@ -217,12 +216,13 @@ def reconcile(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], 
         paused = Condition("Paused", TRUE, "AutomationPaused", "spec.automationPaused is true: kuberds changes nothing")
         publish_status(kube, body, [paused])
         return
-    problem = _problem(kube, body, spec, config)
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    ca_bundle, store_problem = store_ca(kube, namespace, object_store(spec, config), "backup.objectStore.caSecretName")
+    problem = _problem(kube, body, spec) or store_problem
     if problem:
         publish_status(kube, body, [problem, Condition("Paused", FALSE, "AutomationActive")])
         raise kopf.TemporaryError(problem.message, delay=30)
 
-    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     existing = kube.get("StatefulSet", namespace, name)
     # The source is resolved once, before the server exists; afterwards the plan that was
     # handed to the agent is kept (Patroni uses it only while the cluster is uninitialized,
@@ -233,7 +233,7 @@ def reconcile(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], 
     if restore and restore.problem:
         publish_status(kube, body, [restore.problem, Condition("Paused", FALSE, "AutomationActive")])
         raise kopf.TemporaryError(restore.problem.message, delay=15)
-    server = _server(body, spec, config, existing, restore, store_ca(kube, namespace, object_store(spec, config)))
+    server = _server(body, spec, config, existing, restore, ca_bundle)
     if not spec.master_user_secret_name:
         kube.create_if_absent(build.master_secret(server, secrets.token_urlsafe(24)))
     kube.create_if_absent(build.agent_credentials(server, *(secrets.token_urlsafe(24) for _ in range(3))))
@@ -455,8 +455,7 @@ def _observe(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], z
 
 def agent_api_password(kube: Kube, namespace: str, name: str) -> str | None:
     """The server's HA API password (None for a server made before it existed: no auth)."""
-    data = (kube.get("Secret", namespace, f"{name}-agent-credentials") or {}).get("data") or {}
-    return base64.b64decode(data["api-password"]).decode() if "api-password" in data else None
+    return _secret_text(kube.get("Secret", namespace, f"{name}-agent-credentials"), "api-password")
 
 
 def switch_over(kube: Kube, body: dict, engine: Engine, pods: list[dict], primary: Member, standby: Member) -> str:
