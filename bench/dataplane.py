@@ -34,8 +34,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "operator"))
 
 from bench.figures import seconds_summary  # noqa: E402
+from hack.localcluster.layout import default_layout  # noqa: E402
 from tests.support.dataplane import BUCKET, LocalServer  # noqa: E402
-from tests.support.kube import Cluster, load_localcluster, local_kubectl, wait_for  # noqa: E402
+from tests.support.kube import Cluster, local_kubectl, wait_for  # noqa: E402
 from tests.support.s3 import SeaweedFS, weed_binary  # noqa: E402
 from tests.support.writer import Writer  # noqa: E402
 
@@ -48,7 +49,7 @@ def cluster() -> Cluster:
     if subprocess.run([sys.executable, str(ROOT / "hack/cluster.py"), "status"], capture_output=True).returncode:
         say("==> starting the local cluster")
         subprocess.run([sys.executable, str(ROOT / "hack/cluster.py"), "up"], check=True)
-    found = Cluster(load_localcluster().default_layout().kubeconfig, local_kubectl(), local=True)
+    found = Cluster(default_layout().kubeconfig, local_kubectl(), local=True)
     found.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     return found
 

@@ -30,7 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.figures import percentile  # noqa: E402
-from tests.support.kube import free_port, load_localcluster  # noqa: E402
+from hack.localcluster.controlplane import kwok_node  # noqa: E402
+from hack.localcluster.layout import ZONES, default_layout  # noqa: E402
+from tests.support.kube import free_port  # noqa: E402
 
 GROUP, VERSION, PLURAL = "kuberds.io", "v1alpha1", "dbinstances"
 NAMESPACE = "bench-operator"
@@ -61,10 +63,9 @@ def metric_sum(text: str, name: str) -> float:
 
 def add_capacity(core: kubernetes.client.CoreV1Api, nodes: int) -> list[str]:
     """Extra kwok nodes so every instance's pod can be placed (3 zones, realistic sizes)."""
-    lc = load_localcluster()
     names = []
     for i in range(nodes):
-        node = lc.kwok_node(lc.ZONES[i % 3], 10 + i)
+        node = kwok_node(ZONES[i % 3], 10 + i)
         name = f"kwok-bench-{i}"
         node["metadata"]["name"] = name
         node["metadata"]["labels"]["kubernetes.io/hostname"] = name
@@ -77,7 +78,7 @@ def add_capacity(core: kubernetes.client.CoreV1Api, nodes: int) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=500)
-    parser.add_argument("--kubeconfig", default=str(load_localcluster().default_layout().kubeconfig))
+    parser.add_argument("--kubeconfig", default=str(default_layout().kubeconfig))
     parser.add_argument("--extra-nodes", type=int, default=8)
     args = parser.parse_args()
 

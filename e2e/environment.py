@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
+from hack.localcluster.layout import default_layout
 from tests.support.chart import CHART, helm_path
-from tests.support.kube import ROOT, Cluster, external_kubectl, load_localcluster, local_kubectl, wait_for
+from tests.support.kube import ROOT, Cluster, external_kubectl, local_kubectl, wait_for
 from tests.support.s3 import self_signed_certificate
 
 from e2e.manifests import BUCKET, CLIENT, client_pod, s3_credentials, s3_server
@@ -40,7 +41,7 @@ def given_cluster(kubeconfig: str) -> Cluster:
 def local_cluster() -> tuple[Cluster, bool]:
     """The local cluster with its real nodes, started if none runs, with the images built and
     loaded into the nodes; and whether it was started here (then the caller stops it)."""
-    layout = load_localcluster().default_layout()
+    layout = default_layout()
     started = hack("hack/cluster.py", "status") != 0
     if started and hack("hack/cluster.py", "up", "--real-nodes") != 0:
         raise RuntimeError("hack/cluster.py up --real-nodes failed")

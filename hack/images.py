@@ -14,7 +14,7 @@ copy, the images they start from and its build arguments. An image whose label m
 built again, and a containerd that already holds the same image is not loaded again.
 
 Nodes' containerd sockets are found at CLUSTER/nodes/NODE/containerd.sock (CLUSTER is
-$KUBERDS_CLUSTER_DIR or ~/.cache/kuberds/cluster, as in hack/cluster.py); --address adds more.
+$KUBERDS_CLUSTER_DIR or ~/.cache/kuberds/cluster, as in hack/localcluster/layout.py); --address adds more.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
-import cluster  # hack/cluster.py, beside this script: the cluster's state directory
+from localcluster.layout import state_dir  # hack/localcluster/, beside this script
 
 REPO = Path(__file__).resolve().parent.parent
 DOCKERFILE = REPO / "Dockerfile"
@@ -626,7 +626,7 @@ def build(targets: list[str], version: str, force: bool) -> None:
 
 
 def containerd_sockets(explicit: list[str]) -> list[Path]:
-    found = sorted(p for p in cluster.state_dir().glob("nodes/*/containerd.sock") if p.is_socket())
+    found = sorted(p for p in state_dir().glob("nodes/*/containerd.sock") if p.is_socket())
     given = [Path(a) for a in explicit]
     for path in given:
         if not path.is_socket():
@@ -690,7 +690,7 @@ def save_archive(ref: str, directory: Path) -> Path:
 def load(targets: list[str], version: str, addresses: list[str]) -> None:
     sockets = containerd_sockets(addresses)
     if not sockets:
-        say(f"==> load: no containerd sockets under {cluster.state_dir()}/nodes and no --address: nothing to load")
+        say(f"==> load: no containerd sockets under {state_dir()}/nodes and no --address: nothing to load")
         return
     say(f"==> load into {len(sockets)} containerd: {', '.join(map(str, sockets))}")
     with tempfile.TemporaryDirectory(prefix="kuberds-images.") as scratch:

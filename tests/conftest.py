@@ -16,8 +16,9 @@ from pathlib import Path
 
 import kubernetes
 import pytest
+from hack.localcluster.layout import default_layout
 
-from tests.support.kube import ROOT, Cluster, external_kubectl, load_localcluster, local_kubectl, wait_for
+from tests.support.kube import ROOT, Cluster, external_kubectl, local_kubectl, wait_for
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -47,7 +48,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         yield prepared(cluster)
         return
 
-    layout = load_localcluster().default_layout()
+    layout = default_layout()
     already_running = run_cluster_script("status").returncode == 0
     if not already_running:
         assert run_cluster_script("up").returncode == 0, "hack/cluster.py up failed (see output)"

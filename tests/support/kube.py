@@ -5,12 +5,10 @@ Shared by tests/ (the control-plane tier) and e2e/ (the whole-cluster tier).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,16 +20,6 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
-
-
-def load_localcluster():
-    """hack/cluster.py as a module (hack/ is scripts, not a package)."""
-    name = "kuberds_localcluster"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "hack" / "cluster.py")
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
 
 
 @dataclass(frozen=True)

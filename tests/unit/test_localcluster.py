@@ -1,4 +1,4 @@
-"""The pure parts of hack/cluster.py: flags, manifests, certificates, pid bookkeeping."""
+"""The pure parts of the local cluster (hack/localcluster/): flags, manifests, certificates, pid bookkeeping."""
 
 from __future__ import annotations
 
@@ -7,15 +7,30 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from tests.support.kube import load_localcluster
-
-lc = load_localcluster()
+from hack.localcluster.controlplane import (
+    apiserver_command,
+    controller_manager_command,
+    kubeconfig,
+    kwok_node,
+    kwok_stages,
+)
+from hack.localcluster.layout import HACK, PAUSE_IMAGE, ZONES, Layout, default_layout, real_nodes
+from hack.localcluster.pki import make_pki
+from hack.localcluster.processes import pid_file, process_start_time, recorded_pid
+from hack.localcluster.provisioner import local_volume, quantity
+from hack.localcluster.realnode import (
+    cni_config_template,
+    containerd_config,
+    iptables_cleanup,
+    kubelet_config,
+    pod_masquerade_rules,
+    toml,
+)
 
 
 @pytest.fixture
 def layout(tmp_path: Path):
-    return lc.Layout(root=tmp_path, advertise_address="192.0.2.2")
+    return Layout(root=tmp_path, advertise_address="192.0.2.2")
 
 
 def flag(command: list[str], name: str) -> str:
@@ -25,7 +40,7 @@ def flag(command: list[str], name: str) -> str:
 
 
 def test_apiserver_flags_cover_what_a_real_cluster_needs(layout) -> None:
-    command = lc.apiserver_command(Path("/bin"), layout)
+    command = apiserver_command(Path("/bin"), layout)
     assert flag(command, "authorization-mode") == "Node,RBAC"
     assert flag(command, "advertise-address") == "192.0.2.2"
     assert flag(command, "service-cluster-ip-range") == "198.19.0.0/16"
@@ -35,7 +50,7 @@ def test_apiserver_flags_cover_what_a_real_cluster_needs(layout) -> None:
 
 
 def test_controller_manager_allocates_pod_ranges_from_the_reserved_block(layout) -> None:
-    command = lc.controller_manager_command(Path("/bin"), layout)
+    command = controller_manager_command(Path("/bin"), layout)
     assert flag(command, "cluster-cidr") == "198.18.0.0/16"
     assert flag(command, "leader-elect") == "false"
     assert "--use-service-account-credentials" in command
@@ -44,7 +59,7 @@ def test_controller_manager_allocates_pod_ranges_from_the_reserved_block(layout)
 def test_port_offset_moves_every_port(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("KUBERDS_CLUSTER_DIR", str(tmp_path))
     monkeypatch.setenv("KUBERDS_CLUSTER_PORT_OFFSET", "100")
-    layout = lc.default_layout()
+    layout = default_layout()
     assert layout.apiserver_port == 6543
     assert layout.etcd_port == 12479
     assert layout.kwok_port == 10347
@@ -52,7 +67,7 @@ def test_port_offset_moves_every_port(monkeypatch, tmp_path) -> None:
 
 
 def test_kwok_nodes_are_zoned_fake_and_sized() -> None:
-    nodes = [lc.kwok_node(zone, i) for i, zone in enumerate(lc.ZONES)]
+    nodes = [kwok_node(zone, i) for i, zone in enumerate(ZONES)]
     assert [n["metadata"]["labels"]["topology.kubernetes.io/zone"] for n in nodes] == [
         "zone-a", "zone-b", "zone-c",
     ]  # fmt: skip
@@ -63,7 +78,7 @@ def test_kwok_nodes_are_zoned_fake_and_sized() -> None:
 
 
 def test_certificates_carry_identity_and_addresses(layout) -> None:
-    lc.make_pki(layout)
+    make_pki(layout)
 
     def text(name: str) -> str:
         return subprocess.run(
@@ -85,26 +100,26 @@ def test_certificates_carry_identity_and_addresses(layout) -> None:
     assert verify.returncode == 0, verify.stderr
     assert oct(layout.pki.stat().st_mode & 0o777) == "0o700"
 
-    config = lc.kubeconfig(layout, "admin")
+    config = kubeconfig(layout, "admin")
     assert config["clusters"][0]["cluster"]["server"] == "https://127.0.0.1:6443"
     assert config["users"][0]["user"]["client-key-data"]
 
 
 def test_a_recycled_pid_is_not_taken_for_ours(layout) -> None:
     layout.pids.mkdir()
-    own = lc.pid_file(layout, "etcd")
-    own.write_text(f"{os.getpid()} {lc.process_start_time(os.getpid())}\n")
-    assert lc.recorded_pid(layout, "etcd") == os.getpid()
+    own = pid_file(layout, "etcd")
+    own.write_text(f"{os.getpid()} {process_start_time(os.getpid())}\n")
+    assert recorded_pid(layout, "etcd") == os.getpid()
     own.write_text(f"{os.getpid()} 1\n")  # same pid, another process's start time
-    assert lc.recorded_pid(layout, "etcd") is None
-    assert lc.recorded_pid(layout, "kwok") is None  # never started
+    assert recorded_pid(layout, "etcd") is None
+    assert recorded_pid(layout, "kwok") is None  # never started
 
 
 # ---------------------------------------------------------------- real nodes
 
 
 def test_two_real_nodes_share_no_path_port_bridge_or_cgroup(layout) -> None:
-    a, b = lc.real_nodes(layout)
+    a, b = real_nodes(layout)
     assert (a.zone, b.zone) == ("zone-a", "zone-b")
     for attribute in ("root", "socket", "kubelet_dir", "bridge", "cgroup_root", "kubelet_port", "kubelet_healthz_port"):
         assert getattr(a, attribute) != getattr(b, attribute), attribute
@@ -113,30 +128,30 @@ def test_two_real_nodes_share_no_path_port_bridge_or_cgroup(layout) -> None:
 
 
 def test_containerd_config_keeps_everything_in_the_nodes_directory(layout) -> None:
-    node = lc.real_nodes(layout)[0]
-    config = lc.containerd_config(node)
+    node = real_nodes(layout)[0]
+    config = containerd_config(node)
     assert config["grpc"]["address"] == str(node.socket)
     for key in ("root", "state"):
         assert config[key].startswith(str(node.root))
     cri = config["plugins"]["io.containerd.grpc.v1.cri"]
-    assert cri["sandbox_image"] == lc.PAUSE_IMAGE
+    assert cri["sandbox_image"] == PAUSE_IMAGE
     assert cri["cni"]["conf_template"].startswith(str(node.root))
-    text = lc.toml(config)
+    text = toml(config)
     assert '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]' in text
     assert "SystemdCgroup = false" in text and f'address = "{node.socket}"' in text
 
 
 def test_cni_bridge_takes_the_nodes_pod_range_and_masquerades_nothing_itself(layout) -> None:
-    node = lc.real_nodes(layout)[1]
-    bridge = lc.cni_config_template(node)["plugins"][0]
+    node = real_nodes(layout)[1]
+    bridge = cni_config_template(node)["plugins"][0]
     assert bridge["bridge"] == node.bridge and bridge["ipMasq"] is False
     assert bridge["ipam"]["ranges"] == [[{"subnet": "{{.PodCIDR}}"}]]
-    assert "-s 198.18.0.0/16 ! -d 198.18.0.0/16 -j MASQUERADE" in lc.pod_masquerade_rules()
+    assert "-s 198.18.0.0/16 ! -d 198.18.0.0/16 -j MASQUERADE" in pod_masquerade_rules()
 
 
 def test_kubelets_run_on_cgroup_v1_with_their_own_root_and_the_cluster_dns(layout) -> None:
-    node = lc.real_nodes(layout)[0]
-    config = lc.kubelet_config(node, layout)
+    node = real_nodes(layout)[0]
+    config = kubelet_config(node, layout)
     assert config["failCgroupV1"] is False and config["cgroupDriver"] == "cgroupfs"
     assert config["cgroupRoot"] == node.cgroup_root
     assert config["containerRuntimeEndpoint"] == f"unix://{node.socket}"
@@ -152,18 +167,18 @@ def test_iptables_cleanup_removes_only_cluster_chains_and_the_jumps_to_them() ->
         "-A KUBE-SERVICES -j RETURN", "COMMIT",
         "*filter", ":INPUT ACCEPT [0:0]", "-A INPUT -j ACCEPT", "COMMIT",
     ])  # fmt: skip
-    script = lc.iptables_cleanup(saved)
+    script = iptables_cleanup(saved)
     assert "-X KUBE-SERVICES" in script and "-X KUBERDS-POSTROUTING" in script
     assert "-D PREROUTING -m comment --comment kube -j KUBE-SERVICES" in script
     assert "PODMAN-KEEP" not in script and "*filter" not in script
-    assert lc.iptables_cleanup("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT") == ""
+    assert iptables_cleanup("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT") == ""
 
 
 def test_a_claim_gets_a_prebound_local_volume_the_kubelet_gives_to_fsgroup(tmp_path: Path) -> None:
     claim = {"metadata": {"name": "data-db-0", "namespace": "team", "uid": "1234"},
              "spec": {"resources": {"requests": {"storage": "5Gi"}}, "accessModes": ["ReadWriteOnce"]}}  # fmt: skip
     storage_class = {"metadata": {"name": "standard"}, "reclaimPolicy": "Retain"}
-    volume = lc.local_volume(claim, storage_class, tmp_path / "pvc-1234")
+    volume = local_volume(claim, storage_class, tmp_path / "pvc-1234")
     spec = volume["spec"]
     assert volume["metadata"]["name"] == "pvc-1234"
     assert spec["claimRef"]["uid"] == "1234" and spec["claimRef"]["name"] == "data-db-0"
@@ -174,14 +189,14 @@ def test_a_claim_gets_a_prebound_local_volume_the_kubelet_gives_to_fsgroup(tmp_p
 
 
 def test_beside_real_nodes_kwok_provisions_no_volumes() -> None:
-    text = (lc.HACK / "kwok-stages.yaml").read_text()
+    text = (HACK / "kwok-stages.yaml").read_text()
     assert "name: kuberds-volume-" in text
-    assert lc.kwok_stages(text, with_real_nodes=False) == text
-    assert "name: kuberds-volume-" not in lc.kwok_stages(text, with_real_nodes=True)
+    assert kwok_stages(text, with_real_nodes=False) == text
+    assert "name: kuberds-volume-" not in kwok_stages(text, with_real_nodes=True)
 
 
 def test_provisioner_quantities() -> None:
-    assert lc.quantity("10Gi") == 10 * 2**30 and lc.quantity("1.5G") == 1_500_000_000 and lc.quantity("1e9") == 10**9
+    assert quantity("10Gi") == 10 * 2**30 and quantity("1.5G") == 1_500_000_000 and quantity("1e9") == 10**9
     for bad in ("Gi", "10Xi", "ten"):
         with pytest.raises(ValueError, match="not a quantity"):
-            lc.quantity(bad)
+            quantity(bad)
