@@ -15,8 +15,17 @@ import subprocess
 import time
 from pathlib import Path
 
-from .layout import CGROUP_MOUNTS, CGROUP_PARENT, HOST_PATHS, Layout, RealNode
-from .realnode import iptables_cleanup
+from .layout import (
+    CGROUP_MOUNTS,
+    CGROUP_PARENT,
+    HOST_PATHS,
+    ROUTE_PROTOCOL,
+    SERVICE_CIDR,
+    SERVICE_SINK,
+    Layout,
+    RealNode,
+)
+from .realnode import containment_routes, iptables_cleanup
 
 
 def write_sysctl(name: str, value: str) -> None:
@@ -120,6 +129,43 @@ def delete_bridge(bridge: str) -> None:
     for link in json.loads(listed.stdout or "[]"):
         subprocess.run(["ip", "link", "delete", link["ifname"]], capture_output=True)
     subprocess.run(["ip", "link", "delete", bridge], check=True, capture_output=True)
+
+
+def ip(*args: str) -> str:
+    return subprocess.run(["ip", *args], check=True, capture_output=True, text=True).stdout
+
+
+def contain_cluster_ranges() -> None:
+    """Installs containment_routes (replacing, so an `up` after a crash finds them as new)."""
+    if subprocess.run(["ip", "link", "show", SERVICE_SINK], capture_output=True).returncode != 0:
+        ip("link", "add", SERVICE_SINK, "type", "bridge")
+    ip("link", "set", SERVICE_SINK, "up")
+    for route in containment_routes().values():
+        ip("route", "replace", *route)
+
+
+def contained_ranges() -> list[str]:
+    """The cluster ranges our routes hold now."""
+    return [dst for dst in containment_routes() if ip("route", "show", "exact", dst, "proto", ROUTE_PROTOCOL).strip()]
+
+
+def other_cluster_running() -> bool:
+    """Whether another local cluster's API server (a second one beside the first, as
+    KUBERDS_CLUSTER_PORT_OFFSET allows) runs on this machine: it uses the same ranges."""
+    ours = f"--service-cluster-ip-range={SERVICE_CIDR}".encode()
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+            if args[0].endswith(b"kube-apiserver") and ours in args:
+                return True
+    return False
+
+
+def release_cluster_ranges() -> None:
+    """Removes our routes (only those with our protocol number) and the sink bridge."""
+    for destination in contained_ranges():
+        ip("route", "delete", *containment_routes()[destination])
+    delete_bridge(SERVICE_SINK)
 
 
 IPTABLES_FAMILIES = {"iptables": "ip", "ip6tables": "ip6"}  # and their nftables families

@@ -35,6 +35,11 @@ NODE_TOOLS = ("containerd", "containerd-shim-runc-v2", "runc", "ctr", "iptables"
 CGROUP_MOUNTS = Path("/sys/fs/cgroup")
 CGROUP_PARENT = "kuberds"  # every pod's cgroup lives under /kuberds/<node> in each hierarchy
 MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes including the terminating NUL
+# Nothing addressed to the cluster's ranges may leave this machine: `up` routes them here
+# (realnode.containment_routes), marked with this routing protocol number so that `down`
+# removes only its own routes. Service addresses end on a bridge without ports.
+ROUTE_PROTOCOL = "77"  # unassigned in iproute2's rt_protos (99 is openr, 186 bgp, …)
+SERVICE_SINK = "kuberds-svc"
 # Paths outside the state directory that kubelets and containerd create whatever they are
 # told (the device-plugin socket, container log links, shim sockets, the CNI result cache):
 # `up` notes which are absent and `down` removes those.

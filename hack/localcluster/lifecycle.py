@@ -4,7 +4,9 @@ nodes), `down` (stop everything, remove the state) and `status`."""
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -14,8 +16,16 @@ from pathlib import Path
 from .client import apply, kubectl
 from .controlplane import kubeconfig, kwok_node, kwok_stages, scheduler_config
 from .health import ClusterError, healthy, wait_healthy
-from .host import mounts_under, unmount_under
-from .layout import HACK, ZONES, Layout, identities, real_nodes
+from .host import (
+    contain_cluster_ranges,
+    contained_ranges,
+    mounts_under,
+    other_cluster_running,
+    release_cluster_ranges,
+    unmount_under,
+)
+from .layout import HACK, POD_CIDR, SERVICE_CIDR, SERVICE_SINK, SMOKE_IMAGE, ZONES, Layout, identities, real_nodes
+from .nodeimages import ensure_smoke_image
 from .pki import make_pki
 from .processes import components, node_components, recorded_pid, start, stop
 from .realnode import storage_classes
@@ -79,6 +89,16 @@ def up(layout: Layout, with_real_nodes: bool = False) -> int:
     if problems:
         print("error: real nodes cannot start here:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 1
+    try:
+        if with_real_nodes:
+            began_image = time.monotonic()
+            ensure_smoke_image()
+            print(f"==> base image {SMOKE_IMAGE} present after {time.monotonic() - began_image:.1f}s", flush=True)
+        # First, so that the ranges stay on this machine while a crashed run's leftovers go.
+        contain_ranges()
+    except (OSError, subprocess.CalledProcessError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     if layout.root.exists():
         stop_all(layout)  # leftovers of a crashed run (containers, mounts, interfaces) go first
         remove_state(layout)
@@ -139,16 +159,35 @@ def remove_state(layout: Layout) -> None:
             entry.unlink()
 
 
+def contain_ranges() -> None:
+    if os.geteuid() != 0:
+        print(f"    not root: no routes keep {POD_CIDR} and {SERVICE_CIDR} on this machine", flush=True)
+        return
+    contain_cluster_ranges()
+    print(f"==> routes: {POD_CIDR} unreachable, {SERVICE_CIDR} to {SERVICE_SINK} (both stay on this machine)")
+
+
 def down(layout: Layout) -> int:
     errors: list[str] = []
     stopped = stop_all(layout, errors)
     if errors:
-        # The state (pid files, the record of the host before `up`) stays for a second `down`.
+        # The state (pid files, the record of the host before `up`) and the routes that keep
+        # the cluster's ranges on this machine stay for a second `down`.
         print(f"stopped: {', '.join(stopped) or 'nothing'}; not cleaned up:", *errors, sep="\n  ", file=sys.stderr)
         print("run `down` again; the state stays in " + str(layout.root), file=sys.stderr)
         return 1
     if layout.root.exists():
         remove_state(layout)
+    # Last: until nothing of the cluster is left (bridges gone, pods killed), packets for its
+    # ranges must still end here rather than follow the default route.
+    if os.geteuid() == 0 and other_cluster_running():
+        print(f"    routes for {POD_CIDR} and {SERVICE_CIDR} stay: another local cluster runs here")
+    elif os.geteuid() == 0:
+        try:
+            release_cluster_ranges()
+        except (OSError, subprocess.CalledProcessError) as error:
+            print(f"state removed, but the routes stay: {error}; run `down` again", file=sys.stderr)
+            return 1
     print(f"stopped: {', '.join(stopped) or 'nothing was running'}; state removed from {layout.root}")
     return 0
 
@@ -170,4 +209,6 @@ def status(layout: Layout) -> int:
     if layout.nodes.exists():
         for node in real_nodes(layout):
             print(f"  {node.name}: containerd {node.socket}, kubelet :{node.kubelet_port}, {node.zone}")
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        print(f"routes kept on this machine: {', '.join(contained_ranges()) or 'none'}")
     return 0 if all_up else 3

@@ -12,11 +12,12 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .layout import PAUSE_IMAGE, SMOKE_IMAGE, RealNode
+from .layout import HACK, PAUSE_IMAGE, SMOKE_IMAGE, RealNode
 
 
 def rootfs_layer(files: dict[str, tuple[bytes, int]], directories: list[str]) -> bytes:
@@ -81,16 +82,28 @@ def pause_image_archive() -> Path:
     )
 
 
+def podman_image_id(reference: str) -> str | None:
+    inspect = ["podman", "image", "inspect", "--format", "{{.Id}}", reference]
+    found = subprocess.run(inspect, capture_output=True, text=True)
+    return found.stdout.strip() if found.returncode == 0 else None
+
+
+def ensure_smoke_image() -> None:
+    """The smoke test's image is the Debian base image the Dockerfile starts from: when
+    podman lacks it, hack/images.py makes it (debootstrap, about 40 s; no registry)."""
+    if podman_image_id(SMOKE_IMAGE) is None:
+        subprocess.run([sys.executable, str(HACK / "images.py"), "build", "base"], check=True)
+
+
 def smoke_image_archive() -> Path:
     """The smoke test's image, saved from podman once per image ID."""
-    inspect = ["podman", "image", "inspect", "--format", "{{.Id}}", SMOKE_IMAGE]
-    found = subprocess.run(inspect, capture_output=True, text=True)
-    if found.returncode != 0:
+    image_id = podman_image_id(SMOKE_IMAGE)
+    if image_id is None:
         raise RuntimeError(f"podman has no {SMOKE_IMAGE}; make it with: python3 hack/images.py build base")
     save = ["podman", "save", "--quiet", "--format", "docker-archive", "-o"]
     return cached_archive(
         "debian-bookworm-slim",
-        found.stdout.strip(),
+        image_id,
         lambda p: subprocess.run([*save, str(p), SMOKE_IMAGE], check=True, capture_output=True),
     )
 

@@ -20,6 +20,9 @@ from .layout import (
     PROVISIONER,
     REAL_NODE_LABEL,
     REAL_NODES,
+    ROUTE_PROTOCOL,
+    SERVICE_CIDR,
+    SERVICE_SINK,
     SMOKE_IMAGE,
     Layout,
     RealNode,
@@ -304,6 +307,21 @@ def pod_masquerade_rules() -> str:
         f"-A KUBERDS-POSTROUTING -s {POD_CIDR} ! -d {POD_CIDR} -j MASQUERADE\n"
         "COMMIT\n"
     )
+
+
+def containment_routes() -> dict[str, list[str]]:
+    """`ip route` arguments, by destination, that keep every packet for the cluster's ranges
+    on this machine. They sit below the nodes' own routes: each real node's /24 on its
+    bridge is more specific and wins, so these catch only what no bridge serves (a kwok
+    pod's address, a node whose bridge is down or gone). Pod addresses are unreachable:
+    refused at once, locally. Service addresses cannot be: a host process's packet is routed
+    before kube-proxy's DNAT rewrites it to a pod, so `unreachable` would refuse every
+    Service from the host. They go to a bridge without ports instead, where what no Service
+    rule rewrote finds no neighbour (EHOSTUNREACH after the ARP attempts, about 3 s)."""
+    return {
+        POD_CIDR: ["unreachable", POD_CIDR, "proto", ROUTE_PROTOCOL],
+        SERVICE_CIDR: [SERVICE_CIDR, "dev", SERVICE_SINK, "proto", ROUTE_PROTOCOL],
+    }
 
 
 OWN_CHAIN = re.compile(r"(KUBE|CNI|KUBERDS)-[\w-]+")

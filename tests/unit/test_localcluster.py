@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hack.localcluster import lifecycle
 from hack.localcluster.controlplane import (
     apiserver_command,
     controller_manager_command,
@@ -14,13 +15,25 @@ from hack.localcluster.controlplane import (
     kwok_node,
     kwok_stages,
 )
-from hack.localcluster.layout import HACK, PAUSE_IMAGE, ZONES, Layout, default_layout, real_nodes
+from hack.localcluster.layout import (
+    HACK,
+    PAUSE_IMAGE,
+    POD_CIDR,
+    ROUTE_PROTOCOL,
+    SERVICE_CIDR,
+    SERVICE_SINK,
+    ZONES,
+    Layout,
+    default_layout,
+    real_nodes,
+)
 from hack.localcluster.pki import make_pki
 from hack.localcluster.processes import pid_file, process_start_time, recorded_pid
 from hack.localcluster.provisioner import local_volume, quantity
 from hack.localcluster.realnode import (
     cni_config_template,
     containerd_config,
+    containment_routes,
     iptables_cleanup,
     kubelet_config,
     pod_masquerade_rules,
@@ -200,3 +213,45 @@ def test_provisioner_quantities() -> None:
     for bad in ("Gi", "10Xi", "ten"):
         with pytest.raises(ValueError, match="not a quantity"):
             quantity(bad)
+
+
+# ---------------------------------------------------------------- the cluster's ranges stay here
+
+
+def test_the_cluster_ranges_stay_on_this_machine_below_the_nodes_own_routes(layout) -> None:
+    routes = containment_routes()
+    assert routes[POD_CIDR][:2] == ["unreachable", "198.18.0.0/16"]  # refused locally, at once
+    # Services are routed before kube-proxy's DNAT: a device, not `unreachable`, keeps them usable from the host.
+    assert routes[SERVICE_CIDR][:3] == ["198.19.0.0/16", "dev", SERVICE_SINK]
+    assert all(route[-2:] == ["proto", ROUTE_PROTOCOL] for route in routes.values()), "down removes only ours"
+    assert int(ROUTE_PROTOCOL) > 4, "0-4 are the kernel's own (unspec, redirect, kernel, boot, static)"
+    # Each node's podCIDR is more specific than the pod range, so its bridge route wins.
+    node_prefix = int(flag(controller_manager_command(Path("/bin"), layout), "node-cidr-mask-size"))
+    assert node_prefix > int(POD_CIDR.split("/")[1])
+    assert len(SERVICE_SINK) <= 15 and SERVICE_SINK not in {node.bridge for node in real_nodes(layout)}
+
+
+@pytest.mark.parametrize(
+    ("stop_errors", "another_cluster", "released"),
+    [([], False, True), (["deleting bridge kuberds-node-a: busy"], False, False), ([], True, False)],
+)
+def test_down_releases_the_ranges_last_and_only_when_nothing_needs_them(
+    monkeypatch, layout, stop_errors, another_cluster, released
+) -> None:
+    calls: list[str] = []
+
+    def stop_all(_layout, errors):
+        calls.append("stop")
+        errors.extend(stop_errors)
+        return []
+
+    monkeypatch.setattr(lifecycle, "stop_all", stop_all)
+    monkeypatch.setattr(lifecycle, "remove_state", lambda _layout: calls.append("remove state"))
+    monkeypatch.setattr(lifecycle, "release_cluster_ranges", lambda: calls.append("release routes"))
+    monkeypatch.setattr(lifecycle, "other_cluster_running", lambda: another_cluster)
+    monkeypatch.setattr(lifecycle.os, "geteuid", lambda: 0)
+    result = lifecycle.down(layout)
+    if stop_errors:  # bridges may be gone while pods' processes live: their ranges stay contained
+        assert result == 1 and calls == ["stop"]
+    else:
+        assert result == 0 and calls == ["stop", "remove state", *(["release routes"] if released else [])]
