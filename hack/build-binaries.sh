@@ -60,7 +60,15 @@ k8s_ldflags="$k8s_ldflags ${k8s_ldflags//k8s.io\/component-base\/version/k8s.io/
 started=$SECONDS
 build_group etcd "$here/tools/etcd" "" etcd=go.etcd.io/etcd/server/v3 etcdctl=go.etcd.io/etcd/etcdctl/v3
 build_group kwok "$here/tools/kwok" "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" kwok=sigs.k8s.io/kwok/cmd/kwok
-build_group helm "$here/tools/helm" "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" helm=helm.sh/helm/v3/cmd/helm
+# Stamped as helm's own Makefile does: without a cluster (`helm template`, `helm lint`) helm
+# assumes the Kubernetes version of its client-go (v0.N is 1.N); unstamped it assumes 1.20,
+# older than the chart's kubeVersion.
+helm_k8s_minor=$(awk '$1 == "k8s.io/client-go" {print $2}' "$here/tools/helm/go.mod" | cut -d. -f2)
+helm_ldflags="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+for p in chartutil lint/rules; do
+  helm_ldflags+=" -X helm.sh/helm/v3/pkg/$p.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/$p.k8sVersionMinor=$helm_k8s_minor"
+done
+build_group helm "$here/tools/helm" "$helm_ldflags" helm=helm.sh/helm/v3/cmd/helm
 build_group seaweedfs "$here/tools/seaweedfs" "" weed=github.com/seaweedfs/seaweedfs/weed
 build_group coredns "$here/tools/coredns" "" coredns=github.com/coredns/coredns
 k=k8s.io/kubernetes/cmd
