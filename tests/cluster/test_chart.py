@@ -11,8 +11,8 @@ import yaml
 from kuberds.builders.server import OPERATOR_POD_LABELS
 from kuberds.config import OperatorConfig
 from tests.cluster.conftest import OPERATOR_NAMESPACE, RELEASE
-from tests.support.chart import documents, render
-from tests.support.kube import Cluster
+from tests.support.chart import CHART, documents, render
+from tests.support.kube import ROOT, Cluster
 
 pytestmark = pytest.mark.cluster
 
@@ -25,6 +25,8 @@ pytestmark = pytest.mark.cluster
         ("watchNamespaces[0]=Not_A_Namespace", "/watchNamespaces/0"),
         ("finalSnapshotTimeoutSeconds=5", "/finalSnapshotTimeoutSeconds"),
         ("replicaCount=3", "replicaCount"),
+        # The policy ships in crds/ beside the CRDs now: no value switches it.
+        ("deletionProtectionPolicy=false", "deletionProtectionPolicy"),
     ],
 )
 def test_values_schema_refuses_bad_values(setting: str, complaint: str) -> None:
@@ -35,8 +37,7 @@ def test_values_schema_refuses_bad_values(setting: str, complaint: str) -> None:
 def test_chart_renders_what_a_user_installs() -> None:
     docs = documents("prod", "databases", "watchNamespaces={team-a,team-b}", "image.tag=1.2.3")
     kinds = sorted(d["kind"] for d in docs)
-    assert kinds == sorted(["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service",
-                            "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"])  # fmt: skip
+    assert kinds == sorted(["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service"])
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
@@ -49,8 +50,15 @@ def test_chart_renders_what_a_user_installs() -> None:
     assert "KUBERDS_DEFAULT_OBJECT_STORE" not in env, "no store configured: servers run without backups"
     # The servers' NetworkPolicies admit the operator's pods to the HA API by these labels.
     assert OPERATOR_POD_LABELS.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
-    without_policy = documents("prod", "databases", "deletionProtectionPolicy=false")
-    assert not [d for d in without_policy if d["kind"].startswith("ValidatingAdmissionPolicy")]
+    # The CRDs and the deletion-protection policy are the chart's crds/: created when absent,
+    # never templated, upgraded or deleted by Helm (one owner with `kubectl apply -f crds/`).
+    with_crds = documents("prod", "databases", flags=("--include-crds",))
+    added = sorted(d["kind"] for d in with_crds if d["kind"] not in kinds)
+    assert added == sorted(["CustomResourceDefinition"] * 5 + ["ValidatingAdmissionPolicy",
+                                                              "ValidatingAdmissionPolicyBinding"])  # fmt: skip
+    assert (CHART / "crds" / "kuberds-deletion-protection.yaml").read_text() == (
+        ROOT / "crds" / "kuberds-deletion-protection.yaml"
+    ).read_text()
 
 
 def test_chart_passes_the_default_object_store_to_the_operator() -> None:

@@ -21,14 +21,15 @@ def helm_path() -> str:
     return found
 
 
-def render(release: str, namespace: str, *sets: str) -> subprocess.CompletedProcess:
-    args = [helm_path(), "template", release, str(CHART), "--namespace", namespace]
+def render(release: str, namespace: str, *sets: str, flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """`helm template` with --set values and other flags (--include-crds, --kube-version …)."""
+    args = [helm_path(), "template", release, str(CHART), "--namespace", namespace, *flags]
     for value in sets:
         args += ["--set", value]
     return subprocess.run(args, capture_output=True, text=True, timeout=60)
 
 
-def documents(release: str, namespace: str, *sets: str) -> list[dict]:
-    result = render(release, namespace, *sets)
+def documents(release: str, namespace: str, *sets: str, flags: tuple[str, ...] = ()) -> list[dict]:
+    result = render(release, namespace, *sets, flags=flags)
     assert result.returncode == 0, result.stderr
     return [d for d in yaml.safe_load_all(result.stdout) if d]

@@ -29,10 +29,10 @@ def generated_files(root: Path) -> dict[Path, str]:
         files[root / "crds" / f"kuberds.io_{kind.plural}.yaml"] = text
         files[root / "charts" / "kuberds" / "crds" / f"kuberds.io_{kind.plural}.yaml"] = text
     policy = dump(deletion_protection_policy())
-    files[root / "crds" / "kuberds-deletion-protection.yaml"] = policy
-    files[root / "charts" / "kuberds" / "templates" / "deletion-protection.yaml"] = (
-        "{{- if .Values.deletionProtectionPolicy }}\n" + policy + "{{- end }}\n"
-    )
+    # The policy goes with the CRDs, in both crds/ directories: `kubectl apply -f crds/` owns
+    # it, and Helm creates it when absent and skips it when present, as it does the CRDs.
+    for directory in (root / "crds", root / "charts" / "kuberds" / "crds"):
+        files[directory / "kuberds-deletion-protection.yaml"] = policy
     files[root / "docs" / "api-reference.md"] = render()
     return files
 
