@@ -27,6 +27,18 @@ pytestmark = pytest.mark.cluster
         ("replicaCount=3", "replicaCount"),
         # The policy ships in crds/ beside the CRDs now: no value switches it.
         ("deletionProtectionPolicy=false", "deletionProtectionPolicy"),
+        # A default store follows the API's ObjectStore: a bucket and credentials at least.
+        ("defaultObjectStore.region=eu-west-1", "missing properties 'bucket', 'credentialsSecretName'"),
+        ("defaultObjectStore.endpoint=https://s3.local", "/defaultObjectStore"),
+        ("defaultObjectStore.bucket=Backups_2024", "/defaultObjectStore/bucket"),
+        ("defaultObjectStore.endpoint=s3.local", "/defaultObjectStore/endpoint"),
+        ("defaultObjectStore.credentialsSecretName=S3_Keys", "/defaultObjectStore/credentialsSecretName"),
+        ("defaultObjectStore.region=EU West", "/defaultObjectStore/region"),
+        ("defaultObjectStore.path=backups?x", "/defaultObjectStore/path"),
+        ("defaultObjectStore.forcePathStyle=maybe", "/defaultObjectStore/forcePathStyle"),
+        ("defaultObjectStore.verifyTLS=no", "/defaultObjectStore/verifyTLS"),
+        ("defaultObjectStore.caSecretName=My.CA", "/defaultObjectStore/caSecretName"),
+        ("defaultObjectStore.accessKey=x", "/defaultObjectStore"),
     ],
 )
 def test_values_schema_refuses_bad_values(setting: str, complaint: str) -> None:
@@ -74,6 +86,47 @@ def test_chart_passes_the_default_object_store_to_the_operator() -> None:
     store = json.loads(env["KUBERDS_DEFAULT_OBJECT_STORE"])
     assert store == {"bucket": "backups", "credentialsSecretName": "s3", "endpoint": "https://s3.local"}
     assert OperatorConfig.from_environment(env).default_object_store == store
+
+
+def test_a_complete_default_object_store_is_accepted() -> None:
+    store = {"bucket": "team.backups-1", "endpoint": "https://s3.example.com:9000/base", "region": "eu-west-1",
+             "path": "prod/kuberds_v1", "credentialsSecretName": "s3-keys", "forcePathStyle": False,
+             "verifyTLS": True, "caSecretName": "s3-ca"}  # fmt: skip
+    sets = [f"defaultObjectStore.{key}={str(value).lower() if isinstance(value, bool) else value}"
+            for key, value in store.items()]  # fmt: skip
+    docs = documents("prod", "databases", *sets)
+    container = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert json.loads(env["KUBERDS_DEFAULT_OBJECT_STORE"]) == store
+
+
+def test_the_default_object_store_has_the_api_objectstore_rules() -> None:
+    """The values schema repeats the CRD's ObjectStore rules: a drift between the two fails here."""
+    crd = yaml.safe_load((ROOT / "crds" / "kuberds.io_dbinstances.yaml").read_text())
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    api = spec["properties"]["backup"]["properties"]["objectStore"]
+    values = json.loads((CHART / "values.schema.json").read_text())["properties"]["defaultObjectStore"]
+    assert values["then"]["required"] == api["required"]
+    assert values["properties"].keys() == api["properties"].keys()
+    for name, rules in api["properties"].items():
+        given = values["properties"][name]
+        for rule in ("type", "pattern", "maxLength"):
+            assert given.get(rule) == rules.get(rule, given.get(rule)), f"{name}: {rule}"
+
+
+@pytest.mark.parametrize(("metrics", "health"), [(8081, 8081), (9000, 9000)])
+def test_metrics_and_health_need_two_ports(metrics: int, health: int) -> None:
+    result = render("bad", "default", f"metrics.port={metrics}", f"healthPort={health}")
+    assert result.returncode != 0
+    assert f"metrics.port and healthPort must differ (both are {health})" in result.stderr, result.stderr
+    assert documents("ok", "default", f"metrics.port={metrics}", f"healthPort={health + 1}")
+
+
+def test_the_chart_needs_kubernetes_1_30_for_its_admission_policy() -> None:
+    old = render("old", "default", flags=("--kube-version", "1.29.9"))
+    assert old.returncode != 0 and "requires kubeVersion: >=1.30.0-0" in old.stderr, old.stderr
+    for version in ("1.30.0", "1.34.4"):
+        assert documents("new", "default", flags=("--kube-version", version))
 
 
 def test_the_api_server_accepts_every_chart_object(cluster: Cluster) -> None:

@@ -18,3 +18,10 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end }}
+
+{{- /* Rules across values, which values.schema.json cannot express; fails the install. */ -}}
+{{- define "kuberds.validateValues" -}}
+{{- if eq (int .Values.metrics.port) (int .Values.healthPort) }}
+{{- fail (printf "metrics.port and healthPort must differ (both are %d): the operator serves metrics and health on separate ports" (int .Values.healthPort)) }}
+{{- end }}
+{{- end }}
