@@ -7,11 +7,12 @@ kuberds agent      the instance manager that runs inside each database pod
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import sys
 
 from kuberds import __version__
-
-AGENT_ENGINES = ("postgres", "mysql", "mariadb", "redis", "memcached")
+from kuberds.engines import INFOS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,9 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     agent = roles.add_parser(
         "agent",
-        help="run the in-pod instance manager (postgres today; the other engines exit with status 2)",
+        help="run the in-pod instance manager (engines without an agent package exit with status 2)",
     )
-    agent.add_argument("engine", choices=AGENT_ENGINES, help="database engine this pod runs")
+    agent.add_argument("engine", choices=tuple(INFOS), help="database engine this pod runs")
     agent.add_argument(
         "--no-kubernetes",
         action="store_true",
@@ -59,24 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             health_port=args.health_port,
             verbose=args.verbose,
         )
-    if args.engine != "postgres":
+    package = f"kuberds.agent.{args.engine}"  # an engine's agent is the package of its name
+    if importlib.util.find_spec(package) is None:
         print(f"kuberds agent {args.engine}: this engine's agent is not implemented yet.", file=sys.stderr)
         return 2
-    return run_postgres_agent(use_kubernetes=not args.no_kubernetes)
-
-
-def run_postgres_agent(use_kubernetes: bool = True) -> int:
-    import logging
-    import os
-
-    from kuberds.agent.config import Credentials, Pod
-    from kuberds.agent.postgres import PostgresAgent
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    kube = None
-    if use_kubernetes:
-        from kuberds.kube import Kube
-
-        kube = Kube.from_environment()
-    agent = PostgresAgent(Pod.from_environment(), Credentials.from_environment(dict(os.environ)), kube)
-    return agent.run()
+    return importlib.import_module(package).main(use_kubernetes=not args.no_kubernetes)

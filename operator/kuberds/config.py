@@ -6,19 +6,15 @@ import json
 import os
 from dataclasses import dataclass, field
 
+from kuberds import __version__
+from kuberds.engines import INFOS
+
 
 @dataclass(frozen=True)
 class OperatorConfig:
     namespace: str = "kuberds-system"  # where the operator runs (its metrics scraper lives there too)
-    images: dict[str, str] = field(
-        default_factory=lambda: {
-            "postgres": "kuberds/postgres:0.1.0",
-            "mysql": "kuberds/mysql:0.1.0",
-            "mariadb": "kuberds/mariadb:0.1.0",
-            "redis": "kuberds/redis:0.1.0",
-            "memcached": "kuberds/memcached:0.1.0",
-        }
-    )
+    # One image per engine (a target of the Dockerfile each), KUBERDS_IMAGE_<ENGINE> overrides.
+    images: dict[str, str] = field(default_factory=lambda: {name: f"kuberds/{name}:{__version__}" for name in INFOS})
     image_pull_policy: str = "IfNotPresent"
     final_snapshot_timeout_seconds: int = 3600
     resync_seconds: int = 300  # full drift-correcting pass per object

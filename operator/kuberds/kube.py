@@ -14,109 +14,74 @@ drift in every field kuberds sets, and leaves fields others own alone.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import kopf
 import kubernetes
 from kubernetes.client.rest import ApiException
 
-from kuberds import API_GROUP, API_VERSION, metrics
+from kuberds import metrics
+from kuberds.api.v1alpha1 import KINDS
+from kuberds.restclient import CORE, Resource, RestClient, custom, error_message, label_query
 
 FIELD_MANAGER = "kuberds-operator"
 
 
-@dataclass(frozen=True)
-class Resource:
-    api_version: str
-    plural: str
-    namespaced: bool = True
-
-    def path(self, namespace: str | None, name: str | None = None, subresource: str | None = None) -> str:
-        base = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
-        if self.namespaced and namespace:
-            base += f"/namespaces/{namespace}"
-        base += f"/{self.plural}"
-        if name:
-            base += f"/{name}"
-        if subresource:
-            base += f"/{subresource}"
-        return base
-
-
-RESOURCES: dict[str, Resource] = {
-    "Secret": Resource("v1", "secrets"),
-    "ConfigMap": Resource("v1", "configmaps"),
-    "Service": Resource("v1", "services"),
-    "ServiceAccount": Resource("v1", "serviceaccounts"),
-    "PersistentVolumeClaim": Resource("v1", "persistentvolumeclaims"),
-    "Pod": Resource("v1", "pods"),
-    "StorageClass": Resource("storage.k8s.io/v1", "storageclasses", namespaced=False),
-    "StatefulSet": Resource("apps/v1", "statefulsets"),
-    "PodDisruptionBudget": Resource("policy/v1", "poddisruptionbudgets"),
-    "NetworkPolicy": Resource("networking.k8s.io/v1", "networkpolicies"),
-    "Role": Resource("rbac.authorization.k8s.io/v1", "roles"),
-    "RoleBinding": Resource("rbac.authorization.k8s.io/v1", "rolebindings"),
-    **{
-        kind: Resource(f"{API_GROUP}/{API_VERSION}", plural)
-        for kind, plural in (
-            ("DBInstance", "dbinstances"),
-            ("DBCluster", "dbclusters"),
-            ("ReadReplica", "readreplicas"),
-            ("CacheCluster", "cacheclusters"),
-            ("DBSnapshot", "dbsnapshots"),
-        )
-    },
-}
+# Every kind the operator reads or writes: the core ones and the API's own (its registry).
+RESOURCES: dict[str, Resource] = {**CORE, **{k.kind: custom(k.plural) for k in KINDS}}
 
 
 class Kube:
     """A thin, policy-owning client. One instance per operator process (thread-safe)."""
 
-    def __init__(self, api: kubernetes.client.ApiClient):
-        self.api = api
+    def __init__(self, api: kubernetes.client.ApiClient, timeout: float = 30.0):
+        count = metrics.API_REQUESTS.labels
+        self.rest = RestClient(api, RESOURCES, timeout=timeout, on_request=lambda method: count(method=method).inc())
 
     @classmethod
     def from_environment(cls) -> Kube:
-        try:
-            kubernetes.config.load_incluster_config()
-        except kubernetes.config.ConfigException:
-            kubernetes.config.load_kube_config()
-        return cls(kubernetes.client.ApiClient())
+        return cls(RestClient.api_from_environment())
 
     # -- reads
 
     def get(self, kind: str, namespace: str | None, name: str) -> dict | None:
         with self._policy("get", kind):
             try:
-                return self._call("GET", RESOURCES[kind].path(namespace, name))
+                return self.rest.request("GET", self.rest.path(kind, namespace, name))
             except ApiException as error:
                 if error.status == 404:
                     return None
                 raise
 
     def list(self, kind: str, namespace: str | None, labels: dict[str, str] | None = None) -> list[dict]:
-        query = [("labelSelector", ",".join(f"{k}={v}" for k, v in labels.items()))] if labels else []
+        query = label_query(labels)
         with self._policy("list", kind):
-            return self._call("GET", RESOURCES[kind].path(namespace), query=query)["items"]
+            return self.rest.request("GET", self.rest.path(kind, namespace), query=query)["items"]
 
     # -- writes
 
     def apply(self, obj: dict, subresource: str | None = None) -> dict:
         """Create or update to match `obj` in every field kuberds manages (server-side apply)."""
         kind, meta = obj["kind"], obj["metadata"]
-        path = RESOURCES[kind].path(meta.get("namespace"), meta["name"], subresource)
+        path = self.rest.path(kind, meta.get("namespace"), meta["name"], subresource)
         with self._policy("apply", kind):
-            return self._call(
+            return self.rest.request(
                 "PATCH",
                 path,
                 body=obj,
                 query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
                 content_type="application/apply-patch+yaml",
             )
+
+    def create(self, obj: dict) -> dict:
+        """For objects that must never be overwritten once made (generated credentials), when
+        the caller has seen that it is absent: made meanwhile by someone else is a conflict,
+        and the pass is retried (it then sees the object)."""
+        kind, meta = obj["kind"], obj["metadata"]
+        with self._policy("create", kind):
+            return self.rest.request("POST", self.rest.path(kind, meta.get("namespace")), body=obj)
 
     def create_if_absent(self, obj: dict) -> tuple[dict, bool]:
         """For objects that must never be overwritten once made (generated credentials):
@@ -127,7 +92,7 @@ class Kube:
             return existing, False
         with self._policy("create", kind):
             try:
-                return self._call("POST", RESOURCES[kind].path(meta.get("namespace")), body=obj), True
+                return self.rest.request("POST", self.rest.path(kind, meta.get("namespace")), body=obj), True
             except ApiException as error:
                 if error.status == 409:  # made by a concurrent pass between get and create
                     raise kopf.TemporaryError(f"{kind} {meta['name']} appeared meanwhile", delay=1) from error
@@ -137,9 +102,9 @@ class Kube:
                     subresource: str | None = None) -> dict | None:  # fmt: skip
         with self._policy("patch", kind):
             try:
-                return self._call(
+                return self.rest.request(
                     "PATCH",
-                    RESOURCES[kind].path(namespace, name, subresource),
+                    self.rest.path(kind, namespace, name, subresource),
                     body=patch,
                     content_type="application/merge-patch+json",
                 )
@@ -155,7 +120,7 @@ class Kube:
             body["preconditions"] = {"uid": uid}
         with self._policy("delete", kind):
             try:
-                self._call("DELETE", RESOURCES[kind].path(namespace, name), body=body)
+                self.rest.request("DELETE", self.rest.path(kind, namespace, name), body=body)
                 return True
             except ApiException as error:
                 if error.status == 404:
@@ -163,23 +128,6 @@ class Kube:
                 raise
 
     # -- plumbing
-
-    def _call(self, method: str, path: str, *, body: Any = None, query: list | None = None,
-              content_type: str = "application/json") -> Any:  # fmt: skip
-        method, url, headers, body, _ = self.api.param_serialize(
-            method=method,
-            resource_path=path,
-            query_params=query or [],
-            header_params={"Accept": "application/json", "Content-Type": content_type},
-            body=body,
-            auth_settings=["BearerToken"],
-        )
-        response = self.api.call_api(method, url, header_params=headers, body=body)
-        metrics.API_REQUESTS.labels(method=method).inc()
-        raw = response.read()
-        if not 200 <= response.status < 300:
-            raise ApiException.from_response(http_resp=response, body=raw.decode(errors="replace"), data=None)
-        return json.loads(raw) if raw else None
 
     @contextmanager
     def _policy(self, verb: str, kind: str) -> Iterator[None]:
@@ -191,7 +139,7 @@ class Kube:
 
 def translate(error: ApiException, what: str) -> Exception:
     """Maps an API error onto what Kopf should do about it."""
-    detail = _message(error)
+    detail = error_message(error)
     if error.status in (409, 429) or (error.status or 0) >= 500:
         retry_after = (error.headers or {}).get("Retry-After")
         # A conflict is resolved by re-reading at once; a throttle or outage by waiting.
@@ -201,10 +149,3 @@ def translate(error: ApiException, what: str) -> Exception:
     if error.status == 422:
         return kopf.PermanentError(f"{what}: invalid: {detail}")
     return error
-
-
-def _message(error: ApiException) -> str:
-    try:
-        return json.loads(error.body).get("message", error.reason)
-    except (TypeError, ValueError):
-        return str(error.reason)

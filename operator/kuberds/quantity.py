@@ -21,12 +21,3 @@ def parse_quantity(text: str | int) -> Decimal:
 
 def to_bytes(text: str | int) -> int:
     return int(parse_quantity(text))
-
-
-def format_binary(n_bytes: int) -> str:
-    """The largest binary unit that divides evenly: 21474836480 → "20Gi"."""
-    for suffix in ("Ei", "Pi", "Ti", "Gi", "Mi", "Ki"):
-        unit = _SUFFIXES[suffix]
-        if n_bytes >= unit and n_bytes % unit == 0:
-            return f"{n_bytes // unit}{suffix}"
-    return str(n_bytes)

@@ -1,26 +1,31 @@
 """Every Kopf decorator of kuberds lives here, so all triggers read in one place.
 
-Each trigger is a line or two that calls a thin handler in kuberds.handlers.<kind>.
-Observed state comes from Kopf indexes (pods, StatefulSets, nodes, and the custom
-resources themselves), not from repeated list calls.
+Every kind of the API (kuberds.api.v1alpha1.KINDS) is registered from its handler's role
+(kuberds.handlers): a server kind is reconciled on create/update/resume and by a resync
+timer, refreshed from its members' events, kept as built against hand edits, and finalized
+with a final snapshot; a plain kind is reconciled and finalized; a kind without a handler is
+told so. Each trigger is a line or two that calls a thin handler. Observed state comes from
+Kopf indexes (pods, StatefulSets, claims, nodes, and the servers themselves), not from
+repeated list calls.
 """
 
 from __future__ import annotations
 
 import logging
+from types import ModuleType
 
 import kopf
 
 from kuberds import API_GROUP, API_VERSION, metrics
-from kuberds.builders.compare import foreign_keys_patch, is_subset, merge_patch_restoring
-from kuberds.builders.meta import AGENT_STATUS_ANNOTATION, MANAGED_BY, owner_of
+from kuberds.api.kinds import Kind
+from kuberds.api.v1alpha1 import KINDS
+from kuberds.builders.meta import MANAGED_BY, OWNER_KIND_LABEL, owner_of
 from kuberds.config import OperatorConfig
-from kuberds.handlers import dbinstance, dbsnapshot, unsupported
+from kuberds.contract import AGENT_STATUS_ANNOTATION
+from kuberds.handlers import HANDLERS, SERVER_HANDLERS, unsupported
 from kuberds.kube import Kube
+from kuberds.operations.rollout import Members
 
-DBI = (API_GROUP, API_VERSION, "dbinstances")
-SNAPSHOTS = (API_GROUP, API_VERSION, "dbsnapshots")
-NOT_YET = [(API_GROUP, API_VERSION, plural) for plural in ("dbclusters", "readreplicas", "cacheclusters")]
 ZONE = "topology.kubernetes.io/zone"
 # Full drift-correcting pass per object; the first one a whole interval after start-up.
 RESYNC = OperatorConfig.from_environment().resync_seconds
@@ -70,19 +75,11 @@ def configure(settings: kopf.OperatorSettings, **_: object) -> None:
     Operator.config = OperatorConfig.from_environment()
 
 
+def _resource(kind: Kind) -> tuple[str, str, str]:
+    return (API_GROUP, API_VERSION, kind.plural)
+
+
 # ---------------------------------------------------------------- indexes (observed state)
-
-
-@kopf.index(*DBI)
-def dbinstances(namespace: str, name: str, body: kopf.Body, **_: object) -> dict:
-    # What drift correction rebuilds children from and status refreshes start from.
-    meta = {k: v for k, v in body["metadata"].items() if k not in ("managedFields", "annotations")}
-    return {
-        (namespace, name): {
-            **{k: body[k] for k in ("apiVersion", "kind", "spec", "status") if k in body},
-            "metadata": meta,
-        }
-    }
 
 
 # The indexes keep only what the handlers read, not whole objects: with hundreds of
@@ -93,7 +90,7 @@ def _slim(body: kopf.Body, spec_keys: tuple[str, ...], status_keys: tuple[str, .
     kept = {k: v for k, v in (meta.get("annotations") or {}).items() if k in annotations}
     return {
         "metadata": {
-            **{k: meta[k] for k in ("name", "labels", "deletionTimestamp") if k in meta},
+            **{k: meta[k] for k in ("name", "uid", "labels", "deletionTimestamp") if k in meta},
             **({"annotations": kept} if kept else {}),
         },
         "spec": {k: v for k, v in (body.get("spec") or {}).items() if k in spec_keys},
@@ -136,111 +133,117 @@ def _one(index: kopf.Index, key: tuple) -> dict | None:
     return next(iter(index.get(key, [])), None)
 
 
-# ---------------------------------------------------------------- DBInstance
+def _server_index(kind: Kind) -> str:
+    """The id (and keyword) of the index of a server kind's own objects."""
+    return kind.plural
 
 
-@kopf.on.resume(*DBI)
-@kopf.on.create(*DBI)
-@kopf.on.update(*DBI)
-@kopf.timer(*DBI, interval=RESYNC, initial_delay=RESYNC, idle=60)
-@metrics.instrumented("DBInstance")
-def reconcile_dbinstance(body: kopf.Body, namespace: str, name: str, member_pods: kopf.Index,
-                         node_zones: kopf.Index, **_: object) -> None:  # fmt: skip
-    pods = list(member_pods.get((namespace, "dbinstance", name), []))
-    dbinstance.reconcile(Operator.kube, Operator.config, dict(body), pods, _zones(node_zones))
+# ---------------------------------------------------------------- server kinds
 
 
-@kopf.on.delete(*DBI)
-@metrics.instrumented("DBInstance")
-def delete_dbinstance(body: kopf.Body, **_: object) -> None:
-    dbinstance.delete(Operator.kube, Operator.config, dict(body))
+def _register_server(kind: Kind, handler: ModuleType) -> None:
+    resource, label, index = _resource(kind), kind.owner_label, _server_index(kind)
+
+    @kopf.index(*resource, id=index)
+    def bodies(namespace: str, name: str, body: kopf.Body, **_: object) -> dict:
+        # What drift correction rebuilds children from and status refreshes start from.
+        meta = {k: v for k, v in body["metadata"].items() if k not in ("managedFields", "annotations")}
+        kept = {k: body[k] for k in ("apiVersion", "kind", "spec", "status") if k in body}
+        return {(namespace, name): {**kept, "metadata": meta}}
+
+    @kopf.on.resume(*resource, id=f"reconcile_{kind.singular}")
+    @kopf.on.create(*resource, id=f"reconcile_{kind.singular}")
+    @kopf.on.update(*resource, id=f"reconcile_{kind.singular}")
+    @kopf.timer(*resource, id=f"reconcile_{kind.singular}", interval=RESYNC, initial_delay=RESYNC, idle=60)
+    @metrics.instrumented(kind.kind)
+    def reconcile(body: kopf.Body, namespace: str, name: str, member_pods: kopf.Index, node_zones: kopf.Index,
+                  **_: object) -> None:  # fmt: skip
+        pods = list(member_pods.get((namespace, label, name), []))
+        handler.reconcile(Operator.kube, Operator.config, dict(body), pods, _zones(node_zones))
+
+    @kopf.on.delete(*resource, id=f"delete_{kind.singular}")
+    @metrics.instrumented(kind.kind)
+    def delete(body: kopf.Body, **_: object) -> None:
+        handler.delete(Operator.kube, Operator.config, dict(body))
+
+    children = {**MANAGED_BY, OWNER_KIND_LABEL: label}
+
+    @kopf.on.event("pods", labels=children, id=f"{kind.singular}-members-pods")
+    @kopf.on.event("apps", "v1", "statefulsets", labels=children, id=f"{kind.singular}-members-statefulsets")
+    @kopf.on.event("persistentvolumeclaims", labels=children, id=f"{kind.singular}-members-claims")
+    @metrics.instrumented(kind.kind)
+    def members_changed(namespace: str, labels: dict, member_pods: kopf.Index, stateful_sets: kopf.Index,
+                        volume_claims: kopf.Index, node_zones: kopf.Index, **indexes: object) -> None:  # fmt: skip
+        owner = owner_of(labels)
+        servers: kopf.Index = indexes[index]  # type: ignore[assignment]
+        if owner is None or not servers.get((namespace, owner[1])):
+            return
+        key = (namespace, *owner)
+
+        def read() -> Members:  # the indexes as they are when the refresh runs
+            return Members(
+                body=_one(servers, (namespace, owner[1])),
+                pods=list(member_pods.get(key, [])),
+                claims=list(volume_claims.get(key, [])),
+                stateful_set=_one(stateful_sets, key),
+                zones=_zones(node_zones),
+            )
+
+        action = handler.refresh(Operator.kube, Operator.config, namespace, owner[1], read)
+        log.debug("%s %s/%s: %s", kind.kind, namespace, owner[1], action)
 
 
-DBI_CHILDREN = {**MANAGED_BY, "kuberds.io/owner-kind": "dbinstance"}
+SERVER_KINDS = {k.owner_label: (k, SERVER_HANDLERS[k.kind]) for k in KINDS if k.kind in SERVER_HANDLERS}
+for _kind, _handler in SERVER_KINDS.values():
+    _register_server(_kind, _handler)
 
 
-@kopf.on.event("pods", labels=DBI_CHILDREN)
-@kopf.on.event("apps", "v1", "statefulsets", labels=DBI_CHILDREN)
-@kopf.on.event("persistentvolumeclaims", labels=DBI_CHILDREN)
-@metrics.instrumented("DBInstance")
-def dbinstance_members_changed(namespace: str, labels: dict, dbinstances: kopf.Index, member_pods: kopf.Index,
-                               stateful_sets: kopf.Index, volume_claims: kopf.Index, node_zones: kopf.Index,
-                               **_: object) -> None:  # fmt: skip
-    owner = owner_of(labels)
-    if owner is None or not dbinstances.get((namespace, owner[1])):
-        return
-    key = (namespace, *owner)
-
-    def read() -> dbinstance.Observation:  # the indexes as they are when the refresh runs
-        return dbinstance.Observation(
-            instance=_one(dbinstances, (namespace, owner[1])),
-            pods=list(member_pods.get(key, [])),
-            claims=list(volume_claims.get(key, [])),
-            stateful_set=_one(stateful_sets, key),
-            zones=_zones(node_zones),
-        )
-
-    action = dbinstance.observe(Operator.kube, Operator.config, namespace, owner[1], read)
-    log.debug("DBInstance %s/%s: %s", namespace, owner[1], action)
+def _register_drift_watch(child_kind: str, resource: tuple) -> None:
+    @kopf.on.event(*resource, labels=MANAGED_BY, id=f"drift-{child_kind.lower()}")
+    def correct(event: dict, namespace: str, name: str, labels: dict, **indexes: object) -> None:
+        owner = owner_of(labels)
+        if owner is None or owner[0] not in SERVER_KINDS:
+            return
+        kind, handler = SERVER_KINDS[owner[0]]
+        body = _one(indexes[_server_index(kind)], (namespace, owner[1]))  # type: ignore[arg-type]
+        if body is not None:
+            handler.correct_drift(Operator.kube, Operator.config, body, event, child_kind, name)
 
 
-def _correct_drift(kind: str, event: dict, namespace: str, name: str, labels: dict, dbinstances: kopf.Index) -> None:
-    owner = owner_of(labels)
-    if not owner or owner[0] != "dbinstance" or event.get("type") not in ("MODIFIED", "DELETED"):
-        return
-    owner_body = _one(dbinstances, (namespace, owner[1]))
-    if owner_body is None or owner_body["metadata"].get("deletionTimestamp"):
-        return
-    desired = dbinstance.drifted_child(owner_body, Operator.config, kind, name)
-    if desired is None:
-        return
-    actual = event.get("object") or {}
-    foreign = foreign_keys_patch(desired, actual) if event["type"] == "MODIFIED" else {}
-    if event["type"] == "DELETED":
-        Operator.kube.apply(desired)
-    elif foreign or not is_subset(desired, actual):
-        # A merge patch replaces lists whole (ports, rules, subjects) and nulls the keys
-        # others added to our maps; server-side apply alone would keep their list items.
-        Operator.kube.merge_patch(kind, namespace, name, merge_patch_restoring(desired, foreign))
-    else:
-        return
-    kopf.event(owner_body, type="Normal", reason="DriftCorrected",
-               message=f"{kind} {name} was changed or deleted by hand; restored")  # fmt: skip
+for _child, _child_resource in WATCHED_CHILDREN.items():
+    _register_drift_watch(_child, _child_resource)
 
 
-def _register_drift_watch(kind: str, resource: tuple) -> None:
-    @kopf.on.event(*resource, labels=MANAGED_BY, id=f"drift-{kind.lower()}")
-    def correct(event: dict, namespace: str, name: str, labels: dict, dbinstances: kopf.Index, **_: object) -> None:
-        _correct_drift(kind, event, namespace, name, labels, dbinstances)
+# ---------------------------------------------------------------- plain kinds, and those still to come
 
 
-for _kind, _resource in WATCHED_CHILDREN.items():
-    _register_drift_watch(_kind, _resource)
+def _register_plain(kind: Kind, handler: ModuleType) -> None:
+    resource = _resource(kind)
+
+    @kopf.on.resume(*resource, id=f"reconcile_{kind.singular}")
+    @kopf.on.create(*resource, id=f"reconcile_{kind.singular}")
+    @metrics.instrumented(kind.kind)
+    def reconcile(body: kopf.Body, **_: object) -> None:
+        handler.reconcile(Operator.kube, Operator.config, dict(body))
+
+    @kopf.on.delete(*resource, id=f"delete_{kind.singular}")
+    @metrics.instrumented(kind.kind)
+    def delete(body: kopf.Body, **_: object) -> None:
+        handler.delete(Operator.kube, Operator.config, dict(body))
 
 
-# ---------------------------------------------------------------- DBSnapshot and the kinds still to come
+def _register_unsupported(kind: Kind) -> None:
+    resource = _resource(kind)
 
-
-@kopf.on.resume(*SNAPSHOTS)
-@kopf.on.create(*SNAPSHOTS)
-@metrics.instrumented("DBSnapshot")
-def reconcile_dbsnapshot(body: kopf.Body, **_: object) -> None:
-    dbsnapshot.reconcile(Operator.kube, dict(body))
-
-
-@kopf.on.delete(*SNAPSHOTS)
-@metrics.instrumented("DBSnapshot")
-def delete_dbsnapshot(body: kopf.Body, **_: object) -> None:
-    dbsnapshot.delete(Operator.kube, dict(body))
-
-
-def _register_not_yet(resource: tuple) -> None:
-    @kopf.on.resume(*resource, id=f"not-yet-{resource[2]}")
-    @kopf.on.create(*resource, id=f"not-yet-{resource[2]}")
-    @metrics.instrumented(resource[2])
+    @kopf.on.resume(*resource, id=f"not-yet-{kind.plural}")
+    @kopf.on.create(*resource, id=f"not-yet-{kind.plural}")
+    @metrics.instrumented(kind.plural)
     def not_yet(body: kopf.Body, **_: object) -> None:
-        unsupported.reconcile(Operator.kube, dict(body))
+        unsupported.reconcile(Operator.kube, Operator.config, dict(body))
 
 
-for _resource in NOT_YET:
-    _register_not_yet(_resource)
+for _kind in KINDS:
+    if _kind.kind in HANDLERS:
+        _register_plain(_kind, HANDLERS[_kind.kind])
+    elif _kind.kind not in SERVER_HANDLERS:
+        _register_unsupported(_kind)

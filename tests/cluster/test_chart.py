@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 
-from kuberds.builders.server import OPERATOR_POD_LABELS
+from kuberds.builders.network_policy import OPERATOR_POD_LABELS
 from kuberds.config import OperatorConfig
 from tests.cluster.conftest import OPERATOR_NAMESPACE, RELEASE
 from tests.support.chart import CHART, documents, render

@@ -16,8 +16,8 @@ import psycopg
 from tests.support.dataplane import BUCKET, LocalServer
 from tests.support.kube import wait_for
 
-from kuberds.agent.config import RestorePlan
-from kuberds.backup.pgbackrest import AUTOMATED, DELETED_ANNOTATION, SNAPSHOTS, parse_info
+from kuberds.agent.postgres.pgbackrest import AUTOMATED, DELETED_ANNOTATION, SNAPSHOTS, parse_info
+from kuberds.contract.settings import RestorePlan
 
 
 def first_backup_done(server: LocalServer) -> str:

@@ -26,16 +26,18 @@ import psutil
 import psycopg
 import yaml
 
-from kuberds.agent import client as agents
-from kuberds.agent.config import AgentConfig, RestorePlan
 from kuberds.api.schema import parse
 from kuberds.api.v1alpha1 import DBInstanceSpec
 from kuberds.builders import certificates
-from kuberds.builders import server as build
-from kuberds.builders.agent import backup_plan
+from kuberds.builders.dbinstance import instance_server
 from kuberds.builders.meta import Owner
+from kuberds.builders.rbac import agent_rbac
+from kuberds.builders.settings import backup_plan, settings_config_map
+from kuberds.builders.statefulset import stateful_set
 from kuberds.config import OperatorConfig
+from kuberds.contract.settings import AgentConfig, RestorePlan
 from kuberds.engines.postgres import POSTGRES
+from kuberds.operations import agents
 from tests.support.kube import ROOT, Cluster, free_port, token_kubeconfig, wait_for
 from tests.support.s3 import ACCESS_KEY, SECRET_KEY, SeaweedFS
 from tests.support.writer import Writer
@@ -139,9 +141,8 @@ class LocalServer:
         self.cipher_pass = secrets.token_urlsafe(24)
         count = 2 if multi_az else 1
         self.members = [Member(i, f"{name}-{i}", workdir / f"{name}-{i}") for i in range(count)]
-        self.server = build.Server(owner=self.owner, spec=self.spec, engine=POSTGRES, config=OperatorConfig(),
-                                   claim_size="1Gi", master_secret=f"{name}-master", backup=self.backup,
-                                   restore=restore)  # fmt: skip
+        self.server = instance_server(self.owner, self.spec, POSTGRES, OperatorConfig(), claim_size="1Gi",
+                                      backup=self.backup, restore=restore)  # fmt: skip
 
     # -- setup
 
@@ -170,8 +171,8 @@ class LocalServer:
     def _kubernetes_objects(self) -> None:
         """The agent's ServiceAccount/Role/RoleBinding and one pod per member, as the operator
         would have made them (RBAC) and the StatefulSet controller (pods)."""
-        objects = build.agent_rbac(self.server)
-        template = build.stateful_set(self.server)["spec"]["template"]
+        objects = agent_rbac(self.server)
+        template = stateful_set(self.server)["spec"]["template"]
         for member in self.members:
             pod = {
                 "apiVersion": "v1",
@@ -198,7 +199,7 @@ class LocalServer:
     def agent_json(self) -> str:
         """What the operator's settings ConfigMap would hold, with the TLS directory (a
         mounted Secret in a pod) pointing at this server's certificate files."""
-        config = AgentConfig.from_json(build.settings_config_map(self.server)["data"]["agent.json"])
+        config = AgentConfig.from_json(settings_config_map(self.server)["data"]["agent.json"])
         if config.tls:
             config = replace(config, tls=replace(config.tls, directory=str(self.tls_dir)))
         return config.to_json()
@@ -225,7 +226,7 @@ class LocalServer:
             "KUBERDS_DATA_DIR": str(member.data_dir),
             "KUBERDS_RUN_DIR": str(member.workdir / "run"),
             "KUBERDS_LISTEN_ADDRESS": "127.0.0.1",
-            "KUBERDS_POSTGRES_PORT": str(member.pg_port),
+            "KUBERDS_ENGINE_PORT": str(member.pg_port),
             "KUBERDS_AGENT_PORT": str(member.api_port),
             "KUBERDS_METRICS_PORT": str(member.metrics_port),
             "KUBERDS_ENGINE_USER": "postgres",

@@ -5,26 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from kuberds.agent import patroni
-from kuberds.agent.config import (
-    AgentConfig,
-    BackupPlan,
-    ClientTls,
-    Credentials,
-    ObjectStoreTarget,
-    Pod,
-    Repository,
-    RestorePlan,
-)
 from kuberds.agent.decisions import Backoff, Observation, SnapshotRequest, next_steps
-from kuberds.backup import pgbackrest
-from kuberds.backup.schedule import (
+from kuberds.agent.pod import Pod
+from kuberds.agent.postgres import patroni, pgbackrest
+from kuberds.agent.schedule import (
     Archiving,
     Backups,
     Window,
     archive_health,
     automated_backup,
 )
+from kuberds.contract.environment import Credentials
+from kuberds.contract.layouts import POSTGRES
+from kuberds.contract.settings import AgentConfig, BackupPlan, ClientTls, ObjectStoreTarget, Repository, RestorePlan
 
 NOW = datetime(2026, 11, 27, 3, 10, tzinfo=UTC)
 REPO = Repository(ObjectStoreTarget("backups", "https://s3.local:8443", verify_tls=False), "/kuberds/ns/db/u1", "db")
@@ -35,30 +28,30 @@ def reasons(o: Observation) -> list[str]:
 
 
 def primary(**kw) -> Observation:
-    base = dict(now=NOW, role="master", state="running", backups_configured=True, stanza_ready=True,
+    base = dict(now=NOW, role="primary", state="running", backups_configured=True, repository_ready=True,
                 accounts_ready=True, backups=Backups(NOW - timedelta(days=1), NOW - timedelta(days=1)))  # fmt: skip
     return Observation(**{**base, **kw})
 
 
-def test_the_agent_waits_for_patroni_and_postgres() -> None:
-    assert reasons(Observation(now=NOW, role=None, state=None)) == ["waiting for Patroni to answer"]
+def test_the_agent_waits_for_the_ha_manager_and_the_engine() -> None:
+    assert reasons(Observation(now=NOW, role=None, state=None)) == ["waiting for the HA manager to answer"]
     assert reasons(Observation(now=NOW, role="replica", state="creating replica")) == [
-        "waiting for PostgreSQL: creating replica"
+        "waiting for the engine: creating replica"
     ]
     assert reasons(Observation(now=NOW, role="replica", state="running")) == ["standby: following the primary"]
 
 
-def test_a_new_primary_ensures_accounts_then_the_stanza_then_the_first_backup() -> None:
-    steps = next_steps(primary(accounts_ready=False, stanza_ready=False))
-    assert [s.kind for s in steps] == ["ensure-accounts", "create-stanza"]
+def test_a_new_primary_ensures_accounts_then_the_repository_then_the_first_backup() -> None:
+    steps = next_steps(primary(accounts_ready=False, repository_ready=False))
+    assert [s.kind for s in steps] == ["ensure-accounts", "prepare-repository"]
     steps = next_steps(primary(backups=Backups(None, None)))
     assert [(s.kind, s.argument) for s in steps] == [("backup", "full")]
 
 
 def test_a_primary_updates_ha_settings_and_catches_up_the_archive_after_promotion() -> None:
-    steps = next_steps(primary(ha_settings_current=False, wal_caught_up=False))
+    steps = next_steps(primary(ha_settings_current=False, archive_caught_up=False))
     assert [s.kind for s in steps][:2] == ["update-ha-settings", "archive-catch-up"]
-    assert "archive-catch-up" not in [s.kind for s in next_steps(primary(wal_caught_up=False, backup_running=True))]
+    assert "archive-catch-up" not in [s.kind for s in next_steps(primary(archive_caught_up=False, backup_running=True))]
 
 
 def test_backups_wait_for_the_window_and_take_one_per_day() -> None:
@@ -162,7 +155,7 @@ def agent_config(**kw) -> AgentConfig:
     return AgentConfig(**{**base, **kw})
 
 
-POD = Pod(name="db-0", namespace="ns", ip="10.0.0.5")
+POD = Pod.from_environment(POSTGRES, {"POD_NAME": "db-0", "POD_NAMESPACE": "ns", "POD_IP": "10.0.0.5"})
 CREDS = Credentials("su", "rep", "master")
 
 
@@ -248,10 +241,6 @@ def test_a_failing_step_backs_off_doubling_up_to_five_minutes() -> None:
 
 
 def test_a_pod_about_to_be_replaced_for_a_new_class_does_not_restart_for_it() -> None:
-    from datetime import UTC, datetime
-
-    from kuberds.agent.decisions import Observation, next_steps
-
     observed = Observation(now=datetime(2026, 1, 1, tzinfo=UTC), role="replica", state="running",
                            pending_restart=True, replaced_soon=True)  # fmt: skip
     steps = next_steps(observed)

@@ -7,7 +7,8 @@ import pytest
 from kuberds.api import v1alpha1 as api
 from kuberds.api.crds import KINDS, crd, deletion_protection_policy
 from kuberds.api.generate import stale
-from kuberds.api.schema import json_name, openapi_schema, parse, to_json
+from kuberds.api.schema import openapi_schema, parse, to_json
+from kuberds.codec import camel
 from tests.support.kube import ROOT
 
 
@@ -54,7 +55,7 @@ def test_defaults_and_names_follow_rds() -> None:
         "type": "integer", "description": "", "minimum": 0, "maximum": 35, "default": 7,
     }  # fmt: skip
     assert props["backup"]["default"]["window"] == "03:00-03:30"
-    assert "multiAZ" in props and json_name("verify_tls") == "verifyTLS"
+    assert "multiAZ" in props and camel("verify_tls") == "verifyTLS"
     immutable = [r for r in props["engine"]["x-kubernetes-validations"] if r["rule"] == "self == oldSelf"]
     assert immutable and "engine cannot change" in immutable[0]["message"]
 

@@ -12,20 +12,26 @@ import yaml
 
 from kuberds.api.schema import parse
 from kuberds.api.v1alpha1 import DBInstanceSpec
-from kuberds.builders import agent as agent_build
-from kuberds.builders import server as build
+from kuberds.builders import dbinstance, names, secrets, settings
+from kuberds.builders.certificates import KeyPair
+from kuberds.builders.disruption_budget import disruption_budget
 from kuberds.builders.meta import Owner
-from kuberds.builders.snapshot import final_snapshot, final_snapshot_name
+from kuberds.builders.network_policy import network_policy
+from kuberds.builders.server import SecretRefs, Server, endpoint_names
+from kuberds.builders.snapshot import final_snapshot
+from kuberds.builders.statefulset import stateful_set
 from kuberds.config import OperatorConfig
+from kuberds.contract import TLS_DIR
 from kuberds.engines import engine_for
 
 GOLDEN = Path(__file__).parent / "golden"
 
 
-def make_server(**spec) -> build.Server:
+def make_server(**spec) -> Server:
     parsed = parse(DBInstanceSpec, {"engine": "postgres", **spec})
     owner = Owner("DBInstance", "orders", "shop", "0b7c5e0e-0000-4000-8000-000000000001")
-    return build.Server(owner, parsed, engine_for("postgres"), OperatorConfig(), parsed.storage.size, "orders-master")
+    return dbinstance.instance_server(owner, parsed, engine_for("postgres"), OperatorConfig(),
+                                      claim_size=parsed.storage.size)  # fmt: skip
 
 
 def by_kind(objects: list[dict]) -> dict[str, list[dict]]:
@@ -36,7 +42,7 @@ def by_kind(objects: list[dict]) -> dict[str, list[dict]]:
 
 
 def test_multi_az_objects_match_the_golden_file() -> None:
-    objects = build.server_objects(make_server(multiAZ=True, parameters={"work_mem": "16MB"}))
+    objects = dbinstance.server_objects(make_server(multiAZ=True, parameters={"work_mem": "16MB"}))
     text = yaml.safe_dump_all(objects, sort_keys=True)
     golden = GOLDEN / "dbinstance-multiaz.yaml"
     if os.environ.get("KUBERDS_UPDATE_GOLDEN"):
@@ -45,7 +51,7 @@ def test_multi_az_objects_match_the_golden_file() -> None:
 
 
 def test_every_object_is_owned_and_labelled() -> None:
-    for obj in build.server_objects(make_server()):
+    for obj in dbinstance.server_objects(make_server()):
         meta = obj["metadata"]
         assert meta["ownerReferences"][0]["uid"].startswith("0b7c5e0e") and meta["ownerReferences"][0]["controller"]
         assert meta["namespace"] == "shop"
@@ -55,7 +61,7 @@ def test_every_object_is_owned_and_labelled() -> None:
 
 @pytest.mark.parametrize(("multi_az", "replicas", "spread"), [(False, 1, "ScheduleAnyway"), (True, 2, "DoNotSchedule")])
 def test_zone_spread_is_required_only_for_multi_az(multi_az: bool, replicas: int, spread: str) -> None:
-    sts = by_kind(build.server_objects(make_server(multiAZ=multi_az)))["StatefulSet"][0]
+    sts = by_kind(dbinstance.server_objects(make_server(multiAZ=multi_az)))["StatefulSet"][0]
     assert sts["spec"]["replicas"] == replicas
     constraint = sts["spec"]["template"]["spec"]["topologySpreadConstraints"][0]
     assert (constraint["topologyKey"], constraint["whenUnsatisfiable"]) == (
@@ -65,7 +71,7 @@ def test_zone_spread_is_required_only_for_multi_az(multi_az: bool, replicas: int
 
 
 def test_pods_meet_pod_security_restricted() -> None:
-    pod = by_kind(build.server_objects(make_server()))["StatefulSet"][0]["spec"]["template"]["spec"]
+    pod = by_kind(dbinstance.server_objects(make_server()))["StatefulSet"][0]["spec"]["template"]["spec"]
     assert (
         pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
     )
@@ -75,20 +81,20 @@ def test_pods_meet_pod_security_restricted() -> None:
 
 
 def test_statefulset_keeps_volumes_and_rolls_under_operator_control() -> None:
-    spec = by_kind(build.server_objects(make_server()))["StatefulSet"][0]["spec"]
+    spec = by_kind(dbinstance.server_objects(make_server()))["StatefulSet"][0]["spec"]
     assert spec["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
     assert spec["updateStrategy"] == {"type": "OnDelete"}
     assert spec["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "20Gi"
 
 
 def test_resources_follow_the_instance_class() -> None:
-    sts = by_kind(build.server_objects(make_server(instanceClass="db.r6.large")))["StatefulSet"][0]
+    sts = by_kind(dbinstance.server_objects(make_server(instanceClass="db.r6.large")))["StatefulSet"][0]
     resources = sts["spec"]["template"]["spec"]["containers"][0]["resources"]
     assert resources == {"requests": {"cpu": "2", "memory": "16Gi"}, "limits": {"cpu": "2", "memory": "16Gi"}}
 
 
 def test_services_route_writers_to_the_primary_and_readers_to_replicas() -> None:
-    services = {s["metadata"]["name"]: s for s in by_kind(build.server_objects(make_server(port=6432)))["Service"]}
+    services = {s["metadata"]["name"]: s for s in by_kind(dbinstance.server_objects(make_server(port=6432)))["Service"]}
     assert services["orders"]["spec"]["selector"]["kuberds.io/role"] == "master"  # the value Patroni writes
     assert services["orders-ro"]["spec"]["selector"]["kuberds.io/role"] == "replica"
     assert services["orders-pods"]["spec"]["clusterIP"] == "None"
@@ -97,7 +103,7 @@ def test_services_route_writers_to_the_primary_and_readers_to_replicas() -> None
 
 def test_network_policy_admits_only_what_must_reach_the_database() -> None:
     server = make_server(network={"allowedClients": [{"namespaceSelector": {"matchLabels": {"team": "web"}}}]})
-    policy = build.network_policy(server)["spec"]
+    policy = network_policy(server)["spec"]
     assert policy["policyTypes"] == ["Ingress"]
     peers, operator, clients, scrapes = policy["ingress"]
     assert [p["port"] for p in peers["ports"]] == [5432, 8008]
@@ -112,7 +118,7 @@ def test_network_policy_admits_only_what_must_reach_the_database() -> None:
 
 
 def test_parameters_are_sized_from_the_class_and_user_wins() -> None:
-    config = build.settings_config_map(make_server(instanceClass="db.m6.large", parameters={"work_mem": "64MB"}))
+    config = settings.settings_config_map(make_server(instanceClass="db.m6.large", parameters={"work_mem": "64MB"}))
     parameters = yaml.safe_load(config["data"]["agent.json"])["parameters"]
     assert parameters["shared_buffers"] == "2048MB"  # a quarter of 8Gi
     assert parameters["max_connections"] == "901"  # RDS: memory / 9531392
@@ -120,15 +126,15 @@ def test_parameters_are_sized_from_the_class_and_user_wins() -> None:
 
 
 def test_single_az_budget_blocks_voluntary_eviction_multi_az_allows_one() -> None:
-    assert build.disruption_budget(make_server())["spec"]["minAvailable"] == 1
-    assert build.disruption_budget(make_server(multiAZ=True))["spec"]["maxUnavailable"] == 1
+    assert disruption_budget(make_server())["spec"]["minAvailable"] == 1
+    assert disruption_budget(make_server(multiAZ=True))["spec"]["maxUnavailable"] == 1
 
 
 def test_master_secret_and_final_snapshot() -> None:
-    secret = build.master_secret(make_server(masterUsername="shopadmin"), "s3cret")
+    secret = secrets.master_secret(make_server(masterUsername="shopadmin"), "s3cret")
     assert secret["type"] == "kubernetes.io/basic-auth"
     assert secret["stringData"] == {"username": "shopadmin", "password": "s3cret"}
-    name = final_snapshot_name("orders", "2026-11-27T19:22:14Z")
+    name = names.final_snapshot("orders", "2026-11-27T19:22:14Z")
     assert name == "orders-final-20261127-192214"
     snapshot = final_snapshot(make_server().owner, name)
     assert snapshot["spec"] == {"source": {"dbInstance": "orders"}}
@@ -152,30 +158,30 @@ def test_backups_go_to_a_path_keyed_by_uid_with_secrets_by_reference() -> None:
         },
     )
     owner = Owner("DBInstance", "orders", "shop", "uid-1")
-    plan = agent_build.backup_plan(owner, spec, spec.backup.object_store)
+    plan = settings.backup_plan(owner, spec, spec.backup.object_store)
     assert plan.repository.path == "/team/shop/orders/uid-1" and plan.repository.stanza == "orders"
     assert plan.repository.encrypted and plan.retention_days == 3
-    assert agent_build.backup_plan(owner, spec, None) is None, "no store anywhere: no backups"
-    server = build.Server(owner, spec, engine_for("postgres"), OperatorConfig(), "10Gi", "orders-master",
-                          backup=plan, secrets=build.SecretRefs("s3", "orders-backup-key"))  # fmt: skip
-    env = {e["name"]: e for e in build.stateful_set(server)["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert settings.backup_plan(owner, spec, None) is None, "no store anywhere: no backups"
+    server = dbinstance.instance_server(owner, spec, engine_for("postgres"), OperatorConfig(), claim_size="10Gi",
+                                        backup=plan, secrets=SecretRefs("s3", "orders-backup-key"))  # fmt: skip
+    env = {e["name"]: e for e in stateful_set(server)["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["KUBERDS_BACKUP_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"] == {
         "name": "s3",
         "key": "AWS_ACCESS_KEY_ID",
     }
     assert env["KUBERDS_BACKUP_CIPHER_PASS"]["valueFrom"]["secretKeyRef"] == {"name": "orders-backup-key", "key": "key"}
     assert all("value" not in e for n, e in env.items() if "PASS" in n or "SECRET" in n), "secrets by reference only"
-    agent = json.loads(build.settings_config_map(server)["data"]["agent.json"])
+    agent = json.loads(settings.settings_config_map(server)["data"]["agent.json"])
     assert agent["backup"]["repository"]["store"]["endpoint"] == "https://s3.local:8443"
     assert agent["synchronous"] is False and agent["scope"] == "orders"
-    key = build.backup_key(server, "pass")
+    key = secrets.backup_key(server, "pass")
     assert "ownerReferences" not in key["metadata"], "the key outlives the server, so its snapshots stay readable"
 
 
-def _tls_of(server: build.Server) -> tuple[list[dict], dict | None]:
-    pod = build.stateful_set(server)["spec"]["template"]["spec"]
+def _tls_of(server: Server) -> tuple[list[dict], dict | None]:
+    pod = stateful_set(server)["spec"]["template"]["spec"]
     volumes = [v for v in pod["volumes"] if v["name"] == "tls"]
-    agent = json.loads(build.settings_config_map(server)["data"]["agent.json"])
+    agent = json.loads(settings.settings_config_map(server)["data"]["agent.json"])
     return volumes, agent["tls"]
 
 
@@ -184,14 +190,14 @@ def test_client_tls_mounts_only_the_served_pair_and_tells_the_agent() -> None:
     volumes, agent = _tls_of(server)
     assert volumes == [{"name": "tls", "secret": {"secretName": "orders-tls", "defaultMode": 0o440, "items": [
         {"key": "tls.crt", "path": "tls.crt"}, {"key": "tls.key", "path": "tls.key"}]}}]  # fmt: skip
-    assert agent == {"directory": build.TLS_MOUNT, "require": False}
+    assert agent == {"directory": TLS_DIR, "require": False}
     assert server.issues_certificate
-    names = build.endpoint_names(server)
+    names = endpoint_names(server)
     assert {"orders.shop.svc", "orders-ro.shop.svc", "*.orders-pods.shop.svc"} <= set(names)
     assert "orders.shop.svc.cluster.local" in names
     other_domain = dataclasses.replace(server, config=OperatorConfig(cluster_domain="corp.internal"))
-    assert "orders.shop.svc.corp.internal" in build.endpoint_names(other_domain)
-    ca = build.ca_secret(server, build.KeyPair("CA", "CAKEY"))
+    assert "orders.shop.svc.corp.internal" in endpoint_names(other_domain)
+    ca = secrets.ca_secret(server, KeyPair("CA", "CAKEY"))
     assert ca["metadata"]["name"] == "orders-ca" and ca["metadata"]["ownerReferences"]
 
     own = make_server(tls={"certificateSecretName": "corp-cert", "require": True})

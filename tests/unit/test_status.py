@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+from kuberds.builders import status
+from kuberds.builders.rollout import handover, next_pod_to_roll
 from kuberds.builders.status import (
     Condition,
     Member,
     Observed,
     availability,
-    member_from_pod,
     merge_conditions,
-    next_pod_to_roll,
     phase,
     storage_condition,
     transitions,
 )
-from kuberds.handlers.common import event_type
-from kuberds.quantity import format_binary, parse_quantity, to_bytes
+from kuberds.engines.postgres import POSTGRES
+from kuberds.operations.status import event_type
+from kuberds.quantity import parse_quantity, to_bytes
+
+
+def member_from_pod(pod: dict, zones: dict[str, str]) -> Member:
+    """A PostgreSQL member: Patroni's role label values."""
+    return status.member_from_pod(pod, zones, POSTGRES.role_label_values)
 
 
 def test_transition_time_moves_only_when_status_changes() -> None:
@@ -86,12 +92,9 @@ def test_storage_condition_follows_the_claims() -> None:
 def test_quantities() -> None:
     assert to_bytes("20Gi") == 20 * 2**30 and to_bytes("1.5Gi") == 3 * 2**29 and to_bytes("1G") == 10**9
     assert parse_quantity("250m") * 4 == 1
-    assert format_binary(21474836480) == "20Gi" and format_binary(1000) == "1000"
 
 
 def test_primary_is_replaced_only_after_a_switchover_to_a_ready_standby() -> None:
-    from kuberds.builders.status import Member, handover
-
     primary = Member("db-0", "primary", "zone-a", True, "old")
     standby = Member("db-1", "replica", "zone-b", True, "new")  # no agent report (yet)
     assert handover([primary, standby], primary, synchronous=False).action == "switchover"
@@ -117,8 +120,6 @@ def test_primary_is_replaced_only_after_a_switchover_to_a_ready_standby() -> Non
 
 
 def test_the_switchover_request_names_leader_and_candidate() -> None:
-    from kuberds.engines.postgres import POSTGRES
-
     request = POSTGRES.switchover("db-0", "db-1")
     assert (request.method, request.path, request.body) == (
         "POST",

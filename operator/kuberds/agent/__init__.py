@@ -1,8 +1,16 @@
-"""The in-pod agent (instance manager): one process per database pod.
+"""The in-pod agent (instance manager): one process per database pod. Nothing here imports
+the operator's modules; the two sides meet in kuberds.contract.
 
-config      the contract with the operator (agent.json, secrets from the environment, the pod)
-patroni     Patroni's configuration for a member (pure)
-decisions   observation in, readable steps out (pure)
-report      Prometheus metrics and the pod annotation the operator reads
-postgres    the PostgreSQL agent: runs Patroni, performs the steps
+    runtime     the engine-neutral loop: reload, observe, decide, act (with back-off), report
+    decisions   observation in, readable steps out (pure)
+    schedule    when an automated backup is due, and how healthy archiving is (pure)
+    snapshots   the server's DBSnapshots as requests, and their status
+    report      Prometheus metrics and the report on the pod
+    pod         who this member is and where its files are
+    processes   the engine's programs as its OS user; one background job at a time
+    kube        the agent's bounded Kubernetes client
+    postgres    the PostgreSQL agent (Patroni, pgBackRest)
+
+Adding an engine: a package kuberds.agent.<engine> with main() and an EngineAgent
+(kuberds.agent.runtime); `kuberds agent <engine>` finds it by name.
 """

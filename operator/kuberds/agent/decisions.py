@@ -1,8 +1,10 @@
-"""The agent's decision step: a snapshot of what it observed in, readable steps out. Pure.
+"""The agent's decision step: a snapshot of what it observed in, readable steps out. Pure
+and engine-neutral.
 
-The loop in `kuberds.agent.postgres` observes (Patroni's REST API, PostgreSQL, pgBackRest,
-DBSnapshot objects), calls `next_steps`, performs the steps, and logs their reasons, so
-what the agent did and why reads the same in its log, in its pod annotation and in tests.
+The loop (kuberds.agent.runtime) has the engine's agent observe (its HA manager, the
+engine, its backup tool, DBSnapshot objects), calls `next_steps`, has the engine perform
+the steps, and logs their reasons, so what the agent did and why reads the same in its log,
+in its pod annotation and in tests.
 """
 
 from __future__ import annotations
@@ -10,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from kuberds.backup.schedule import Backups, Window, automated_backup
+from kuberds.agent.schedule import Backups, Window, automated_backup
+from kuberds.contract import PRIMARY
 
-PRIMARY_ROLES = ("master", "primary")
-STANDBY_ROLES = ("replica",)  # Patroni's /patroni role for every standby, synchronous or not
+RUNNING = "running"
 
 
 @dataclass(frozen=True)
@@ -28,31 +30,31 @@ class SnapshotRequest:
 @dataclass(frozen=True)
 class Observation:
     now: datetime
-    role: str | None  # Patroni's role: master / replica; None while Patroni is not answering
-    state: str | None  # Patroni's postgres state: running, starting, creating replica, …
+    role: str | None  # contract.PRIMARY / REPLICA; None while the HA manager is not answering
+    state: str | None  # the engine's state as the HA manager says: running, starting, creating replica, …
     pending_restart: bool = False
     replicas_pending_restart: bool = False
     replaced_soon: bool = False  # this pod's resources are for another instance class
     backups_configured: bool = False
-    stanza_ready: bool | None = None  # None: not checked yet
+    repository_ready: bool | None = None  # the backup repository is prepared (None: not checked yet)
     backups: Backups = field(default_factory=lambda: Backups(None, None))
     backup_running: bool = False
     retention_days: int = 7
     window: Window = field(default_factory=lambda: Window.parse("03:00-03:30"))
     accounts_ready: bool = False  # master user and database checked this primary term
-    ha_settings_current: bool = True  # Patroni's DCS config matches what agent.json asks for
-    wal_caught_up: bool = True  # False after a promotion, until the old timeline's WAL is checked
+    ha_settings_current: bool = True  # the HA manager's cluster-wide settings match agent.json
+    archive_caught_up: bool = True  # False after a promotion, until the old primary's log is checked
     snapshots: list[SnapshotRequest] = field(default_factory=list)
 
     @property
     def primary(self) -> bool:
-        return self.role in PRIMARY_ROLES and self.state == "running"
+        return self.role == PRIMARY and self.state == RUNNING
 
 
 @dataclass(frozen=True)
 class Step:
-    # update-ha-settings, ensure-accounts, create-stanza, archive-catch-up, backup, snapshot,
-    # remove-snapshot, restart, wait: the agent method _step_<kind> performs it
+    # update-ha-settings, ensure-accounts, prepare-repository, archive-catch-up, backup, snapshot,
+    # remove-snapshot, restart, wait: the engine's agent performs it (kuberds.agent.runtime)
     kind: str
     reason: str
     argument: str | None = None
@@ -60,25 +62,25 @@ class Step:
 
 def next_steps(o: Observation) -> list[Step]:
     if o.role is None:
-        return [Step("wait", "waiting for Patroni to answer")]
-    if o.state != "running":
-        return [Step("wait", f"waiting for PostgreSQL: {o.state}")]
+        return [Step("wait", "waiting for the HA manager to answer")]
+    if o.state != RUNNING:
+        return [Step("wait", f"waiting for the engine: {o.state}")]
     steps = _restart(o)
     if not o.primary:
         return steps or [Step("wait", "standby: following the primary")]
     if not o.ha_settings_current:
-        steps.append(Step("update-ha-settings", "primary: HA settings changed (e.g. multiAZ): updating Patroni's"))
+        steps.append(Step("update-ha-settings", "primary: HA settings changed (e.g. multiAZ): updating them"))
     if not o.accounts_ready:
         steps.append(Step("ensure-accounts", "primary: ensuring the master user, database and heartbeat"))
     if not o.backups_configured:
         return steps or [Step("wait", "primary; no backup repository configured")]
-    if not o.stanza_ready:
-        steps.append(Step("create-stanza", "primary: creating the backup repository stanza"))
+    if not o.repository_ready:
+        steps.append(Step("prepare-repository", "primary: preparing the backup repository"))
         return steps
-    if not o.wal_caught_up and not o.backup_running:
-        # A standby marks streamed WAL as archived; what the old primary had not archived yet
-        # would be a hole in the archive (and in point-in-time restore) without this.
-        steps.append(Step("archive-catch-up", "promoted: archiving WAL the old primary may not have archived"))
+    if not o.archive_caught_up and not o.backup_running:
+        # A standby may count streamed log as archived; what the old primary had not archived
+        # yet would be a hole in the archive (and in point-in-time restore) without this.
+        steps.append(Step("archive-catch-up", "promoted: archiving log the old primary may not have archived"))
     steps += _snapshot_steps(o)
     if o.backup_running or any(s.kind == "snapshot" for s in steps):
         return steps

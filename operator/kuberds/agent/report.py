@@ -1,6 +1,5 @@
-"""How the agent reports: Prometheus metrics, and a JSON annotation on its own pod that the
-operator folds into the server's status (the agent never writes the custom resource's
-status itself, so there is one writer per status)."""
+"""How the agent reports: Prometheus metrics, and its typed report (kuberds.contract.report)
+as an annotation on its own pod, which the operator folds into the server's status."""
 
 from __future__ import annotations
 
@@ -9,6 +8,11 @@ import logging
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+from kuberds.agent.decisions import RUNNING, Observation
+from kuberds.agent.schedule import Archiving
+from kuberds.contract import AGENT_STATUS_ANNOTATION
+from kuberds.contract.report import AgentReport
 
 log = logging.getLogger("kuberds.agent")
 
@@ -21,21 +25,25 @@ TIME_RESOLUTION_SECONDS = 60
 
 
 class AgentMetrics:
-    def __init__(self):
+    """The engine's own gauges are named kuberds_<engine>_*; archiving and backups are the
+    same for every engine (kuberds_archive_*, kuberds_backup_*)."""
+
+    def __init__(self, engine: str):
         self.registry = CollectorRegistry()
         r = self.registry
 
         def gauge(name: str, text: str) -> Gauge:
             return Gauge(name, text, registry=r)
 
-        self.up = gauge("kuberds_postgres_up", "1 when PostgreSQL is running under Patroni")
-        self.primary = gauge("kuberds_postgres_primary", "1 on the primary, 0 on a standby")
-        self.pending_restart = gauge("kuberds_postgres_pending_restart", "1 when a parameter waits for a restart")
-        self.replication_lag = gauge("kuberds_postgres_replication_lag_bytes",
-                                     "On the primary: WAL bytes the slowest standby has still to replay")  # fmt: skip
-        self.archive_behind = gauge("kuberds_archive_segments_behind", "WAL segments written and not yet archived")
-        self.archive_failed = gauge("kuberds_archive_failed_count", "Failed archive attempts (pg_stat_archiver)")
-        self.last_archived = gauge("kuberds_archive_last_success_timestamp_seconds", "Last WAL segment archived")
+        prefix = f"kuberds_{engine}"
+        self.up = gauge(f"{prefix}_up", "1 when the engine runs under its HA manager")
+        self.primary = gauge(f"{prefix}_primary", "1 on the primary, 0 on a standby")
+        self.pending_restart = gauge(f"{prefix}_pending_restart", "1 when a parameter waits for a restart")
+        self.replication_lag = gauge(f"{prefix}_replication_lag_bytes",
+                                     "On the primary: log bytes the slowest standby has still to replay")  # fmt: skip
+        self.archive_behind = gauge("kuberds_archive_segments_behind", "Log segments written and not yet archived")
+        self.archive_failed = gauge("kuberds_archive_failed_count", "Failed archive attempts")
+        self.last_archived = gauge("kuberds_archive_last_success_timestamp_seconds", "Last log segment archived")
         self.latest_restorable = gauge("kuberds_backup_latest_restorable_timestamp_seconds",
                                        "Latest moment a point-in-time restore can reach")  # fmt: skip
         self.earliest_restorable = gauge("kuberds_backup_earliest_restorable_timestamp_seconds",
@@ -48,9 +56,10 @@ class AgentMetrics:
         if port:
             start_http_server(port, addr=address, registry=self.registry)
 
-    def update(self, observation, archiving, lag: int | None, latest_restorable: datetime | None,
-               automated: list) -> None:  # fmt: skip
-        self.up.set(1 if observation.state == "running" else 0)
+    def update(self, observation: Observation, archiving: Archiving | None, lag: int | None,
+               latest_restorable: datetime | None, earliest: datetime | None,
+               last_backup: datetime | None) -> None:  # fmt: skip
+        self.up.set(1 if observation.state == RUNNING else 0)
         self.primary.set(1 if observation.primary else 0)
         self.pending_restart.set(1 if observation.pending_restart else 0)
         if archiving is not None:
@@ -60,11 +69,10 @@ class AgentMetrics:
                 self.last_archived.set(archiving.last_archived_time.timestamp())
         if lag is not None:
             self.replication_lag.set(lag)
-        if latest_restorable:
-            self.latest_restorable.set(latest_restorable.timestamp())
-        if automated:
-            self.earliest_restorable.set(automated[0].stopped.timestamp())
-            self.last_backup.set(automated[-1].stopped.timestamp())
+        for gauge, moment in ((self.latest_restorable, latest_restorable), (self.earliest_restorable, earliest),
+                              (self.last_backup, last_backup)):  # fmt: skip
+            if moment:
+                gauge.set(moment.timestamp())
 
 
 def worth_publishing(status: dict, published: dict) -> bool:
@@ -82,13 +90,14 @@ def worth_publishing(status: dict, published: dict) -> bool:
     return False
 
 
-def publish_status(kube, pod, annotation: str, status: dict, published: dict) -> dict:
+def publish(kube, namespace: str, pod: str, report: AgentReport, published: dict) -> dict:
     """Merge-patches the annotation when worth it; returns what is now published."""
+    status = report.to_data()
     if not worth_publishing(status, published):
         return published
-    body = {"metadata": {"annotations": {annotation: json.dumps(status, sort_keys=True)}}}
+    body = {"metadata": {"annotations": {AGENT_STATUS_ANNOTATION: json.dumps(status, sort_keys=True)}}}
     try:
-        kube.merge_patch("Pod", pod.namespace, pod.name, body)
+        kube.merge_patch("Pod", namespace, pod, body)
     except Exception as error:  # the API server may be away; the next loop tries again
         log.warning("publishing status failed: %s", error)
         return published

@@ -44,20 +44,3 @@ CACHE_NODE_TYPES: dict[str, Size] = {
     "cache.r6.large": Size("2", "2", "13Gi"),
     "cache.r6.xlarge": Size("4", "4", "26Gi"),
 }
-
-# Engine → versions offered, newest first (the first is the default). They are the
-# versions Debian bookworm packages, which is what the images are built from.
-DB_ENGINE_VERSIONS: dict[str, tuple[str, ...]] = {
-    "postgres": ("15",),
-    "mysql": ("8.0",),
-    "mariadb": ("10.11",),
-}
-CACHE_ENGINE_VERSIONS: dict[str, tuple[str, ...]] = {
-    "redis": ("7.0",),
-    "memcached": ("1.6",),
-}
-DEFAULT_PORTS = {"postgres": 5432, "mysql": 3306, "mariadb": 3306, "redis": 6379, "memcached": 11211}
-
-
-def default_engine_version(engine: str) -> str:
-    return {**DB_ENGINE_VERSIONS, **CACHE_ENGINE_VERSIONS}[engine][0]

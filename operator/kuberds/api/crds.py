@@ -6,78 +6,13 @@ to crds/, the Helm chart and docs/.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from kuberds import API_GROUP, API_VERSION
-from kuberds.api import v1alpha1 as api
+from kuberds.api.kinds import Kind
 from kuberds.api.schema import openapi_schema
+from kuberds.api.v1alpha1 import KINDS
 
 PART_OF = {"app.kubernetes.io/part-of": "kuberds"}
 CATEGORY = "kuberds"
-
-
-@dataclass(frozen=True)
-class Kind:
-    kind: str
-    plural: str
-    short_names: tuple[str, ...]
-    spec: type
-    status: type
-    columns: tuple[tuple[str, str, str, int], ...]  # name, type, jsonPath, priority
-    scale_replicas: str | None = None  # spec path of a replica count, for the scale subresource
-    deletion_protected: bool = False
-
-    @property
-    def singular(self) -> str:
-        return self.kind.lower()
-
-    @property
-    def crd_name(self) -> str:
-        return f"{self.plural}.{API_GROUP}"
-
-
-SERVER_COLUMNS = (
-    ("Engine", "string", ".spec.engine", 0),
-    ("Version", "string", ".status.engineVersion", 0),
-    ("Class", "string", ".spec.instanceClass", 1),
-    ("Status", "string", ".status.phase", 0),
-    ("Endpoint", "string", ".status.endpoint", 0),
-    ("Primary", "string", ".status.currentPrimary", 1),
-    ("Age", "date", ".metadata.creationTimestamp", 0),
-)
-
-KINDS: tuple[Kind, ...] = (
-    Kind(
-        "DBInstance", "dbinstances", ("dbi", "rdsi"), api.DBInstanceSpec, api.ServerStatus,
-        (*SERVER_COLUMNS[:3], ("Multi-AZ", "boolean", ".spec.multiAZ", 0), *SERVER_COLUMNS[3:]),
-        deletion_protected=True,
-    ),
-    Kind(
-        "DBCluster", "dbclusters", ("dbc",), api.DBClusterSpec, api.ServerStatus,
-        (*SERVER_COLUMNS[:3], ("Instances", "integer", ".spec.instances", 0), *SERVER_COLUMNS[3:]),
-        scale_replicas=".spec.instances", deletion_protected=True,
-    ),
-    Kind(
-        "ReadReplica", "readreplicas", ("rr", "dbrr"), api.ReadReplicaSpec, api.ServerStatus,
-        (("Source", "string", ".spec.source.dbInstance", 0), ("Promoted", "boolean", ".spec.promote", 0),
-         ("Status", "string", ".status.phase", 0), ("Lag", "number", ".status.replicationLagSeconds", 0),
-         ("Endpoint", "string", ".status.endpoint", 0), ("Age", "date", ".metadata.creationTimestamp", 0)),
-        deletion_protected=True,
-    ),
-    Kind(
-        "CacheCluster", "cacheclusters", ("cc", "cache"), api.CacheClusterSpec, api.CacheClusterStatus,
-        (("Engine", "string", ".spec.engine", 0), ("Version", "string", ".status.engineVersion", 0),
-         ("Node Type", "string", ".spec.nodeType", 1), ("Status", "string", ".status.phase", 0),
-         ("Endpoint", "string", ".status.endpoint", 0), ("Age", "date", ".metadata.creationTimestamp", 0)),
-    ),
-    Kind(
-        "DBSnapshot", "dbsnapshots", ("dbsnap", "snap"), api.DBSnapshotSpec, api.DBSnapshotStatus,
-        (("Instance", "string", ".spec.source.dbInstance", 0), ("Cluster", "string", ".spec.source.dbCluster", 0),
-         ("Status", "string", ".status.phase", 0), ("Snapshot Time", "date", ".status.snapshotTime", 0),
-         ("Kind", "string", ".status.kind", 1), ("Age", "date", ".metadata.creationTimestamp", 0)),
-    ),
-)  # fmt: skip
-KINDS_BY_NAME = {k.kind: k for k in KINDS}
 
 
 def crd(kind: Kind) -> dict:

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import yaml
 
-from kuberds.api.crds import KINDS, crd, deletion_protection_policy
+from kuberds.api.crds import crd, deletion_protection_policy
 from kuberds.api.reference import render
+from kuberds.api.v1alpha1 import KINDS
 
 HEADER = "# Generated from operator/kuberds/api by `make generate`. Do not edit.\n"
 

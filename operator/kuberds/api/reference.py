@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from kuberds import API_GROUP, API_VERSION
-from kuberds.api.crds import KINDS, Kind
+from kuberds.api.kinds import Kind
 from kuberds.api.schema import openapi_schema
+from kuberds.api.v1alpha1 import KINDS
 
 
 def _type_of(schema: dict) -> str:

@@ -76,7 +76,3 @@ def quantity_at_least(left: str, right: str) -> str:
 
 def exactly_one_of(*fields: str) -> str:
     return " + ".join(f"(has(self.{f}) ? 1 : 0)" for f in fields) + " == 1"
-
-
-def at_most_one_of(*fields: str) -> str:
-    return " + ".join(f"(has(self.{f}) ? 1 : 0)" for f in fields) + " <= 1"

@@ -6,7 +6,7 @@ immutability); each model may carry CEL rules across its fields. From that one s
 
 - `openapi_schema(Model)` gives the schema a CRD serves (so `kubectl apply` refuses bad
   input with a message naming the field, and `kubectl explain` documents every field);
-- `parse(Model, dict)` gives the operator a typed, defaulted value of a spec;
+- `parse(Model, dict)` gives the operator a typed, defaulted value of a spec (kuberds.codec);
 - kuberds.api.reference renders the API reference from the same walk.
 """
 
@@ -14,10 +14,15 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import types
 import typing
 from dataclasses import MISSING, dataclass
-from typing import Any, Literal, NewType, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, NewType, get_args, get_origin, get_type_hints
+
+from kuberds.codec import camel, decode, encode, is_dataclass_type, unwrap_optional
+
+# The API's names for the one mapper (kuberds.codec): lowerCamelCase, as Kubernetes spells them.
+to_json = encode
+parse = decode
 
 # Strings with a meaning of their own: how the schema spells them.
 Quantity = NewType("Quantity", str)  # "20Gi", "500m": a Kubernetes resource quantity
@@ -100,14 +105,6 @@ def model(*rules: Rule, description: str = "") -> typing.Callable[[type], type]:
 # ---------------------------------------------------------------- type inspection
 
 
-def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
-    if get_origin(tp) in (Union, types.UnionType):
-        args = [a for a in get_args(tp) if a is not type(None)]
-        if len(args) == 1 and len(get_args(tp)) == 2:
-            return args[0], True
-    return tp, False
-
-
 def model_fields(cls: type) -> list[tuple[str, Any, FieldInfo, Any, bool]]:
     """(json name, type, info, default, optional) of each field, in declaration order."""
     hints = get_type_hints(cls, include_extras=True)
@@ -116,25 +113,12 @@ def model_fields(cls: type) -> list[tuple[str, Any, FieldInfo, Any, bool]]:
         info = f.metadata.get("kuberds")
         if info is None:
             raise TypeError(f"{cls.__name__}.{f.name} has no description (use schema.field)")
-        tp, optional = _unwrap_optional(hints[f.name])
+        tp, optional = unwrap_optional(hints[f.name])
         default = f.default if f.default is not MISSING else MISSING
         if f.default_factory is not MISSING:
             default = f.default_factory()
-        out.append((json_name(f.name), tp, info, default, optional))
+        out.append((camel(f.name), tp, info, default, optional))
     return out
-
-
-ACRONYMS = {"az": "AZ", "tls": "TLS", "cpu": "CPU", "id": "ID", "ip": "IP", "url": "URL"}
-
-
-def json_name(python_name: str) -> str:
-    """snake_case → lowerCamelCase, acronyms in capitals as Kubernetes spells them (multiAZ)."""
-    head, *rest = python_name.rstrip("_").split("_")
-    return head + "".join(ACRONYMS.get(part, part[:1].upper() + part[1:]) for part in rest)
-
-
-def is_model(tp: Any) -> bool:
-    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
 
 
 # ---------------------------------------------------------------- schema
@@ -166,7 +150,7 @@ def type_schema(tp: Any) -> dict:
         if key is not str:
             raise TypeError(f"map keys must be str, not {key}")
         return {"type": "object", "additionalProperties": type_schema(value)}
-    if is_model(tp):
+    if is_dataclass_type(tp):
         return openapi_schema(tp)
     raise TypeError(f"no schema for type {tp!r}")
 
@@ -231,50 +215,3 @@ def openapi_schema(cls: type) -> dict:
     if cls.__kuberds_rules__:
         schema["x-kubernetes-validations"] = [r.as_schema() for r in cls.__kuberds_rules__]
     return schema
-
-
-def to_json(value: Any) -> Any:
-    """A model value (or default) as plain JSON data, omitting unset optionals."""
-    if is_model(type(value)):
-        out = {}
-        for f in dataclasses.fields(value):
-            v = getattr(value, f.name)
-            if v is not None:
-                out[json_name(f.name)] = to_json(v)
-        return out
-    if isinstance(value, list):
-        return [to_json(v) for v in value]
-    if isinstance(value, dict):
-        return {k: to_json(v) for k, v in value.items()}
-    return value
-
-
-# ---------------------------------------------------------------- parsing
-
-
-def parse(cls: type, data: typing.Mapping[str, Any] | None) -> Any:
-    """A typed value of `cls` from (API-server-defaulted) JSON data; missing fields get
-    the model defaults, so objects from a server without defaulting still parse."""
-    data = data or {}
-    kwargs = {}
-    hints = get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        name = json_name(f.name)
-        tp, _ = _unwrap_optional(hints[f.name])
-        if name in data and data[name] is not None:
-            kwargs[f.name] = _parse_value(tp, data[name])
-        elif f.default is MISSING and f.default_factory is MISSING:
-            raise ValueError(f"{cls.__name__}: required field {name!r} is missing")
-    return cls(**kwargs)
-
-
-def _parse_value(tp: Any, value: Any) -> Any:
-    if is_model(tp):
-        return parse(tp, value)
-    if get_origin(tp) is list:
-        (item,) = get_args(tp)
-        return [_parse_value(item, v) for v in value]
-    if get_origin(tp) is dict:
-        _, item = get_args(tp)
-        return {k: _parse_value(item, v) for k, v in value.items()}
-    return value

@@ -1,4 +1,4 @@
-"""Names, labels and owner references every built object shares. Pure."""
+"""Labels and owner references every built object shares. Pure."""
 
 from __future__ import annotations
 
@@ -7,12 +7,8 @@ from dataclasses import dataclass
 from kuberds import API_GROUP, API_VERSION, __version__
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "kuberds"}
-ROLE_LABEL = "kuberds.io/role"  # set on pods by Patroni (the agent's HA manager)
 OWNER_KIND_LABEL = "kuberds.io/owner-kind"
-AGENT_STATUS_ANNOTATION = "kuberds.io/agent-status"  # the in-pod agent's report on its own pod
-PRIMARY, REPLICA = "primary", "replica"  # member roles, as status reports them
-# The label values Patroni 3.0 writes: it calls the leader "master" and has no setting for it.
-ROLE_LABEL_VALUES = {PRIMARY: "master", REPLICA: "replica"}
+INSTANCE_LABEL = "app.kubernetes.io/instance"
 
 
 @dataclass(frozen=True)
@@ -23,6 +19,11 @@ class Owner:
     name: str
     namespace: str
     uid: str
+
+    @classmethod
+    def of(cls, body: dict) -> Owner:
+        meta = body["metadata"]
+        return cls(body["kind"], meta["name"], meta["namespace"], meta["uid"])
 
     def reference(self) -> dict:
         return {
@@ -37,7 +38,7 @@ class Owner:
     def selector(self, component: str) -> dict[str, str]:
         """Labels that select this owner's objects of one component (stable: never change)."""
         return {
-            "app.kubernetes.io/instance": self.name,
+            INSTANCE_LABEL: self.name,
             "app.kubernetes.io/component": component,
             OWNER_KIND_LABEL: self.kind.lower(),
         }
@@ -62,7 +63,7 @@ class Owner:
 
 
 def owner_of(labels: dict[str, str] | None) -> tuple[str, str] | None:
-    """(kind, name) of the kuberds resource an object was built for, from its labels."""
+    """(kind label, name) of the kuberds resource an object was built for, from its labels."""
     labels = labels or {}
-    kind, name = labels.get(OWNER_KIND_LABEL), labels.get("app.kubernetes.io/instance")
+    kind, name = labels.get(OWNER_KIND_LABEL), labels.get(INSTANCE_LABEL)
     return (kind, name) if kind and name else None

@@ -6,10 +6,11 @@ moves only when the status changes, observedGeneration says which spec they judg
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from kuberds.builders.meta import AGENT_STATUS_ANNOTATION, PRIMARY, REPLICA, ROLE_LABEL, ROLE_LABEL_VALUES
+from kuberds.contract import PRIMARY, ROLE_LABEL
+from kuberds.contract.report import AgentReport
 from kuberds.quantity import to_bytes
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
@@ -76,26 +77,20 @@ class Member:
         return out
 
 
-def _agent_report(meta: dict) -> dict:
-    try:
-        return json.loads((meta.get("annotations") or {}).get(AGENT_STATUS_ANNOTATION) or "{}")
-    except ValueError:
-        return {}
-
-
-def member_from_pod(pod: dict, zone_of_node: dict[str, str]) -> Member:
+def member_from_pod(pod: dict, zone_of_node: dict[str, str], role_label_values: Mapping[str, str]) -> Member:
+    """`role_label_values`: the engine's (kuberds role → the value its HA manager writes)."""
     meta, status = pod.get("metadata", {}), pod.get("status") or {}
     labels = meta.get("labels") or {}
     ready = any(c.get("type") == "Ready" and c.get("status") == TRUE for c in status.get("conditions") or [])
     label = labels.get(ROLE_LABEL)
-    role = next((name for name, value in ROLE_LABEL_VALUES.items() if value == label), "unknown")
+    role = next((name for name, value in role_label_values.items() if value == label), "unknown")
     node = (pod.get("spec") or {}).get("nodeName")
-    report = _agent_report(meta)
-    # Patroni's readiness says nothing of the accounts. No report, or no field (an agent
-    # from before it, or none at all): trust the pod.
-    serving = role != PRIMARY or report.get("accountsReady") is not False
+    report = AgentReport.from_pod(pod)
+    # The HA manager's readiness says nothing of the accounts. No report, or no field (an
+    # agent from before it, or none at all): trust the pod.
+    serving = role != PRIMARY or report.accounts_ready is not False
     return Member(
-        synchronous=report.get("synchronousStandby"),
+        synchronous=report.synchronous_standby,
         name=meta["name"],
         role=role,
         zone=zone_of_node.get(node) if node else None,
@@ -151,55 +146,6 @@ def phase(observed: Observed, conditions: list[dict], paused: bool, deleting: bo
     if not observed.generation_applied or any(m.deleting for m in observed.members):
         return "Modifying"
     return "Degraded"
-
-
-def next_pod_to_roll(members: list[Member], update_revision: str | None, desired: int) -> Member | None:
-    """OnDelete rolling: replace one outdated pod at a time, replicas before the primary, and
-    only while every desired pod exists and is ready (never take a second member down; a pod
-    just replaced may be missing from what was observed for a moment)."""
-    if not update_revision or len(members) < desired or any(not m.ready for m in members):
-        return None
-    outdated = [m for m in members if m.revision and m.revision != update_revision]
-    outdated.sort(key=lambda m: (m.role == PRIMARY, m.name))
-    return outdated[0] if outdated else None
-
-
-@dataclass(frozen=True)
-class Handover:
-    """What must happen before a pod is replaced: "replace" it now, "switchover" to `standby`
-    first, or "wait" (`reason` says for what)."""
-
-    action: str
-    standby: Member | None = None
-    reason: str = ""
-
-
-HA_ROLES = (PRIMARY, REPLICA)
-
-
-def handover(members: list[Member], target: Member, synchronous: bool) -> Handover:
-    """A standby, or a primary with no other member (a Single-AZ outage, as on RDS), is
-    replaced at once. A primary with a standby first hands over to it — and waits while the
-    standby has not yet reported itself a replica (a restarted pod is Ready before Patroni
-    labels it, and replacing the primary then would be a failover, not a switchover), or,
-    with synchronous replication, has not yet reported itself the synchronous standby.
-    Pods without any HA role (no HA manager runs, as on kwok) are simply replaced."""
-    others = [m for m in members if m.name != target.name]
-    if target.role not in HA_ROLES and any(m.role in HA_ROLES for m in others):
-        return Handover("wait", reason=f"waiting for {target.name} to report its role before replacing it")
-    if target.role != PRIMARY or not others:
-        return Handover("replace")
-    ready = [m for m in others if m.role == REPLICA and m.ready and not m.deleting]
-    if not ready:
-        names = ", ".join(f"{m.name} ({m.role})" for m in others)
-        return Handover("wait", reason=f"waiting for a ready replica to take over from primary {target.name}: {names}")
-    # With synchronous replication only the synchronous standby may take over (it has every
-    # commit); a restarted standby becomes it a few seconds after it streams again.
-    standby = next((m for m in ready if m.synchronous or not synchronous), None)
-    if standby is None:
-        names = ", ".join(m.name for m in ready)
-        return Handover("wait", reason=f"waiting for {names} to become the synchronous standby")
-    return Handover("switchover", standby)
 
 
 def storage_condition(wanted: str, claims: list[dict]) -> tuple[Condition, str | None]:

@@ -1,58 +1,48 @@
-"""Database engines behind one small interface.
+"""Database and cache engines. Everything kuberds knows about an engine lives in its module
+here (the operator's side: what the API offers, the pods' shape, parameters, the HA
+manager's API) and in its agent package, kuberds.agent.<engine> (the pod's side). The rest
+of the operator asks the engine instead of asking which engine it is; every engine list in
+the code (the API's enums, images, the agent command) is read from MODULES.
 
-The operator never asks "which engine is this?": it asks the engine. An `Engine` says
-what its pods look like to Kubernetes — ports, probes, mount points, the parameters it
-derives from a spec, and the API rights its in-pod agent needs. Everything engine-specific
-that the operator builds goes through these methods, so adding MySQL means adding a
-module here, not editing builders.
-
-Contract:
-- methods are pure (no I/O) and deterministic for the same inputs;
-- `parameters()` returns the engine's configuration as name → string, user parameters
-  applied last (the schema has already refused the ones kuberds manages);
-- `probes()` must not make the kubelet kill a healthy primary because the API server is
-  unreachable: liveness checks the local process only;
-- `switchover()` describes the request to the primary's agent that hands the primary role to
-  `candidate` and answers 2xx only once it has happened (the operator sends it).
+Adding an engine: a module here with INFO (and ENGINE once it runs), its pod layout in
+kuberds.contract.layouts, its agent package, and its image target in the Dockerfile.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Protocol
+from kuberds.engines import mariadb, memcached, mysql, postgres, redis
+from kuberds.engines.base import AgentRequest, Engine, EngineInfo, Family
 
-from kuberds.api.classes import Size
-
-
-@dataclass(frozen=True)
-class AgentRequest:
-    """An HTTP request to a pod's agent port; the engine describes it, the operator sends it."""
-
-    method: str
-    path: str
-    body: dict = field(default_factory=dict)
-
-
-class Engine(Protocol):
-    name: str
-    default_port: int
-    agent_port: int  # the in-pod agent's HTTP port (health, and the HA manager's API)
-    metrics_port: int
-    uid: int  # the non-root user the image runs as
-    data_path: str  # where the data volume is mounted
-    writable_paths: tuple[str, ...]  # emptyDirs needed with a read-only root filesystem
-
-    def parameters(self, size: Size, user: dict[str, str]) -> dict[str, str]: ...
-
-    def probes(self) -> dict[str, dict]: ...
-
-    def agent_rules(self) -> list[dict]: ...
-
-    def switchover(self, leader: str, candidate: str) -> AgentRequest: ...
+MODULES = (postgres, mysql, mariadb, redis, memcached)
+INFOS: dict[str, EngineInfo] = {m.INFO.name: m.INFO for m in MODULES}
+# Engines whose data plane runs; the others are accepted by the API and told so.
+ENGINES: dict[str, Engine] = {m.INFO.name: m.ENGINE for m in MODULES if getattr(m, "ENGINE", None)}
 
 
 def engine_for(name: str) -> Engine | None:
     """The engine, or None while its data plane is not implemented."""
-    from kuberds.engines.postgres import POSTGRES
+    return ENGINES.get(name)
 
-    return {"postgres": POSTGRES}.get(name)
+
+def info(name: str) -> EngineInfo:
+    return INFOS[name]
+
+
+def names(family: Family) -> tuple[str, ...]:
+    return tuple(n for n, i in INFOS.items() if i.family == family)
+
+
+def versions(family: Family) -> dict[str, tuple[str, ...]]:
+    return {n: i.versions for n, i in INFOS.items() if i.family == family}
+
+
+def managed_parameters() -> list[str]:
+    """Every engine's, in one list (the API refuses them whatever the engine)."""
+    return sorted({p for i in INFOS.values() for p in i.managed_parameters})
+
+
+def reserved_usernames() -> list[str]:
+    return sorted({u for i in INFOS.values() for u in i.reserved_usernames})
+
+
+__all__ = ["ENGINES", "INFOS", "MODULES", "AgentRequest", "Engine", "EngineInfo", "engine_for", "info", "names"]

@@ -1,25 +1,43 @@
-"""PostgreSQL: what its pods look like. The agent side is kuberds.agent.postgres."""
+"""PostgreSQL: what the API offers and what its pods look like. The agent side (Patroni,
+pgBackRest) is kuberds.agent.postgres."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kuberds.api.classes import Size
-from kuberds.engines import AgentRequest
+from kuberds.contract import PRIMARY, REPLICA
+from kuberds.contract.layouts import POSTGRES as LAYOUT
+from kuberds.contract.layouts import PodLayout
+from kuberds.engines.base import AgentRequest, EngineInfo
 from kuberds.quantity import to_bytes
 
 MiB = 2**20
 
+INFO = EngineInfo(
+    name="postgres",
+    family="database",
+    versions=("15",),
+    default_port=5432,
+    reserved_usernames=("postgres", "replicator", "rewind"),
+    managed_parameters=(
+        "archive_command", "archive_mode", "restore_command", "recovery_target_time", "primary_conninfo",
+        "synchronous_standby_names", "hba_file", "data_directory", "port", "listen_addresses", "ssl",
+        "ssl_cert_file", "ssl_key_file",
+    ),
+)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Postgres:
-    name: str = "postgres"
-    default_port: int = 5432
-    agent_port: int = 8008  # Patroni's REST API: /liveness, /readiness, switchover
-    metrics_port: int = 9187
-    uid: int = 999
-    data_path: str = "/var/lib/postgresql/data"
-    writable_paths: tuple[str, ...] = ("/tmp", "/var/run/postgresql")
+    info: EngineInfo = INFO
+    layout: PodLayout = LAYOUT
+    # Patroni 3.0 calls the leader "master" in its role label and has no setting to rename it.
+    role_label_values: dict[str, str] = field(default_factory=lambda: {PRIMARY: "master", REPLICA: "replica"})
+
+    @property
+    def name(self) -> str:
+        return self.info.name
 
     def parameters(self, size: Size, user: dict[str, str]) -> dict[str, str]:
         """Sizing from the instance class, as RDS's default parameter group does."""
@@ -44,7 +62,7 @@ class Postgres:
     def probes(self) -> dict[str, dict]:
         def http(path: str, period: int, failures: int) -> dict:
             return {
-                "httpGet": {"path": path, "port": self.agent_port},
+                "httpGet": {"path": path, "port": self.layout.agent_port},
                 "periodSeconds": period,
                 "timeoutSeconds": 5,
                 "failureThreshold": failures,
@@ -76,4 +94,5 @@ class Postgres:
         ]  # fmt: skip
 
 
-POSTGRES = Postgres()
+ENGINE = Postgres()
+POSTGRES = ENGINE

@@ -1,5 +1,5 @@
 """DBSnapshot handlers. The backup itself is taken by the agent on the source's primary
-(kuberds.agent.postgres), which writes the snapshot's phase Creating → Available and its
+(kuberds.agent), which writes the snapshot's phase Creating → Available and its
 backupID; the operator checks the source, says what the snapshot waits for, and holds the
 object's deletion until the agent has removed the backup."""
 
@@ -9,23 +9,26 @@ import kopf
 
 from kuberds.builders.snapshot import SNAPSHOT_KIND_LABEL
 from kuberds.builders.status import FALSE, TRUE, Condition
-from kuberds.handlers.common import publish_status
+from kuberds.config import OperatorConfig
+from kuberds.contract import snapshots
 from kuberds.kube import Kube
+from kuberds.operations.status import publish_status
 
-AGENT_PHASES = ("Creating", "Available", "Deleted", "Failed")  # written by the agent
+KIND = snapshots.KIND
 
 
 def _source(body: dict) -> tuple[str, str | None]:
     source = (body.get("spec") or {}).get("source") or {}
-    return ("DBInstance", source["dbInstance"]) if "dbInstance" in source else ("DBCluster", source.get("dbCluster"))
+    return next(((kind, source[key]) for kind, key in snapshots.SOURCE_FIELDS.items() if key in source),
+                ("DBInstance", None))  # fmt: skip
 
 
-def reconcile(kube: Kube, body: dict) -> None:
+def reconcile(kube: Kube, config: OperatorConfig, body: dict) -> None:
     meta = body["metadata"]
     kind, name = _source(body)
     current = body.get("status") or {}
     fields = {"kind": (meta.get("labels") or {}).get(SNAPSHOT_KIND_LABEL, "manual")}
-    if current.get("phase") in AGENT_PHASES:
+    if current.get("phase") in snapshots.AGENT_PHASES:
         return
     if kube.get(kind, meta["namespace"], name) is None:
         publish_status(kube, body, [Condition("SourceFound", FALSE, "SourceNotFound",
@@ -38,13 +41,13 @@ def reconcile(kube: Kube, body: dict) -> None:
     publish_status(kube, body, conditions, fields, fixed_phase="Pending")
 
 
-def delete(kube: Kube, body: dict) -> None:
+def delete(kube: Kube, config: OperatorConfig, body: dict) -> None:
     """The backup goes before the object (deletionPolicy Delete): the agent removes it and
     marks the snapshot Deleted. Nothing to wait for when there is no backup, when the policy
     is Retain, or when the source server is gone (then the backup stays, and an Event says so)."""
     status, spec = body.get("status") or {}, body.get("spec") or {}
     label = status.get("backupID")
-    if not label or status.get("phase") == "Deleted" or spec.get("deletionPolicy") == "Retain":
+    if not label or status.get("phase") == snapshots.DELETED or spec.get("deletionPolicy") == "Retain":
         return
     kind, name = _source(body)
     if kube.get(kind, body["metadata"]["namespace"], name) is None:

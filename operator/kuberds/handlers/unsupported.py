@@ -4,11 +4,12 @@ ReadReplica, CacheCluster): accepted, and told so in status and an Event, never 
 from __future__ import annotations
 
 from kuberds.builders.status import FALSE, Condition
-from kuberds.handlers.common import publish_status
+from kuberds.config import OperatorConfig
 from kuberds.kube import Kube
+from kuberds.operations.status import publish_status
 
 
-def reconcile(kube: Kube, body: dict) -> None:
+def reconcile(kube: Kube, config: OperatorConfig, body: dict) -> None:
     publish_status(kube, body, [Condition("Reconciled", FALSE, "NotImplemented",
                    f"kuberds does not reconcile {body['kind']} objects yet; nothing was created")],
                    fixed_phase="Unsupported")  # fmt: skip

@@ -65,12 +65,12 @@ def automated_backup(*, now: datetime, window: Window, retention_days: int, back
 
 @dataclass(frozen=True)
 class Archiving:
-    """pg_stat_archiver, plus how far WAL writing is ahead of archiving."""
+    """How archiving of the engine's log (PostgreSQL's WAL) goes, and how far writing is ahead."""
 
     last_archived_time: datetime | None
     last_failed_time: datetime | None
     failed_count: int
-    segments_behind: int  # WAL segments written and not yet archived
+    segments_behind: int  # log segments written and not yet archived
 
 
 @dataclass(frozen=True)
@@ -80,14 +80,15 @@ class Health:
     message: str
 
 
-def archive_health(archiving: Archiving, lag_limit: int = 16) -> Health:
+def archive_health(archiving: Archiving, lag_limit: int = 16, log: str = "WAL") -> Health:
     """BackupHealthy: archiving works and keeps up. A failure after the last success, or a
-    backlog, makes it False (WAL stays on the volume meanwhile: nothing is dropped)."""
+    backlog, makes it False (the log stays on the volume meanwhile: nothing is dropped).
+    `log` is what the engine calls its log, for the messages."""
     last_ok, last_failed = archiving.last_archived_time, archiving.last_failed_time
     if last_failed is not None and (last_ok is None or last_failed > last_ok):
         return Health(False, "ArchiveFailing",
-                      f"WAL archiving to the object store fails since {last_failed:%Y-%m-%dT%H:%M:%SZ}; "
+                      f"{log} archiving to the object store fails since {last_failed:%Y-%m-%dT%H:%M:%SZ}; "
                       f"{archiving.segments_behind} segment(s) waiting on the volume")  # fmt: skip
     if archiving.segments_behind > lag_limit:
-        return Health(False, "ArchiveLagging", f"{archiving.segments_behind} WAL segments not archived yet")
-    return Health(True, "Archiving", "WAL archiving is current")
+        return Health(False, "ArchiveLagging", f"{archiving.segments_behind} {log} segments not archived yet")
+    return Health(True, "Archiving", f"{log} archiving is current")

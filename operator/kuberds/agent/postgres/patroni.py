@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import shlex
 from datetime import UTC, datetime
-from pathlib import Path
 
-from kuberds.agent.config import AGENT_API_USER, AgentConfig, Credentials, Pod
-from kuberds.backup import pgbackrest
-from kuberds.backup.pgbackrest import Commands
+from kuberds.agent.pod import Pod
+from kuberds.agent.postgres import pgbackrest
+from kuberds.agent.postgres.pgbackrest import Commands
+from kuberds.agent.postgres.tls import served_files
+from kuberds.contract import AGENT_API_USER
+from kuberds.contract.environment import Credentials
+from kuberds.contract.settings import AgentConfig
 
 REPLICATION_USER = "replicator"
 SUPERUSER = "postgres"
@@ -40,15 +43,9 @@ def managed_parameters(config: AgentConfig, pod: Pod, commands: Commands | None)
     if config.synchronous:
         parameters["synchronous_commit"] = "on"
     if config.tls:
-        certificate, key = tls_files(pod)
+        certificate, key = served_files(pod)
         parameters |= {"ssl": "on", "ssl_cert_file": str(certificate), "ssl_key_file": str(key)}
     return parameters
-
-
-def tls_files(pod: Pod) -> tuple[Path, Path]:
-    """Where the agent puts the served certificate and key: the engine's own copies, 0600,
-    because PostgreSQL refuses a key others may read (the mounted Secret is group-readable)."""
-    return pod.run_dir / "tls.crt", pod.run_dir / "tls.key"
 
 
 def pg_hba(config: AgentConfig) -> list[str]:
@@ -122,7 +119,7 @@ def bootstrap_section(config: AgentConfig, pod: Pod, restore: Commands | None) -
 
 def configuration(config: AgentConfig, pod: Pod, credentials: Credentials, *, own: Commands | None,
                   restore: Commands | None) -> dict:  # fmt: skip
-    port = pod.postgres_port or config.port
+    port = pod.engine_port or config.port
     parameters = {**config.parameters, **managed_parameters(config, pod, own)}
     if config.tls:
         parameters.setdefault("ssl_min_protocol_version", "TLSv1.2")  # TLSv1.3 if the user says so

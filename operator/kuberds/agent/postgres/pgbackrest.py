@@ -1,7 +1,14 @@
 """pgBackRest: its configuration, its command lines, and reading its `info` output. Pure.
 
-Secrets (S3 keys, the repository passphrase) are never written to the file: pgBackRest reads
-them from PGBACKREST_REPO<n>_* environment variables, built by `environment()`.
+A server's backups live in one object-store location with two pgBackRest repositories:
+
+    repo1  automated  daily base backups; pgBackRest expires them by time (retentionDays)
+    repo2  snapshots  manual and final DBSnapshots; retention never touches them, only
+                      deleting the DBSnapshot object does
+
+Both receive every archived WAL segment, so each is complete on its own: a snapshot stays
+restorable after the automated backups around it have expired. The store's keys and the
+passphrase go into the (0600, memory-backed) configuration file (see `secret_options`).
 """
 
 from __future__ import annotations
@@ -12,9 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from kuberds.agent.config import ObjectStoreTarget, Repository
+from kuberds.contract.settings import ObjectStoreTarget, Repository
 
-AUTOMATED, SNAPSHOTS = 1, 2  # repository numbers (see kuberds.backup)
+AUTOMATED, SNAPSHOTS = 1, 2  # repository numbers (see above)
 KEEP_FOREVER = 9999999  # pgBackRest's largest retention count: "never expire by count"
 SNAPSHOT_ANNOTATION = "kuberds-snapshot"
 # pgBackRest never expires a repository's newest full backup. A deleted snapshot that is the

@@ -1,4 +1,4 @@
-"""What every kind's handlers share: status publishing with Events, and time."""
+"""Status publishing with Events, for every kind; and the time stamps status carries."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ import json
 import urllib.error
 import urllib.request
 
-from kuberds.agent.config import basic_auth
+from kuberds.contract import basic_auth
 from kuberds.engines import AgentRequest
 
 # Patroni answers a switchover within about 15 s (or says it could not tell); the call

@@ -1,0 +1,295 @@
+"""`kuberds agent postgres`: the PostgreSQL side of the runtime (kuberds.agent.runtime).
+
+It writes Patroni's and pgBackRest's configuration, runs Patroni (which runs PostgreSQL
+and owns every HA decision), observes Patroni, PostgreSQL and the repositories for the
+decision step, performs its steps — master user and database, the repository stanza,
+automated backups, DBSnapshots, pending restarts — and says what it sees in its report.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import psycopg
+
+from kuberds.agent.decisions import Backoff, Observation, Step
+from kuberds.agent.pod import Pod
+from kuberds.agent.postgres import database, patroni
+from kuberds.agent.postgres.backups import PgBackRest, rfc3339
+from kuberds.agent.postgres.database import Database
+from kuberds.agent.postgres.patroni_api import ROLES, PatroniApi
+from kuberds.agent.postgres.tls import TlsFiles
+from kuberds.agent.processes import OsUser
+from kuberds.agent.report import AgentMetrics
+from kuberds.agent.schedule import Window, archive_health
+from kuberds.agent.snapshots import Snapshots
+from kuberds.contract import PRIMARY, REPLICA, SETTINGS_FILE
+from kuberds.contract.environment import Credentials
+from kuberds.contract.report import AgentReport
+from kuberds.contract.settings import AgentConfig
+from kuberds.quantity import to_bytes
+
+log = logging.getLogger("kuberds.agent")
+
+HEARTBEAT_SECONDS = 5.0
+RUNNING = "running"
+# Cluster-wide settings the primary's agent keeps current in Patroni's DCS.
+HA_FIELDS = ("instances", "synchronous", "synchronous_strict", "ha")
+
+
+class PostgresAgent:
+    failures = (psycopg.Error, OSError)
+
+    def __init__(self, pod: Pod, credentials: Credentials, kube=None, backoff: Backoff | None = None):
+        self.pod, self.credentials = pod, credentials
+        self.config = AgentConfig.from_json((pod.config_dir / SETTINGS_FILE).read_text())
+        self.port = pod.engine_port or self.config.port
+        self.patroni_file = pod.run_dir / "patroni.yml"
+        self.user = OsUser(pod.engine_user, self._environment(), pod.run_dir)
+        self.database = Database(self.port, credentials.superuser_password)
+        self.api = PatroniApi(pod.agent_port, credentials.api_password)
+        self.metrics = AgentMetrics("postgres")
+        snapshots = Snapshots(kube, self.config.namespace, self.config.scope)
+        self.backups = PgBackRest(pod, self.port, self.config.backup, self.config.restore, credentials,
+                                  self.user, self.metrics, snapshots, backoff or Backoff(),
+                                  self.config.engine_version)  # fmt: skip
+        self.tls = TlsFiles(pod, self.user)
+        self.tls_reload_pending = False
+        self.patroni: subprocess.Popen | None = None
+        # Observed state carried between loops.
+        self.accounts_ready = False
+        self.was_standby = False
+        self.archive_caught_up = True
+        self.last_heartbeat = 0.0
+
+    def _environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PGBACKREST_")}
+        env["PGPASSFILE"] = str(self.pod.run_dir / "pgpass")
+        env["HOME"] = str(self.pod.run_dir)
+        return env
+
+    # -- setup
+
+    def prepare(self) -> None:
+        pod = self.pod
+        for path in (pod.run_dir, *self.backups.directories(), pod.data_dir.parent):
+            path.mkdir(parents=True, exist_ok=True)
+            self.user.own(path)
+        # Private to the engine user; in a pod it is an emptyDir owned by root (fsGroup), which
+        # the pod alone sees, and only its owner may chmod it.
+        if os.geteuid() in (0, pod.run_dir.stat().st_uid):
+            pod.run_dir.chmod(0o700)
+        self.backups.write_configuration()
+        self.tls.install(self.config.tls)
+        self.backups.write_restore_configuration()
+        self.write_patroni_configuration()
+
+    def served_config(self) -> AgentConfig:
+        """The configuration as served: without TLS while its files are missing."""
+        return self.config if self.tls.installed else replace(self.config, tls=None)
+
+    def write_patroni_configuration(self) -> None:
+        document = patroni.configuration(self.served_config(), self.pod, self.credentials, own=self.backups.own,
+                                         restore=self.backups.source)  # fmt: skip
+        if self.pod.kube_context:
+            document["kubernetes"]["context"] = self.pod.kube_context
+        self.user.write_private(self.patroni_file, json.dumps(document, indent=1))
+
+    # -- Patroni
+
+    def start(self) -> None:
+        log.info("starting Patroni for member %s of %s", self.pod.name, self.config.scope)
+        self.patroni = self.user.popen(["patroni", str(self.patroni_file)])
+
+    def exit_code(self) -> int | None:
+        return self.patroni.poll() if self.patroni else None
+
+    def stop(self) -> int:
+        """SIGTERM to Patroni: it stops PostgreSQL cleanly and releases the leader lease, so a
+        standby takes over at once instead of after the lease's ttl."""
+        self.database.close()
+        if self.patroni and self.patroni.poll() is None:
+            self.patroni.terminate()
+            try:
+                self.patroni.wait(timeout=50)
+            except subprocess.TimeoutExpired:
+                self.patroni.kill()
+        return 0
+
+    def reload(self) -> None:
+        """The kubelet refreshes the mounted ConfigMap; new parameters go to Patroni by SIGHUP
+        (Patroni reloads what it can and flags what needs a restart)."""
+        fresh = AgentConfig.from_json((self.pod.config_dir / SETTINGS_FILE).read_text())
+        if fresh.backup != self.config.backup and self.config.backup is not None and fresh.backup is not None:
+            self.config = replace(self.config, backup=fresh.backup)
+            self.backups.replan(fresh.backup)
+        if any(getattr(fresh, f) != getattr(self.config, f) for f in HA_FIELDS):
+            self.config = replace(self.config, **{f: getattr(fresh, f) for f in HA_FIELDS})
+        if fresh.tls != self.config.tls:
+            log.info("client TLS changed (%s): reloading Patroni", fresh.tls)
+            self.config = replace(self.config, tls=fresh.tls)
+            self.tls.install(self.config.tls)
+            self._reload_patroni()
+        elif self.tls.install(self.config.tls):
+            log.info("the served certificate changed: PostgreSQL reloads it")
+            self.tls_reload_pending = True
+        if self.tls_reload_pending:
+            self._reload_postgres()
+        if fresh.parameters == self.config.parameters:
+            return
+        log.info("parameters changed: reloading Patroni")
+        self.config = replace(self.config, parameters=fresh.parameters)
+        self._reload_patroni()
+
+    def _reload_patroni(self) -> None:
+        """Patroni rewrites postgresql.conf and pg_hba.conf from its file and reloads."""
+        self.write_patroni_configuration()
+        if self.patroni and self.patroni.poll() is None:
+            self.patroni.send_signal(signal.SIGHUP)
+
+    def _reload_postgres(self) -> None:
+        """Same paths, new files: only PostgreSQL's own reload rereads them."""
+        try:
+            database.reload_configuration(self.database)
+            self.tls_reload_pending = False
+        except (psycopg.Error, OSError) as error:
+            log.info("reloading PostgreSQL for the new certificate: %s; will retry", error)
+
+    def replaced_soon(self) -> bool:
+        """agent.json is for another instance class than this pod's memory limit: the
+        operator's rolling update will replace the pod."""
+        wanted, have = self.config.memory_limit, self.pod.memory_limit_bytes
+        return bool(wanted and have and to_bytes(wanted) != have)
+
+    def _ha_settings_current(self) -> bool:
+        current = self.api.settings()
+        if current is None:
+            return True  # unknown: nothing to do this time
+        return all(current.get(key) == value for key, value in patroni.dynamic_settings(self.config).items())
+
+    # -- observe
+
+    def observe(self) -> Observation:
+        state = self.api.state()
+        role, pg_state = ROLES.get(state.get("role")), state.get("state")
+        leader = role == PRIMARY
+        if state and not leader:  # Patroni said so (a 2 s hiccup of its API is not a demotion)
+            self.accounts_ready = False
+            if pg_state == RUNNING:
+                self.was_standby = True
+        elif pg_state == RUNNING and self.was_standby:
+            self.was_standby, self.archive_caught_up = False, False
+        cluster = self.api.cluster() if state.get("pending_restart") and leader else {}
+        plan = self.config.backup
+        if plan and leader and pg_state == RUNNING:
+            self.backups.refresh()
+        return Observation(
+            now=datetime.now(UTC),
+            role=role,
+            state=pg_state,
+            pending_restart=bool(state.get("pending_restart")),
+            replaced_soon=self.replaced_soon(),
+            replicas_pending_restart=any(
+                m.get("pending_restart") for m in cluster.get("members", []) if m.get("name") != self.pod.name
+            ),
+            backups_configured=plan is not None,
+            repository_ready=self.backups.stanza_ready,
+            backups=self.backups.schedule_view(),
+            backup_running=self.backups.worker.busy,
+            retention_days=plan.retention_days if plan else 0,
+            window=Window.parse(plan.window) if plan else Window.parse("03:00-03:30"),
+            accounts_ready=self.accounts_ready,
+            archive_caught_up=self.archive_caught_up,
+            ha_settings_current=self._ha_settings_current() if leader else True,
+            snapshots=self.backups.snapshot_requests() if plan and leader else [],
+        )
+
+    # -- act
+
+    def perform(self, step: Step) -> bool | None:
+        action = {
+            "update-ha-settings": self._update_ha_settings,
+            "ensure-accounts": self._ensure_accounts,
+            "prepare-repository": self.backups.prepare_repository,
+            "archive-catch-up": self._archive_catch_up,
+            "backup": self.backups.backup,
+            "snapshot": self.backups.snapshot,
+            "remove-snapshot": self.backups.remove_snapshot,
+            "restart": self._restart,
+        }.get(step.kind)
+        return action(step) if action else None
+
+    def _update_ha_settings(self, step: Step) -> None:
+        self.api.update_settings(patroni.dynamic_settings(self.config))
+
+    def _ensure_accounts(self, step: Step) -> None:
+        database.ensure_accounts(self.database, self.config, self.credentials.master_password)
+        self.accounts_ready = True
+
+    def _archive_catch_up(self, step: Step) -> bool:
+        done = self.backups.archive_catch_up(step)
+        if done:
+            self.archive_caught_up = True
+        return done
+
+    def _restart(self, step: Step) -> None:
+        self.api.restart_pending()
+
+    def after_steps(self, observation: Observation) -> None:
+        """A commit every few seconds: a time target is only reached at a commit after it,
+        so an idle database still has restorable moments up to the last heartbeat."""
+        if not (observation.primary and self.accounts_ready):
+            return
+        if time.monotonic() - self.last_heartbeat < HEARTBEAT_SECONDS:
+            return
+        at, lsn = database.heartbeat(self.database)
+        self.last_heartbeat = time.monotonic()
+        self.backups.note_heartbeat(at, lsn)
+
+    # -- report
+
+    def report(self, observation: Observation, steps: list[Step]) -> AgentReport:
+        archiving = lag = None
+        if observation.primary and self.config.backup:
+            try:
+                archiving = self.backups.archiving(database.archiver(self.database))
+            except psycopg.Error as error:
+                log.warning("reading pg_stat_archiver failed: %s", error)
+        if observation.primary:
+            try:
+                lag = database.replication_lag(self.database)
+            except psycopg.Error as error:
+                log.warning("reading pg_stat_replication failed: %s", error)
+        health = archive_health(archiving) if archiving else None
+        earliest, latest = self.backups.restorable()
+        automated = self.backups.automated()
+        last_backup = automated[-1].stopped if automated else None
+        self.metrics.update(observation, archiving, lag, latest, earliest, last_backup)
+        synchronous = None
+        if observation.role == REPLICA and self.config.synchronous:
+            # The operator switches over only to a synchronous standby (a rolling update).
+            synchronous = self.api.is_synchronous_standby()
+        return AgentReport(
+            role=observation.role,
+            state=observation.state,
+            synchronous_standby=synchronous,
+            # False until this server, as primary, has set its master user and password; None
+            # on a standby (it holds the primary's accounts, so a promoted one serves at once).
+            accounts_ready=None if observation.role == REPLICA else self.accounts_ready,
+            backup_healthy=None if health is None else health.healthy,
+            backup_reason=health.reason if health else None,
+            backup_message=health.message if health else None,
+            latest_restorable_time=rfc3339(latest),
+            earliest_restorable_time=rfc3339(earliest),
+            last_backup_time=rfc3339(last_backup),
+            archive_segments_behind=archiving.segments_behind if archiving else None,
+            replication_lag_bytes=lag,
+            doing=[s.reason for s in steps],
+        )

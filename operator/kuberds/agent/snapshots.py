@@ -1,0 +1,55 @@
+"""The DBSnapshots of this agent's server, as requests for its backup tool: listed at most
+every SNAPSHOT_LIST_SECONDS (a request's latency is a backup's anyway), and their status
+written back. Engine-neutral: the engine's agent says which backup a snapshot's uid has."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from kuberds.agent.decisions import SnapshotRequest
+from kuberds.contract import snapshots
+
+SNAPSHOT_LIST_SECONDS = 10.0
+
+
+class Snapshots:
+    def __init__(self, kube, namespace: str, server: str, source_kind: str = "DBInstance"):
+        self.kube, self.namespace, self.server = kube, namespace, server
+        self.source_field = snapshots.SOURCE_FIELDS[source_kind]
+        self.cache: tuple[float, list[dict]] = (0.0, [])
+
+    def requests(self, label_for: Callable[[str], str | None], found: Callable[[str, str], None] | None = None
+                 ) -> list[SnapshotRequest]:  # fmt: skip
+        """`label_for(uid)`: the backup already taken for a snapshot, from the repository;
+        `found(name, label)` is told of one taken before the agent could say so."""
+        if self.kube is None:
+            return []
+        listed_at, listed = self.cache
+        if time.monotonic() - listed_at >= SNAPSHOT_LIST_SECONDS:
+            listed = self.kube.list(snapshots.KIND, self.namespace)
+            self.cache = (time.monotonic(), listed)
+        requests = []
+        for snap in listed:
+            if (snap.get("spec", {}).get("source") or {}).get(self.source_field) != self.server:
+                continue
+            status = snap.get("status") or {}
+            if status.get("phase") in (snapshots.FAILED, snapshots.DELETED):
+                continue
+            meta = snap["metadata"]
+            label = status.get("backupID") or label_for(meta["uid"])
+            if label and not status.get("backupID") and found:
+                found(meta["name"], label)  # taken, but the agent stopped before saying so
+            requests.append(SnapshotRequest(
+                name=meta["name"], uid=meta["uid"], backup_label=label,
+                deleting="deletionTimestamp" in meta, retain=snap["spec"].get("deletionPolicy") == "Retain",
+            ))  # fmt: skip
+        return requests
+
+    def get(self, name: str) -> dict | None:
+        return self.kube.get(snapshots.KIND, self.namespace, name) if self.kube else None
+
+    def set_status(self, name: str, status: dict) -> None:
+        self.cache = (0.0, [])  # the next look sees this write
+        if self.kube is not None:
+            self.kube.merge_patch(snapshots.KIND, self.namespace, name, {"status": status}, subresource="status")

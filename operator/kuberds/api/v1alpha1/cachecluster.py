@@ -1,0 +1,121 @@
+"""CacheCluster: Redis with replicas and Sentinel, or sharded Memcached (ElastiCache)."""
+
+from __future__ import annotations
+
+from kuberds import engines
+from kuberds.api import rules as cel
+from kuberds.api.kinds import Kind
+from kuberds.api.schema import Rule, field, model
+from kuberds.api.v1alpha1.backup import ObjectStore
+from kuberds.api.v1alpha1.common import (
+    NAME_PATTERN,
+    CacheEngine,
+    CacheNodeType,
+    Condition,
+    MemberStatus,
+    Monitoring,
+    Network,
+    Scheduling,
+    Tls,
+    version_rule,
+)
+
+
+@model()
+class CacheAuth:
+    """Redis AUTH."""
+
+    enabled: bool = field("Require a password (Redis AUTH).", default=True)
+    secret_name: str | None = field(
+        "Existing Secret with key `password`; kuberds generates <name>-auth when omitted.",
+        pattern=NAME_PATTERN,
+    )
+
+
+@model()
+class CacheSnapshots:
+    """Redis RDB snapshots to object storage, like ElastiCache SnapshotRetentionLimit."""
+
+    retention_days: int = field("Days of daily snapshots to keep; 0 turns them off.", default=0, minimum=0,
+                                maximum=35)  # fmt: skip
+    window: str = field(
+        "Daily window for the snapshot, HH:MM-HH:MM UTC, at least 30 minutes.",
+        default="03:00-04:00",
+        pattern=cel.DAILY_WINDOW_PATTERN,
+        max_length=11,
+        rules=[Rule(cel.daily_window_long_enough(), "snapshots.window must be at least 30 minutes long")],
+    )
+    object_store: ObjectStore | None = field("Where snapshots go; the operator's default store when omitted.")
+
+
+def _cache_rules() -> tuple[Rule, ...]:
+    memcached = "self.engine == 'memcached'"
+    return (
+        Rule(f"!({memcached}) || self.replicas == 0", "Memcached has no replicas; use numNodes to add shards",
+             field_path=".replicas"),
+        Rule(f"!({memcached}) || self.snapshots.retentionDays == 0", "Memcached has no backups: "
+             "snapshots.retentionDays must be 0", field_path=".snapshots.retentionDays"),
+        Rule(f"!({memcached}) || !has(self.auth)", "Memcached has no AUTH; restrict clients with network",
+             field_path=".auth"),
+        Rule(f"{memcached} || self.numNodes == 1", "numNodes is for Memcached; Redis scales with replicas",
+             field_path=".numNodes"),
+        Rule("!self.automaticFailover || self.replicas >= 1", "automaticFailover needs at least one replica",
+             field_path=".automaticFailover"),
+        Rule("!self.multiAZ || self.automaticFailover", "multiAZ needs automaticFailover: true",
+             field_path=".multiAZ"),
+        Rule(cel.windows_do_not_overlap("self.snapshots.window", "self.maintenanceWindow"),
+             "snapshots.window must not overlap maintenanceWindow", field_path=".snapshots.window"),
+    )  # fmt: skip
+
+
+@model(*_cache_rules(), version_rule(engines.versions("cache")))
+class CacheClusterSpec:
+    """Redis (a primary, replicas and Sentinel failover) or Memcached (sharded nodes), like ElastiCache."""
+
+    engine: CacheEngine = field("Cache engine. Cannot change.", immutable="engine cannot change after creation")
+    engine_version: str | None = field("Engine version; the newest offered when omitted.", max_length=16)
+    node_type: CacheNodeType = field("Compute and memory of each node.", default="cache.t3.micro")
+    replicas: int = field("Redis replicas of the primary.", default=0, minimum=0, maximum=5)
+    num_nodes: int = field("Memcached nodes (shards).", default=1, minimum=1, maximum=40)
+    automatic_failover: bool = field("Promote a replica when the primary fails (Redis Sentinel).", default=False)
+    multi_az: bool = field("Keep the primary and replicas in different zones.", default=False)
+    port: int | None = field("Port; the engine's usual port when omitted.", minimum=1024, maximum=65535)
+    auth: CacheAuth | None = field("Redis AUTH; on by default for Redis. Not for Memcached.")
+    snapshots: CacheSnapshots = field("Redis snapshots.", default_factory=CacheSnapshots)
+    parameters: dict[str, str] = field("Engine parameters (redis.conf directives / memcached options).",
+                                       default_factory=dict)  # fmt: skip
+    maintenance_window: str = field(
+        "Weekly maintenance window, ddd:HH:MM-ddd:HH:MM UTC, at least 30 minutes.",
+        default="sun:05:00-sun:06:00",
+        pattern=cel.WEEKLY_WINDOW_PATTERN,
+        max_length=19,
+        rules=[Rule(cel.weekly_window_long_enough(), "maintenanceWindow must be at least 30 minutes long")],
+    )
+    automation_paused: bool = field("Stop the operator from changing anything of this cache.", default=False)
+    tls: Tls = field("TLS in transit (Redis).", default_factory=Tls)
+    network: Network = field("Who may connect.", default_factory=Network)
+    scheduling: Scheduling = field("Node placement.", default_factory=Scheduling)
+    monitoring: Monitoring = field("Metrics.", default_factory=Monitoring)
+
+
+@model()
+class CacheClusterStatus:
+    """Observed state of a cache."""
+
+    phase: str | None = field("Creating, Available, Modifying, Degraded, Paused, Deleting, Failed.")
+    observed_generation: int | None = field("metadata.generation the status was computed for.")
+    conditions: list[Condition] = field("Detailed state.", default_factory=list, list_map_keys=("type",))
+    engine_version: str | None = field("Engine version running.")
+    endpoint: str | None = field("Primary endpoint (Redis) or configuration endpoint (Memcached), host:port.")
+    reader_endpoint: str | None = field("Reader endpoint (Redis replicas), host:port.")
+    current_primary: str | None = field("Pod that is the Redis primary now.")
+    members: list[MemberStatus] = field("The cache pods.", default_factory=list)
+    auth_secret_name: str | None = field("Secret holding the AUTH password.")
+
+
+KIND = Kind(
+    "CacheCluster", "cacheclusters", ("cc", "cache"), CacheClusterSpec, CacheClusterStatus,
+    (("Engine", "string", ".spec.engine", 0), ("Version", "string", ".status.engineVersion", 0),
+     ("Node Type", "string", ".spec.nodeType", 1), ("Status", "string", ".status.phase", 0),
+     ("Endpoint", "string", ".status.endpoint", 0), ("Age", "date", ".metadata.creationTimestamp", 0)),
+)  # fmt: skip

@@ -1,0 +1,89 @@
+"""The NAME-settings ConfigMap: agent.json, what the operator tells a server's agents, and
+where its backups go. Pure."""
+
+from __future__ import annotations
+
+import json
+
+from kuberds.api import v1alpha1 as api
+from kuberds.api.classes import DB_INSTANCE_CLASSES
+from kuberds.api.schema import parse, to_json
+from kuberds.builders import names
+from kuberds.builders.meta import INSTANCE_LABEL, Owner
+from kuberds.builders.server import Server
+from kuberds.config import OperatorConfig
+from kuberds.contract import ROLE_LABEL, SETTINGS_FILE, TLS_DIR
+from kuberds.contract.settings import AgentConfig, BackupPlan, ClientTls, ObjectStoreTarget, Repository
+
+
+def store_target(store: api.ObjectStore, ca_bundle: str | None = None) -> ObjectStoreTarget:
+    """`ca_bundle`: the content of the store's caSecretName, read by the handler."""
+    return ObjectStoreTarget(bucket=store.bucket, endpoint=store.endpoint, region=store.region,
+                             force_path_style=store.force_path_style, verify_tls=store.verify_tls,
+                             ca_bundle=ca_bundle)  # fmt: skip
+
+
+def repository(owner: Owner, store: api.ObjectStore, encrypted: bool, ca_bundle: str | None = None) -> Repository:
+    """<prefix>/<namespace>/<name>/<uid>: the uid keeps a re-created namesake's backups apart
+    (its database has a different system identifier, the backup tool would refuse to mix them)."""
+    parts = [p for p in (store.path.strip("/"), owner.namespace, owner.name, owner.uid) if p]
+    return Repository(store=store_target(store, ca_bundle), path="/" + "/".join(parts), stanza=owner.name,
+                      encrypted=encrypted)  # fmt: skip
+
+
+def backup_plan(owner: Owner, spec: api.ServerSpec, store: api.ObjectStore | None,
+                ca_bundle: str | None = None) -> BackupPlan | None:  # fmt: skip
+    if store is None:
+        return None
+    return BackupPlan(repository=repository(owner, store, spec.backup.encryption.enabled, ca_bundle),
+                      retention_days=spec.backup.retention_days, window=spec.backup.window)  # fmt: skip
+
+
+def agent_config(server: Server) -> AgentConfig:
+    spec = server.spec
+    size = DB_INSTANCE_CLASSES[spec.instance_class]
+    labels = {k: v for k, v in server.selector().items() if k != INSTANCE_LABEL}
+    return AgentConfig(
+        scope=server.name,
+        namespace=server.owner.namespace,
+        port=server.port,
+        engine_version=server.version,
+        instances=server.replicas,
+        scope_label=INSTANCE_LABEL,
+        labels=labels,
+        role_label=ROLE_LABEL,
+        synchronous=server.synchronous,
+        synchronous_strict=False,  # two members: strict would stop writes when one is lost
+        memory_limit=size.memory,
+        parameters=server.engine.parameters(size, spec.parameters),
+        master_username=spec.master_username,
+        database_name=spec.database_name,
+        backup=server.backup,
+        restore=server.restore,
+        tls=ClientTls(directory=TLS_DIR, require=spec.tls.require) if server.tls_secret else None,
+    )
+
+
+def settings_config_map(server: Server) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": server.meta(names.settings(server.name)),
+        "data": {
+            SETTINGS_FILE: agent_config(server).to_json(),
+            "spec.json": json.dumps(to_json(server.spec), indent=1, sort_keys=True),
+        },
+    }
+
+
+def object_store(spec: api.ServerSpec, config: OperatorConfig) -> api.ObjectStore | None:
+    """The spec's store, else the one the operator was installed with, else none."""
+    if spec.backup.object_store is not None:
+        return spec.backup.object_store
+    return parse(api.ObjectStore, config.default_object_store) if config.default_object_store else None
+
+
+def backup_key_secret(server_name: str, spec: api.ServerSpec) -> str | None:
+    """The Secret with the repository passphrase (None: the repository is not encrypted)."""
+    encryption = spec.backup.encryption
+    return (encryption.key_secret_name or names.backup_key(server_name)) if encryption.enabled else None

@@ -1,0 +1,115 @@
+"""The environment of a database pod's container: what the operator puts there (the
+StatefulSet builder) and what the agent reads (kuberds.agent.pod). Secrets come only from
+Secret references, never as values: each secret variable says which key of its Secret it
+holds, so both sides — and the operator reading a live pod template back — use one list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+# The downward API: who the pod is.
+POD_NAME = "POD_NAME"
+POD_NAMESPACE = "POD_NAMESPACE"
+POD_IP = "POD_IP"
+# The container's memory limit in bytes: tells the agent whether this pod already has the
+# instance class agent.json is for (the operator replaces pods of another class).
+MEMORY_LIMIT = "KUBERDS_MEMORY_LIMIT"
+
+
+@dataclass(frozen=True)
+class SecretVar:
+    """An environment variable filled from one key of a Secret."""
+
+    env: str
+    key: str
+    optional: bool = False  # the pod starts without it (a Secret made before the key existed)
+
+
+MASTER_PASSWORD = SecretVar("KUBERDS_MASTER_PASSWORD", "password")
+SUPERUSER_PASSWORD = SecretVar("KUBERDS_SUPERUSER_PASSWORD", "superuser-password")
+REPLICATION_PASSWORD = SecretVar("KUBERDS_REPLICATION_PASSWORD", "replication-password")
+# Optional: a server created before the key existed keeps an open HA API.
+API_PASSWORD = SecretVar("KUBERDS_AGENT_API_PASSWORD", "api-password", optional=True)
+# The keys of the generated NAME-agent-credentials Secret, in the order they are generated.
+AGENT_CREDENTIALS = (SUPERUSER_PASSWORD, REPLICATION_PASSWORD, API_PASSWORD)
+
+
+@dataclass(frozen=True)
+class StoreVars:
+    """An object store's keys and a repository's passphrase: one set for the server's own
+    backups, one for the repository a restore reads (the source's)."""
+
+    prefix: str
+
+    @property
+    def access_key(self) -> SecretVar:
+        return SecretVar(f"{self.prefix}_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID")
+
+    @property
+    def secret_key(self) -> SecretVar:
+        return SecretVar(f"{self.prefix}_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY")
+
+    @property
+    def cipher_pass(self) -> SecretVar:
+        return SecretVar(f"{self.prefix}_CIPHER_PASS", "key")
+
+
+BACKUP_STORE = StoreVars("KUBERDS_BACKUP")
+RESTORE_STORE = StoreVars("KUBERDS_RESTORE")
+
+
+def secret_env(var: SecretVar, secret: str) -> dict:
+    """The container env entry that fills `var` from Secret `secret`."""
+    reference = {"name": secret, "key": var.key, **({"optional": True} if var.optional else {})}
+    return {"name": var.env, "valueFrom": {"secretKeyRef": reference}}
+
+
+def store_env(store: StoreVars, credentials_secret: str | None, key_secret: str | None) -> list[dict]:
+    env = []
+    if credentials_secret:
+        env += [secret_env(store.access_key, credentials_secret), secret_env(store.secret_key, credentials_secret)]
+    if key_secret:
+        env.append(secret_env(store.cipher_pass, key_secret))
+    return env
+
+
+def secret_names(env: list[dict], store: StoreVars) -> tuple[str | None, str | None]:
+    """(credentials Secret, key Secret) that a container's env fills `store` from."""
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in env if "secretKeyRef" in e.get("valueFrom", {})}
+    return refs.get(store.access_key.env), refs.get(store.cipher_pass.env)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The secrets an agent works with, read from its environment."""
+
+    superuser_password: str
+    replication_password: str
+    master_password: str
+    api_password: str | None = None  # the HA API's unsafe endpoints; None leaves them open
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    cipher_pass: str | None = None
+    restore_s3_access_key: str | None = None
+    restore_s3_secret_key: str | None = None
+    restore_cipher_pass: str | None = None
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str]) -> Credentials:
+        def get(var: SecretVar) -> str | None:
+            return env.get(var.env) or None
+
+        return cls(
+            superuser_password=env[SUPERUSER_PASSWORD.env],
+            replication_password=env[REPLICATION_PASSWORD.env],
+            master_password=env[MASTER_PASSWORD.env],
+            api_password=get(API_PASSWORD),
+            s3_access_key=get(BACKUP_STORE.access_key),
+            s3_secret_key=get(BACKUP_STORE.secret_key),
+            cipher_pass=get(BACKUP_STORE.cipher_pass),
+            restore_s3_access_key=get(RESTORE_STORE.access_key),
+            restore_s3_secret_key=get(RESTORE_STORE.secret_key),
+            restore_cipher_pass=get(RESTORE_STORE.cipher_pass),
+        )

@@ -1,0 +1,33 @@
+"""What each engine's image looks like from inside and outside the pod: the operator mounts
+volumes and opens ports by it (kuberds.engines), the agent finds its files by it
+(kuberds.agent). One entry per engine that has a data plane."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PodLayout:
+    uid: int  # the image's non-root user (and group): the engine runs as it
+    data_mount: str  # where the data volume is mounted
+    data_dir: str  # the engine's data directory, inside the mount
+    run_dir: str  # sockets and the agent's generated files (an emptyDir)
+    writable_paths: tuple[str, ...]  # emptyDirs needed beside a read-only root filesystem
+    bin_dir: str  # the engine's programs
+    agent_port: int  # health and the HA manager's API
+    metrics_port: int  # Prometheus metrics of the agent
+
+
+POSTGRES = PodLayout(
+    uid=999,
+    data_mount="/var/lib/postgresql/data",
+    data_dir="/var/lib/postgresql/data/pgdata",
+    run_dir="/var/run/postgresql",
+    writable_paths=("/tmp", "/var/run/postgresql"),
+    bin_dir="/usr/lib/postgresql/15/bin",
+    agent_port=8008,  # Patroni's REST API: /liveness, /readiness, switchover
+    metrics_port=9187,
+)
+
+LAYOUTS: dict[str, PodLayout] = {"postgres": POSTGRES}

@@ -1,0 +1,67 @@
+"""What an engine is to the operator: a catalog entry every engine has, and the data-plane
+interface of those that run.
+
+`EngineInfo` is what the API offers (versions, the usual port, names the engine reserves,
+parameters kuberds sets itself). `Engine` says what its pods look like to Kubernetes and how
+the operator talks to their agents. Contract:
+- methods are pure (no I/O) and deterministic for the same inputs;
+- `parameters()` returns the engine's configuration as name → string, user parameters
+  applied last (the schema has already refused the ones kuberds manages);
+- `probes()` must not make the kubelet kill a healthy primary because the API server is
+  unreachable: liveness checks the local process only;
+- `role_label_values` maps kuberds' roles (contract.PRIMARY / REPLICA) to the values the
+  engine's HA manager writes in contract.ROLE_LABEL; the Services select on them;
+- `switchover()` describes the request to the primary's agent that hands the primary role to
+  `candidate` and answers 2xx only once it has happened (the operator sends it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from kuberds.api.classes import Size
+from kuberds.contract.layouts import PodLayout
+
+Family = Literal["database", "cache"]
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    name: str
+    family: Family
+    versions: tuple[str, ...]  # newest first; the first is the default. What Debian bookworm packages.
+    default_port: int
+    reserved_usernames: tuple[str, ...] = ()  # users the engine or its tooling owns
+    managed_parameters: tuple[str, ...] = ()  # set by kuberds itself: a user's value would break HA or backups
+
+    @property
+    def default_version(self) -> str:
+        return self.versions[0]
+
+
+@dataclass(frozen=True)
+class AgentRequest:
+    """An HTTP request to a pod's agent port; the engine describes it, the operator sends it."""
+
+    method: str
+    path: str
+    body: dict = field(default_factory=dict)
+
+
+class Engine(Protocol):
+    info: EngineInfo
+    layout: PodLayout
+    role_label_values: Mapping[str, str]
+
+    @property
+    def name(self) -> str: ...
+
+    def parameters(self, size: Size, user: dict[str, str]) -> dict[str, str]: ...
+
+    def probes(self) -> dict[str, dict]: ...
+
+    def agent_rules(self) -> list[dict]: ...
+
+    def switchover(self, leader: str, candidate: str) -> AgentRequest: ...

@@ -1,0 +1,19 @@
+"""One handler per kind, each a few thin functions over kuberds.operations.
+
+    dbinstance   DBInstance: a server kind (pods, members, drift, a final snapshot)
+    dbsnapshot   DBSnapshot: checked by the operator, taken and removed by the source's agent
+    unsupported  every kind of the API without a handler yet: told so, never ignored
+
+kuberds.triggers registers every kind of the API (kuberds.api.v1alpha1.KINDS): server kinds
+from SERVER_HANDLERS, the others from HANDLERS, the rest as unsupported.
+"""
+
+from __future__ import annotations
+
+from kuberds.handlers import dbinstance, dbsnapshot
+
+# Kinds whose objects own database pods: reconciled, refreshed from their members' events,
+# their Services and NetworkPolicies kept as built, a final snapshot on deletion.
+SERVER_HANDLERS = {dbinstance.KIND: dbinstance}
+# Kinds reconciled on their own (no children).
+HANDLERS = {dbsnapshot.KIND: dbsnapshot}

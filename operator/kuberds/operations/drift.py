@@ -1,0 +1,28 @@
+"""Hand edits of the children that route or admit traffic (Services, NetworkPolicies) are
+undone at once, from their watch events; the rest is put back by the next full pass."""
+
+from __future__ import annotations
+
+import kopf
+
+from kuberds.builders.compare import foreign_keys_patch, is_subset, merge_patch_restoring
+from kuberds.kube import Kube
+
+
+def correct(kube: Kube, owner_body: dict, event: dict, kind: str, name: str, desired: dict | None) -> str:
+    """Puts the child back as `desired` (None: not ours to correct). Returns what it did."""
+    if desired is None or event.get("type") not in ("MODIFIED", "DELETED"):
+        return "nothing to correct"
+    actual = event.get("object") or {}
+    if event["type"] == "DELETED":
+        kube.apply(desired)
+    else:
+        foreign = foreign_keys_patch(desired, actual)
+        if not foreign and is_subset(desired, actual):
+            return "unchanged"
+        # A merge patch replaces lists whole (ports, rules, subjects) and nulls the keys
+        # others added to our maps; server-side apply alone would keep their list items.
+        kube.merge_patch(kind, desired["metadata"]["namespace"], name, merge_patch_restoring(desired, foreign))
+    kopf.event(owner_body, type="Normal", reason="DriftCorrected",
+               message=f"{kind} {name} was changed or deleted by hand; restored")  # fmt: skip
+    return "restored"

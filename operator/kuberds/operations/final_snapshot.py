@@ -1,0 +1,61 @@
+"""The finalizer of a server kind: a final DBSnapshot unless skipFinalSnapshot; volumes are
+always kept.
+
+It never gives up: an error that would end another handler keeps this one waiting (Kopf
+releases the finalizer after a permanent failure, and the data would go unsaved).
+"""
+
+from __future__ import annotations
+
+import kopf
+
+from kuberds.api import v1alpha1 as api
+from kuberds.builders import names
+from kuberds.builders.meta import Owner
+from kuberds.builders.snapshot import final_snapshot
+from kuberds.builders.status import FALSE, Condition
+from kuberds.config import OperatorConfig
+from kuberds.contract import snapshots
+from kuberds.kube import Kube
+from kuberds.operations.status import now, parse_time, publish_status
+
+
+def delete(kube: Kube, config: OperatorConfig, body: dict, spec: api.ServerSpec) -> None:
+    try:
+        _delete(kube, config, body, spec)
+    except kopf.PermanentError as error:
+        publish_status(kube, body, [Condition("FinalSnapshot", FALSE, "Failed", str(error))])
+        raise kopf.TemporaryError(f"final snapshot failed, retrying: {error}", delay=60) from error
+
+
+def _delete(kube: Kube, config: OperatorConfig, body: dict, spec: api.ServerSpec) -> None:
+    meta = body["metadata"]
+    if spec.skip_final_snapshot:
+        kopf.event(body, type="Normal", reason="DeletedWithoutFinalSnapshot",
+                   message="skipFinalSnapshot is true; the volumes are retained")  # fmt: skip
+        return
+    deleted_at = meta.get("deletionTimestamp") or now()
+    name = spec.final_snapshot_name or names.final_snapshot(meta["name"], deleted_at)
+    owner = Owner.of(body)
+    snapshot, _ = kube.create_if_absent(final_snapshot(owner, name))
+    source = ((snapshot.get("spec") or {}).get("source") or {}).get(snapshots.SOURCE_FIELDS[owner.kind])
+    if source != meta["name"]:
+        taken = f"DBSnapshot {name} exists and is not a snapshot of this {owner.kind}; set finalSnapshotName"
+        publish_status(kube, body, [Condition("FinalSnapshot", FALSE, "NameTaken", taken)])
+        raise kopf.TemporaryError(f"final snapshot name {name} is taken", delay=60)
+    phase = (snapshot.get("status") or {}).get("phase")
+    if phase == snapshots.AVAILABLE:
+        kopf.event(body, type="Normal", reason="FinalSnapshotTaken", message=f"DBSnapshot {name} is available")
+        return
+    waited = (parse_time(now()) - parse_time(deleted_at)).total_seconds()
+    if waited > config.final_snapshot_timeout_seconds:
+        condition = Condition("FinalSnapshot", FALSE, "TimedOut",
+                              f"DBSnapshot {name} not available after {int(waited)}s (phase {phase}); the "
+                              f"{owner.kind} stays until it is, or until spec.skipFinalSnapshot is "
+                              "set to true")  # fmt: skip
+    else:
+        condition = Condition("FinalSnapshot", FALSE, "InProgress",
+                              f"waiting for DBSnapshot {name} (phase {phase or 'Pending'})")  # fmt: skip
+    publish_status(kube, body, [condition], {"finalSnapshot": name})
+    # Short delay either way: setting skipFinalSnapshot must take effect soon.
+    raise kopf.TemporaryError(condition.message, delay=10)

@@ -1,0 +1,165 @@
+"""Members changed (a pod, claim or StatefulSet of a server): refresh status, and roll one
+outdated pod if that is safe now — replicas first, the primary last after a switchover to
+its (synchronous) standby.
+
+Pod, volume and StatefulSet events of one server come in bursts. One refresh runs at a time
+per server; events arriving meanwhile only mark it dirty, and the running refresh goes round
+once more with what the indexes hold then. A burst of N events costs about two refreshes,
+and parallel writers never refuse each other (409).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import kopf
+
+from kuberds.builders import names
+from kuberds.builders.rollout import handover, next_pod_to_roll
+from kuberds.builders.server import Server
+from kuberds.builders.status import Member, member_from_pod, storage_condition
+from kuberds.contract import environment
+from kuberds.kube import Kube
+from kuberds.operations import agents
+from kuberds.operations.secrets import secret_text
+from kuberds.operations.server_status import publish_server_status
+from kuberds.quantity import to_bytes
+
+log = logging.getLogger("kuberds")
+
+# After a switchover request the pods' role labels change within seconds; until then (or
+# after a refusal) a new request waits this long, and a pass is scheduled to look again.
+SWITCHOVER_RETRY_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class Members:
+    """What the indexes hold about one server right now."""
+
+    body: dict | None  # as last seen; may lag behind a write (then a 409 makes us re-read)
+    pods: list[dict]
+    claims: list[dict]
+    stateful_set: dict | None
+    zones: dict[str, str]
+
+
+@dataclass
+class _Refresh:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    dirty: bool = False
+    switchover_at: float | None = None  # monotonic time of the last switchover request
+    retry: threading.Timer | None = None  # a pass scheduled while a switchover is under way
+
+
+_refreshes: dict[tuple[str, str, str], _Refresh] = defaultdict(_Refresh)
+
+# The server a body is now, or None when nothing may be done (paused, unsupported, deleting).
+Read = Callable[[], Members]
+ServerOf = Callable[[dict, dict | None], Server | None]
+
+
+def refresh(kube: Kube, key: tuple[str, str, str], read: Read, server_of: ServerOf) -> str:
+    """Status, then one rolling step. `key` is (kind, namespace, name). Returns what it did."""
+    state = _refreshes[key]
+    state.dirty = True
+    if not state.lock.acquire(blocking=False):
+        return "coalesced into the refresh under way"
+    try:
+        actions: list[str] = []
+        while state.dirty:
+            state.dirty = False
+            action = _refresh_once(kube, key, read(), server_of, state)
+            if not actions or action != actions[-1]:
+                actions.append(action)
+        if state.switchover_at is not None and state.retry is None:
+            _schedule_retry(state, lambda: refresh(kube, key, read, server_of))
+        return "; ".join(actions)
+    finally:
+        state.lock.release()
+
+
+def _schedule_retry(state: _Refresh, again: Callable[[], str]) -> None:
+    """No pod event may follow a refused switchover: look again after a while."""
+
+    def run() -> None:
+        state.retry = None
+        log.debug("switchover follow-up: %s", again())
+
+    state.retry = threading.Timer(SWITCHOVER_RETRY_SECONDS, run)
+    state.retry.daemon = True
+    state.retry.start()
+
+
+def _refresh_once(kube: Kube, key: tuple[str, str, str], seen: Members, server_of: ServerOf,
+                  state: _Refresh) -> str:  # fmt: skip
+    # The index may lag behind a status write; publish_status then re-reads on the conflict.
+    if seen.body is None:
+        _refreshes.pop(key, None)
+        return "nothing: the server is gone"
+    server = server_of(seen.body, seen.stateful_set)
+    if server is None:
+        return "nothing: paused, unsupported or deleting"
+    conditions, allocated = [], None
+    if seen.claims:
+        resized, allocated = storage_condition(server.spec.storage.size, seen.claims)
+        if to_bytes(server.spec.storage.size) > to_bytes(server.claim_size):
+            conditions.append(resized)
+    publish_server_status(kube, seen.body, server, seen.pods, seen.zones, conditions, allocated)
+    update_revision = ((seen.stateful_set or {}).get("status") or {}).get("updateRevision")
+    members = [member_from_pod(p, seen.zones, server.engine.role_label_values) for p in seen.pods]
+    target = next_pod_to_roll(members, update_revision, server.replicas)
+    if target is None:
+        state.switchover_at = None
+        return "nothing to roll"
+    step = handover(members, target, synchronous=server.synchronous)
+    if step.action == "wait":
+        return step.reason
+    if step.action == "replace":
+        return roll(kube, seen.body, target, seen.pods)
+    since = time.monotonic() - (state.switchover_at or -SWITCHOVER_RETRY_SECONDS)
+    if since < SWITCHOVER_RETRY_SECONDS:
+        return f"switchover requested {since:.0f}s ago: waiting for the roles to change"
+    state.switchover_at = time.monotonic()
+    return switch_over(kube, seen.body, server, seen.pods, target, step.standby)
+
+
+def agent_api_password(kube: Kube, namespace: str, server: str) -> str | None:
+    """The server's HA API password (None for a server made before it existed: no auth)."""
+    secret = kube.get("Secret", namespace, names.agent_credentials(server))
+    return secret_text(secret, environment.API_PASSWORD.key)
+
+
+def switch_over(kube: Kube, body: dict, server: Server, pods: list[dict], primary: Member, standby: Member) -> str:
+    """Asks the primary's agent for a planned switchover; the old primary, now a standby, is
+    replaced on a later pass. A refusal is reported, and tried again after
+    SWITCHOVER_RETRY_SECONDS."""
+    ip = next(((p.get("status") or {}).get("podIP") for p in pods if p["metadata"]["name"] == primary.name), None)
+    if not ip:
+        return f"waiting for the address of primary {primary.name} to switch over"
+    password = agent_api_password(kube, server.owner.namespace, server.name)
+    request = server.engine.switchover(primary.name, standby.name)
+    try:
+        answer = agents.send(ip, server.engine.layout.agent_port, request, password)
+    except agents.AgentError as error:
+        kopf.event(body, type="Warning", reason="SwitchoverFailed",
+                   message=f"switchover from {primary.name} to {standby.name} failed: {error}")  # fmt: skip
+        return f"switchover failed: {error}"
+    kopf.event(body, type="Normal", reason="Switchover",
+               message=f"primary moved from {primary.name} to {standby.name} before replacing {primary.name}: "
+               f"{answer}")  # fmt: skip
+    return f"switched over from {primary.name} to {standby.name}"
+
+
+def roll(kube: Kube, body: dict, member: Member, pods: list[dict]) -> str:
+    """Deletes the pod (the StatefulSet makes it again from the new template); the uid
+    precondition keeps a pod re-created meanwhile under the same name."""
+    uid = next((p["metadata"].get("uid") for p in pods if p["metadata"]["name"] == member.name), None)
+    kopf.event(body, type="Normal", reason="RollingUpdate",
+               message=f"replacing {member.role} pod {member.name} with the new template")  # fmt: skip
+    kube.delete("Pod", body["metadata"]["namespace"], member.name, uid=uid)
+    return f"rolled {member.role} {member.name}"

@@ -1,0 +1,260 @@
+"""One reconcile pass of a server kind, in three plain steps:
+
+    observe  every read the pass needs, into one value (Seen)
+    build    pure: the objects to create and apply, the volume patches, the conditions (Plan)
+    apply    the writes, the Events, and the status
+
+A kind supplies what differs (ServerKind: how its spec becomes a Server, and which objects
+that Server has); the rest — references to users' Secrets, generated credentials, the
+certificate, the restore source, volume growth — is the same for every server kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+import kopf
+
+from kuberds.api import v1alpha1 as api
+from kuberds.builders import names
+from kuberds.builders import secrets as secret_build
+from kuberds.builders import settings as settings_build
+from kuberds.builders.meta import Owner
+from kuberds.builders.server import SecretRefs, Server
+from kuberds.builders.statefulset import claim_template_size
+from kuberds.builders.status import FALSE, TRUE, Condition
+from kuberds.config import OperatorConfig
+from kuberds.contract import environment
+from kuberds.contract.settings import BackupPlan, RestorePlan
+from kuberds.engines import Engine, engine_for
+from kuberds.kube import Kube
+from kuberds.operations import certificates, restore, storage
+from kuberds.operations.secrets import new_token, not_reconciled, reference_problem
+from kuberds.operations.server_status import publish_server_status
+from kuberds.operations.status import publish_status
+from kuberds.quantity import to_bytes
+
+ACTIVE = Condition("Paused", FALSE, "AutomationActive")
+
+
+class ServerKind(Protocol):
+    """What a server kind gives the shared pass."""
+
+    def server(self, owner: Owner, spec: api.ServerSpec, engine: Engine, config: OperatorConfig, *, claim_size: str,
+               backup: BackupPlan | None = None, restore: RestorePlan | None = None,
+               secrets: SecretRefs | None = None) -> Server: ...  # fmt: skip
+
+    def objects(self, server: Server) -> list[dict]: ...
+
+
+@dataclass(frozen=True)
+class Seen:
+    """Everything one pass read."""
+
+    body: dict
+    spec: api.ServerSpec
+    now: datetime
+    stateful_set: dict | None = None
+    secrets: dict[str, dict | None] = field(default_factory=dict)  # every Secret looked at, by name
+    source: restore.RestoreSeen | None = None  # the restore source, before the StatefulSet exists
+    settings: dict | None = None  # afterwards: the settings ConfigMap handed out (kept restore)
+    claims: list[dict] = field(default_factory=list)  # read only when the volumes must grow
+    storage_classes: dict[str, dict | None] = field(default_factory=dict)
+
+    @property
+    def namespace(self) -> str:
+        return self.body["metadata"]["namespace"]
+
+    @property
+    def name(self) -> str:
+        return self.body["metadata"]["name"]
+
+
+@dataclass
+class Plan:
+    """What a pass writes. With `problem`, nothing: the condition is published and the pass
+    is retried after `retry_in` seconds."""
+
+    problem: Condition | None = None
+    retry_in: float = 30
+    server: Server | None = None
+    create: list[dict] = field(default_factory=list)  # made once, never overwritten
+    apply: list[dict] = field(default_factory=list)  # server-side applied (drift corrected)
+    claim_patches: list[tuple[str, dict]] = field(default_factory=list)
+    storage: Condition | None = None  # StorageResized when known before the patches
+    events: list[tuple[str, str]] = field(default_factory=list)  # (reason, message), Normal
+    conditions: list[Condition] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- observe
+
+
+def claim_size(spec: api.ServerSpec, stateful_set: dict | None) -> str:
+    """Claim templates cannot change once the StatefulSet exists: its size is the claims'."""
+    return claim_template_size(stateful_set) if stateful_set else spec.storage.size
+
+
+def secrets_to_read(name: str, spec: api.ServerSpec, config: OperatorConfig) -> list[str]:
+    """Users' Secrets the spec names, and the ones kuberds generates for the server."""
+    store = settings_build.object_store(spec, config)
+    wanted = [spec.master_user_secret_name or names.master_secret(name), names.agent_credentials(name)]
+    if spec.tls.enabled:
+        wanted += [spec.tls.certificate_secret_name] if spec.tls.certificate_secret_name else \
+            [names.ca_secret(name), names.tls_secret(name)]  # fmt: skip
+    if store and store.ca_secret_name:
+        wanted.append(store.ca_secret_name)
+    if store and spec.backup.encryption.enabled and not spec.backup.encryption.key_secret_name:
+        wanted.append(names.backup_key(name))
+    return list(dict.fromkeys(wanted))
+
+
+def observe(kube: Kube, config: OperatorConfig, body: dict, spec: api.ServerSpec) -> Seen:
+    seen = Seen(body, spec, datetime.now(UTC))
+    if engine_for(spec.engine) is None:
+        return seen
+    namespace, name = seen.namespace, seen.name
+    stateful_set = kube.get("StatefulSet", namespace, names.stateful_set(name))
+    secrets = {s: kube.get("Secret", namespace, s) for s in secrets_to_read(name, spec, config)}
+    source, settings = None, None
+    if spec.restore and stateful_set is None:
+        source = restore.read_source(kube, namespace, spec, config)
+    elif spec.restore:
+        settings = kube.get("ConfigMap", namespace, names.settings(name))
+    claims, classes = [], {}
+    wanted = spec.storage.size
+    if stateful_set and to_bytes(wanted) > to_bytes(claim_size(spec, stateful_set)):
+        selector = Owner.of(body).selector("database")
+        claims = kube.list("PersistentVolumeClaim", namespace, selector)
+        classes = {c: kube.get("StorageClass", None, c) for c in storage.classes_to_read(claims, wanted)}
+    return Seen(body, spec, seen.now, stateful_set, secrets, source, settings, claims, classes)
+
+
+# ---------------------------------------------------------------- build
+
+
+def known_server(kind: ServerKind, body: dict, spec: api.ServerSpec, config: OperatorConfig,
+                 stateful_set: dict | None) -> Server:  # fmt: skip
+    """The server as far as it is known without reading anything: for status refreshes and
+    drift, which never write agent.json or the pod template (no CA bundle, no restore)."""
+    owner, store = Owner.of(body), settings_build.object_store(spec, config)
+    return kind.server(owner, spec, engine_for(spec.engine), config, claim_size=claim_size(spec, stateful_set),
+                       backup=settings_build.backup_plan(owner, spec, store))  # fmt: skip
+
+
+def _reference_problem(seen: Seen, config: OperatorConfig) -> Condition | None:
+    """What only the operator can judge: the engine, and Secrets the spec names."""
+    spec = seen.spec
+    if engine_for(spec.engine) is None:
+        return not_reconciled(
+            "EngineNotSupported", f"engine {spec.engine} is accepted by the API but its data plane is not available yet"
+        )
+    if spec.master_user_secret_name:
+        name = spec.master_user_secret_name
+        problem = reference_problem(seen.secrets.get(name), name, "masterUserSecretName",
+                                    (environment.MASTER_PASSWORD.key,))  # fmt: skip
+        if problem:
+            return problem
+    if spec.tls.enabled and spec.tls.certificate_secret_name:
+        name = spec.tls.certificate_secret_name
+        problem = reference_problem(seen.secrets.get(name), name, "tls.certificateSecretName", ("tls.crt", "tls.key"))
+        if problem:
+            return problem
+    return None
+
+
+def build(seen: Seen, config: OperatorConfig, kind: ServerKind, token: Callable[[int], str] = new_token) -> Plan:
+    """The pass's writes, from what it read. Pure but for `token` (random passwords)."""
+    spec = seen.spec
+    store = settings_build.object_store(spec, config)
+    ca_bundle, store_problem = restore.store_ca(seen.secrets.get(store.ca_secret_name) if store and
+                                                store.ca_secret_name else None, store,
+                                                "backup.objectStore.caSecretName")  # fmt: skip
+    problem = _reference_problem(seen, config) or store_problem
+    if problem:
+        return Plan(problem=problem, retry_in=30)
+    source = restore.Restore()
+    if spec.restore:
+        source = restore.resolve(spec, seen.source, config) if seen.stateful_set is None else \
+            restore.kept(seen.settings, seen.stateful_set)  # fmt: skip
+    if source.problem:
+        return Plan(problem=source.problem, retry_in=15)
+    owner, engine = Owner.of(seen.body), engine_for(spec.engine)
+    key = settings_build.backup_key_secret(seen.name, spec) if store else None
+    server = kind.server(
+        owner, spec, engine, config, claim_size=claim_size(spec, seen.stateful_set),
+        backup=settings_build.backup_plan(owner, spec, store, ca_bundle), restore=source.plan,
+        secrets=SecretRefs(store_credentials=store.credentials_secret_name if store else None, backup_key=key,
+                           restore_store_credentials=source.credentials, restore_key=source.key),
+    )  # fmt: skip
+    generation = seen.body["metadata"]["generation"]
+    applied = Condition("Reconciled", TRUE, "ObjectsApplied", f"objects for generation {generation}")
+    plan = Plan(server=server, conditions=[applied, ACTIVE])
+    _generated_secrets(seen, server, plan, token)
+    if server.issues_certificate:
+        ca_name, tls_name = certificates.secret_names(server)
+        certificate = certificates.plan(server, seen.secrets.get(ca_name), seen.secrets.get(tls_name), seen.now)
+        plan.create.extend([certificate.create_ca] if certificate.create_ca else [])
+        if certificate.served:
+            plan.apply.append(certificate.served)
+            plan.events.append(("CertificateIssued", f"served certificate in Secret {tls_name} issued: "
+                                                     f"{certificate.reason}"))  # fmt: skip
+    plan.apply.extend(kind.objects(server))
+    if seen.claims:
+        growth = storage.plan(spec.storage.size, seen.claims, seen.storage_classes)
+        plan.claim_patches.extend(growth.patches)
+        plan.storage = growth.condition or storage.after(spec.storage.size, seen.claims)
+    return plan
+
+
+def _generated_secrets(seen: Seen, server: Server, plan: Plan, token: Callable[[int], str]) -> None:
+    """The credentials kuberds generates, each made once."""
+    spec, name = seen.spec, seen.name
+    if not spec.master_user_secret_name and seen.secrets.get(server.master_secret) is None:
+        plan.create.append(secret_build.master_secret(server, token(24)))
+    if seen.secrets.get(names.agent_credentials(name)) is None:
+        passwords = [token(24) for _ in environment.AGENT_CREDENTIALS]
+        plan.create.append(secret_build.agent_credentials(server, passwords))
+    encryption = spec.backup.encryption
+    generated_key = server.backup and encryption.enabled and not encryption.key_secret_name
+    if generated_key and seen.secrets.get(names.backup_key(name)) is None:
+        plan.create.append(secret_build.backup_key(server, token(32)))
+
+
+# ---------------------------------------------------------------- apply
+
+
+def apply(kube: Kube, body: dict, plan: Plan, pods: list[dict], zones: dict[str, str]) -> None:
+    if plan.problem:
+        publish_status(kube, body, [plan.problem, ACTIVE])
+        raise kopf.TemporaryError(plan.problem.message, delay=plan.retry_in)
+    for obj in plan.create:
+        kube.create(obj)
+    for obj in plan.apply:
+        kube.apply(obj)
+    for reason, message in plan.events:
+        kopf.event(body, type="Normal", reason=reason, message=message)
+    conditions = list(plan.conditions)
+    resized = plan.storage
+    for claim, patch in plan.claim_patches:
+        try:
+            kube.merge_patch("PersistentVolumeClaim", body["metadata"]["namespace"], claim, patch)
+        except kopf.PermanentError as refusal:
+            resized = storage.refused(str(refusal))
+            break
+    if resized:
+        conditions.append(resized)
+    publish_server_status(kube, body, plan.server, pods, zones, conditions)
+
+
+def run(kube: Kube, config: OperatorConfig, kind: ServerKind, body: dict, spec: api.ServerSpec, pods: list[dict],
+        zones: dict[str, str]) -> None:  # fmt: skip
+    """A whole pass: create or correct every object of the server, then publish status."""
+    if spec.automation_paused:
+        paused = Condition("Paused", TRUE, "AutomationPaused", "spec.automationPaused is true: kuberds changes nothing")
+        publish_status(kube, body, [paused])
+        return
+    seen = observe(kube, config, body, spec)
+    apply(kube, body, build(seen, config, kind), pods, zones)

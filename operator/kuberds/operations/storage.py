@@ -1,0 +1,47 @@
+"""Growing a server's volumes in place when spec.storage.size grows. Pure: the pass reads
+the claims, and the StorageClasses of those that must grow, first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kuberds.builders.status import FALSE, Condition, storage_condition
+from kuberds.quantity import to_bytes
+
+
+@dataclass(frozen=True)
+class Growth:
+    patches: list[tuple[str, dict]] = field(default_factory=list)  # claim name → merge patch
+    condition: Condition | None = None  # known before the patches (None: storage_condition after)
+
+
+def too_small(claims: list[dict], wanted: str) -> list[dict]:
+    return [c for c in claims if to_bytes(c["spec"]["resources"]["requests"]["storage"]) < to_bytes(wanted)]
+
+
+def classes_to_read(claims: list[dict], wanted: str) -> set[str]:
+    return {c["spec"]["storageClassName"] for c in too_small(claims, wanted) if c["spec"].get("storageClassName")}
+
+
+def plan(wanted: str, claims: list[dict], classes: dict[str, dict | None]) -> Growth:
+    """Asks for the larger size on each claim whose StorageClass can expand volumes; one that
+    cannot makes the condition say so (the API server would refuse the request)."""
+    patches = []
+    for claim in too_small(claims, wanted):
+        class_name = claim["spec"].get("storageClassName")
+        if not (classes.get(class_name) or {}).get("allowVolumeExpansion"):
+            have = claim["spec"]["resources"]["requests"]["storage"]
+            return Growth(patches, Condition("StorageResized", FALSE, "ExpansionNotSupported",
+                          f"StorageClass {class_name or '(none)'} of {claim['metadata']['name']} cannot expand "
+                          f"volumes; they stay at {have}"))  # fmt: skip
+        patches.append((claim["metadata"]["name"], {"spec": {"resources": {"requests": {"storage": wanted}}}}))
+    return Growth(patches)
+
+
+def after(wanted: str, claims: list[dict]) -> Condition:
+    """StorageResized once the patches are sent (the claims as read before them)."""
+    return storage_condition(wanted, claims)[0]
+
+
+def refused(message: str) -> Condition:
+    return Condition("StorageResized", FALSE, "ResizeRefused", message)
