@@ -91,6 +91,38 @@ BAD_CREATES = [
      "needs at least one replica"),
     ("CacheCluster", {"engine": "redis", "engineVersion": "1.6"}, "spec.engineVersion", "not offered"),
     ("DBSnapshot", {"source": {}}, "spec.source", "exactly one of dbInstance or dbCluster"),
+    # Messages name the offending value; malformed values get the format message alone.
+    ("DBInstance", {**PG, "backup": {"window": "03:00-03:20"}}, "spec.backup.window", "03:00-03:20 is shorter"),
+    ("DBInstance", {**PG, "storage": {"size": "500Mi"}}, "spec.storage.size", "storage.size 500Mi is less than 1Gi"),
+    ("DBInstance", {**PG, "masterUsername": "Admin"}, "spec.masterUsername", "masterUsername Admin is reserved"),
+    ("DBInstance", {**PG, "parameters": {"work_mem": "8MB", "port": "1"}}, "spec.parameters",
+     "parameters must not set port"),
+    # Engine identifier rules, per engine.
+    ("DBInstance", {**PG, "masterUsername": "pg_admin"}, "spec.masterUsername",
+     "reserves user names starting with pg_"),
+    ("DBInstance", {**PG, "databaseName": "template1"}, "spec.databaseName", "is kept by postgres"),
+    ("DBInstance", {"engine": "mariadb", "masterUsername": "a" * 33}, "spec.masterUsername",
+     "mariadb user names have at most 32 characters"),
+    ("DBInstance", {"engine": "mysql", "databaseName": "mysql"}, "spec.databaseName", "is kept by mysql"),
+    # Scheduling that would make an invalid pod template.
+    ("DBInstance", {**PG, "scheduling": {"tolerations": [{"operator": "Exists", "value": "x"}]}},
+     "spec.scheduling.tolerations[0].value", "takes no value"),
+    ("DBInstance", {**PG, "scheduling": {"tolerations": [{"operator": "Equal", "value": "x"}]}},
+     "spec.scheduling.tolerations[0].key", "needs a key"),
+    ("DBInstance", {**PG, "scheduling": {"tolerations": [{"key": "k", "tolerationSeconds": 5}]}},
+     "spec.scheduling.tolerations[0].tolerationSeconds", "only for effect NoExecute"),
+    ("DBInstance", {**PG, "scheduling": {"tolerations": [{"key": "bad key", "operator": "Exists"}]}},
+     "spec.scheduling.tolerations[0].key", "should match"),
+    ("DBInstance", {**PG, "scheduling": {"nodeSelector": {"bad key/x/y": "v"}}}, "spec.scheduling.nodeSelector",
+     "not label keys: bad key/x/y"),
+    ("DBInstance", {**PG, "scheduling": {"nodeSelector": {"disk": "not ok!"}}}, "spec.scheduling.nodeSelector",
+     "disk=not ok!"),
+    ("DBInstance", {**PG, "network": {"allowedClients": [{"podSelector": {"matchExpressions": [
+        {"key": "app", "operator": "In"}]}}]}}, "spec.network.allowedClients[0].podSelector.matchExpressions[0]",
+     "operator In needs at least one value"),
+    ("DBInstance", {**PG, "network": {"allowedClients": [{"podSelector": {"matchExpressions": [
+        {"key": "app", "operator": "Exists", "values": ["x"]}]}}]}},
+     "spec.network.allowedClients[0].podSelector.matchExpressions[0]", "operator Exists takes no values"),
 ]  # fmt: skip
 
 
@@ -107,6 +139,40 @@ def test_bad_object_is_refused_naming_the_field(api, namespace, kind, spec, fiel
     assert refused.value.status == 422
     text = refusal(refused.value)
     assert field in text and message in text, text
+    assert "out of range" not in text and "conversion error" not in text, "a rule failed at run time"
+
+
+BAD_NAMES = [
+    ("DBInstance", "orders.eu", "metadata.name orders.eu must have at most 52 characters"),
+    ("DBInstance", "1orders", "a lower-case letter first"),
+    ("DBInstance", "o" * 53, "at most 52 characters"),
+    ("CacheCluster", "sessions.cache", "no dots"),
+    ("ReadReplica", "9replica", "a lower-case letter first"),
+]  # fmt: skip
+SPECS = {"DBInstance": PG, "CacheCluster": {"engine": "redis"}, "ReadReplica": {"source": {"dbInstance": "a"}}}
+
+
+@pytest.mark.parametrize(("kind", "name", "message"), BAD_NAMES, ids=[f"{k}-{n[:12]}" for k, n, _ in BAD_NAMES])
+def test_a_server_name_that_cannot_name_its_children_is_refused(api, namespace, kind, name, message) -> None:
+    """Services are DNS-1035 labels (a letter first, no dots), and the StatefulSet's pods carry
+    the revision label NAME-<hash>, at most 63 characters: a name that does not fit is refused
+    here, not left to fail silently when its children are built."""
+    objects = kubernetes.client.CustomObjectsApi(api)
+    with pytest.raises(ApiException) as refused:
+        objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind],
+                                                body(kind, name, SPECS[kind]), dry_run="All")  # fmt: skip
+    assert refused.value.status == 422 and message in refusal(refused.value), refusal(refused.value)
+    objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind],
+                                            body(kind, "o" * 52, SPECS[kind]), dry_run="All")  # fmt: skip
+
+
+def test_a_custom_endpoint_must_fit_in_a_service_name(api, namespace) -> None:
+    objects = kubernetes.client.CustomObjectsApi(api)
+    name, endpoint = "c" * 40, "analytics-readers-long-name"
+    with pytest.raises(ApiException) as refused:
+        objects.create_namespaced_custom_object(GROUP, VERSION, namespace, "dbclusters", body(
+            "DBCluster", name, {**PG, "customEndpoints": [{"name": endpoint}]}), dry_run="All")  # fmt: skip
+    assert f"custom endpoints {name}-{endpoint} are longer than a Service name" in refusal(refused.value)
 
 
 def test_unknown_fields_are_refused_with_strict_validation(api, namespace) -> None:
@@ -140,6 +206,18 @@ BAD_CHANGES = [
     ("DBSnapshot", {"source": {"dbInstance": "a"}}, {"deletionPolicy": "Retain"}, "spec",
      "a DBSnapshot's spec cannot change"),
     ("CacheCluster", {"engine": "redis"}, {"engine": "memcached"}, "spec.engine", "engine cannot change"),
+    # Taking away what cannot change is a change too.
+    ("DBInstance", {**PG, "backup": {"objectStore": {"bucket": "one", "credentialsSecretName": "s3"}}},
+     {"backup": {"objectStore": None}}, "spec.backup.objectStore", "it cannot be removed either"),
+    ("DBInstance", {**PG, "backup": {"encryption": {"keySecretName": "key"}}},
+     {"backup": {"encryption": {"keySecretName": None}}}, "spec.backup.encryption.keySecretName",
+     "it cannot be removed either"),
+    ("DBInstance", {**PG, "engineVersion": "15"}, {"engineVersion": None}, "spec.engineVersion",
+     "it cannot be removed either"),
+    ("DBInstance", {**PG, "storage": {"size": "20Gi", "storageClassName": "standard"}},
+     {"storage": {"storageClassName": None}}, "spec.storage.storageClassName", "cannot change after creation"),
+    ("DBInstance", PG, {"storage": {"storageClassName": "fixed"}}, "spec.storage.storageClassName",
+     "cannot change after creation"),
 ]  # fmt: skip
 
 

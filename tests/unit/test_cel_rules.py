@@ -13,13 +13,14 @@ from kuberds.api import rules
 
 def evaluate(expression: str, **strings: str) -> object:
     """A tiny CEL-to-Python shim for exactly the constructs the helpers emit."""
-    python = expression.replace("!", " not ").replace(" not =", "!=").replace("||", " or ")
+    python = re.sub(r"(\w+)\.matches\(('[^']*')\)", r"(_re.search(\2, \1) is not None)", expression)
+    python = python.replace("!", " not ").replace(" not =", "!=").replace("||", " or ")
     python = python.replace("&&", " and ")
     python = re.sub(r"(\w+(?:\.\w+)*)\.substring\((\d+), (\d+)\)", r"\1[\2:\3]", python)
     python = python.replace(".indexOf(", ".index(")
     python = re.sub(r"\((\d+) / 3\)", r"(\1 // 3)", python)
     python = python.replace(") / 3)", ") // 3)")
-    return eval(python, dict(strings))  # expressions our own helpers generated
+    return eval(python, {"_re": re, **strings})  # expressions our own helpers generated
 
 
 def minutes(hhmm: str) -> int:
@@ -60,3 +61,14 @@ def test_overlap_matches_a_brute_force_check() -> None:
             busy = {(d * 1440 + b0 + i) % 10080 for d in range(7) for i in range(b_len)}
             overlap = any((m0 + i) % 10080 in busy for i in range(m_len))
             assert evaluate(expression, b=backup, m=maintenance) == (not overlap), (backup, maintenance)
+
+
+def test_a_malformed_window_gets_the_pattern_message_alone() -> None:
+    """The rules that take a window apart pass on a malformed one (the pattern refuses it), so
+    the API server reports the format, not "index out of range" or a false overlap."""
+    for bad in ("3:00-4:00", "03:00", "", "sun:05:00-sun:06:00"):
+        assert evaluate(rules.daily_window_long_enough("w"), w=bad) is True
+        assert evaluate(rules.windows_do_not_overlap("b", "m"), b=bad, m="sun:05:00-sun:05:30") is True
+    for bad in ("Sun:05:00-Sun:06:00", "sun:5:00-sun:6:00", "03:00-03:30"):
+        assert evaluate(rules.weekly_window_long_enough("m"), m=bad) is True
+        assert evaluate(rules.windows_do_not_overlap("b", "m"), b="03:00-03:30", m=bad) is True

@@ -52,6 +52,11 @@ def crd(kind: Kind) -> dict:
                             "type": "object",
                             "description": kind.spec.__kuberds_description__,
                             "required": ["spec"],
+                            **(
+                                {"x-kubernetes-validations": [r.as_schema() for r in kind.object_rules]}
+                                if kind.object_rules
+                                else {}
+                            ),
                             "properties": {
                                 "apiVersion": {"type": "string", "description": "API version of the object."},
                                 "kind": {"type": "string", "description": "Kind of the object."},

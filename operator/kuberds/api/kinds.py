@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kuberds import API_GROUP
+from kuberds.api.schema import Rule
 
 Column = tuple[str, str, str, int]  # printer column: name, type, jsonPath, priority
 
@@ -23,6 +24,8 @@ class Kind:
     columns: tuple[Column, ...]
     scale_replicas: str | None = None  # spec path of a replica count, for the scale subresource
     deletion_protected: bool = False
+    # Rules on the whole object (metadata.name among them), at the root of the CRD's schema.
+    object_rules: tuple[Rule, ...] = ()
 
     @property
     def singular(self) -> str:
@@ -47,3 +50,22 @@ SERVER_COLUMNS: tuple[Column, ...] = (
     ("Primary", "string", ".status.currentPrimary", 1),
     ("Age", "date", ".metadata.creationTimestamp", 0),
 )
+
+# A server's name becomes its Services' (DNS-1035 labels: a letter first, no dots) and its
+# StatefulSet's, whose pods are labelled controller-revision-hash=NAME-<10 characters>, a
+# label value of at most 63: so at most 52 characters.
+SERVER_NAME_MAX = 52
+SERVER_NAME_PATTERN = "^[a-z]([-a-z0-9]*[a-z0-9])?$"
+
+
+def server_name_rules() -> tuple[Rule, ...]:
+    # No quotes in the words: they go into a CEL string too.
+    words = (f"at most {SERVER_NAME_MAX} characters, a lower-case letter first, then lower-case letters, digits "
+             "or hyphens, ending with a letter or digit, no dots: kuberds names the Services, StatefulSet, pods "
+             "and Secrets of the server after it")  # fmt: skip
+    return (
+        Rule(f"self.metadata.name.size() <= {SERVER_NAME_MAX} && "
+             f"self.metadata.name.matches({SERVER_NAME_PATTERN!r})",
+             f"metadata.name must have {words}",
+             message_expression=f"'metadata.name ' + self.metadata.name + ' must have {words}'"),
+    )  # fmt: skip

@@ -47,12 +47,18 @@ def _mod(expr: str, n: int) -> str:
     return f"((({expr}) % {n} + {n}) % {n})"
 
 
+def well_formed(expr: str, pattern: str) -> str:
+    """Every rule that takes a value apart first checks its form: a malformed value then gets
+    the pattern's message alone, not a rule failing at run time (index out of range)."""
+    return f"{expr}.matches({pattern!r})"
+
+
 def daily_window_long_enough(expr: str = "self") -> str:
-    return f"{daily_length(expr)} >= {MIN_WINDOW_MINUTES}"
+    return f"!{well_formed(expr, DAILY_WINDOW_PATTERN)} || {daily_length(expr)} >= {MIN_WINDOW_MINUTES}"
 
 
 def weekly_window_long_enough(expr: str = "self") -> str:
-    return f"{weekly_length(expr)} >= {MIN_WINDOW_MINUTES}"
+    return f"!{well_formed(expr, WEEKLY_WINDOW_PATTERN)} || {weekly_length(expr)} >= {MIN_WINDOW_MINUTES}"
 
 
 def windows_do_not_overlap(daily: str, weekly: str) -> str:
@@ -67,7 +73,8 @@ def windows_do_not_overlap(daily: str, weekly: str) -> str:
     a, la = daily_start(daily), daily_length(daily)
     b, lb = weekly_start(weekly), weekly_length(weekly)
     day = MINUTES_PER_DAY
-    return f"{lb} < {day} && {_mod(f'{b} - {a}', day)} >= {la} && {_mod(f'{a} - {b}', day)} >= {lb}"
+    formed = f"{well_formed(daily, DAILY_WINDOW_PATTERN)} && {well_formed(weekly, WEEKLY_WINDOW_PATTERN)}"
+    return f"!({formed}) || ({lb} < {day} && {_mod(f'{b} - {a}', day)} >= {la} && {_mod(f'{a} - {b}', day)} >= {lb})"
 
 
 def quantity_at_least(left: str, right: str) -> str:
@@ -76,3 +83,34 @@ def quantity_at_least(left: str, right: str) -> str:
 
 def exactly_one_of(*fields: str) -> str:
     return " + ".join(f"(has(self.{f}) ? 1 : 0)" for f in fields) + " == 1"
+
+
+# Kubernetes label keys (an optional DNS-subdomain prefix and a name of at most 63) and values.
+LABEL_NAME = "[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+LABEL_KEY_PATTERN = f"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?{LABEL_NAME}$"
+LABEL_VALUE_PATTERN = f"^({LABEL_NAME})?$"
+LABEL_KEY_MAX = 317  # a 253-character prefix, "/", a 63-character name
+
+
+def label_keys_valid(expr: str = "self") -> str:
+    return f"{expr}.all(k, k.size() <= {LABEL_KEY_MAX} && k.matches({LABEL_KEY_PATTERN!r}))"
+
+
+def label_values_valid(expr: str = "self") -> str:
+    return f"{expr}.all(k, {expr}[k].size() <= 63 && {expr}[k].matches({LABEL_VALUE_PATTERN!r}))"
+
+
+def bad_label_keys(expr: str = "self") -> str:
+    """A CEL message naming the keys that are not label keys."""
+    return (
+        f"'not label keys: ' + {expr}.filter(k, k.size() > {LABEL_KEY_MAX} || "
+        f"!k.matches({LABEL_KEY_PATTERN!r})).join(', ')"
+    )
+
+
+def bad_label_values(expr: str = "self") -> str:
+    return (
+        f"'not label values (at most 63 of A-Z a-z 0-9 - _ ., starting and ending alphanumeric): ' + "
+        f"{expr}.filter(k, {expr}[k].size() > 63 || !{expr}[k].matches({LABEL_VALUE_PATTERN!r}))"
+        ".map(k, k + '=' + " + expr + "[k]).join(', ')"
+    )

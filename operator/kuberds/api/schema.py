@@ -41,9 +41,14 @@ class Rule:
     message: str
     field_path: str | None = None
     reason: str | None = None  # FieldValueInvalid (default), FieldValueForbidden, …
+    # A CEL string expression for the message, naming the offending value; `message` stays
+    # the fallback (the API server uses it when the expression fails).
+    message_expression: str | None = None
 
     def as_schema(self) -> dict:
         out: dict[str, Any] = {"rule": self.rule, "message": self.message}
+        if self.message_expression:
+            out["messageExpression"] = self.message_expression
         if self.field_path:
             out["fieldPath"] = self.field_path
         if self.reason:
@@ -64,6 +69,8 @@ class FieldInfo:
     format: str | None = None
     rules: tuple[Rule, ...] = ()
     immutable: str | None = None  # the refusal message, when the field may not change
+    # With `immutable` on an optional field: it may be neither added nor taken away later.
+    set_at_creation: bool = False
     list_map_keys: tuple[str, ...] | None = None  # list of objects keyed by these fields
     preserve_unknown: bool = False
     example: str | None = None
@@ -212,6 +219,22 @@ def openapi_schema(cls: type) -> dict:
     schema["properties"] = properties
     if required:
         schema["required"] = required
-    if cls.__kuberds_rules__:
-        schema["x-kubernetes-validations"] = [r.as_schema() for r in cls.__kuberds_rules__]
+    rules = [*cls.__kuberds_rules__, *_kept_once_set(cls)]
+    if rules:
+        schema["x-kubernetes-validations"] = [r.as_schema() for r in rules]
     return schema
+
+
+def _kept_once_set(cls: type) -> list[Rule]:
+    """An immutable field that may be left out must not be taken away either: the field's own
+    rule (self == oldSelf) is not evaluated when the new object lacks it."""
+    rules = []
+    for name, _, info, _, optional in model_fields(cls):
+        if not (info.immutable and optional):
+            continue
+        if info.set_at_creation:
+            rules.append(Rule(f"has(self.{name}) == has(oldSelf.{name})", info.immutable, field_path=f".{name}"))
+        else:
+            rules.append(Rule(f"!has(oldSelf.{name}) || has(self.{name})",
+                              f"{info.immutable}; it cannot be removed either", field_path=f".{name}"))  # fmt: skip
+    return rules

@@ -35,6 +35,10 @@ class EngineInfo:
     default_port: int
     reserved_usernames: tuple[str, ...] = ()  # users the engine or its tooling owns
     managed_parameters: tuple[str, ...] = ()  # set by kuberds itself: a user's value would break HA or backups
+    # Identifier rules the engine itself enforces, refused by the API before a bootstrap fails.
+    max_username_length: int = 63
+    reserved_username_prefixes: tuple[str, ...] = ()
+    reserved_databases: tuple[str, ...] = ()
 
     @property
     def default_version(self) -> str:

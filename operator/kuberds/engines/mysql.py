@@ -10,5 +10,7 @@ INFO = EngineInfo(
     versions=("8.0",),
     default_port=3306,
     reserved_usernames=("root", "mysql"),
+    max_username_length=32,
+    reserved_databases=("mysql", "information_schema", "performance_schema", "sys"),
     managed_parameters=("log_bin", "gtid_mode", "server_id", "bind-address", "datadir", "port"),
 )

@@ -20,6 +20,8 @@ INFO = EngineInfo(
     versions=("15",),
     default_port=5432,
     reserved_usernames=("postgres", "replicator", "rewind"),
+    reserved_username_prefixes=("pg_",),  # PostgreSQL refuses new roles named pg_*
+    reserved_databases=("postgres", "template0", "template1"),
     managed_parameters=(
         "archive_command", "archive_mode", "restore_command", "recovery_target_time", "primary_conninfo",
         "synchronous_standby_names", "hba_file", "data_directory", "port", "listen_addresses", "ssl",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kuberds import engines
 from kuberds.api import rules as cel
-from kuberds.api.kinds import Kind
+from kuberds.api.kinds import Kind, server_name_rules
 from kuberds.api.schema import Rule, field, model
 from kuberds.api.v1alpha1.backup import ObjectStore
 from kuberds.api.v1alpha1.common import (
@@ -43,7 +43,14 @@ class CacheSnapshots:
         default="03:00-04:00",
         pattern=cel.DAILY_WINDOW_PATTERN,
         max_length=11,
-        rules=[Rule(cel.daily_window_long_enough(), "snapshots.window must be at least 30 minutes long")],
+        rules=[
+            Rule(
+                cel.daily_window_long_enough(),
+                "snapshots.window must be at least 30 minutes long",
+                message_expression="'snapshots.window ' + self + ' is shorter than 30 minutes: it must be at "
+                "least 30 minutes long'",
+            )
+        ],
     )
     object_store: ObjectStore | None = field("Where snapshots go; the operator's default store when omitted.")
 
@@ -64,7 +71,9 @@ def _cache_rules() -> tuple[Rule, ...]:
         Rule("!self.multiAZ || self.automaticFailover", "multiAZ needs automaticFailover: true",
              field_path=".multiAZ"),
         Rule(cel.windows_do_not_overlap("self.snapshots.window", "self.maintenanceWindow"),
-             "snapshots.window must not overlap maintenanceWindow", field_path=".snapshots.window"),
+             "snapshots.window must not overlap maintenanceWindow", field_path=".snapshots.window",
+             message_expression="'snapshots.window ' + self.snapshots.window + ' must not overlap "
+                                "maintenanceWindow ' + self.maintenanceWindow"),
     )  # fmt: skip
 
 
@@ -89,7 +98,14 @@ class CacheClusterSpec:
         default="sun:05:00-sun:06:00",
         pattern=cel.WEEKLY_WINDOW_PATTERN,
         max_length=19,
-        rules=[Rule(cel.weekly_window_long_enough(), "maintenanceWindow must be at least 30 minutes long")],
+        rules=[
+            Rule(
+                cel.weekly_window_long_enough(),
+                "maintenanceWindow must be at least 30 minutes long",
+                message_expression="'maintenanceWindow ' + self + ' is shorter than 30 minutes: it must be at "
+                "least 30 minutes long'",
+            )
+        ],
     )
     automation_paused: bool = field("Stop the operator from changing anything of this cache.", default=False)
     tls: Tls = field("TLS in transit (Redis).", default_factory=Tls)
@@ -118,4 +134,5 @@ KIND = Kind(
     (("Engine", "string", ".spec.engine", 0), ("Version", "string", ".status.engineVersion", 0),
      ("Node Type", "string", ".spec.nodeType", 1), ("Status", "string", ".status.phase", 0),
      ("Endpoint", "string", ".status.endpoint", 0), ("Age", "date", ".metadata.creationTimestamp", 0)),
+    object_rules=server_name_rules(),
 )  # fmt: skip

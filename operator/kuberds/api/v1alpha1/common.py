@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Literal
 
 from kuberds import engines
+from kuberds.api import rules as cel
 from kuberds.api.classes import CACHE_NODE_TYPES, DB_INSTANCE_CLASSES
 from kuberds.api.schema import Rule, Timestamp, field, model
 
@@ -48,11 +49,26 @@ class Tls:
     require: bool = field("Refuse clients that do not use TLS.", default=False)
 
 
-@model()
+def _labels_rules(what: str) -> list[Rule]:
+    """Keys and values a Kubernetes object's labels (or a selector over them) accept."""
+    return [
+        Rule(cel.label_keys_valid(), f"{what} has a key that is not a label key",
+             message_expression=cel.bad_label_keys()),
+        Rule(cel.label_values_valid(), f"{what} has a value that is not a label value",
+             message_expression=cel.bad_label_values()),
+    ]  # fmt: skip
+
+
+@model(
+    Rule("self.operator in ['In', 'NotIn'] ? self.values.size() > 0 : self.values.size() == 0",
+         "operator In and NotIn need values; Exists and DoesNotExist take none",
+         message_expression="'operator ' + self.operator + (self.operator in ['In', 'NotIn'] ? ' needs at least one "
+                            "value' : ' takes no values')"),
+)  # fmt: skip
 class LabelSelectorRequirement:
     """One label requirement."""
 
-    key: str = field("Label key.", max_length=317)
+    key: str = field("Label key.", max_length=317, pattern=cel.LABEL_KEY_PATTERN)
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = field("How the key relates to the values.")
     values: list[str] = field("Values for In and NotIn.", default_factory=list, max_items=64)
 
@@ -61,7 +77,8 @@ class LabelSelectorRequirement:
 class LabelSelector:
     """A Kubernetes label selector."""
 
-    match_labels: dict[str, str] = field("Labels that must all match.", default_factory=dict)
+    match_labels: dict[str, str] = field("Labels that must all match.", default_factory=dict,
+                                         rules=_labels_rules("matchLabels"))  # fmt: skip
     match_expressions: list[LabelSelectorRequirement] = field(
         "Requirements that must all hold.", default_factory=list, max_items=16
     )
@@ -87,13 +104,21 @@ class Network:
     )
 
 
-@model()
+@model(
+    Rule("self.operator != 'Exists' || !has(self.value) || self.value == ''",
+         "a toleration with operator Exists matches any value: it takes no value", field_path=".value"),
+    Rule("self.operator == 'Exists' || (has(self.key) && self.key != '')",
+         "a toleration with operator Equal needs a key (only Exists may match every taint)", field_path=".key"),
+    Rule("!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+         "tolerationSeconds is only for effect NoExecute", field_path=".tolerationSeconds"),
+)  # fmt: skip
 class Toleration:
     """A Kubernetes toleration."""
 
-    key: str | None = field("Taint key; empty with operator Exists matches all taints.", max_length=317)
+    key: str | None = field("Taint key; empty with operator Exists matches all taints.", max_length=317,
+                            pattern=f"^$|{cel.LABEL_KEY_PATTERN}")  # fmt: skip
     operator: Literal["Exists", "Equal"] = field("How key and value are matched.", default="Equal")
-    value: str | None = field("Taint value for operator Equal.", max_length=63)
+    value: str | None = field("Taint value for operator Equal.", max_length=63, pattern=cel.LABEL_VALUE_PATTERN)
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = field("Taint effect to tolerate.")
     toleration_seconds: int | None = field("For NoExecute: how long the pod stays after the taint.", minimum=0)
 
@@ -102,7 +127,8 @@ class Toleration:
 class Scheduling:
     """Where the database pods may run. Zone spread is always applied on top."""
 
-    node_selector: dict[str, str] = field("Node labels the pods require.", default_factory=dict)
+    node_selector: dict[str, str] = field("Node labels the pods require.", default_factory=dict,
+                                          rules=_labels_rules("nodeSelector"))  # fmt: skip
     tolerations: list[Toleration] = field("Taints the pods tolerate.", default_factory=list, max_items=16)
     priority_class_name: str | None = field("PriorityClass of the pods.", pattern=NAME_PATTERN)
 

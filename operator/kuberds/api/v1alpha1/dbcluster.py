@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from kuberds import engines
-from kuberds.api.kinds import SERVER_COLUMNS, Kind
+from kuberds.api.kinds import SERVER_COLUMNS, Kind, server_name_rules
 from kuberds.api.schema import Rule, field, model
 from kuberds.api.v1alpha1.common import NAME_PATTERN, version_rule
 from kuberds.api.v1alpha1.server import ServerSpec, ServerStatus, common_server_rules
@@ -74,4 +74,13 @@ KIND = Kind(
     "DBCluster", "dbclusters", ("dbc",), DBClusterSpec, ServerStatus,
     (*SERVER_COLUMNS[:3], ("Instances", "integer", ".spec.instances", 0), *SERVER_COLUMNS[3:]),
     scale_replicas=".spec.instances", deletion_protected=True,
+    object_rules=(*server_name_rules(), Rule(
+        "!has(self.spec.customEndpoints) || self.spec.customEndpoints.all(e, "
+        "self.metadata.name.size() + 1 + e.name.size() <= 63)",
+        "a custom endpoint names the Service <cluster>-<endpoint>, at most 63 characters: shorten the cluster's "
+        "name or the endpoint's",
+        message_expression="'custom endpoints ' + self.spec.customEndpoints.filter(e, self.metadata.name.size() + 1 "
+                           "+ e.name.size() > 63).map(e, self.metadata.name + '-' + e.name).join(', ') + ' are longer "
+                           "than a Service name may be (63 characters)'",
+    )),
 )  # fmt: skip

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kuberds import engines
-from kuberds.api.kinds import SERVER_COLUMNS, Kind
+from kuberds.api.kinds import SERVER_COLUMNS, Kind, server_name_rules
 from kuberds.api.schema import field, model
 from kuberds.api.v1alpha1.common import version_rule
 from kuberds.api.v1alpha1.server import ServerSpec, ServerStatus, common_server_rules
@@ -22,5 +22,5 @@ class DBInstanceSpec(ServerSpec):
 KIND = Kind(
     "DBInstance", "dbinstances", ("dbi", "rdsi"), DBInstanceSpec, ServerStatus,
     (*SERVER_COLUMNS[:3], ("Multi-AZ", "boolean", ".spec.multiAZ", 0), *SERVER_COLUMNS[3:]),
-    deletion_protected=True,
+    deletion_protected=True, object_rules=server_name_rules(),
 )  # fmt: skip

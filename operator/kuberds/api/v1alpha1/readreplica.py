@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from kuberds.api import rules as cel
-from kuberds.api.kinds import Kind
+from kuberds.api.kinds import Kind, server_name_rules
 from kuberds.api.schema import Rule, field, model
 from kuberds.api.v1alpha1.common import NAME_PATTERN, DBEngine, InstanceClass, Monitoring, Network, Scheduling, Tls
 from kuberds.api.v1alpha1.server import ServerStatus
@@ -68,5 +68,5 @@ KIND = Kind(
     (("Source", "string", ".spec.source.dbInstance", 0), ("Promoted", "boolean", ".spec.promote", 0),
      ("Status", "string", ".status.phase", 0), ("Lag", "number", ".status.replicationLagSeconds", 0),
      ("Endpoint", "string", ".status.endpoint", 0), ("Age", "date", ".metadata.creationTimestamp", 0)),
-    deletion_protected=True,
+    deletion_protected=True, object_rules=server_name_rules(),
 )  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from kuberds import engines
 from kuberds.api import rules as cel
 from kuberds.api.schema import Rule, Timestamp, field, model
 from kuberds.api.v1alpha1.backup import Backup, Restore
@@ -25,14 +26,41 @@ from kuberds.api.v1alpha1.common import (
 from kuberds.api.v1alpha1.storage import Storage, StorageStatus
 
 
+def engine_identifier_rules() -> tuple[Rule, ...]:
+    """Each database engine's own rules for user and database names (kuberds.engines)."""
+    rules = []
+    for info in engines.INFOS.values():
+        if info.family != "database":
+            continue
+        when = f"self.engine != {info.name!r} || "
+        if info.max_username_length < 63:
+            rules.append(Rule(when + f"self.masterUsername.size() <= {info.max_username_length}",
+                              f"{info.name} user names have at most {info.max_username_length} characters",
+                              field_path=".masterUsername"))  # fmt: skip
+        for prefix in info.reserved_username_prefixes:
+            rules.append(Rule(when + f"!self.masterUsername.lowerAscii().startsWith({prefix!r})",
+                              f"{info.name} reserves user names starting with {prefix}", field_path=".masterUsername",
+                              message_expression=f"'masterUsername ' + self.masterUsername + ': {info.name} reserves "
+                                                 f"user names starting with {prefix}'"))  # fmt: skip
+        if info.reserved_databases:
+            names = list(info.reserved_databases)
+            rules.append(Rule(when + f"!(self.databaseName.lowerAscii() in {names!r})",
+                              f"{info.name} keeps the databases {', '.join(names)} for itself",
+                              field_path=".databaseName",
+                              message_expression=f"'databaseName ' + self.databaseName + ' is kept by {info.name} "
+                                                 f"for itself ({', '.join(names)})'"))  # fmt: skip
+    return tuple(rules)
+
+
 def common_server_rules() -> tuple[Rule, ...]:
     return (
+        *engine_identifier_rules(),
         Rule(cel.windows_do_not_overlap("self.backup.window", "self.maintenanceWindow"),
-             "backup.window must not overlap maintenanceWindow", field_path=".backup.window"),
+             "backup.window must not overlap maintenanceWindow", field_path=".backup.window",
+             message_expression="'backup.window ' + self.backup.window + ' must not overlap maintenanceWindow ' + "
+                                "self.maintenanceWindow"),
         Rule("has(self.restore) == has(oldSelf.restore)",
              "restore can only be set when the server is created", field_path=".restore"),
-        Rule("has(self.storage.storageClassName) == has(oldSelf.storage.storageClassName)",
-             "storage.storageClassName cannot change after creation", field_path=".storage.storageClassName"),
     )  # fmt: skip
 
 
@@ -83,7 +111,9 @@ class ServerSpec:
         max_length=63,
         immutable="masterUsername cannot change after creation",
         rules=[Rule(f"!(self.lowerAscii() in {RESERVED_USERNAMES!r})",
-                    "masterUsername is reserved for kuberds or the engine; choose another name")],
+                    "masterUsername is reserved for kuberds or the engine; choose another name",
+                    message_expression="'masterUsername ' + self + ' is reserved for kuberds or the engine; choose "
+                                       "another name'")],
     )  # fmt: skip
     master_user_secret_name: str | None = field(
         "Existing Secret (same namespace) with key `password` for the master user. By default kuberds "
@@ -98,7 +128,9 @@ class ServerSpec:
         default_factory=dict,
         rules=[Rule(f"!self.exists(k, k in {MANAGED_PARAMETERS!r})",
                     "parameters must not set a parameter kuberds manages (archive_command, port, "
-                    "synchronous_standby_names, …)")],
+                    "synchronous_standby_names, …)",
+                    message_expression=f"'parameters must not set ' + self.filter(k, k in {MANAGED_PARAMETERS!r})"
+                                       ".join(', ') + ': kuberds manages them'")],
     )  # fmt: skip
     backup: Backup = field("Automated backups.", default_factory=Backup)
     maintenance_window: str = field(
@@ -107,7 +139,14 @@ class ServerSpec:
         default="sun:05:00-sun:05:30",
         pattern=cel.WEEKLY_WINDOW_PATTERN,
         max_length=19,
-        rules=[Rule(cel.weekly_window_long_enough(), "maintenanceWindow must be at least 30 minutes long")],
+        rules=[
+            Rule(
+                cel.weekly_window_long_enough(),
+                "maintenanceWindow must be at least 30 minutes long",
+                message_expression="'maintenanceWindow ' + self + ' is shorter than 30 minutes: it must be at "
+                "least 30 minutes long'",
+            )
+        ],
     )
     deletion_protection: bool = field(
         "Refuse deletion of this object until this is false (enforced by an admission policy).", default=False

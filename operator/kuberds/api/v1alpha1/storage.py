@@ -27,9 +27,12 @@ class StorageAutoscaling:
 
 @model(
     Rule(
-        "!has(self.autoscaling) || " + cel.quantity_at_least("self.autoscaling.maxSize", "self.size"),
+        "!has(self.autoscaling) || !isQuantity(self.autoscaling.maxSize) || !isQuantity(self.size) || "
+        + cel.quantity_at_least("self.autoscaling.maxSize", "self.size"),
         "storage.autoscaling.maxSize must be at least storage.size",
         field_path=".autoscaling.maxSize",
+        message_expression="'storage.autoscaling.maxSize ' + self.autoscaling.maxSize + ' must be at least "
+        "storage.size ' + self.size",
     )
 )
 class Storage:
@@ -40,14 +43,19 @@ class Storage:
         "if its StorageClass allows it), never shrink.",
         default="20Gi",
         rules=[
-            Rule("isQuantity(self) && quantity(self).isGreaterThan(quantity('1Gi')) || self == '1Gi'",
-                 "storage.size must be at least 1Gi"),
-            Rule(cel.quantity_at_least("self", "oldSelf"), "storage.size cannot shrink; volumes only grow"),
+            Rule("!isQuantity(self) || quantity(self).compareTo(quantity('1Gi')) >= 0",
+                 "storage.size must be at least 1Gi",
+                 message_expression="'storage.size ' + self + ' is less than 1Gi: it must be at least 1Gi'"),
+            Rule("!isQuantity(self) || !isQuantity(oldSelf) || " + cel.quantity_at_least("self", "oldSelf"),
+                 "storage.size cannot shrink; volumes only grow",
+                 message_expression="'storage.size cannot shrink from ' + oldSelf + ' to ' + self + ': volumes "
+                                    "only grow'"),
         ],
     )  # fmt: skip
     storage_class_name: str | None = field(
         "StorageClass of the volumes; the cluster default when omitted. Cannot change.",
         immutable="storage.storageClassName cannot change after creation",
+        set_at_creation=True,
     )
     autoscaling: StorageAutoscaling | None = field("Turns storage autoscaling on. Omit to keep the size fixed.")
 
