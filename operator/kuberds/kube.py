@@ -6,6 +6,8 @@ It owns the error policy, so handlers never look at HTTP status codes:
   the handler after a delay (Retry-After when the server gives one);
 - 422 (the object we built is invalid): kopf.PermanentError — retrying cannot help, and it is
   our bug or an input the schema could not catch;
+- 403 because the namespace is being deleted: NamespaceTerminating (a TemporaryError callers
+  may treat as "nothing to do here any more");
 - anything else propagates.
 
 Writes are server-side apply with one field manager, so `apply` both creates and corrects
@@ -137,9 +139,15 @@ class Kube:
             raise translate(error, f"{verb} {kind}") from error
 
 
+class NamespaceTerminating(kopf.TemporaryError):
+    """The namespace is being deleted: nothing new may be created in it."""
+
+
 def translate(error: ApiException, what: str) -> Exception:
     """Maps an API error onto what Kopf should do about it."""
     detail = error_message(error)
+    if error.status == 403 and "being terminated" in detail:
+        return NamespaceTerminating(f"{what}: the namespace is being deleted", delay=60)
     if error.status in (409, 429) or (error.status or 0) >= 500:
         retry_after = (error.headers or {}).get("Retry-After")
         # A conflict is resolved by re-reading at once; a throttle or outage by waiting.

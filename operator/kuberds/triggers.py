@@ -11,7 +11,9 @@ repeated list calls.
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from types import ModuleType
 
 import kopf
@@ -25,6 +27,7 @@ from kuberds.contract import AGENT_STATUS_ANNOTATION
 from kuberds.handlers import HANDLERS, SERVER_HANDLERS, unsupported
 from kuberds.kube import Kube
 from kuberds.operations.rollout import Members
+from kuberds.operations.status import report_failure
 
 ZONE = "topology.kubernetes.io/zone"
 # Full drift-correcting pass per object; the first one a whole interval after start-up.
@@ -77,6 +80,31 @@ def configure(settings: kopf.OperatorSettings, **_: object) -> None:
 
 def _resource(kind: Kind) -> tuple[str, str, str]:
     return (API_GROUP, API_VERSION, kind.plural)
+
+
+def reported(kind: str) -> Callable:
+    """Counts and times a handler (kuberds.metrics), and makes a failure that no condition
+    explains yet visible on the object: a TemporaryError is a wait the handler already said
+    (or a conflict retried at once); anything else becomes an Event and a condition."""
+
+    def wrap(handler: Callable) -> Callable:
+        counted = metrics.instrumented(kind)(handler)
+
+        @functools.wraps(handler)
+        def run(*args: object, **kwargs: object) -> object:
+            try:
+                return counted(*args, **kwargs)
+            except kopf.TemporaryError:
+                raise
+            except Exception as error:
+                body = kwargs.get("body")
+                if body is not None:
+                    report_failure(Operator.kube, dict(body), error)
+                raise
+
+        return run
+
+    return wrap
 
 
 # ---------------------------------------------------------------- indexes (observed state)
@@ -155,14 +183,14 @@ def _register_server(kind: Kind, handler: ModuleType) -> None:
     @kopf.on.create(*resource, id=f"reconcile_{kind.singular}")
     @kopf.on.update(*resource, id=f"reconcile_{kind.singular}")
     @kopf.timer(*resource, id=f"reconcile_{kind.singular}", interval=RESYNC, initial_delay=RESYNC, idle=60)
-    @metrics.instrumented(kind.kind)
+    @reported(kind.kind)
     def reconcile(body: kopf.Body, namespace: str, name: str, member_pods: kopf.Index, node_zones: kopf.Index,
                   **_: object) -> None:  # fmt: skip
         pods = list(member_pods.get((namespace, label, name), []))
         handler.reconcile(Operator.kube, Operator.config, dict(body), pods, _zones(node_zones))
 
     @kopf.on.delete(*resource, id=f"delete_{kind.singular}")
-    @metrics.instrumented(kind.kind)
+    @reported(kind.kind)
     def delete(body: kopf.Body, **_: object) -> None:
         handler.delete(Operator.kube, Operator.config, dict(body))
 
@@ -222,12 +250,12 @@ def _register_plain(kind: Kind, handler: ModuleType) -> None:
 
     @kopf.on.resume(*resource, id=f"reconcile_{kind.singular}")
     @kopf.on.create(*resource, id=f"reconcile_{kind.singular}")
-    @metrics.instrumented(kind.kind)
+    @reported(kind.kind)
     def reconcile(body: kopf.Body, **_: object) -> None:
         handler.reconcile(Operator.kube, Operator.config, dict(body))
 
     @kopf.on.delete(*resource, id=f"delete_{kind.singular}")
-    @metrics.instrumented(kind.kind)
+    @reported(kind.kind)
     def delete(body: kopf.Body, **_: object) -> None:
         handler.delete(Operator.kube, Operator.config, dict(body))
 
@@ -237,7 +265,7 @@ def _register_unsupported(kind: Kind) -> None:
 
     @kopf.on.resume(*resource, id=f"not-yet-{kind.plural}")
     @kopf.on.create(*resource, id=f"not-yet-{kind.plural}")
-    @metrics.instrumented(kind.plural)
+    @reported(kind.plural)
     def not_yet(body: kopf.Body, **_: object) -> None:
         unsupported.reconcile(Operator.kube, Operator.config, dict(body))
 

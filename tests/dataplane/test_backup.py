@@ -139,6 +139,17 @@ def test_snapshot_restores_into_an_equal_server_and_survives_retention(servers, 
     snapshots.patch_namespaced_custom_object("kuberds.io", "v1alpha1", namespace, "dbsnapshots", "before-migration",
                                              {"metadata": {"finalizers": ["kuberds.io/test-hold"]}})  # fmt: skip
     snapshots.delete_namespaced_custom_object("kuberds.io", "v1alpha1", namespace, "dbsnapshots", "before-migration")
+    # Deleted but not approved (no operator here says phase Deleting): the backup stays, as it
+    # must while a server may still be restored from it.
+    time.sleep(15)
+    records = parse_info(json.loads(pgbackrest(source, "--output=json", "info").stdout), "snap-src")
+    assert status["backupID"] in [
+        r.label for r in records if r.repo == SNAPSHOTS and not r.annotations.get(DELETED_ANNOTATION)
+    ], "removed without the operator's go"
+    # The operator's approval, as its DBSnapshot finalizer gives it once no restore reads it.
+    snapshots.patch_namespaced_custom_object_status(
+        "kuberds.io", "v1alpha1", namespace, "dbsnapshots", "before-migration", {"status": {"phase": "Deleting"}}
+    )
 
     def marked_deleted() -> bool:
         records = parse_info(json.loads(pgbackrest(source, "--output=json", "info").stdout), "snap-src")

@@ -80,8 +80,10 @@ def test_snapshots_one_at_a_time_and_deletions() -> None:
     snaps = [
         SnapshotRequest("s1", "u1", None, False, False),
         SnapshotRequest("s2", "u2", None, False, False),
-        SnapshotRequest("old", "u3", "L1", True, False),
-        SnapshotRequest("kept", "u4", "L2", True, True),  # deletionPolicy Retain: the backup stays
+        SnapshotRequest("old", "u3", "L1", True, False, removal_approved=True),
+        SnapshotRequest("kept", "u4", "L2", True, True, removal_approved=True),  # Retain: the backup stays
+        # Deleted, but the operator has not approved: a server may still be restored from it.
+        SnapshotRequest("in-use", "u5", "L3", True, False),
     ]
     steps = next_steps(primary(snapshots=snaps))
     assert [(s.kind, s.argument) for s in steps] == [("remove-snapshot", "old"), ("snapshot", "s1")]

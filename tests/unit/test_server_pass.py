@@ -26,8 +26,10 @@ def seen(obj: dict, **kw) -> Seen:
     return Seen(obj, parse(DBInstanceSpec, obj["spec"]), NOW, **kw)
 
 
-def secret(**data: str) -> dict:
-    return {"data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
+def secret(owner: str | None = None, **data: str) -> dict:
+    """A Secret's data; with `owner`, controlled by the server of that uid."""
+    meta = {"ownerReferences": [{"uid": owner, "controller": True}]} if owner else {}
+    return {"metadata": meta, "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
 
 
 def tokens(counter: list[int]):
@@ -40,7 +42,9 @@ def tokens(counter: list[int]):
 
 def test_a_new_server_gets_its_credentials_a_ca_a_certificate_and_its_objects() -> None:
     made: list[int] = []
-    plan = build(seen(body(backup={"objectStore": STORE})), OperatorConfig(), BUILDERS, tokens(made))
+    keys = secret(AWS_ACCESS_KEY_ID="ak", AWS_SECRET_ACCESS_KEY="sk")
+    plan = build(seen(body(backup={"objectStore": STORE}), secrets={"s3": keys}), OperatorConfig(), BUILDERS,
+                 tokens(made))  # fmt: skip
     assert plan.problem is None
     created = {o["metadata"]["name"]: o for o in plan.create}
     assert sorted(created) == ["orders-agent-credentials", "orders-backup-key", "orders-ca", "orders-master"]
@@ -62,15 +66,18 @@ def test_a_server_that_has_everything_writes_only_its_objects() -> None:
     first = build(seen(obj), OperatorConfig(), BUILDERS, tokens([]))
     served = next(o for o in first.apply if o["metadata"]["name"] == "orders-tls")["data"]
     reads = {
-        "orders-master": secret(password="p"),
-        "orders-agent-credentials": secret(**{"api-password": "a"}),
-        "orders-ca": secret(**{"ca.crt": ca.certificate, "ca.key": ca.key}),
+        "orders-master": secret("u-1", password="p"),
+        "orders-agent-credentials": secret("u-1", **{"api-password": "a"}),
+        "orders-ca": secret("u-1", **{"ca.crt": ca.certificate, "ca.key": ca.key}),
     }
     # The served certificate from a first pass was signed by another CA: reissued from this one.
-    again = build(seen(obj, secrets={**reads, "orders-tls": {"data": served}}), OperatorConfig(), BUILDERS)
+    ours = {"ownerReferences": [{"uid": "u-1", "controller": True}]}
+    again = build(seen(obj, secrets={**reads, "orders-tls": {"metadata": ours, "data": served}}), OperatorConfig(),
+                  BUILDERS)  # fmt: skip
     assert again.create == [] and "not issued by the server's CA" in again.events[0][1]
     tls = next(o for o in again.apply if o["metadata"]["name"] == "orders-tls")
-    settled = build(seen(obj, secrets={**reads, "orders-tls": {"data": tls["data"]}}), OperatorConfig(), BUILDERS)
+    settled = build(seen(obj, secrets={**reads, "orders-tls": {"metadata": ours, "data": tls["data"]}}),
+                    OperatorConfig(), BUILDERS)  # fmt: skip
     assert settled.create == [] and settled.events == []
     assert [o["metadata"]["name"] for o in settled.apply if o["kind"] == "Secret"] == []
 
@@ -120,4 +127,63 @@ def test_the_pass_reads_the_secrets_it_may_need_and_no_others() -> None:
                                   "backup": {"objectStore": {**STORE, "caSecretName": "store-ca"},
                                              "encryption": {"keySecretName": "key"}}})  # fmt: skip
     assert secrets_to_read("orders", spec, OperatorConfig()) == [
-        "orders-master", "orders-agent-credentials", "corp", "store-ca"]  # fmt: skip
+        "corp", "s3", "store-ca", "key", "orders-master", "orders-agent-credentials"]  # fmt: skip
+
+
+def test_a_name_held_by_another_object_is_a_conflict_not_a_takeover() -> None:
+    someone = {"metadata": {"name": "orders-ro", "namespace": "shop", "labels": {"team": "web"}}}
+    other = {"metadata": {"name": "orders-ro", "namespace": "shop", "ownerReferences": [
+        {"kind": "DBInstance", "name": "orders-ro", "uid": "u-2", "controller": True}]}}  # fmt: skip
+    for holder, words in (
+        (someone, "kuberds did not make it for this server"),
+        (other, "belongs to DBInstance orders-ro"),
+    ):
+        plan = build(seen(body(), holders={("Service", "shop", "orders-ro"): holder}), OperatorConfig(), BUILDERS)
+        assert plan.problem.reason == "NameConflict" and "Service orders-ro already exists" in plan.problem.message
+        assert words in plan.problem.message and plan.apply == plan.create == []
+    ours = {"metadata": {"name": "orders-ro", "ownerReferences": [{"uid": "u-1", "controller": True}]}}
+    assert (
+        build(seen(body(), holders={("Service", "shop", "orders-ro"): ours}), OperatorConfig(), BUILDERS).problem
+        is None
+    )
+    # An unowned Secret of the generated name (the master password) is not taken for ours either.
+    planted = build(seen(body(), secrets={"orders-master": secret(password="x")}), OperatorConfig(), BUILDERS)
+    assert planted.problem.reason == "NameConflict" and "Secret orders-master" in planted.problem.message
+
+
+def test_every_secret_reference_is_checked_naming_the_field() -> None:
+    plan = build(seen(body(backup={"objectStore": STORE})), OperatorConfig(), BUILDERS)
+    assert plan.problem.reason == "SecretNotFound" and "Secret s3 (backup.objectStore.credentialsSecretName)" in \
+        plan.problem.message  # fmt: skip
+    default = OperatorConfig(default_object_store={**STORE, "credentialsSecretName": "team-s3"})
+    plan = build(seen(body()), default, BUILDERS)
+    assert "team-s3 (the operator's default object store.credentialsSecretName)" in plan.problem.message
+    keys = secret(AWS_ACCESS_KEY_ID="ak", AWS_SECRET_ACCESS_KEY="sk")
+    plan = build(seen(body(backup={"objectStore": STORE, "encryption": {"keySecretName": "k"}}),
+                      secrets={"s3": keys, "k": secret(other="x")}), OperatorConfig(), BUILDERS)  # fmt: skip
+    assert plan.problem.reason == "SecretInvalid" and "backup.encryption.keySecretName" in plan.problem.message
+
+
+def test_a_point_in_time_outside_the_sources_window_is_a_condition_at_once() -> None:
+    keys = secret(AWS_ACCESS_KEY_ID="ak", AWS_SECRET_ACCESS_KEY="sk")
+    source = {
+        **body(backup={"objectStore": STORE}),
+        "status": {"earliestRestorableTime": "2026-12-01T00:00:00Z", "latestRestorableTime": "2026-12-04T11:00:00Z"},
+    }
+    source["metadata"] = {**source["metadata"], "name": "src", "uid": "u-src"}
+    read = RestoreSeen(source=source, secrets={"s3": keys, "src-backup-key": secret(key="p")})
+
+    def restored(time: str):
+        obj = body(restore={"pointInTime": {"source": "src", "time": time}})
+        return build(seen(obj, source=read), OperatorConfig(), BUILDERS).problem
+
+    assert restored("2026-12-05T00:00:00Z").reason == "RestoreTimeInFuture"
+    assert restored("2026-11-30T00:00:00Z").reason == "RestoreTimeOutOfRange"
+    waiting = restored("2026-12-04T11:30:00Z")
+    assert waiting.reason == "RestoreTimeNotYetRestorable" and "2026-12-04T11:00:00Z" in waiting.message
+    assert restored("2026-12-03T00:00:00Z") is None
+    empty = RestoreSeen(source={**source, "status": {}}, secrets=read.secrets)
+    obj = body(restore={"pointInTime": {"source": "src", "latest": True}})
+    assert build(seen(obj, source=empty), OperatorConfig(), BUILDERS).problem.reason == "RestoreWindowEmpty"
+    gone = RestoreSeen(source=source, secrets={"s3": keys})
+    assert "the backup passphrase of src" in build(seen(obj, source=gone), OperatorConfig(), BUILDERS).problem.message

@@ -25,6 +25,7 @@ class SnapshotRequest:
     backup_label: str | None  # set once taken
     deleting: bool
     retain: bool  # deletionPolicy Retain: the object goes, the backup stays
+    removal_approved: bool = False  # the operator's go (phase Deleting): no restore reads it any more
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def _snapshot_steps(o: Observation) -> list[Step]:
     steps = [
         Step("remove-snapshot", f"DBSnapshot {snap.name} deleted: removing its backup", snap.name)
         for snap in o.snapshots
-        if snap.deleting and snap.backup_label and not snap.retain
+        if snap.deleting and snap.backup_label and not snap.retain and snap.removal_approved
     ]
     wanted = next((s for s in o.snapshots if not s.deleting and s.backup_label is None), None)
     if wanted and not o.backup_running:

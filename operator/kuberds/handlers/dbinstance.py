@@ -12,11 +12,12 @@ import kopf
 from kuberds.api import v1alpha1 as api
 from kuberds.api.schema import parse
 from kuberds.builders import dbinstance as build
+from kuberds.builders.meta import Owner
 from kuberds.builders.server import Server
 from kuberds.config import OperatorConfig
 from kuberds.engines import engine_for
 from kuberds.kube import Kube
-from kuberds.operations import drift, final_snapshot, rollout, server_pass
+from kuberds.operations import drift, final_snapshot, ownership, rollout, server_pass
 
 KIND = "DBInstance"
 
@@ -45,6 +46,7 @@ def reconcile(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], 
 
 def delete(kube: Kube, config: OperatorConfig, body: dict) -> None:
     final_snapshot.delete(kube, config, body, spec_of(body))
+    ownership.forget(Owner.of(body))
 
 
 def _known_server(config: OperatorConfig, body: dict, stateful_set: dict | None) -> Server | None:

@@ -41,18 +41,42 @@ def reconcile(kube: Kube, config: OperatorConfig, body: dict) -> None:
     publish_status(kube, body, conditions, fields, fixed_phase="Pending")
 
 
+def restoring_from(kube: Kube, namespace: str, snapshot: str) -> list[str]:
+    """Servers of this namespace that are being restored from the snapshot (not yet once
+    serving): its backup must stay until they are."""
+    restoring = []
+    for server in kube.list("DBInstance", namespace):
+        restore = ((server.get("spec") or {}).get("restore") or {}).get("fromSnapshot")
+        conditions = {c["type"]: c["status"] for c in (server.get("status") or {}).get("conditions", [])}
+        deleting = server["metadata"].get("deletionTimestamp")
+        if restore == snapshot and conditions.get("Restored") != TRUE and not deleting:
+            restoring.append(server["metadata"]["name"])
+    return restoring
+
+
 def delete(kube: Kube, config: OperatorConfig, body: dict) -> None:
-    """The backup goes before the object (deletionPolicy Delete): the agent removes it and
-    marks the snapshot Deleted. Nothing to wait for when there is no backup, when the policy
-    is Retain, or when the source server is gone (then the backup stays, and an Event says so)."""
-    status, spec = body.get("status") or {}, body.get("spec") or {}
+    """The backup goes before the object (deletionPolicy Delete): the operator approves the
+    removal (phase Deleting) once no server is being restored from it, then the source's agent
+    removes it and marks the snapshot Deleted. Nothing to wait for when there is no backup,
+    when the policy is Retain, or when the source server is gone (then the backup stays, and
+    an Event says so)."""
+    status, spec, meta = body.get("status") or {}, body.get("spec") or {}, body["metadata"]
     label = status.get("backupID")
     if not label or status.get("phase") == snapshots.DELETED or spec.get("deletionPolicy") == "Retain":
         return
     kind, name = _source(body)
-    if kube.get(kind, body["metadata"]["namespace"], name) is None:
+    if kube.get(kind, meta["namespace"], name) is None:
         kopf.event(body, type="Warning", reason="BackupLeftInRepository",
                    message=f"backup {label} stays in the repository: {kind} {name}, whose agent removes "
                            "backups, no longer exists")  # fmt: skip
         return
-    raise kopf.TemporaryError(f"waiting for the agent of {name} to remove backup {label}", delay=5)
+    users = restoring_from(kube, meta["namespace"], meta["name"])
+    if users:
+        message = (f"DBInstance {', '.join(users)} is being restored from this snapshot: its backup is removed "
+                   "once the restore is done")  # fmt: skip
+        publish_status(kube, body, [Condition("Ready", FALSE, "InUse", message)])
+        raise kopf.TemporaryError(message, delay=15)
+    waiting = f"the agent on {kind} {name}'s primary removes backup {label}; the object goes once it has"
+    publish_status(kube, body, [Condition("Ready", FALSE, "RemovingBackup", waiting)],
+                   fixed_phase=snapshots.DELETING)  # fmt: skip
+    raise kopf.TemporaryError(f"waiting for the agent of {name} to remove backup {label}", delay=10)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import kopf
 
 from kuberds.builders.compare import foreign_keys_patch, is_subset, merge_patch_restoring
-from kuberds.kube import Kube
+from kuberds.kube import Kube, NamespaceTerminating
 
 
 def correct(kube: Kube, owner_body: dict, event: dict, kind: str, name: str, desired: dict | None) -> str:
@@ -14,15 +14,18 @@ def correct(kube: Kube, owner_body: dict, event: dict, kind: str, name: str, des
     if desired is None or event.get("type") not in ("MODIFIED", "DELETED"):
         return "nothing to correct"
     actual = event.get("object") or {}
-    if event["type"] == "DELETED":
-        kube.apply(desired)
-    else:
-        foreign = foreign_keys_patch(desired, actual)
-        if not foreign and is_subset(desired, actual):
-            return "unchanged"
-        # A merge patch replaces lists whole (ports, rules, subjects) and nulls the keys
-        # others added to our maps; server-side apply alone would keep their list items.
-        kube.merge_patch(kind, desired["metadata"]["namespace"], name, merge_patch_restoring(desired, foreign))
+    try:
+        if event["type"] == "DELETED":
+            kube.apply(desired)
+        else:
+            foreign = foreign_keys_patch(desired, actual)
+            if not foreign and is_subset(desired, actual):
+                return "unchanged"
+            # A merge patch replaces lists whole (ports, rules, subjects) and nulls the keys
+            # others added to our maps; server-side apply alone would keep their list items.
+            kube.merge_patch(kind, desired["metadata"]["namespace"], name, merge_patch_restoring(desired, foreign))
+    except NamespaceTerminating:
+        return "nothing: the namespace is being deleted"
     kopf.event(owner_body, type="Normal", reason="DriftCorrected",
                message=f"{kind} {name} was changed or deleted by hand; restored")  # fmt: skip
     return "restored"

@@ -16,7 +16,7 @@ from kuberds.builders.snapshot import final_snapshot
 from kuberds.builders.status import FALSE, Condition
 from kuberds.config import OperatorConfig
 from kuberds.contract import snapshots
-from kuberds.kube import Kube
+from kuberds.kube import Kube, NamespaceTerminating
 from kuberds.operations.status import now, parse_time, publish_status
 
 
@@ -37,7 +37,14 @@ def _delete(kube: Kube, config: OperatorConfig, body: dict, spec: api.ServerSpec
     deleted_at = meta.get("deletionTimestamp") or now()
     name = spec.final_snapshot_name or names.final_snapshot(meta["name"], deleted_at)
     owner = Owner.of(body)
-    snapshot, _ = kube.create_if_absent(final_snapshot(owner, name))
+    try:
+        snapshot, _ = kube.create_if_absent(final_snapshot(owner, name))
+    except NamespaceTerminating as error:
+        condition = Condition("FinalSnapshot", FALSE, "NamespaceTerminating",
+                              f"the namespace is being deleted: no final DBSnapshot can be made in it; set "
+                              f"spec.skipFinalSnapshot to true to let this {owner.kind} go")  # fmt: skip
+        publish_status(kube, body, [condition])
+        raise kopf.TemporaryError(condition.message, delay=60) from error
     source = ((snapshot.get("spec") or {}).get("source") or {}).get(snapshots.SOURCE_FIELDS[owner.kind])
     if source != meta["name"]:
         taken = f"DBSnapshot {name} exists and is not a snapshot of this {owner.kind}; set finalSnapshotName"

@@ -5,7 +5,8 @@ initialized yet, and a source deleted later must neither block nor change anythi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from kuberds.api import v1alpha1 as api
 from kuberds.api.schema import parse
@@ -16,7 +17,14 @@ from kuberds.config import OperatorConfig
 from kuberds.contract import SETTINGS_FILE, environment
 from kuberds.contract.settings import AgentConfig, RestorePlan
 from kuberds.kube import Kube
-from kuberds.operations.secrets import not_reconciled, secret_text
+from kuberds.operations.secrets import (
+    PASSPHRASE_KEYS,
+    STORE_KEYS,
+    Reference,
+    first_problem,
+    not_reconciled,
+    secret_text,
+)
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,11 @@ class RestoreSeen:
     snapshot: dict | None = None
     source: dict | None = None
     source_ca_secret: dict | None = None
+    secrets: dict[str, dict | None] = field(default_factory=dict)  # the source's store keys and passphrase
+
+
+def _source_spec(source: dict) -> api.DBInstanceSpec:
+    return parse(api.DBInstanceSpec, source.get("spec"))
 
 
 def _source_name(restore: api.Restore, snapshot: dict | None) -> str | None:
@@ -47,9 +60,25 @@ def read_source(kube: Kube, namespace: str, spec: api.ServerSpec, config: Operat
     snapshot = kube.get("DBSnapshot", namespace, restore.from_snapshot) if restore.from_snapshot else None
     name = _source_name(restore, snapshot)
     source = kube.get("DBInstance", namespace, name) if name else None
-    store = settings.object_store(parse(api.DBInstanceSpec, source.get("spec")), config) if source else None
+    if source is None:
+        return RestoreSeen(snapshot)
+    source_spec = _source_spec(source)
+    store = settings.object_store(source_spec, config)
     ca = kube.get("Secret", namespace, store.ca_secret_name) if store and store.ca_secret_name else None
-    return RestoreSeen(snapshot, source, ca)
+    wanted = [ref.secret for ref in _source_references(name, source_spec, config)]
+    return RestoreSeen(snapshot, source, ca, {s: kube.get("Secret", namespace, s) for s in wanted})
+
+
+def _source_references(name: str, spec: api.DBInstanceSpec, config: OperatorConfig) -> list[Reference]:
+    """The source's Secrets a restore reads with: its store's keys, its repository's passphrase."""
+    store = settings.object_store(spec, config)
+    if store is None:
+        return []
+    refs = [Reference(store.credentials_secret_name, f"the object store credentials of {name}", STORE_KEYS)]
+    key = settings.backup_key_secret(name, spec)
+    if key:
+        refs.append(Reference(key, f"the backup passphrase of {name}", PASSPHRASE_KEYS))
+    return refs
 
 
 def store_ca(secret: dict | None, store: api.ObjectStore | None, where: str) -> tuple[str | None, Condition | None]:
@@ -64,9 +93,9 @@ def store_ca(secret: dict | None, store: api.ObjectStore | None, where: str) -> 
                                                   "has no key ca.crt")  # fmt: skip
 
 
-def resolve(spec: api.ServerSpec, seen: RestoreSeen, config: OperatorConfig) -> Restore:
+def resolve(spec: api.ServerSpec, seen: RestoreSeen, config: OperatorConfig, now: datetime) -> Restore:
     """The source's repository and secrets, or why there is none yet. Pure."""
-    restore = spec.restore
+    restore, seen = spec.restore, seen or RestoreSeen()
     snapshot_set, target = None, None
     if restore.from_snapshot:
         if seen.snapshot is None:
@@ -87,17 +116,50 @@ def resolve(spec: api.ServerSpec, seen: RestoreSeen, config: OperatorConfig) -> 
         return Restore(problem=not_reconciled("RestoreSourceGone",
                        f"restoring needs the source server {name} (its repository and keys); "
                        "restoring from a deleted server's snapshot is not supported yet"))  # fmt: skip
-    source_spec = parse(api.DBInstanceSpec, seen.source.get("spec"))
+    source_spec = _source_spec(seen.source)
     store = settings.object_store(source_spec, config)
     if store is None:
         return Restore(problem=not_reconciled("RestoreSourceHasNoBackups", f"{name} has no object store"))
     ca_bundle, problem = store_ca(seen.source_ca_secret, store, f"the object store of {name}")
+    problem = problem or first_problem(_source_references(name, source_spec, config), seen.secrets)
+    if restore.point_in_time and not problem:
+        problem = window_problem(restore.point_in_time, name, seen.source.get("status") or {}, now)
     if problem:
         return Restore(problem=problem)
     encrypted = source_spec.backup.encryption.enabled
     repository = settings.repository(Owner.of(seen.source), store, encrypted, ca_bundle)
     plan = RestorePlan(repository=repository, snapshot_set=snapshot_set, target_time=target)
     return Restore(plan, store.credentials_secret_name, settings.backup_key_secret(name, source_spec))
+
+
+def _moment(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def window_problem(point: api.PointInTime, source: str, status: dict, now: datetime) -> Condition | None:
+    """A point-in-time target the source's backups cannot reach gets a condition at once,
+    rather than a server restored to some other moment."""
+    earliest, latest = status.get("earliestRestorableTime"), status.get("latestRestorableTime")
+    if not latest:
+        return not_reconciled("RestoreWindowEmpty", f"{source} has no restorable time yet (its first backup and "
+                              "the archive after it are not in the object store yet); waiting")  # fmt: skip
+    if point.time is None:
+        return None
+    target = _moment(point.time)
+    if target > now:
+        return not_reconciled("RestoreTimeInFuture", f"restore.pointInTime.time {point.time} is in the future; "
+                              f"{source} can be restored up to {latest} now")  # fmt: skip
+    if earliest and target < _moment(earliest):
+        return not_reconciled("RestoreTimeOutOfRange", f"restore.pointInTime.time {point.time} is before the "
+                              f"earliest restorable time of {source}, {earliest} (backups are kept "
+                              "backup.retentionDays days)")  # fmt: skip
+    if target > _moment(latest):
+        return not_reconciled(
+            "RestoreTimeNotYetRestorable",
+            f"restore.pointInTime.time {point.time} is after the "
+            f"latest restorable time of {source}, {latest}; waiting for its archive to reach it",
+        )
+    return None
 
 
 def kept(settings_config_map: dict | None, stateful_set: dict) -> Restore:

@@ -31,8 +31,8 @@ from kuberds.contract import environment
 from kuberds.contract.settings import BackupPlan, RestorePlan
 from kuberds.engines import Engine, engine_for
 from kuberds.kube import Kube
-from kuberds.operations import certificates, restore, storage
-from kuberds.operations.secrets import new_token, not_reconciled, reference_problem
+from kuberds.operations import certificates, ownership, restore, storage
+from kuberds.operations.secrets import first_problem, new_token, not_reconciled, references
 from kuberds.operations.server_status import publish_server_status
 from kuberds.operations.status import publish_status
 from kuberds.quantity import to_bytes
@@ -63,6 +63,8 @@ class Seen:
     settings: dict | None = None  # afterwards: the settings ConfigMap handed out (kept restore)
     claims: list[dict] = field(default_factory=list)  # read only when the volumes must grow
     storage_classes: dict[str, dict | None] = field(default_factory=dict)
+    # What holds the names of the server's objects, for those not yet known to be its own.
+    holders: dict[ownership.Key, dict | None] = field(default_factory=dict)
 
     @property
     def namespace(self) -> str:
@@ -97,27 +99,36 @@ def claim_size(spec: api.ServerSpec, stateful_set: dict | None) -> str:
     return claim_template_size(stateful_set) if stateful_set else spec.storage.size
 
 
+def generated_secrets(name: str, spec: api.ServerSpec, config: OperatorConfig) -> list[str]:
+    """The Secrets kuberds generates for this server, as its spec is now."""
+    generated = [] if spec.master_user_secret_name else [names.master_secret(name)]
+    generated.append(names.agent_credentials(name))
+    encryption = spec.backup.encryption
+    if settings_build.object_store(spec, config) and encryption.enabled and not encryption.key_secret_name:
+        generated.append(names.backup_key(name))
+    if spec.tls.enabled and not spec.tls.certificate_secret_name:
+        generated += [names.ca_secret(name), names.tls_secret(name)]
+    return generated
+
+
 def secrets_to_read(name: str, spec: api.ServerSpec, config: OperatorConfig) -> list[str]:
     """Users' Secrets the spec names, and the ones kuberds generates for the server."""
-    store = settings_build.object_store(spec, config)
-    wanted = [spec.master_user_secret_name or names.master_secret(name), names.agent_credentials(name)]
-    if spec.tls.enabled:
-        wanted += [spec.tls.certificate_secret_name] if spec.tls.certificate_secret_name else \
-            [names.ca_secret(name), names.tls_secret(name)]  # fmt: skip
-    if store and store.ca_secret_name:
-        wanted.append(store.ca_secret_name)
-    if store and spec.backup.encryption.enabled and not spec.backup.encryption.key_secret_name:
-        wanted.append(names.backup_key(name))
-    return list(dict.fromkeys(wanted))
+    refs = [ref.secret for ref in references(spec, config)]
+    return list(dict.fromkeys([*refs, *generated_secrets(name, spec, config)]))
 
 
-def observe(kube: Kube, config: OperatorConfig, body: dict, spec: api.ServerSpec) -> Seen:
+def observe(kube: Kube, config: OperatorConfig, kind: ServerKind, body: dict, spec: api.ServerSpec) -> Seen:
     seen = Seen(body, spec, datetime.now(UTC))
     if engine_for(spec.engine) is None:
         return seen
     namespace, name = seen.namespace, seen.name
     stateful_set = kube.get("StatefulSet", namespace, names.stateful_set(name))
     secrets = {s: kube.get("Secret", namespace, s) for s in secrets_to_read(name, spec, config)}
+    known = {("Secret", namespace, s): secret for s, secret in secrets.items()}
+    known[("StatefulSet", namespace, names.stateful_set(name))] = stateful_set
+    objects = kind.objects(known_server(kind, body, spec, config, stateful_set))
+    holders = {key: known[key] if key in known else kube.get(key[0], namespace, key[2])
+               for key in ownership.unconfirmed(Owner.of(body), objects)}  # fmt: skip
     source, settings = None, None
     if spec.restore and stateful_set is None:
         source = restore.read_source(kube, namespace, spec, config)
@@ -129,7 +140,7 @@ def observe(kube: Kube, config: OperatorConfig, body: dict, spec: api.ServerSpec
         selector = Owner.of(body).selector("database")
         claims = kube.list("PersistentVolumeClaim", namespace, selector)
         classes = {c: kube.get("StorageClass", None, c) for c in storage.classes_to_read(claims, wanted)}
-    return Seen(body, spec, seen.now, stateful_set, secrets, source, settings, claims, classes)
+    return Seen(body, spec, seen.now, stateful_set, secrets, source, settings, claims, classes, holders)
 
 
 # ---------------------------------------------------------------- build
@@ -151,36 +162,30 @@ def _reference_problem(seen: Seen, config: OperatorConfig) -> Condition | None:
         return not_reconciled(
             "EngineNotSupported", f"engine {spec.engine} is accepted by the API but its data plane is not available yet"
         )
-    if spec.master_user_secret_name:
-        name = spec.master_user_secret_name
-        problem = reference_problem(seen.secrets.get(name), name, "masterUserSecretName",
-                                    (environment.MASTER_PASSWORD.key,))  # fmt: skip
-        if problem:
-            return problem
-    if spec.tls.enabled and spec.tls.certificate_secret_name:
-        name = spec.tls.certificate_secret_name
-        problem = reference_problem(seen.secrets.get(name), name, "tls.certificateSecretName", ("tls.crt", "tls.key"))
-        if problem:
-            return problem
-    return None
+    return first_problem(references(spec, config), seen.secrets)
+
+
+def _restore(seen: Seen, config: OperatorConfig) -> restore.Restore:
+    """Resolved once, before the StatefulSet exists; afterwards the plan handed out is kept."""
+    if not seen.spec.restore:
+        return restore.Restore()
+    if seen.stateful_set is None:
+        return restore.resolve(seen.spec, seen.source, config, seen.now)
+    return restore.kept(seen.settings, seen.stateful_set)
 
 
 def build(seen: Seen, config: OperatorConfig, kind: ServerKind, token: Callable[[int], str] = new_token) -> Plan:
     """The pass's writes, from what it read. Pure but for `token` (random passwords)."""
     spec = seen.spec
-    store = settings_build.object_store(spec, config)
-    ca_bundle, store_problem = restore.store_ca(seen.secrets.get(store.ca_secret_name) if store and
-                                                store.ca_secret_name else None, store,
-                                                "backup.objectStore.caSecretName")  # fmt: skip
-    problem = _reference_problem(seen, config) or store_problem
+    problem = _reference_problem(seen, config)
     if problem:
         return Plan(problem=problem, retry_in=30)
-    source = restore.Restore()
-    if spec.restore:
-        source = restore.resolve(spec, seen.source, config) if seen.stateful_set is None else \
-            restore.kept(seen.settings, seen.stateful_set)  # fmt: skip
+    source = _restore(seen, config)
     if source.problem:
         return Plan(problem=source.problem, retry_in=15)
+    store = settings_build.object_store(spec, config)
+    ca_bundle, _ = restore.store_ca(seen.secrets.get(store.ca_secret_name) if store and store.ca_secret_name
+                                    else None, store, "backup.objectStore.caSecretName")  # fmt: skip
     owner, engine = Owner.of(seen.body), engine_for(spec.engine)
     key = settings_build.backup_key_secret(seen.name, spec) if store else None
     server = kind.server(
@@ -202,6 +207,12 @@ def build(seen: Seen, config: OperatorConfig, kind: ServerKind, token: Callable[
             plan.events.append(("CertificateIssued", f"served certificate in Secret {tls_name} issued: "
                                                      f"{certificate.reason}"))  # fmt: skip
     plan.apply.extend(kind.objects(server))
+    # The generated Secrets that exist were read anyway: they too must be the server's own.
+    generated = {("Secret", seen.namespace, s): seen.secrets.get(s) for s in generated_secrets(seen.name, spec, config)}
+    held = [{"kind": k, "metadata": {"namespace": ns, "name": n}} for (k, ns, n), obj in generated.items() if obj]
+    taken = ownership.conflict(owner, [*plan.create, *plan.apply, *held], {**seen.holders, **generated})
+    if taken:
+        return Plan(problem=taken, retry_in=30)
     if seen.claims:
         growth = storage.plan(spec.storage.size, seen.claims, seen.storage_classes)
         plan.claim_patches.extend(growth.patches)
@@ -230,10 +241,11 @@ def apply(kube: Kube, body: dict, plan: Plan, pods: list[dict], zones: dict[str,
     if plan.problem:
         publish_status(kube, body, [plan.problem, ACTIVE])
         raise kopf.TemporaryError(plan.problem.message, delay=plan.retry_in)
+    owner = Owner.of(body)
     for obj in plan.create:
-        kube.create(obj)
+        ownership.confirm(owner, kube.create(obj))
     for obj in plan.apply:
-        kube.apply(obj)
+        ownership.confirm(owner, kube.apply(obj))
     for reason, message in plan.events:
         kopf.event(body, type="Normal", reason=reason, message=message)
     conditions = list(plan.conditions)
@@ -256,5 +268,5 @@ def run(kube: Kube, config: OperatorConfig, kind: ServerKind, body: dict, spec: 
         paused = Condition("Paused", TRUE, "AutomationPaused", "spec.automationPaused is true: kuberds changes nothing")
         publish_status(kube, body, [paused])
         return
-    seen = observe(kube, config, body, spec)
+    seen = observe(kube, config, kind, body, spec)
     apply(kube, body, build(seen, config, kind), pods, zones)

@@ -36,8 +36,24 @@ def publish_server_status(kube: Kube, body: dict, server: Server, pods: list[dic
         fields["latestRestorableTime"] = report.latest_restorable_time
     if report.earliest_restorable_time:
         fields["earliestRestorableTime"] = report.earliest_restorable_time
-    conditions = [*conditions, *backup_condition(server, report)]
+    conditions = [*conditions, *backup_condition(server, report), *restored_condition(server, status, primary)]
     return publish_status(kube, body, [*conditions, *availability(observed)], fields, observed)
+
+
+def restored_condition(server: Server, status: dict, primary: str | None) -> list[Condition]:
+    """For a server made from a backup: Restoring until its primary first serves, then Restored
+    for good (a DBSnapshot it was restored from may go only then)."""
+    restore = server.spec.restore
+    if restore is None:
+        return []
+    before = next((c for c in status.get("conditions", []) if c["type"] == "Restored"), None)
+    if before and before["status"] == TRUE:
+        return []
+    source = f"DBSnapshot {restore.from_snapshot}" if restore.from_snapshot else \
+        f"{restore.point_in_time.source} at {restore.point_in_time.time or 'its latest restorable time'}"  # fmt: skip
+    if primary:
+        return [Condition("Restored", TRUE, "Restored", f"restored from {source}")]
+    return [Condition("Restored", FALSE, "Restoring", f"restoring from {source}")]
 
 
 def primary_report(pods: list[dict], primary: str | None) -> AgentReport:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 from typing import Any
 
 import kopf
 
 from kuberds.builders.status import FALSE, TRUE, Condition, Observed, merge_conditions, phase, transitions
 from kuberds.kube import Kube
+
+log = logging.getLogger("kuberds")
 
 
 def now() -> str:
@@ -105,3 +108,15 @@ def _comparable(status: dict) -> dict:
         {k: v for k, v in c.items() if k != "lastTransitionTime"} for c in status.get("conditions", [])
     ]
     return out
+
+
+def report_failure(kube: Kube, body: dict, error: Exception) -> None:
+    """A handler failed in a way no condition says yet (a refusal by the API server, a bug):
+    a Warning Event and Reconciled=False on the object, so it is seen where users look, not
+    only in the operator's log. Best effort: the report must not hide the failure."""
+    message = f"{type(error).__name__}: {error}"[:1000]
+    kopf.event(body, type="Warning", reason="ReconcileFailed", message=message)
+    try:
+        publish_status(kube, body, [Condition("Reconciled", FALSE, "ReconcileFailed", message)])
+    except Exception as publishing:
+        log.warning("could not publish the failure of %s: %s", body.get("metadata", {}).get("name"), publishing)
