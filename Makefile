@@ -38,7 +38,10 @@ up: ## real nodes, images, kuberds by Helm, a sample Multi-AZ DBInstance, and ho
 	bash hack/up.sh
 
 dev: venv cluster-up ## kwok-only cluster, CRDs, a sample, and the operator from source (foreground; Ctrl-C stops it)
-	$(KUBECTL) apply --server-side -f crds/
+	@if [ -n "$$($(KUBECTL) get deployments -A -l app.kubernetes.io/name=kuberds,app.kubernetes.io/component=operator -o name)" ]; then \
+	  echo "error: a kuberds operator is installed in this cluster (make up): two would fight; make cluster-down first" >&2; \
+	  exit 1; fi
+	$(KUBECTL) apply --server-side --force-conflicts -f crds/
 	$(KUBECTL) wait crd -l app.kubernetes.io/part-of=kuberds --for=condition=Established --timeout=60s
 	$(KUBECTL) apply -f examples/dbinstance-multiaz.yaml
 	@echo "==> operator starting; in another shell: export KUBECONFIG=$(KUBECONFIG_LOCAL); kubectl get kuberds"

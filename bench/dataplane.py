@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "operator"))
 from bench.figures import seconds_summary  # noqa: E402
 from hack.localcluster.layout import default_layout  # noqa: E402
 from tests.support.dataplane import BUCKET, LocalServer  # noqa: E402
-from tests.support.kube import Cluster, local_kubectl, wait_for  # noqa: E402
+from tests.support.kube import Cluster, installed_operators, local_kubectl, wait_for  # noqa: E402
 from tests.support.s3 import SeaweedFS, weed_binary  # noqa: E402
 from tests.support.writer import Writer  # noqa: E402
 
@@ -50,6 +50,9 @@ def cluster() -> Cluster:
         say("==> starting the local cluster")
         subprocess.run([sys.executable, str(ROOT / "hack/cluster.py"), "up"], check=True)
     found = Cluster(default_layout().kubeconfig, local_kubectl(), local=True)
+    if running := installed_operators(found):  # it would reconcile the harness's DBInstance too
+        raise SystemExit(f"a kuberds operator is installed in this cluster ({', '.join(running)}): "
+                         "`make cluster-down` first")  # fmt: skip
     found.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     return found
 

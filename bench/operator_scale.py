@@ -1,6 +1,11 @@
 """Benchmark: N DBInstances on kwok nodes, reconciled by one operator process.
 
     python bench/operator_scale.py [--count 500] [--kubeconfig PATH]
+    make bench [COUNT=500]
+
+Needs a cluster with kwok nodes only and no other kuberds operator (it refuses others);
+installs the CRDs from crds/ itself, and first removes what an interrupted run left (its
+namespace and extra nodes), so it can run on a fresh cluster and again.
 
 Prints, for the operator as a real process against the real API server:
 - reaction: time from create to status.phase set, and to phase Available (pods Running on
@@ -13,6 +18,7 @@ Figures only; nothing here asserts a time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -32,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from bench.figures import percentile  # noqa: E402
 from hack.localcluster.controlplane import kwok_node  # noqa: E402
 from hack.localcluster.layout import ZONES, default_layout  # noqa: E402
-from tests.support.kube import free_port  # noqa: E402
+from tests.support.kube import OPERATOR_SELECTOR, free_port, local_kubectl, wait_for  # noqa: E402
 
 GROUP, VERSION, PLURAL = "kuberds.io", "v1alpha1", "dbinstances"
 NAMESPACE = "bench-operator"
@@ -61,6 +67,55 @@ def metric_sum(text: str, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
 
 
+def kubectl(kubeconfig: str, *args: str) -> None:
+    result = subprocess.run([local_kubectl(), f"--kubeconfig={kubeconfig}", *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+
+
+def install_crds(kubeconfig: str) -> None:
+    """The CRDs of this checkout (the README's upgrade step: whoever installed them first)."""
+    kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    kubectl(kubeconfig, "wait", "crd", "-l", "app.kubernetes.io/part-of=kuberds", "--for=condition=Established",
+            "--timeout=60s")  # fmt: skip
+
+
+def refuse_shared_cluster(api: kubernetes.client.ApiClient) -> None:
+    """The figures are one operator's, on kwok nodes: not beside real nodes (500 servers
+    would really start there) or another operator (two would fight over every object)."""
+    core, apps = kubernetes.client.CoreV1Api(api), kubernetes.client.AppsV1Api(api)
+    if core.list_node(label_selector="kuberds.io/node-type=real").items:
+        raise SystemExit("this cluster has real nodes (make up): `make cluster-down`, then `make bench` again")
+    for deployment in apps.list_deployment_for_all_namespaces(label_selector=OPERATOR_SELECTOR).items:
+        if deployment.spec.replicas:
+            where = f"{deployment.metadata.namespace}/{deployment.metadata.name}"
+            raise SystemExit(f"a kuberds operator already runs in this cluster ({where}): uninstall it first")
+
+
+def remove_leftovers(core: kubernetes.client.CoreV1Api, objects: kubernetes.client.CustomObjectsApi) -> None:
+    """The namespace and extra nodes of this benchmark, from this run or an interrupted one."""
+    for item in objects.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL)["items"]:
+        if item["metadata"].get("finalizers"):  # no operator runs now to release them
+            objects.patch_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, item["metadata"]["name"],
+                                                   {"metadata": {"finalizers": None}})  # fmt: skip
+    # The namespace first: its pods leave with it while kwok still serves their nodes
+    # (a pod on a deleted node waits for the pod garbage collector instead).
+    found = any(n.metadata.name == NAMESPACE for n in core.list_namespace().items)
+    if found:
+        with contextlib.suppress(kubernetes.client.ApiException):
+            core.delete_namespace(NAMESPACE)
+
+        def gone() -> bool:
+            return not any(n.metadata.name == NAMESPACE for n in core.list_namespace().items)
+
+        wait_for(gone, timeout=300, interval=1, what=f"namespace {NAMESPACE} deleted")
+    names = [n.metadata.name for n in core.list_node().items if n.metadata.name.startswith("kwok-bench-")]
+    for name in names:
+        core.delete_node(name)
+    if found or names:
+        print(f"    removed namespace {NAMESPACE} and {len(names)} bench nodes", flush=True)
+
+
 def add_capacity(core: kubernetes.client.CoreV1Api, nodes: int) -> list[str]:
     """Extra kwok nodes so every instance's pod can be placed (3 zones, realistic sizes)."""
     names = []
@@ -84,9 +139,21 @@ def main() -> int:
 
     api = kubernetes.config.new_client_from_config(config_file=args.kubeconfig)
     core, objects = kubernetes.client.CoreV1Api(api), kubernetes.client.CustomObjectsApi(api)
+    refuse_shared_cluster(api)
+    print(f"==> CRDs from {ROOT / 'crds'}; {NAMESPACE} and {args.extra_nodes} extra kwok nodes", flush=True)
+    install_crds(args.kubeconfig)
+    remove_leftovers(core, objects)
     core.create_namespace({"metadata": {"name": NAMESPACE}})
-    bench_nodes = add_capacity(core, args.extra_nodes)
+    add_capacity(core, args.extra_nodes)
+    try:
+        return run(args, objects)
+    finally:
+        print("==> cleaning up (namespace and bench nodes)", flush=True)
+        remove_leftovers(core, objects)
 
+
+def run(args: argparse.Namespace, objects: kubernetes.client.CustomObjectsApi) -> int:
+    """The operator started, N creates at once, then creates and changes one a second."""
     log = Path(tempfile.mkdtemp(prefix="kuberds-bench-")) / "operator.log"
     metrics_port, health_port = free_port(), free_port()
     operator = subprocess.Popen(
@@ -215,15 +282,6 @@ def main() -> int:
         print(f"    {key}: {value}" if not isinstance(value, str) else f"    {value}")
     print(json.dumps(result))
     print(f"    operator log: {log}")
-
-    print("==> cleaning up (namespace and bench nodes)")
-    for item in objects.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL)["items"]:
-        if item["metadata"].get("finalizers"):
-            objects.patch_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, item["metadata"]["name"],
-                                                   {"metadata": {"finalizers": None}})  # fmt: skip
-    core.delete_namespace(NAMESPACE)
-    for name in bench_nodes:
-        core.delete_node(name)
     return 0
 
 

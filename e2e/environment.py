@@ -59,7 +59,12 @@ def stop_local_cluster() -> None:
 
 
 def install_kuberds(cluster: Cluster) -> None:
-    """kuberds as a user installs it: the Helm chart, the operator in the cluster."""
+    """kuberds as a user installs it: the CRDs (kubectl, as the README's install and upgrade
+    paths: current even on a reused cluster, since Helm never upgrades them), then the Helm
+    chart, the operator in the cluster."""
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    cluster.kubectl("wait", "crd", "-l", "app.kubernetes.io/part-of=kuberds", "--for=condition=Established",
+                    "--timeout=60s")  # fmt: skip
     install = [helm_path(), f"--kubeconfig={cluster.kubeconfig}", "upgrade", "--install", RELEASE, str(CHART),
                "--namespace", OPERATOR_NAMESPACE, "--create-namespace", "--wait", "--timeout=5m",
                "--set", "verbose=true", "--set", f"image.tag={VERSION}"]  # fmt: skip
@@ -108,6 +113,12 @@ def _lasts(certificate: str, days: int) -> bool:
 def prepare_namespace(cluster: Cluster, namespace: str, s3_ca: str) -> E2E:
     """A namespace with the S3 credentials and CA, and the client pod every connection starts from."""
     e2e = E2E(cluster, namespace)
+
+    def not_terminating() -> bool:  # an earlier run deletes its namespace without waiting
+        found = e2e.get("namespace", namespace)
+        return found is None or found["status"].get("phase") != "Terminating"
+
+    wait_for(not_terminating, timeout=300, interval=2, what=f"namespace {namespace} of an earlier run gone")
     e2e.kubectl("create", "namespace", namespace, check=False)
     e2e.apply(*s3_credentials(namespace, s3_ca), *client_pod(namespace, IMAGES["postgres"],
                                                              (ROOT / "e2e" / "writer.py").read_text()))  # fmt: skip

@@ -18,7 +18,7 @@ import kubernetes
 import pytest
 from hack.localcluster.layout import default_layout
 
-from tests.support.kube import ROOT, Cluster, external_kubectl, local_kubectl, wait_for
+from tests.support.kube import ROOT, Cluster, external_kubectl, installed_operators, local_kubectl, wait_for
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -61,7 +61,14 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
 
 
 def prepared(cluster: Cluster) -> Cluster:
-    """Installs kuberds' CRDs (and admission policies) and waits until they serve."""
+    """Installs kuberds' CRDs (and admission policies) and waits until they serve. The tests
+    run their own operator: a cluster that has one installed (`make up`) is refused."""
+    if found := installed_operators(cluster):
+        pytest.exit(f"a kuberds operator is installed in this cluster ({', '.join(found)}) and would fight the "
+                    "tests' own: `make cluster-down` (or `helm uninstall`) first", 2)  # fmt: skip
+    real = cluster.kubectl("get", "nodes", "-l", "kuberds.io/node-type=real", "-o", "name").stdout.split()
+    if cluster.local and real:
+        pytest.exit("the local cluster runs real nodes (`make up`); the tests need kwok's: `make cluster-down`", 2)
     manifests = sorted((ROOT / "crds").glob("*.yaml"))
     if manifests:
         cluster.kubectl("apply", "--server-side", "--force-conflicts", *[f"-f={m}" for m in manifests])

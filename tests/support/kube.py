@@ -5,6 +5,7 @@ Shared by tests/ (the control-plane tier) and e2e/ (the whole-cluster tier).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -61,6 +62,17 @@ def external_kubectl() -> str:
     if not found:
         raise RuntimeError("a kubeconfig was given but no kubectl is on PATH (or set KUBECTL)")
     return found
+
+
+OPERATOR_SELECTOR = "app.kubernetes.io/name=kuberds,app.kubernetes.io/component=operator"  # the chart's labels
+
+
+def installed_operators(cluster: Cluster) -> list[str]:
+    """Deployments of the kuberds operator in the cluster (a Helm release, as `make up` makes):
+    whatever runs an operator of its own beside one of these would fight it over every object."""
+    listed = cluster.kubectl("get", "deployments", "-A", "-l", OPERATOR_SELECTOR, "-o", "json").stdout
+    return [f"{d['metadata']['namespace']}/{d['metadata']['name']}" for d in json.loads(listed)["items"]
+            if d["spec"].get("replicas", 1)]  # fmt: skip
 
 
 def wait_for(probe: Callable[[], T], timeout: float = 60.0, interval: float = 0.25, what: str = "condition") -> T:
