@@ -1,16 +1,14 @@
 """Nothing addressed to the local cluster leaves this machine: the routes `hack/cluster.py up`
-installs for its pod and Service ranges (hack/localcluster/realnode.py containment_routes)."""
+installs for its pod and Service ranges (hack/localcluster/realnode.py containment_routes).
+That each real node's own route still wins is checked where real nodes run: e2e/test_local_routes.py."""
 
 from __future__ import annotations
 
 import errno
-import ipaddress
-import json
 import os
 import socket
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 from hack.localcluster.layout import POD_CIDR, ROUTE_PROTOCOL, SERVICE_CIDR, SERVICE_SINK
@@ -69,18 +67,3 @@ def test_an_unused_service_address_ends_on_this_machine(local_routes: None) -> N
     # The sink is a bridge without ports: the ARP request for the address finds nobody.
     code, took = connect_error(UNUSED_SERVICE_ADDRESS, timeout=15)
     assert code == errno.EHOSTUNREACH, f"errno {code} after {took:.1f}s"
-
-
-def test_each_real_nodes_own_route_wins_over_the_pod_range(cluster: Cluster, local_routes: None) -> None:
-    listed = cluster.kubectl("get", "nodes", "-l", "kuberds.io/node-type=real", "-o", "json").stdout
-    nodes = json.loads(listed)["items"]
-    if not nodes:
-        pytest.skip("the cluster runs without real nodes")
-    for node in nodes:
-        name, cidr = node["metadata"]["name"], node["spec"]["podCIDR"]
-        inside = str(ipaddress.ip_network(cidr)[200])  # a pod address of that node
-        found = ip("route", "get", inside)
-        if Path("/sys/class/net", f"kuberds-{name}").exists():  # CNI makes it with the node's first pod
-            assert found.returncode == 0 and f"dev kuberds-{name}" in found.stdout, found
-        else:
-            assert found.returncode != 0 and "No route to host" in found.stderr, found
