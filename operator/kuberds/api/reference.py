@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kuberds import API_GROUP, API_VERSION
+from kuberds import API_GROUP, API_VERSION, engines
 from kuberds.api.kinds import Kind
 from kuberds.api.schema import openapi_schema
 from kuberds.api.v1alpha1 import KINDS
@@ -88,4 +88,24 @@ def render() -> str:
         "Every rule below is enforced by the CRD schema itself, so `kubectl apply` refuses bad input "
         "with the message shown.\n"
     )
-    return intro + "\n" + "\n".join(_section(k) for k in KINDS)
+    return intro + "\n" + "\n".join(_section(k) for k in KINDS) + "\n" + _parameters()
+
+
+def _parameters() -> str:
+    """The parameters users may set, per engine with an allow-list: name, type, range or values."""
+    out = []
+    for engine in engines.ENGINES.values():
+        allowed = engine.allowed_parameters()
+        if not allowed:
+            continue
+        out += [f"## {engine.name} parameters (`spec.parameters`)", "",
+                f"The {len(allowed)} parameters a `{engine.name}` server takes, as an RDS parameter group's "
+                "modifiable ones; names are read without regard to case. Memory and time values may carry the "
+                "engine's units (`16MB`, `30s`); ranges are in the unit shown.", "",
+                "| parameter | type | unit | range or values |", "|---|---|---|---|"]  # fmt: skip
+        for p in allowed:
+            limits = ", ".join(f"`{v}`" for v in p.values) if p.values else (
+                f"{p.minimum} to {p.maximum}" if p.minimum is not None else "")  # fmt: skip
+            out.append(f"| `{p.name}` | {p.type} | {p.unit or ''} | {limits} |")
+        out.append("")
+    return "\n".join(out)

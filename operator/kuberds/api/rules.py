@@ -94,23 +94,3 @@ LABEL_KEY_MAX = 317  # a 253-character prefix, "/", a 63-character name
 
 def label_keys_valid(expr: str = "self") -> str:
     return f"{expr}.all(k, k.size() <= {LABEL_KEY_MAX} && k.matches({LABEL_KEY_PATTERN!r}))"
-
-
-def label_values_valid(expr: str = "self") -> str:
-    return f"{expr}.all(k, {expr}[k].size() <= 63 && {expr}[k].matches({LABEL_VALUE_PATTERN!r}))"
-
-
-def bad_label_keys(expr: str = "self") -> str:
-    """A CEL message naming the keys that are not label keys."""
-    return (
-        f"'not label keys: ' + {expr}.filter(k, k.size() > {LABEL_KEY_MAX} || "
-        f"!k.matches({LABEL_KEY_PATTERN!r})).join(', ')"
-    )
-
-
-def bad_label_values(expr: str = "self") -> str:
-    return (
-        f"'not label values (at most 63 of A-Z a-z 0-9 - _ ., starting and ending alphanumeric): ' + "
-        f"{expr}.filter(k, {expr}[k].size() > 63 || !{expr}[k].matches({LABEL_VALUE_PATTERN!r}))"
-        ".map(k, k + '=' + " + expr + "[k]).join(', ')"
-    )

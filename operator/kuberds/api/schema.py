@@ -66,6 +66,11 @@ class FieldInfo:
     min_length: int | None = None
     max_length: int | None = None
     max_items: int | None = None
+    # Maps: how many entries, and what each value must look like (validated by the schema
+    # itself, which names the entry's key in its error, at no CEL cost).
+    max_properties: int | None = None
+    value_pattern: str | None = None
+    value_max_length: int | None = None
     format: str | None = None
     rules: tuple[Rule, ...] = ()
     immutable: str | None = None  # the refusal message, when the field may not change
@@ -185,9 +190,12 @@ def _field_schema(tp: Any, info: FieldInfo, default: Any) -> dict:
         if schema["items"].get("type") == "string":
             schema["items"].setdefault("maxLength", DEFAULT_MAX_LENGTH)
     if schema["type"] == "object" and "additionalProperties" in schema:
-        schema.setdefault("maxProperties", DEFAULT_MAX_ITEMS * 4)
-        if schema["additionalProperties"].get("type") == "string":
-            schema["additionalProperties"].setdefault("maxLength", 4096)
+        schema["maxProperties"] = info.max_properties or DEFAULT_MAX_ITEMS * 4
+        values = schema["additionalProperties"]
+        if info.value_pattern:
+            values["pattern"] = info.value_pattern
+        if values.get("type") == "string":
+            values["maxLength"] = info.value_max_length or 4096
     if info.list_map_keys:
         schema["x-kubernetes-list-type"] = "map"
         schema["x-kubernetes-list-map-keys"] = list(info.list_map_keys)

@@ -23,6 +23,7 @@ from typing import Literal, Protocol
 
 from kuberds.api.classes import Size
 from kuberds.contract.layouts import PodLayout
+from kuberds.engines.parameters import Parameter
 
 Family = Literal["database", "cache"]
 
@@ -39,6 +40,9 @@ class EngineInfo:
     max_username_length: int = 63
     reserved_username_prefixes: tuple[str, ...] = ()
     reserved_databases: tuple[str, ...] = ()
+    # The parameters users may set, lower-case (None: no allow-list yet; managed_parameters
+    # are refused then). The schema refuses others; the engine judges the values.
+    allowed_parameters: tuple[str, ...] | None = None
 
     @property
     def default_version(self) -> str:
@@ -63,6 +67,12 @@ class Engine(Protocol):
     def name(self) -> str: ...
 
     def parameters(self, size: Size, user: dict[str, str]) -> dict[str, str]: ...
+
+    def parameter_problems(self, user: Mapping[str, str]) -> list[str]:
+        """One line per user parameter the engine refuses, naming it (empty: all fine)."""
+
+    def allowed_parameters(self) -> list[Parameter]:
+        """The parameters users may set, for the API reference."""
 
     def probes(self) -> dict[str, dict]: ...
 

@@ -3,16 +3,22 @@ pgBackRest) is kuberds.agent.postgres."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from kuberds.api.classes import Size
 from kuberds.contract import PRIMARY, REPLICA
 from kuberds.contract.layouts import POSTGRES as LAYOUT
 from kuberds.contract.layouts import PodLayout
+from kuberds.engines import parameters as allow
 from kuberds.engines.base import AgentRequest, EngineInfo
 from kuberds.quantity import to_bytes
 
 MiB = 2**20
+# PostgreSQL 15's parameters users may set: hack/postgres-parameters.py writes the file.
+PARAMETERS = allow.table(json.loads(Path(__file__).with_name("postgres_parameters.json").read_text()))
 
 INFO = EngineInfo(
     name="postgres",
@@ -22,6 +28,7 @@ INFO = EngineInfo(
     reserved_usernames=("postgres", "replicator", "rewind"),
     reserved_username_prefixes=("pg_",),  # PostgreSQL refuses new roles named pg_*
     reserved_databases=("postgres", "template0", "template1"),
+    allowed_parameters=tuple(sorted(PARAMETERS)),
     managed_parameters=(
         "archive_command", "archive_mode", "restore_command", "recovery_target_time", "primary_conninfo",
         "synchronous_standby_names", "hba_file", "data_directory", "port", "listen_addresses", "ssl",
@@ -60,6 +67,12 @@ class Postgres:
             "log_min_duration_statement": "1000",
         }
         return {**derived, **user}
+
+    def parameter_problems(self, user: Mapping[str, str]) -> list[str]:
+        return allow.problems(PARAMETERS, user, self.name)
+
+    def allowed_parameters(self) -> list[allow.Parameter]:
+        return sorted(PARAMETERS.values(), key=lambda p: p.name.lower())
 
     def probes(self) -> dict[str, dict]:
         def http(path: str, period: int, failures: int) -> dict:

@@ -34,7 +34,7 @@ from kuberds.kube import Kube
 from kuberds.operations import certificates, ownership, restore, storage
 from kuberds.operations.secrets import first_problem, new_token, not_reconciled, references
 from kuberds.operations.server_status import publish_server_status
-from kuberds.operations.status import publish_status
+from kuberds.operations.status import post_event, publish_status
 from kuberds.quantity import to_bytes
 
 ACTIVE = Condition("Paused", FALSE, "AutomationActive")
@@ -156,12 +156,16 @@ def known_server(kind: ServerKind, body: dict, spec: api.ServerSpec, config: Ope
 
 
 def _reference_problem(seen: Seen, config: OperatorConfig) -> Condition | None:
-    """What only the operator can judge: the engine, and Secrets the spec names."""
+    """What only the operator can judge: the engine, parameter values, Secrets the spec names."""
     spec = seen.spec
-    if engine_for(spec.engine) is None:
+    engine = engine_for(spec.engine)
+    if engine is None:
         return not_reconciled(
             "EngineNotSupported", f"engine {spec.engine} is accepted by the API but its data plane is not available yet"
         )
+    refused = engine.parameter_problems(spec.parameters)
+    if refused:
+        return not_reconciled("InvalidParameter", "; ".join(refused))
     return first_problem(references(spec, config), seen.secrets)
 
 
@@ -247,7 +251,7 @@ def apply(kube: Kube, body: dict, plan: Plan, pods: list[dict], zones: dict[str,
     for obj in plan.apply:
         ownership.confirm(owner, kube.apply(obj))
     for reason, message in plan.events:
-        kopf.event(body, type="Normal", reason=reason, message=message)
+        post_event(body, "Normal", reason, message=message)
     conditions = list(plan.conditions)
     resized = plan.storage
     for claim, patch in plan.claim_patches:

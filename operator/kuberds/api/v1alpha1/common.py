@@ -17,6 +17,8 @@ CacheNodeType = Literal[tuple(CACHE_NODE_TYPES)]
 
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"  # a Kubernetes object name (DNS label)
 IDENTIFIER_PATTERN = r"^[a-zA-Z][a-zA-Z0-9_]*$"  # a database or user name
+# Values that end up in configuration files: one line each, nothing a parser would read as more.
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"
 # Names kuberds keeps for itself, whatever the engine, beside those each engine reserves.
 KUBERDS_USERNAMES = ("kuberds", "admin", "rdsadmin")
 RESERVED_USERNAMES = sorted({*KUBERDS_USERNAMES, *engines.reserved_usernames()})
@@ -49,14 +51,17 @@ class Tls:
     require: bool = field("Refuse clients that do not use TLS.", default=False)
 
 
-def _labels_rules(what: str) -> list[Rule]:
-    """Keys and values a Kubernetes object's labels (or a selector over them) accept."""
-    return [
-        Rule(cel.label_keys_valid(), f"{what} has a key that is not a label key",
-             message_expression=cel.bad_label_keys()),
-        Rule(cel.label_values_valid(), f"{what} has a value that is not a label value",
-             message_expression=cel.bad_label_values()),
-    ]  # fmt: skip
+def label_map(what: str) -> dict:
+    """A map of label keys to label values (a node selector, matchLabels): the schema checks
+    each value, a CEL rule the keys (a structural schema has no pattern for keys)."""
+    return dict(
+        default_factory=dict,
+        max_properties=32,
+        value_pattern=cel.LABEL_VALUE_PATTERN,
+        value_max_length=63,
+        rules=[Rule(cel.label_keys_valid(), f"{what} keys must be label keys: an optional DNS-subdomain prefix and "
+                    "'/', then at most 63 of A-Z a-z 0-9 - _ . starting and ending alphanumeric")],
+    )  # fmt: skip
 
 
 @model(
@@ -77,8 +82,7 @@ class LabelSelectorRequirement:
 class LabelSelector:
     """A Kubernetes label selector."""
 
-    match_labels: dict[str, str] = field("Labels that must all match.", default_factory=dict,
-                                         rules=_labels_rules("matchLabels"))  # fmt: skip
+    match_labels: dict[str, str] = field("Labels that must all match.", **label_map("matchLabels"))
     match_expressions: list[LabelSelectorRequirement] = field(
         "Requirements that must all hold.", default_factory=list, max_items=16
     )
@@ -127,8 +131,7 @@ class Toleration:
 class Scheduling:
     """Where the database pods may run. Zone spread is always applied on top."""
 
-    node_selector: dict[str, str] = field("Node labels the pods require.", default_factory=dict,
-                                          rules=_labels_rules("nodeSelector"))  # fmt: skip
+    node_selector: dict[str, str] = field("Node labels the pods require.", **label_map("nodeSelector"))
     tolerations: list[Toleration] = field("Taints the pods tolerate.", default_factory=list, max_items=16)
     priority_class_name: str | None = field("PriorityClass of the pods.", pattern=NAME_PATTERN)
 

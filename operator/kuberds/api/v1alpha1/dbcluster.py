@@ -79,8 +79,5 @@ KIND = Kind(
         "self.metadata.name.size() + 1 + e.name.size() <= 63)",
         "a custom endpoint names the Service <cluster>-<endpoint>, at most 63 characters: shorten the cluster's "
         "name or the endpoint's",
-        message_expression="'custom endpoints ' + self.spec.customEndpoints.filter(e, self.metadata.name.size() + 1 "
-                           "+ e.name.size() > 63).map(e, self.metadata.name + '-' + e.name).join(', ') + ' are longer "
-                           "than a Service name may be (63 characters)'",
     )),
 )  # fmt: skip

@@ -13,6 +13,7 @@ from kuberds.api.v1alpha1.common import (
     IDENTIFIER_PATTERN,
     MANAGED_PARAMETERS,
     NAME_PATTERN,
+    NO_CONTROL_CHARACTERS,
     RESERVED_USERNAMES,
     Condition,
     DBEngine,
@@ -52,9 +53,25 @@ def engine_identifier_rules() -> tuple[Rule, ...]:
     return tuple(rules)
 
 
+def engine_parameter_rules() -> tuple[Rule, ...]:
+    """Each engine's allow-list of parameter names (values are judged by the operator)."""
+    rules = []
+    for info in engines.INFOS.values():
+        if info.family != "database" or info.allowed_parameters is None:
+            continue
+        allowed = list(info.allowed_parameters)
+        rules.append(Rule(
+            f"self.engine != {info.name!r} || self.parameters.all(k, k.lowerAscii() in {allowed!r})",
+            f"parameters may set only the {info.name} parameters users may set (listed in the API reference)",
+            field_path=".parameters",
+        ))  # fmt: skip
+    return tuple(rules)
+
+
 def common_server_rules() -> tuple[Rule, ...]:
     return (
         *engine_identifier_rules(),
+        *engine_parameter_rules(),
         Rule(cel.windows_do_not_overlap("self.backup.window", "self.maintenanceWindow"),
              "backup.window must not overlap maintenanceWindow", field_path=".backup.window",
              message_expression="'backup.window ' + self.backup.window + ' must not overlap maintenanceWindow ' + "
@@ -123,14 +140,17 @@ class ServerSpec:
     port: int | None = field("Port of the endpoints; the engine's usual port when omitted.",
                              minimum=1024, maximum=65535)  # fmt: skip
     parameters: dict[str, str] = field(
-        "Engine parameters, like an RDS parameter group (postgresql.conf / my.cnf names). Parameters "
-        "kuberds manages itself are refused.",
+        "Engine parameters, like an RDS parameter group (postgresql.conf / my.cnf names): only those users may "
+        "set, each with its type and range (the API reference lists PostgreSQL's). Parameters kuberds manages "
+        "itself are refused.",
         default_factory=dict,
+        max_properties=64,
+        value_pattern=NO_CONTROL_CHARACTERS,
+        value_max_length=1024,
         rules=[Rule(f"!self.exists(k, k in {MANAGED_PARAMETERS!r})",
                     "parameters must not set a parameter kuberds manages (archive_command, port, "
                     "synchronous_standby_names, …)",
-                    message_expression=f"'parameters must not set ' + self.filter(k, k in {MANAGED_PARAMETERS!r})"
-                                       ".join(', ') + ': kuberds manages them'")],
+)],
     )  # fmt: skip
     backup: Backup = field("Automated backups.", default_factory=Backup)
     maintenance_window: str = field(
