@@ -16,6 +16,7 @@ drift in every field kuberds sets, and leaves fields others own alone.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -49,7 +50,7 @@ class Kube:
     # -- reads
 
     def get(self, kind: str, namespace: str | None, name: str) -> dict | None:
-        with self._policy("get", kind):
+        with self._policy("get", kind, namespace):
             try:
                 return self.rest.request("GET", self.rest.path(kind, namespace, name))
             except ApiException as error:
@@ -59,7 +60,7 @@ class Kube:
 
     def list(self, kind: str, namespace: str | None, labels: dict[str, str] | None = None) -> list[dict]:
         query = label_query(labels)
-        with self._policy("list", kind):
+        with self._policy("list", kind, namespace):
             return self.rest.request("GET", self.rest.path(kind, namespace), query=query)["items"]
 
     # -- writes
@@ -68,7 +69,7 @@ class Kube:
         """Create or update to match `obj` in every field kuberds manages (server-side apply)."""
         kind, meta = obj["kind"], obj["metadata"]
         path = self.rest.path(kind, meta.get("namespace"), meta["name"], subresource)
-        with self._policy("apply", kind):
+        with self._policy("apply", kind, meta.get("namespace")):
             return self.rest.request(
                 "PATCH",
                 path,
@@ -82,7 +83,7 @@ class Kube:
         the caller has seen that it is absent: made meanwhile by someone else is a conflict,
         and the pass is retried (it then sees the object)."""
         kind, meta = obj["kind"], obj["metadata"]
-        with self._policy("create", kind):
+        with self._policy("create", kind, meta.get("namespace")):
             return self.rest.request("POST", self.rest.path(kind, meta.get("namespace")), body=obj)
 
     def create_if_absent(self, obj: dict) -> tuple[dict, bool]:
@@ -92,7 +93,7 @@ class Kube:
         existing = self.get(kind, meta.get("namespace"), meta["name"])
         if existing is not None:
             return existing, False
-        with self._policy("create", kind):
+        with self._policy("create", kind, meta.get("namespace")):
             try:
                 return self.rest.request("POST", self.rest.path(kind, meta.get("namespace")), body=obj), True
             except ApiException as error:
@@ -102,7 +103,7 @@ class Kube:
 
     def merge_patch(self, kind: str, namespace: str | None, name: str, patch: dict,
                     subresource: str | None = None) -> dict | None:  # fmt: skip
-        with self._policy("patch", kind):
+        with self._policy("patch", kind, namespace):
             try:
                 return self.rest.request(
                     "PATCH",
@@ -120,7 +121,7 @@ class Kube:
         body: dict[str, Any] = {"propagationPolicy": "Background"}
         if uid:
             body["preconditions"] = {"uid": uid}
-        with self._policy("delete", kind):
+        with self._policy("delete", kind, namespace):
             try:
                 self.rest.request("DELETE", self.rest.path(kind, namespace, name), body=body)
                 return True
@@ -132,15 +133,32 @@ class Kube:
     # -- plumbing
 
     @contextmanager
-    def _policy(self, verb: str, kind: str) -> Iterator[None]:
+    def _policy(self, verb: str, kind: str, namespace: str | None) -> Iterator[None]:
         try:
             yield
         except ApiException as error:
-            raise translate(error, f"{verb} {kind}") from error
+            translated = translate(error, f"{verb} {kind}")
+            if isinstance(translated, NamespaceTerminating) and namespace:
+                terminating(namespace, seen=True)
+            raise translated from error
 
 
 class NamespaceTerminating(kopf.TemporaryError):
     """The namespace is being deleted: nothing new may be created in it."""
+
+
+# Namespaces seen being deleted, and when: nothing new may go there (Events neither). A name
+# is forgotten after a while, since a namespace of the same name may be made again.
+_TERMINATING: dict[str, float] = {}
+TERMINATING_MEMORY_SECONDS = 600.0
+
+
+def terminating(namespace: str, seen: bool = False) -> bool:
+    """Whether the namespace was seen being deleted lately (`seen`: it just was)."""
+    now = time.monotonic()
+    if seen:
+        _TERMINATING[namespace] = now
+    return now - _TERMINATING.get(namespace, -TERMINATING_MEMORY_SECONDS) < TERMINATING_MEMORY_SECONDS
 
 
 def translate(error: ApiException, what: str) -> Exception:

@@ -25,7 +25,7 @@ from kuberds.builders.meta import MANAGED_BY, OWNER_KIND_LABEL, owner_of
 from kuberds.config import OperatorConfig
 from kuberds.contract import AGENT_STATUS_ANNOTATION
 from kuberds.handlers import HANDLERS, SERVER_HANDLERS, unsupported
-from kuberds.kube import Kube
+from kuberds.kube import Kube, terminating
 from kuberds.operations.rollout import Members
 from kuberds.operations.status import report_failure
 
@@ -151,6 +151,13 @@ def volume_claims(namespace: str, labels: dict, body: kopf.Body, **_: object) ->
 @kopf.index("nodes")
 def node_zones(name: str, labels: dict, **_: object) -> dict:
     return {name: labels.get(ZONE, "")}
+
+
+@kopf.on.event("namespaces")
+def namespace_changed(name: str, status: dict, meta: dict, **_: object) -> None:
+    # A namespace being deleted takes nothing new, Events included: say nothing there from now.
+    if status.get("phase") == "Terminating" or meta.get("deletionTimestamp"):
+        terminating(name, seen=True)
 
 
 def _zones(node_zones: kopf.Index) -> dict[str, str]:

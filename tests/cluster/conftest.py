@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from tests.support.chart import documents
+from tests.support.dbinstances import GROUP, VERSION, DBInstances
 from tests.support.kube import Cluster, free_port, token_kubeconfig
 
 FINAL_SNAPSHOT_TIMEOUT = 8  # seconds: short, so the timeout path is observable in a test
@@ -89,3 +90,13 @@ def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
         except subprocess.TimeoutExpired:
             process.kill()
         print(f"operator log: {log}")
+
+
+@pytest.fixture
+def dbi(api, namespace: str, operator: RunningOperator) -> Iterator[DBInstances]:
+    """DBInstances of a fresh namespace, with the operator running; let go without final
+    snapshots afterwards (no data plane runs in this tier)."""
+    client = DBInstances(api, namespace)
+    yield client
+    for item in client.objects.list_namespaced_custom_object(GROUP, VERSION, namespace, "dbinstances")["items"]:
+        client.release(item["metadata"]["name"])

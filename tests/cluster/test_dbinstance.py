@@ -11,77 +11,11 @@ from cryptography import x509
 from kubernetes.client.rest import ApiException
 
 from tests.cluster.conftest import FINAL_SNAPSHOT_TIMEOUT
+from tests.support.dbinstances import GROUP, STORE, VERSION, DBInstances, agent_json, owned_by, store_credentials
 from tests.support.kube import wait_for
 
 pytestmark = pytest.mark.cluster
-GROUP, VERSION = "kuberds.io", "v1alpha1"
 ZONE = "topology.kubernetes.io/zone"
-
-
-class DBInstances:
-    """A small client for DBInstance objects of one namespace."""
-
-    def __init__(self, api: kubernetes.client.ApiClient, namespace: str):
-        self.objects = kubernetes.client.CustomObjectsApi(api)
-        self.core = kubernetes.client.CoreV1Api(api)
-        self.apps = kubernetes.client.AppsV1Api(api)
-        self.namespace = namespace
-
-    def create(self, name: str, **spec) -> dict:
-        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "DBInstance", "metadata": {"name": name},
-                "spec": {"engine": "postgres", **spec}}  # fmt: skip
-        return self.objects.create_namespaced_custom_object(GROUP, VERSION, self.namespace, "dbinstances", body)
-
-    def get(self, name: str, plural: str = "dbinstances") -> dict | None:
-        try:
-            return self.objects.get_namespaced_custom_object(GROUP, VERSION, self.namespace, plural, name)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-
-    def patch(self, name: str, spec: dict) -> dict:
-        return self.objects.patch_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, "dbinstances", name, {"spec": spec}
-        )
-
-    def delete(self, name: str) -> None:
-        self.objects.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, "dbinstances", name)
-
-    def condition(self, name: str, type_: str) -> dict | None:
-        status = (self.get(name) or {}).get("status") or {}
-        return next((c for c in status.get("conditions", []) if c["type"] == type_), None)
-
-    def wait_phase(self, name: str, phase: str, timeout: float = 60) -> dict:
-        return wait_for(
-            lambda: (obj := self.get(name)) and (obj.get("status") or {}).get("phase") == phase and obj,
-            timeout=timeout,
-            what=f"DBInstance {name} phase {phase}",
-        )
-
-    def wait_condition(self, name: str, type_: str, status: str, reason: str | None = None, timeout: float = 60):
-        def matches():
-            c = self.condition(name, type_)
-            return c if c and c["status"] == status and (reason is None or c["reason"] == reason) else None
-
-        return wait_for(matches, timeout=timeout, what=f"{name} condition {type_}={status} {reason or ''}")
-
-    def release(self, name: str) -> None:
-        """Lets a test's instance go without a final snapshot (the data plane is not here yet)."""
-        if self.get(name):
-            self.patch(name, {"deletionProtection": False, "skipFinalSnapshot": True})
-
-
-@pytest.fixture
-def dbi(api, namespace, operator) -> DBInstances:
-    client = DBInstances(api, namespace)
-    yield client
-    for item in client.objects.list_namespaced_custom_object(GROUP, VERSION, namespace, "dbinstances")["items"]:
-        client.release(item["metadata"]["name"])
-
-
-def owned_by(obj, uid: str) -> bool:
-    return any(ref.uid == uid and ref.controller for ref in obj.metadata.owner_references or [])
 
 
 def test_instance_becomes_expected_objects(dbi: DBInstances, api) -> None:
@@ -370,15 +304,9 @@ def test_operator_exposes_metrics(dbi: DBInstances, operator) -> None:
     assert 'kuberds_api_requests_total{method="PATCH"}' in text
 
 
-STORE = {"bucket": "backups", "endpoint": "https://s3.example:8443", "credentialsSecretName": "s3"}
-
-
-def agent_json(dbi: DBInstances, name: str) -> dict:
-    return json.loads(dbi.core.read_namespaced_config_map(f"{name}-settings", dbi.namespace).data["agent.json"])
-
-
 def test_a_private_ca_of_the_object_store_reaches_the_agent(dbi: DBInstances) -> None:
     store = {**STORE, "caSecretName": "store-ca"}
+    store_credentials(dbi)
     dbi.create("private", backup={"objectStore": store})
     condition = dbi.wait_condition("private", "Reconciled", "False", "SecretNotFound")
     assert "store-ca" in condition["message"] and "backup.objectStore.caSecretName" in condition["message"]
@@ -392,6 +320,7 @@ def test_backups_and_restores_are_planned_for_the_agent(dbi: DBInstances) -> Non
     """What the operator hands the agent: its repository (keyed by uid), its secrets by
     reference, and for a restore the source's repository and key; a snapshot that is not
     Available yet holds a restore back with a condition."""
+    store_credentials(dbi)
     source = dbi.create("src", backup={"objectStore": STORE})
     dbi.wait_condition("src", "Reconciled", "True")
     plan = agent_json(dbi, "src")["backup"]
@@ -401,6 +330,15 @@ def test_backups_and_restores_are_planned_for_the_agent(dbi: DBInstances) -> Non
     credentials = dbi.core.read_namespaced_secret("src-agent-credentials", dbi.namespace)
     assert owned_by(credentials, source["metadata"]["uid"])
 
+    # No agent reports on kwok: the source's restorable window is written here as its agent would.
+    dbi.objects.patch_namespaced_custom_object_status(
+        GROUP,
+        VERSION,
+        dbi.namespace,
+        "dbinstances",
+        "src",
+        {"status": {"earliestRestorableTime": "2026-11-27T09:00:00Z", "latestRestorableTime": "2026-11-27T11:00:00Z"}},
+    )
     dbi.create("restored", backup={"objectStore": STORE},
                restore={"pointInTime": {"source": "src", "time": "2026-11-27T10:00:00Z"}})  # fmt: skip
     dbi.wait_condition("restored", "Reconciled", "True")

@@ -147,8 +147,9 @@ def test_snapshot_restores_into_an_equal_server_and_survives_retention(servers, 
         r.label for r in records if r.repo == SNAPSHOTS and not r.annotations.get(DELETED_ANNOTATION)
     ], "removed without the operator's go"
     # The operator's approval, as its DBSnapshot finalizer gives it once no restore reads it.
+    approval = {"type": "RemovalApproved", "status": "True", "reason": "NoRestoreReadsIt", "message": ""}
     snapshots.patch_namespaced_custom_object_status(
-        "kuberds.io", "v1alpha1", namespace, "dbsnapshots", "before-migration", {"status": {"phase": "Deleting"}}
+        "kuberds.io", "v1alpha1", namespace, "dbsnapshots", "before-migration", {"status": {"conditions": [approval]}}
     )
 
     def marked_deleted() -> bool:

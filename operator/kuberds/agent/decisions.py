@@ -25,7 +25,7 @@ class SnapshotRequest:
     backup_label: str | None  # set once taken
     deleting: bool
     retain: bool  # deletionPolicy Retain: the object goes, the backup stays
-    removal_approved: bool = False  # the operator's go (phase Deleting): no restore reads it any more
+    removal_approved: bool = False  # the operator's go (contract.snapshots): no restore reads it any more
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ class Snapshots:
             requests.append(SnapshotRequest(
                 name=meta["name"], uid=meta["uid"], backup_label=label,
                 deleting="deletionTimestamp" in meta, retain=snap["spec"].get("deletionPolicy") == "Retain",
-                removal_approved=status.get("phase") == snapshots.DELETING,
+                removal_approved=snapshots.removal_approved(status),
             ))  # fmt: skip
         return requests
 

@@ -10,9 +10,17 @@ KIND = "DBSnapshot"
 # spec.source names the server by one of these keys, after its kind.
 SOURCE_FIELDS = {"DBInstance": "dbInstance", "DBCluster": "dbCluster"}
 # Phases only the source's agent writes; the operator writes Pending, Failed (no source) and
-# Deleting: its approval to remove the backup of a deleted snapshot, given once no server is
-# being restored from it. The agent removes a backup only in that phase.
+# Deleting.
 CREATING, AVAILABLE, DELETED, FAILED = "Creating", "Available", "Deleted", "Failed"
 AGENT_PHASES = (CREATING, AVAILABLE, DELETED, FAILED)
 DELETING = "Deleting"
+# The operator's approval to remove a deleted snapshot's backup, given once no server is being
+# restored from it: a condition of this type with status True. The agent waits for it.
+REMOVAL_APPROVED = "RemovalApproved"
+
+
+def removal_approved(status: dict) -> bool:
+    return any(c.get("type") == REMOVAL_APPROVED and c.get("status") == "True" for c in status.get("conditions", []))
+
+
 PLURAL = "dbsnapshots"

@@ -12,7 +12,7 @@ from kuberds.builders.status import FALSE, TRUE, Condition
 from kuberds.config import OperatorConfig
 from kuberds.contract import snapshots
 from kuberds.kube import Kube
-from kuberds.operations.status import publish_status
+from kuberds.operations.status import post_event, publish_status
 
 KIND = snapshots.KIND
 
@@ -66,7 +66,7 @@ def delete(kube: Kube, config: OperatorConfig, body: dict) -> None:
         return
     kind, name = _source(body)
     if kube.get(kind, meta["namespace"], name) is None:
-        kopf.event(body, type="Warning", reason="BackupLeftInRepository",
+        post_event(body, "Warning", "BackupLeftInRepository",
                    message=f"backup {label} stays in the repository: {kind} {name}, whose agent removes "
                            "backups, no longer exists")  # fmt: skip
         return
@@ -74,9 +74,10 @@ def delete(kube: Kube, config: OperatorConfig, body: dict) -> None:
     if users:
         message = (f"DBInstance {', '.join(users)} is being restored from this snapshot: its backup is removed "
                    "once the restore is done")  # fmt: skip
-        publish_status(kube, body, [Condition("Ready", FALSE, "InUse", message)])
+        publish_status(kube, body, [Condition(snapshots.REMOVAL_APPROVED, FALSE, "InUse", message)],
+                       fixed_phase=status.get("phase"))  # fmt: skip
         raise kopf.TemporaryError(message, delay=15)
     waiting = f"the agent on {kind} {name}'s primary removes backup {label}; the object goes once it has"
-    publish_status(kube, body, [Condition("Ready", FALSE, "RemovingBackup", waiting)],
+    publish_status(kube, body, [Condition(snapshots.REMOVAL_APPROVED, TRUE, "NoRestoreReadsIt", waiting)],
                    fixed_phase=snapshots.DELETING)  # fmt: skip
     raise kopf.TemporaryError(f"waiting for the agent of {name} to remove backup {label}", delay=10)

@@ -3,10 +3,9 @@ undone at once, from their watch events; the rest is put back by the next full p
 
 from __future__ import annotations
 
-import kopf
-
 from kuberds.builders.compare import foreign_keys_patch, is_subset, merge_patch_restoring
 from kuberds.kube import Kube, NamespaceTerminating
+from kuberds.operations.status import post_event
 
 
 def correct(kube: Kube, owner_body: dict, event: dict, kind: str, name: str, desired: dict | None) -> str:
@@ -26,6 +25,6 @@ def correct(kube: Kube, owner_body: dict, event: dict, kind: str, name: str, des
             kube.merge_patch(kind, desired["metadata"]["namespace"], name, merge_patch_restoring(desired, foreign))
     except NamespaceTerminating:
         return "nothing: the namespace is being deleted"
-    kopf.event(owner_body, type="Normal", reason="DriftCorrected",
+    post_event(owner_body, "Normal", "DriftCorrected",
                message=f"{kind} {name} was changed or deleted by hand; restored")  # fmt: skip
     return "restored"

@@ -17,7 +17,7 @@ from kuberds.builders.status import FALSE, Condition
 from kuberds.config import OperatorConfig
 from kuberds.contract import snapshots
 from kuberds.kube import Kube, NamespaceTerminating
-from kuberds.operations.status import now, parse_time, publish_status
+from kuberds.operations.status import now, parse_time, post_event, publish_status
 
 
 def delete(kube: Kube, config: OperatorConfig, body: dict, spec: api.ServerSpec) -> None:
@@ -31,7 +31,7 @@ def delete(kube: Kube, config: OperatorConfig, body: dict, spec: api.ServerSpec)
 def _delete(kube: Kube, config: OperatorConfig, body: dict, spec: api.ServerSpec) -> None:
     meta = body["metadata"]
     if spec.skip_final_snapshot:
-        kopf.event(body, type="Normal", reason="DeletedWithoutFinalSnapshot",
+        post_event(body, "Normal", "DeletedWithoutFinalSnapshot",
                    message="skipFinalSnapshot is true; the volumes are retained")  # fmt: skip
         return
     deleted_at = meta.get("deletionTimestamp") or now()
@@ -52,7 +52,7 @@ def _delete(kube: Kube, config: OperatorConfig, body: dict, spec: api.ServerSpec
         raise kopf.TemporaryError(f"final snapshot name {name} is taken", delay=60)
     phase = (snapshot.get("status") or {}).get("phase")
     if phase == snapshots.AVAILABLE:
-        kopf.event(body, type="Normal", reason="FinalSnapshotTaken", message=f"DBSnapshot {name} is available")
+        post_event(body, "Normal", "FinalSnapshotTaken", message=f"DBSnapshot {name} is available")
         return
     waited = (parse_time(now()) - parse_time(deleted_at)).total_seconds()
     if waited > config.final_snapshot_timeout_seconds:

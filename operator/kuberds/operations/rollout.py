@@ -17,8 +17,6 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import kopf
-
 from kuberds.builders import names
 from kuberds.builders.rollout import handover, next_pod_to_roll
 from kuberds.builders.server import Server
@@ -28,6 +26,7 @@ from kuberds.kube import Kube
 from kuberds.operations import agents
 from kuberds.operations.secrets import secret_text
 from kuberds.operations.server_status import publish_server_status
+from kuberds.operations.status import post_event
 from kuberds.quantity import to_bytes
 
 log = logging.getLogger("kuberds")
@@ -146,10 +145,10 @@ def switch_over(kube: Kube, body: dict, server: Server, pods: list[dict], primar
     try:
         answer = agents.send(ip, server.engine.layout.agent_port, request, password)
     except agents.AgentError as error:
-        kopf.event(body, type="Warning", reason="SwitchoverFailed",
+        post_event(body, "Warning", "SwitchoverFailed",
                    message=f"switchover from {primary.name} to {standby.name} failed: {error}")  # fmt: skip
         return f"switchover failed: {error}"
-    kopf.event(body, type="Normal", reason="Switchover",
+    post_event(body, "Normal", "Switchover",
                message=f"primary moved from {primary.name} to {standby.name} before replacing {primary.name}: "
                f"{answer}")  # fmt: skip
     return f"switched over from {primary.name} to {standby.name}"
@@ -159,7 +158,7 @@ def roll(kube: Kube, body: dict, member: Member, pods: list[dict]) -> str:
     """Deletes the pod (the StatefulSet makes it again from the new template); the uid
     precondition keeps a pod re-created meanwhile under the same name."""
     uid = next((p["metadata"].get("uid") for p in pods if p["metadata"]["name"] == member.name), None)
-    kopf.event(body, type="Normal", reason="RollingUpdate",
+    post_event(body, "Normal", "RollingUpdate",
                message=f"replacing {member.role} pod {member.name} with the new template")  # fmt: skip
     kube.delete("Pod", body["metadata"]["namespace"], member.name, uid=uid)
     return f"rolled {member.role} {member.name}"

@@ -10,7 +10,7 @@ from typing import Any
 import kopf
 
 from kuberds.builders.status import FALSE, TRUE, Condition, Observed, merge_conditions, phase, transitions
-from kuberds.kube import Kube
+from kuberds.kube import Kube, terminating
 
 log = logging.getLogger("kuberds")
 
@@ -76,7 +76,7 @@ def _publish(
         if kind is None:
             continue
         text = f"{changed['type']} is {changed['status']}: {changed['message']}".rstrip(": ")
-        kopf.event(body, type=kind, reason=changed["reason"] or changed["type"], message=text)
+        post_event(body, kind, changed["reason"] or changed["type"], text)
     # resourceVersion makes the write conditional: a status computed from an older
     # object (another handler wrote meanwhile) is refused with 409 instead of losing fields.
     patch = {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": status}
@@ -115,8 +115,15 @@ def report_failure(kube: Kube, body: dict, error: Exception) -> None:
     a Warning Event and Reconciled=False on the object, so it is seen where users look, not
     only in the operator's log. Best effort: the report must not hide the failure."""
     message = f"{type(error).__name__}: {error}"[:1000]
-    kopf.event(body, type="Warning", reason="ReconcileFailed", message=message)
+    post_event(body, "Warning", "ReconcileFailed", message)
     try:
         publish_status(kube, body, [Condition("Reconciled", FALSE, "ReconcileFailed", message)])
     except Exception as publishing:
         log.warning("could not publish the failure of %s: %s", body.get("metadata", {}).get("name"), publishing)
+
+
+def post_event(body: dict, kind: str, reason: str, message: str) -> None:
+    """A Kubernetes Event on the object (Normal or Warning), unless its namespace is being
+    deleted: Events are new objects too, and every attempt would be refused."""
+    if not terminating((body.get("metadata") or {}).get("namespace", "")):
+        kopf.event(body, type=kind, reason=reason, message=message)
