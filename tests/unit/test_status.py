@@ -81,11 +81,17 @@ def test_rolling_replaces_replicas_first_and_one_at_a_time() -> None:
 
 
 def test_storage_condition_follows_the_claims() -> None:
-    claims = [{"status": {"capacity": {"storage": "20Gi"}}}, {"status": {"capacity": {"storage": "50Gi"}}}]
-    condition, allocated = storage_condition("50Gi", claims)
+    def claim(requested: str, capacity: str) -> dict:
+        spec = {"resources": {"requests": {"storage": requested}}}
+        return {"spec": spec, "status": {"capacity": {"storage": capacity}}}
+
+    # Not every claim asked for the size yet: the full pass decides (it asks, or says why not),
+    # and a refresh from this view must not overwrite what it said.
+    condition, allocated = storage_condition("50Gi", [claim("20Gi", "20Gi"), claim("50Gi", "50Gi")])
+    assert (condition, allocated) == (None, "20Gi")
+    condition, allocated = storage_condition("50Gi", [claim("50Gi", "20Gi"), claim("50Gi", "50Gi")])
     assert (condition.status, condition.reason, allocated) == ("False", "Resizing", "20Gi")
-    claims[0]["status"]["capacity"]["storage"] = "50Gi"
-    condition, allocated = storage_condition("50Gi", claims)
+    condition, allocated = storage_condition("50Gi", [claim("50Gi", "50Gi"), claim("50Gi", "50Gi")])
     assert (condition.status, allocated) == ("True", "50Gi")
 
 

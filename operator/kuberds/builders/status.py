@@ -148,13 +148,18 @@ def phase(observed: Observed, conditions: list[dict], paused: bool, deleting: bo
     return "Degraded"
 
 
-def storage_condition(wanted: str, claims: list[dict]) -> tuple[Condition, str | None]:
-    """StorageResized from the claims' requested and actual capacity; also the smallest
-    allocated size (what the server can really use)."""
+def storage_condition(wanted: str, claims: list[dict]) -> tuple[Condition | None, str | None]:
+    """StorageResized from the claims as they are now, and the smallest allocated size (what
+    the server can really use). None while a claim has not been asked for the size yet: the
+    full pass asks, or says why it cannot (ExpansionNotSupported, ResizeRefused), and a
+    refresh from an older view must not overwrite that."""
     capacities = [(c.get("status") or {}).get("capacity", {}).get("storage") for c in claims]
     known = [c for c in capacities if c]
     allocated = min(known, key=to_bytes) if known else None
-    if claims and len(known) == len(claims) and all(to_bytes(c) >= to_bytes(wanted) for c in known):
+    requests = [c["spec"]["resources"]["requests"]["storage"] for c in claims]
+    if not claims or any(to_bytes(r) < to_bytes(wanted) for r in requests):
+        return None, allocated
+    if len(known) == len(claims) and all(to_bytes(c) >= to_bytes(wanted) for c in known):
         return Condition("StorageResized", TRUE, "Resized", f"every volume has {wanted}"), allocated
     return (
         Condition("StorageResized", FALSE, "Resizing",

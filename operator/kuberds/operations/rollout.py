@@ -106,7 +106,7 @@ def _refresh_once(kube: Kube, key: tuple[str, str, str], seen: Members, server_o
     conditions, allocated = [], None
     if seen.claims:
         resized, allocated = storage_condition(server.spec.storage.size, seen.claims)
-        if to_bytes(server.spec.storage.size) > to_bytes(server.claim_size):
+        if resized and to_bytes(server.spec.storage.size) > to_bytes(server.claim_size):
             conditions.append(resized)
     publish_server_status(kube, seen.body, server, seen.pods, seen.zones, conditions, allocated)
     update_revision = ((seen.stateful_set or {}).get("status") or {}).get("updateRevision")

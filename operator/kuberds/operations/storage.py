@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kuberds.builders.status import FALSE, Condition, storage_condition
+from kuberds.builders.status import FALSE, Condition
 from kuberds.quantity import to_bytes
 
 
 @dataclass(frozen=True)
 class Growth:
     patches: list[tuple[str, dict]] = field(default_factory=list)  # claim name → merge patch
-    condition: Condition | None = None  # known before the patches (None: storage_condition after)
+    condition: Condition | None = None  # why some cannot grow (None: every claim asked)
 
 
 def too_small(claims: list[dict], wanted: str) -> list[dict]:
@@ -36,11 +36,6 @@ def plan(wanted: str, claims: list[dict], classes: dict[str, dict | None]) -> Gr
                           f"volumes; they stay at {have}"))  # fmt: skip
         patches.append((claim["metadata"]["name"], {"spec": {"resources": {"requests": {"storage": wanted}}}}))
     return Growth(patches)
-
-
-def after(wanted: str, claims: list[dict]) -> Condition:
-    """StorageResized once the patches are sent (the claims as read before them)."""
-    return storage_condition(wanted, claims)[0]
 
 
 def refused(message: str) -> Condition:
