@@ -6,6 +6,8 @@ data (tests/unit/test_api_schema.py) and against a real API server (tests/cluste
 
 from __future__ import annotations
 
+from kuberds.api.schema import Rule
+
 DAYS = "montuewedthufrisatsun"  # 3 letters a day: indexOf(day) / 3 is the day number
 HHMM = "([01][0-9]|2[0-3]):[0-5][0-9]"
 DAY = "(mon|tue|wed|thu|fri|sat|sun)"
@@ -59,6 +61,14 @@ def daily_window_long_enough(expr: str = "self") -> str:
 
 def weekly_window_long_enough(expr: str = "self") -> str:
     return f"!{well_formed(expr, WEEKLY_WINDOW_PATTERN)} || {weekly_length(expr)} >= {MIN_WINDOW_MINUTES}"
+
+
+def window_long_enough(field: str, *, weekly: bool) -> Rule:
+    """The rule on a window field (daily HH:MM-HH:MM or weekly ddd:HH:MM-ddd:HH:MM)."""
+    check = weekly_window_long_enough() if weekly else daily_window_long_enough()
+    return Rule(check, f"{field} must be at least {MIN_WINDOW_MINUTES} minutes long",
+                message_expression=f"'{field} ' + self + ' is shorter than {MIN_WINDOW_MINUTES} minutes: it must be "
+                                   f"at least {MIN_WINDOW_MINUTES} minutes long'")  # fmt: skip
 
 
 def windows_do_not_overlap(daily: str, weekly: str) -> str:

@@ -70,14 +70,7 @@ class Backup:
         default="03:00-03:30",
         pattern=cel.DAILY_WINDOW_PATTERN,
         max_length=11,
-        rules=[
-            Rule(
-                cel.daily_window_long_enough(),
-                "backup.window must be at least 30 minutes long",
-                message_expression="'backup.window ' + self + ' is shorter than 30 minutes: it must be at least "
-                "30 minutes long'",
-            )
-        ],
+        rules=[cel.window_long_enough("backup.window", weekly=False)],
     )
     object_store: ObjectStore | None = field(
         "Where backups go. Omit to use the object store the operator was installed with. "

@@ -43,14 +43,7 @@ class CacheSnapshots:
         default="03:00-04:00",
         pattern=cel.DAILY_WINDOW_PATTERN,
         max_length=11,
-        rules=[
-            Rule(
-                cel.daily_window_long_enough(),
-                "snapshots.window must be at least 30 minutes long",
-                message_expression="'snapshots.window ' + self + ' is shorter than 30 minutes: it must be at "
-                "least 30 minutes long'",
-            )
-        ],
+        rules=[cel.window_long_enough("snapshots.window", weekly=False)],
     )
     object_store: ObjectStore | None = field("Where snapshots go; the operator's default store when omitted.")
 
@@ -98,14 +91,7 @@ class CacheClusterSpec:
         default="sun:05:00-sun:06:00",
         pattern=cel.WEEKLY_WINDOW_PATTERN,
         max_length=19,
-        rules=[
-            Rule(
-                cel.weekly_window_long_enough(),
-                "maintenanceWindow must be at least 30 minutes long",
-                message_expression="'maintenanceWindow ' + self + ' is shorter than 30 minutes: it must be at "
-                "least 30 minutes long'",
-            )
-        ],
+        rules=[cel.window_long_enough("maintenanceWindow", weekly=True)],
     )
     automation_paused: bool = field("Stop the operator from changing anything of this cache.", default=False)
     tls: Tls = field("TLS in transit (Redis).", default_factory=Tls)

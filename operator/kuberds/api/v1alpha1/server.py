@@ -149,8 +149,7 @@ class ServerSpec:
         value_max_length=1024,
         rules=[Rule(f"!self.exists(k, k in {MANAGED_PARAMETERS!r})",
                     "parameters must not set a parameter kuberds manages (archive_command, port, "
-                    "synchronous_standby_names, …)",
-)],
+                    "synchronous_standby_names, …)")],
     )  # fmt: skip
     backup: Backup = field("Automated backups.", default_factory=Backup)
     maintenance_window: str = field(
@@ -159,14 +158,7 @@ class ServerSpec:
         default="sun:05:00-sun:05:30",
         pattern=cel.WEEKLY_WINDOW_PATTERN,
         max_length=19,
-        rules=[
-            Rule(
-                cel.weekly_window_long_enough(),
-                "maintenanceWindow must be at least 30 minutes long",
-                message_expression="'maintenanceWindow ' + self + ' is shorter than 30 minutes: it must be at "
-                "least 30 minutes long'",
-            )
-        ],
+        rules=[cel.window_long_enough("maintenanceWindow", weekly=True)],
     )
     deletion_protection: bool = field(
         "Refuse deletion of this object until this is false (enforced by an admission policy).", default=False
