@@ -3,36 +3,49 @@ database, the heartbeat, and what the primary reads for its report."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import os
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
-from kuberds.agent.postgres.patroni import SUPERUSER
+from kuberds.agent.postgres import roles
+from kuberds.agent.postgres.patroni import REPLICATION_USER, REWIND_USER, SUPERUSER
 from kuberds.contract.settings import AgentConfig
 
-# What the master user is granted beside CREATEDB and CREATEROLE (not a superuser, like RDS's
-# rds_superuser): it reads and writes all data, watches and signals sessions.
+# What the master user is granted beside CREATEDB (not a superuser, like RDS's rds_superuser):
+# it reads and writes all data, watches and signals sessions. No CREATEROLE: on PostgreSQL 15
+# that would let it grant itself pg_execute_server_program; it manages roles through
+# kuberds.create_role() and its siblings instead (roles.py).
 MASTER_ROLES = ("pg_read_all_data", "pg_write_all_data", "pg_monitor", "pg_signal_backend")
+SCRAM_ITERATIONS = 4096
 
 
 @dataclass
 class Database:
-    """A superuser connection over TCP (password auth works whoever the agent runs as)."""
+    """A superuser connection, on the local socket in a pod (the superuser may not log in over
+    TCP there); by password, which works whoever the agent runs as."""
 
     port: int
     password: str
+    dbname: str = "postgres"
+    socket_dir: Path | None = None  # the superuser may log in on the socket only
     connection: psycopg.Connection | None = None
 
     def query(self, statement: str | sql.Composable, params: tuple = ()) -> list[tuple]:
         if self.connection is None or self.connection.closed:
-            self.connection = psycopg.connect(host="127.0.0.1", port=self.port, user=SUPERUSER,
-                                              password=self.password, dbname="postgres", autocommit=True,
+            self.connection = psycopg.connect(host=str(self.socket_dir or "127.0.0.1"), port=self.port, user=SUPERUSER,
+                                              password=self.password, dbname=self.dbname, autocommit=True,
                                               connect_timeout=3)  # fmt: skip
         try:
             with self.connection.cursor() as cursor:
-                cursor.execute(statement, params)
+                # Without parameters the text is sent as is: several statements, `%` left alone.
+                cursor.execute(statement, params or None)
                 return cursor.fetchall() if cursor.description else []
         except psycopg.OperationalError:
             self.close()
@@ -44,17 +57,75 @@ class Database:
         self.connection = None
 
 
-def ensure_accounts(db: Database, config: AgentConfig, master_password: str) -> None:
-    """The master user (with the Secret's password), its database, and the heartbeat table."""
+def pgpass_line(user: str, password: str) -> str:
+    """A ~/.pgpass line for every host, port and database (':' and '\\' escaped)."""
+    escaped = password.replace("\\", "\\\\").replace(":", "\\:")
+    return f"*:*:*:{user}:{escaped}\n"
+
+
+def scram_verifier(password: str, salt: bytes | None = None) -> str | None:
+    """What PostgreSQL stores for a SCRAM-SHA-256 password (RFC 5802/7677), so the password
+    itself never travels in a statement a log could keep. None for a password SASLprep could
+    change (outside printable ASCII): PostgreSQL then hashes it itself."""
+    if not password or not all(" " <= c <= "~" for c in password):
+        return None
+    salt = salt or os.urandom(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, SCRAM_ITERATIONS)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+
+    def text(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    return f"SCRAM-SHA-256${SCRAM_ITERATIONS}:{text(salt)}${text(stored_key)}:{text(server_key)}"
+
+
+# What pg_rewind reads on the source (a member that is primary now), and nothing else.
+REWIND_FUNCTIONS = ("pg_ls_dir(text, boolean, boolean)", "pg_stat_file(text, boolean)", "pg_read_binary_file(text)",
+                    "pg_read_binary_file(text, bigint, bigint, boolean)")  # fmt: skip
+
+
+def ensure_rewind_user(db: Database, password: str) -> None:
+    """pg_rewind's own login: the superuser never logs in over the network."""
+    exists = db.query("SELECT 1 FROM pg_roles WHERE rolname = %s", (REWIND_USER,))
+    secret = scram_verifier(password) or password
+    db.query(sql.SQL("{} ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD {}").format(
+        sql.SQL("ALTER" if exists else "CREATE"), sql.Identifier(REWIND_USER), sql.Literal(secret)))  # fmt: skip
+    for function in REWIND_FUNCTIONS:
+        db.query(
+            sql.SQL("GRANT EXECUTE ON FUNCTION pg_catalog.{} TO {}").format(
+                sql.SQL(function), sql.Identifier(REWIND_USER)
+            )
+        )
+
+
+def ensure_accounts(db: Database, config: AgentConfig, master_password: str, rewind_password: str | None = None,
+                    ) -> None:  # fmt: skip
+    """The master user (with the Secret's password), its database, the role functions it
+    manages roles with, pg_rewind's user, and the heartbeat table."""
     user, name = config.master_username, config.database_name
+    # The session's statements are not logged, whatever log_statement users set: the
+    # password (or its verifier) goes by below.
+    db.query("SET log_statement = 'none'")
     exists = db.query("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,))
     verb = "ALTER" if exists else "CREATE"
-    db.query(sql.SQL("{} ROLE {} WITH LOGIN CREATEDB CREATEROLE PASSWORD {}").format(
-        sql.SQL(verb), sql.Identifier(user), sql.Literal(master_password)))  # fmt: skip
+    secret = scram_verifier(master_password) or master_password
+    db.query(sql.SQL("{} ROLE {} WITH LOGIN CREATEDB NOCREATEROLE NOSUPERUSER NOREPLICATION NOBYPASSRLS "
+                     "PASSWORD {}").format(sql.SQL(verb), sql.Identifier(user), sql.Literal(secret)))  # fmt: skip
     for granted in MASTER_ROLES:
         db.query(sql.SQL("GRANT {} TO {}").format(sql.Identifier(granted), sql.Identifier(user)))
     if not db.query("SELECT 1 FROM pg_database WHERE datname = %s", (name,)):
         db.query(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(user)))
+    kept = [SUPERUSER, REPLICATION_USER, REWIND_USER, user]
+    db.query(roles.functions(user, kept))
+    app = Database(db.port, db.password, name, db.socket_dir)
+    try:
+        app.query(roles.functions(user, kept))
+    finally:
+        app.close()
+    if rewind_password:
+        ensure_rewind_user(db, rewind_password)
     db.query("CREATE SCHEMA IF NOT EXISTS kuberds")
     db.query("CREATE TABLE IF NOT EXISTS kuberds.heartbeat (id int PRIMARY KEY, at timestamptz)")
 
