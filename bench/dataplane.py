@@ -131,7 +131,9 @@ def switchovers(server: LocalServer, runs: int) -> None:
 def pgbench(server: LocalServer, *args: str) -> subprocess.CompletedProcess:
     member = server.primary()
     env = {**os.environ, "PGPASSWORD": server.superuser_password}
-    argv = ["pgbench", "-h", "127.0.0.1", "-p", str(member.pg_port), "-U", "postgres", *args, "postgres"]
+    # The superuser logs in on the member's socket only.
+    socket_dir = str(member.workdir / "run")
+    argv = ["pgbench", "-h", socket_dir, "-p", str(member.pg_port), "-U", "postgres", *args, "postgres"]
     return subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
 
 

@@ -16,6 +16,7 @@ import psycopg
 from tests.support.dataplane import BUCKET, LocalServer
 from tests.support.kube import wait_for
 
+from kuberds.agent.postgres.agent import AGENT_PGPASS
 from kuberds.agent.postgres.pgbackrest import AUTOMATED, DELETED_ANNOTATION, SNAPSHOTS, parse_info
 from kuberds.contract.settings import RestorePlan
 
@@ -38,10 +39,13 @@ def marks(server: LocalServer) -> list[int]:
 
 
 def pgbackrest(server: LocalServer, *args: str) -> subprocess.CompletedProcess:
-    """pgBackRest with the agent's own configuration file, as the postgres user."""
-    member = server.primary()
-    argv = ["pgbackrest", f"--config={member.workdir / 'run' / 'pgbackrest.conf'}", f"--stanza={server.name}", *args]
-    return subprocess.run(["runuser", "-u", "postgres", "--", *argv], capture_output=True, text=True, timeout=300)
+    """pgBackRest with the agent's own configuration file and login (the superuser's password
+    file: even on the socket, PostgreSQL asks for it), as the postgres user."""
+    run = server.primary().workdir / "run"
+    argv = ["pgbackrest", f"--config={run / 'pgbackrest.conf'}", f"--stanza={server.name}", *args]
+    login = f"PGPASSFILE={run / AGENT_PGPASS}"
+    return subprocess.run(["runuser", "-u", "postgres", "--", "env", login, *argv], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
 
 
 def test_point_in_time_restore_into_a_new_server(servers, s3) -> None:
@@ -101,6 +105,7 @@ def test_snapshot_restores_into_an_equal_server_and_survives_retention(servers, 
         "apiVersion": "kuberds.io/v1alpha1", "kind": "DBSnapshot", "metadata": {"name": "before-migration"},
         "spec": {"source": {"dbInstance": "snap-src"}},
     })  # fmt: skip
+    source.grant_snapshots("before-migration")
 
     def available() -> dict | None:
         snap = snapshots.get_namespaced_custom_object("kuberds.io", "v1alpha1", namespace, "dbsnapshots",
@@ -163,6 +168,7 @@ def test_snapshot_restores_into_an_equal_server_and_survives_retention(servers, 
         "apiVersion": "kuberds.io/v1alpha1", "kind": "DBSnapshot", "metadata": {"name": "next"},
         "spec": {"source": {"dbInstance": "snap-src"}},
     })  # fmt: skip
+    source.grant_snapshots("before-migration", "next")
 
     def only_the_next_one() -> list[str]:
         records = parse_info(json.loads(pgbackrest(source, "--output=json", "info").stdout), "snap-src")

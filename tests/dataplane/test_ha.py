@@ -50,7 +50,7 @@ def test_multi_az_bootstraps_with_a_synchronous_standby_and_role_labels(servers,
     # The agent created the master user (not a superuser) and its database.
     with server.connect() as conn:
         row = conn.execute("SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = 'app'").fetchone()
-        assert row == (False, True, True)
+        assert row == (False, True, False), "roles are managed through kuberds.create_role() and its siblings"
         assert conn.execute("SELECT current_database()").fetchone()[0] == "app"
         assert conn.execute("SHOW synchronous_standby_names").fetchone()[0] != ""
 
@@ -132,17 +132,17 @@ def test_parameters_reload_or_restart_through_patroni_and_metrics_report(servers
     for member in server.members:
         config = member.workdir / "config" / "agent.json"
         agent = json.loads(config.read_text())
-        agent["parameters"] |= {"work_mem": "24MB", "shared_buffers": "160MB"}
+        # max_connections is cluster-wide: Patroni takes it from its DCS only.
+        agent["parameters"] |= {"work_mem": "24MB", "shared_buffers": "160MB", "max_connections": "150"}
         agent["ha"]["ttl"] = 8  # cluster-wide: the primary's agent updates Patroni's DCS config
         config.write_text(json.dumps(agent))
 
     def applied(member) -> bool:
         try:
             with server.superuser(member) as conn:
-                return [conn.execute(f"SHOW {name}").fetchone()[0] for name in ("work_mem", "shared_buffers")] == [
-                    "24MB",
-                    "160MB",
-                ]
+                shown = [conn.execute(f"SHOW {name}").fetchone()[0]
+                         for name in ("work_mem", "shared_buffers", "max_connections")]  # fmt: skip
+                return shown == ["24MB", "160MB", "150"]
         except psycopg.OperationalError:
             return False
 
@@ -155,3 +155,15 @@ def test_parameters_reload_or_restart_through_patroni_and_metrics_report(servers
     with urllib.request.urlopen(f"http://127.0.0.1:{primary.metrics_port}/metrics", timeout=5) as response:
         metrics = response.read().decode()
     assert "kuberds_postgres_primary 1.0" in metrics and "kuberds_postgres_replication_lag_bytes" in metrics
+
+
+def test_the_instance_class_sizes_max_connections(servers) -> None:
+    """max_connections follows the class (RDS: memory / 9531392), which Patroni applies only
+    from its DCS: two classes, two values, on real servers."""
+    small = servers("small", None, multi_az=False, spec={"instanceClass": "db.t3.micro"})
+    large = servers("large", None, multi_az=False, spec={"instanceClass": "db.t3.medium"})
+    shown = {}
+    for name, server in (("small", small), ("large", large)):
+        with server.superuser(server.primary()) as conn:
+            shown[name] = conn.execute("SHOW max_connections").fetchone()[0]
+    assert shown == {"small": "112", "large": "450"}

@@ -31,7 +31,7 @@ from kuberds.api.v1alpha1 import DBInstanceSpec
 from kuberds.builders import certificates
 from kuberds.builders.dbinstance import instance_server
 from kuberds.builders.meta import Owner
-from kuberds.builders.rbac import agent_rbac
+from kuberds.builders.rbac import agent_rbac, snapshot_grant
 from kuberds.builders.settings import backup_plan, settings_config_map
 from kuberds.builders.statefulset import stateful_set
 from kuberds.config import OperatorConfig
@@ -190,6 +190,15 @@ class LocalServer:
             obj["metadata"].pop("ownerReferences", None)
         self.cluster.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(objects))
 
+    def grant_snapshots(self, *snapshots: str) -> None:
+        """What the operator's DBSnapshot handler does: lets this server's agent write the
+        status of these snapshots (and of no other)."""
+        objects = snapshot_grant(self.server.owner, list(snapshots))
+        for obj in objects:
+            obj["metadata"]["namespace"] = self.namespace
+            obj["metadata"].pop("ownerReferences", None)
+        self.cluster.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(objects))
+
     def _agent_kubeconfig(self) -> Path:
         path = token_kubeconfig(self.cluster, f"{self.name}-agent", self.namespace,
                                 self.workdir / f"{self.name}-kubeconfig", "agent")  # fmt: skip
@@ -201,7 +210,8 @@ class LocalServer:
         mounted Secret in a pod) pointing at this server's certificate files."""
         config = AgentConfig.from_json(settings_config_map(self.server)["data"]["agent.json"])
         if config.tls:
-            config = replace(config, tls=replace(config.tls, directory=str(self.tls_dir)))
+            ca_file = str(self.tls_dir / "ca.crt") if config.tls.ca_file else None
+            config = replace(config, tls=replace(config.tls, directory=str(self.tls_dir), ca_file=ca_file))
         return config.to_json()
 
     def _issue_certificate(self) -> None:
@@ -234,6 +244,7 @@ class LocalServer:
             "KUBERDS_SUPERUSER_PASSWORD": self.superuser_password,
             "KUBERDS_REPLICATION_PASSWORD": self.superuser_password + "-r",
             "KUBERDS_AGENT_API_PASSWORD": self.api_password,
+            "KUBERDS_REWIND_PASSWORD": self.superuser_password + "-w",
             "PYTHONPATH": str(ROOT / "operator"),
         }
         if self.s3:
@@ -307,7 +318,8 @@ class LocalServer:
                                dbname="app", connect_timeout=3, **kwargs)  # fmt: skip
 
     def superuser(self, member: Member) -> psycopg.Connection:
-        return psycopg.connect(host="127.0.0.1", port=member.pg_port, user="postgres",
+        """On the member's socket: the superuser is refused over the network."""
+        return psycopg.connect(host=str(member.workdir / "run"), port=member.pg_port, user="postgres",
                                password=self.superuser_password, dbname="postgres", autocommit=True,
                                connect_timeout=3)  # fmt: skip
 

@@ -179,8 +179,31 @@ def test_patroni_configuration_for_a_multi_az_member() -> None:
     # An unreachable store reads as "no such WAL" within a second instead of pgBackRest's
     # minutes of retries, which held promotions back.
     restore_command = doc["postgresql"]["recovery_conf"]["restore_command"]
-    assert restore_command.startswith("timeout 1 bash -c 'exec 3<>/dev/tcp/s3.local/8443' 2>/dev/null && ")
+    probe = """timeout 1 bash -c 'exec 3<>"/dev/tcp/$1/$2"' probe s3.local 8443 2>/dev/null && """
+    assert restore_command.startswith(probe)
     assert restore_command.endswith('archive-get %f "%p"')
+
+
+def test_the_store_probe_never_runs_an_address_as_shell_text(tmp_path: Path) -> None:
+    """The address is an argument of the probe, not part of its script: even an address the
+    API would refuse runs nothing (here, it would create a file)."""
+    import subprocess
+
+    marker = tmp_path / "owned"
+    command = pgbackrest.Commands(Path("/nonexistent.conf"), "db").archive_get((f"s3$(touch {marker})x", 9))
+    probe = command.split(" && ")[0]
+    subprocess.run(["sh", "-c", probe], cwd=tmp_path, timeout=10)
+    assert not marker.exists()
+
+
+def test_configuration_files_refuse_control_characters() -> None:
+    import pytest
+
+    secrets = pgbackrest.secret_options(REPO, "AK\nrepo1-path=/elsewhere", "SK", "pass")
+    with pytest.raises(ValueError, match="control character"):
+        pgbackrest.configuration(repository=REPO, retention_days=7, data_dir=Path("/data"), port=5432,
+                                 socket_dir=Path("/run"), spool_dir=Path("/spool"), log_dir=Path("/log"),
+                                 secrets=secrets)  # fmt: skip
 
 
 def test_patroni_restore_bootstrap_targets_the_time_in_postgres_format() -> None:
@@ -217,14 +240,36 @@ def test_client_tls_serves_the_agents_copies_and_require_refuses_plain_tcp() -> 
     # The engine's own 0600 copies, not the group-readable mounted Secret.
     assert (params["ssl"], params["ssl_cert_file"], params["ssl_key_file"]) == (
         "on", "/var/run/postgresql/tls.crt", "/var/run/postgresql/tls.key")  # fmt: skip
-    assert served["postgresql"]["pg_hba"] == plain["postgresql"]["pg_hba"], "TLS offered, not required"
+    differs = [(a, b) for a, b in zip(plain["postgresql"]["pg_hba"], served["postgresql"]["pg_hba"], strict=True)
+               if a != b]  # fmt: skip
+    assert differs == [
+        ("host replication replicator all scram-sha-256", "hostssl replication replicator all scram-sha-256")
+    ], "TLS offered to clients, replication on it"
 
     required = patroni.configuration(agent_config(tls=ClientTls("/etc/kuberds-tls", require=True)), POD, CREDS,
                                      own=None, restore=None)  # fmt: skip
     rules = required["postgresql"]["pg_hba"]
-    assert rules[0] == "local all all peer"
-    assert all(r.startswith("hostssl") for r in rules[1:-1]) and rules[-1] == "hostnossl all all all reject"
+    assert rules[:2] == ["local all all scram-sha-256", "host all postgres all reject"]
+    assert all(r.startswith("hostssl") for r in rules[2:-1]) and rules[-1] == "hostnossl all all all reject"
     assert required["bootstrap"]["pg_hba"] == rules
+
+
+def test_the_superuser_stays_on_the_socket_and_members_check_each_other() -> None:
+    creds = Credentials("su", "rep", "master", rewind_password="rw")
+    doc = patroni.configuration(agent_config(tls=ClientTls("/t", ca_file="/t/ca.crt")), POD, creds, own=None,
+                                restore=None)  # fmt: skip
+    postgresql = doc["postgresql"]
+    assert postgresql["use_unix_socket"] and "host all postgres all reject" in postgresql["pg_hba"]
+    auth = postgresql["authentication"]
+    assert auth["rewind"] == {
+        "username": "rewind",
+        "password": "rw",
+        "sslmode": "verify-ca",
+        "sslrootcert": "/t/ca.crt",
+    }
+    assert auth["replication"]["sslmode"] == "verify-ca"
+    without_ca = patroni.configuration(agent_config(tls=ClientTls("/t")), POD, creds, own=None, restore=None)
+    assert without_ca["postgresql"]["authentication"]["replication"]["sslmode"] == "require"
 
 
 def test_a_failing_step_backs_off_doubling_up_to_five_minutes() -> None:
@@ -249,3 +294,58 @@ def test_a_pod_about_to_be_replaced_for_a_new_class_does_not_restart_for_it() ->
     assert [s.kind for s in steps if s.kind == "restart"] == []
     assert any("replaces this pod" in s.reason for s in steps)
     assert any(s.kind == "restart" for s in next_steps(Observation(**{**observed.__dict__, "replaced_soon": False})))
+
+
+def test_a_running_agent_keeps_its_repository_whatever_agent_json_says() -> None:
+    from dataclasses import replace
+
+    from kuberds.agent.postgres.agent import kept_repository
+
+    running = BackupPlan(REPO, retention_days=7, window="03:00-03:30")
+    elsewhere = replace(REPO, path="/attacker/bucket", encrypted=False)
+    kept = kept_repository(running, BackupPlan(elsewhere, retention_days=1, window="04:00-04:30"))
+    assert kept.repository == REPO and (kept.retention_days, kept.window) == (1, "04:00-04:30")
+    rotated = replace(REPO, store=replace(REPO.store, ca_bundle="NEW CA"))
+    assert kept_repository(running, BackupPlan(rotated)).repository.store.ca_bundle == "NEW CA"
+
+
+def test_cluster_wide_parameters_go_where_patroni_reads_them() -> None:
+    """Patroni ignores max_connections and its kin in a member's own configuration: they go to
+    the DCS (bootstrap, then the primary's agent keeps them current)."""
+    config = agent_config(parameters={"max_connections": "450", "work_mem": "8MB", "Max_Locks_Per_Transaction": "128"})
+    dcs = patroni.dynamic_settings(config)
+    assert dcs["postgresql"]["parameters"] == {"max_connections": "450", "max_locks_per_transaction": "128"}
+    boot = patroni.bootstrap_section(config, POD, None)["dcs"]["postgresql"]
+    assert boot["parameters"]["max_connections"] == "450" and boot["use_pg_rewind"]
+    held = {
+        **dcs,
+        "ttl": 6,
+        "postgresql": {"use_slots": True, "parameters": {"max_connections": 450, "max_locks_per_transaction": "128"}},
+    }
+    assert patroni.settings_current(held, dcs), "100 and '100' are the same value"
+    held["postgresql"]["parameters"]["max_connections"] = 112
+    assert not patroni.settings_current(held, dcs)
+
+
+def test_the_agent_keeps_working_on_its_last_view_while_the_api_server_is_away() -> None:
+    """A refused connection (nothing listens on the port) is what an API server outage looks
+    like to the agent: its snapshot requests come from the last list, its loop goes on."""
+    import kubernetes
+
+    from kuberds.agent.kube import RESOURCES, AgentKube, KubeError
+    from kuberds.agent.snapshots import Snapshots
+    from kuberds.restclient import RestClient
+
+    configuration = kubernetes.client.Configuration()
+    configuration.host = "http://127.0.0.1:9"
+    configuration.retries = 0
+    away = AgentKube(RestClient(kubernetes.client.ApiClient(configuration), RESOURCES, timeout=2))
+    try:
+        away.list("DBSnapshot", "ns")
+        raise AssertionError("the list should have failed")
+    except KubeError:
+        pass
+    listed = {"metadata": {"name": "nightly", "uid": "u1"}, "spec": {"source": {"dbInstance": "db"}}, "status": {}}
+    snapshots = Snapshots(away, "ns", "db")
+    snapshots.cache = (0.0, [listed])  # listed before the outage, long enough ago to list again
+    assert [s.name for s in snapshots.requests(lambda uid: None)] == ["nightly"]

@@ -17,8 +17,10 @@ log = logging.getLogger("kuberds.agent")
 class OsUser:
     """Runs commands as the engine's OS user, with the agent's environment for them."""
 
-    def __init__(self, user: str | None, env: dict[str, str], cwd: Path):
-        self.env, self.cwd = env, cwd
+    def __init__(self, user: str | None, env: dict[str, str], cwd: Path, command_env: dict[str, str] | None = None):
+        """`env` is for every process; `command_env` is added for the agent's own commands
+        (`run`), not for the long-running ones it starts (`popen`: the HA manager)."""
+        self.env, self.cwd, self.command_env = env, cwd, command_env or {}
         self.user = pwd.getpwnam(user) if user and os.geteuid() == 0 else None
 
     def own(self, *paths: Path) -> None:
@@ -29,10 +31,12 @@ class OsUser:
     def popen(self, argv: list[str], **kwargs) -> subprocess.Popen:
         if self.user:
             kwargs |= {"user": self.user.pw_uid, "group": self.user.pw_gid, "extra_groups": []}
-        return subprocess.Popen(argv, env=self.env, cwd=str(self.cwd), **kwargs)
+        kwargs.setdefault("env", self.env)
+        return subprocess.Popen(argv, cwd=str(self.cwd), **kwargs)
 
     def run(self, argv: list[str], timeout: float | None = None) -> subprocess.CompletedProcess:
-        process = self.popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = self.popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**self.env, **self.command_env})  # fmt: skip
         try:
             out, err = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:

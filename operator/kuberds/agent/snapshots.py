@@ -4,11 +4,15 @@ written back. Engine-neutral: the engine's agent says which backup a snapshot's 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
 from kuberds.agent.decisions import SnapshotRequest
+from kuberds.agent.kube import KubeError
 from kuberds.contract import snapshots
+
+log = logging.getLogger("kuberds.agent")
 
 SNAPSHOT_LIST_SECONDS = 10.0
 
@@ -27,7 +31,10 @@ class Snapshots:
             return []
         listed_at, listed = self.cache
         if time.monotonic() - listed_at >= SNAPSHOT_LIST_SECONDS:
-            listed = self.kube.list(snapshots.KIND, self.namespace)
+            try:
+                listed = self.kube.list(snapshots.KIND, self.namespace)
+            except KubeError as error:  # the API server is away: keep working on the last view
+                log.warning("listing DBSnapshots failed, using the last list: %s", error)
             self.cache = (time.monotonic(), listed)
         requests = []
         for snap in listed:

@@ -12,7 +12,7 @@ from kuberds.builders import names
 from kuberds.builders.meta import INSTANCE_LABEL, Owner
 from kuberds.builders.server import Server
 from kuberds.config import OperatorConfig
-from kuberds.contract import ROLE_LABEL, SETTINGS_FILE, TLS_DIR
+from kuberds.contract import ROLE_LABEL, SETTINGS_FILE, TLS_CA_FILE, TLS_DIR
 from kuberds.contract.settings import AgentConfig, BackupPlan, ClientTls, ObjectStoreTarget, Repository
 
 
@@ -60,7 +60,13 @@ def agent_config(server: Server) -> AgentConfig:
         database_name=spec.database_name,
         backup=server.backup,
         restore=server.restore,
-        tls=ClientTls(directory=TLS_DIR, require=spec.tls.require) if server.tls_secret else None,
+        tls=ClientTls(
+            directory=TLS_DIR,
+            require=spec.tls.require,
+            ca_file=f"{TLS_DIR}/{TLS_CA_FILE}" if server.issues_certificate else None,
+        )
+        if server.tls_secret
+        else None,
     )
 
 

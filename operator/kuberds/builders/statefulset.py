@@ -6,12 +6,13 @@ from kuberds.api.classes import DB_INSTANCE_CLASSES
 from kuberds.api.schema import to_json
 from kuberds.builders import names
 from kuberds.builders.server import Server
-from kuberds.contract import CONFIG_DIR, TLS_DIR, TLS_FILES, environment
+from kuberds.contract import CONFIG_DIR, TLS_CA_FILE, TLS_DIR, TLS_FILES, environment
 
 ZONE = "topology.kubernetes.io/zone"
 HOSTNAME = "kubernetes.io/hostname"
 DATA_VOLUME = "data"
 TLS_VOLUME = "tls"
+PRIVATE_SIZE = "64Mi"  # configuration files and keys: a few kB; counted against the pod's memory
 
 
 def _spread(server: Server) -> list[dict]:
@@ -95,8 +96,8 @@ def _pod_spec(server: Server) -> dict:
         "containers": [container],
         "volumes": [
             {"name": "config", "configMap": {"name": names.settings(server.name)}},
-            *({"name": name, "emptyDir": {}} for name, _ in scratch),
-            *([_tls_volume(server.tls_secret)] if server.tls_secret else []),
+            *({"name": name, "emptyDir": _scratch(path, layout)} for name, path in scratch),
+            *([_tls_volume(server.tls_secret, server.issues_certificate)] if server.tls_secret else []),
         ],
         "topologySpreadConstraints": _spread(server),
         "affinity": {
@@ -116,9 +117,15 @@ def _pod_spec(server: Server) -> dict:
     return spec
 
 
-def _tls_volume(secret: str) -> dict:
-    # Only the certificate and key (never a CA key); group-readable for the engine's fsGroup.
-    items = [{"key": file, "path": file} for file in TLS_FILES]
+def _scratch(path: str, layout) -> dict:
+    """Scratch space; in memory where secrets are written (a disk would keep them)."""
+    return {"medium": "Memory", "sizeLimit": PRIVATE_SIZE} if path in layout.private_paths else {}
+
+
+def _tls_volume(secret: str, with_ca: bool) -> dict:
+    # The certificate and key, and the CA's certificate when kuberds issued them (never a CA
+    # key); group-readable for the engine's fsGroup.
+    items = [{"key": file, "path": file} for file in (*TLS_FILES, *((TLS_CA_FILE,) if with_ca else ()))]
     return {"name": TLS_VOLUME, "secret": {"secretName": secret, "items": items, "defaultMode": 0o440}}
 
 

@@ -30,6 +30,9 @@ SETTINGS_FILE = "agent.json"
 # Where the pod finds the served certificate and key (never a CA key).
 TLS_DIR = "/etc/kuberds-tls"
 TLS_FILES = ("tls.crt", "tls.key")
+# Beside them when kuberds issued the certificate: the server's CA (public), which members
+# check each other's certificates against.
+TLS_CA_FILE = "ca.crt"
 
 # The user the HA API asks for on requests that change something (switchover, restart).
 AGENT_API_USER = "kuberds"

@@ -30,10 +30,12 @@ class SecretVar:
 MASTER_PASSWORD = SecretVar("KUBERDS_MASTER_PASSWORD", "password")
 SUPERUSER_PASSWORD = SecretVar("KUBERDS_SUPERUSER_PASSWORD", "superuser-password")
 REPLICATION_PASSWORD = SecretVar("KUBERDS_REPLICATION_PASSWORD", "replication-password")
-# Optional: a server created before the key existed keeps an open HA API.
+# Optional, these two: a pod made before the key existed starts without it (the operator adds
+# missing keys to the Secret, and the rolling update brings them to the pods).
 API_PASSWORD = SecretVar("KUBERDS_AGENT_API_PASSWORD", "api-password", optional=True)
+REWIND_PASSWORD = SecretVar("KUBERDS_REWIND_PASSWORD", "rewind-password", optional=True)
 # The keys of the generated NAME-agent-credentials Secret, in the order they are generated.
-AGENT_CREDENTIALS = (SUPERUSER_PASSWORD, REPLICATION_PASSWORD, API_PASSWORD)
+AGENT_CREDENTIALS = (SUPERUSER_PASSWORD, REPLICATION_PASSWORD, API_PASSWORD, REWIND_PASSWORD)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,11 @@ class StoreVars:
 
 BACKUP_STORE = StoreVars("KUBERDS_BACKUP")
 RESTORE_STORE = StoreVars("KUBERDS_RESTORE")
+# Every variable that holds a secret: the agent reads them once and hands none of them on to
+# the engine's processes (a backend inherits its postmaster's environment).
+SECRET_VARS = (MASTER_PASSWORD, *AGENT_CREDENTIALS,
+               *(var for store in (BACKUP_STORE, RESTORE_STORE)
+                 for var in (store.access_key, store.secret_key, store.cipher_pass)))  # fmt: skip
 
 
 def secret_env(var: SecretVar, secret: str) -> dict:
@@ -89,6 +96,7 @@ class Credentials:
     replication_password: str
     master_password: str
     api_password: str | None = None  # the HA API's unsafe endpoints; None leaves them open
+    rewind_password: str | None = None  # None: pg_rewind as the superuser, which the network refuses
     s3_access_key: str | None = None
     s3_secret_key: str | None = None
     cipher_pass: str | None = None
@@ -106,6 +114,7 @@ class Credentials:
             replication_password=env[REPLICATION_PASSWORD.env],
             master_password=env[MASTER_PASSWORD.env],
             api_password=get(API_PASSWORD),
+            rewind_password=get(REWIND_PASSWORD),
             s3_access_key=get(BACKUP_STORE.access_key),
             s3_secret_key=get(BACKUP_STORE.secret_key),
             cipher_pass=get(BACKUP_STORE.cipher_pass),

@@ -14,6 +14,7 @@ class PodLayout:
     data_dir: str  # the engine's data directory, inside the mount
     run_dir: str  # sockets and the agent's generated files (an emptyDir)
     writable_paths: tuple[str, ...]  # emptyDirs needed beside a read-only root filesystem
+    private_paths: tuple[str, ...]  # of those, the ones holding secrets: kept in memory, never on a disk
     bin_dir: str  # the engine's programs
     agent_port: int  # health and the HA manager's API
     metrics_port: int  # Prometheus metrics of the agent
@@ -25,6 +26,7 @@ POSTGRES = PodLayout(
     data_dir="/var/lib/postgresql/data/pgdata",
     run_dir="/var/run/postgresql",
     writable_paths=("/tmp", "/var/run/postgresql"),
+    private_paths=("/var/run/postgresql",),  # configuration files with passwords and keys, TLS keys
     bin_dir="/usr/lib/postgresql/15/bin",
     agent_port=8008,  # Patroni's REST API: /liveness, /readiness, switchover
     metrics_port=9187,

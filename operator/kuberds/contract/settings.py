@@ -59,6 +59,7 @@ class ClientTls:
 
     directory: str
     require: bool = False  # refuse TCP clients that do not use TLS
+    ca_file: str | None = None  # the CA that signed the members' certificates (kuberds issued them)
 
 
 @dataclass(frozen=True)

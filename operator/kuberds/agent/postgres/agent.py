@@ -20,40 +20,44 @@ from datetime import UTC, datetime
 import psycopg
 
 from kuberds.agent.decisions import Backoff, Observation, Step
+from kuberds.agent.kube import KubeError
 from kuberds.agent.pod import Pod
 from kuberds.agent.postgres import database, patroni
 from kuberds.agent.postgres.backups import PgBackRest, rfc3339
-from kuberds.agent.postgres.database import Database
+from kuberds.agent.postgres.database import Database, pgpass_line
+from kuberds.agent.postgres.patroni import SUPERUSER
 from kuberds.agent.postgres.patroni_api import ROLES, PatroniApi
 from kuberds.agent.postgres.tls import TlsFiles
 from kuberds.agent.processes import OsUser
 from kuberds.agent.report import AgentMetrics
 from kuberds.agent.schedule import Window, archive_health
 from kuberds.agent.snapshots import Snapshots
-from kuberds.contract import PRIMARY, REPLICA, SETTINGS_FILE
+from kuberds.contract import PRIMARY, REPLICA, SETTINGS_FILE, environment
 from kuberds.contract.environment import Credentials
 from kuberds.contract.report import AgentReport
-from kuberds.contract.settings import AgentConfig
+from kuberds.contract.settings import AgentConfig, BackupPlan
 from kuberds.quantity import to_bytes
 
 log = logging.getLogger("kuberds.agent")
 
 HEARTBEAT_SECONDS = 5.0
+AGENT_PGPASS = "agent.pgpass"  # Patroni keeps its own "pgpass" for replication and rewind
 RUNNING = "running"
 # Cluster-wide settings the primary's agent keeps current in Patroni's DCS.
 HA_FIELDS = ("instances", "synchronous", "synchronous_strict", "ha")
 
 
 class PostgresAgent:
-    failures = (psycopg.Error, OSError)
+    failures = (psycopg.Error, OSError, KubeError)
 
     def __init__(self, pod: Pod, credentials: Credentials, kube=None, backoff: Backoff | None = None):
         self.pod, self.credentials = pod, credentials
         self.config = AgentConfig.from_json((pod.config_dir / SETTINGS_FILE).read_text())
         self.port = pod.engine_port or self.config.port
         self.patroni_file = pod.run_dir / "patroni.yml"
-        self.user = OsUser(pod.engine_user, self._environment(), pod.run_dir)
-        self.database = Database(self.port, credentials.superuser_password)
+        self.user = OsUser(pod.engine_user, self._environment(), pod.run_dir,
+                           {"PGPASSFILE": str(pod.run_dir / AGENT_PGPASS)})  # fmt: skip
+        self.database = Database(self.port, credentials.superuser_password, socket_dir=pod.run_dir)
         self.api = PatroniApi(pod.agent_port, credentials.api_password)
         self.metrics = AgentMetrics("postgres")
         snapshots = Snapshots(kube, self.config.namespace, self.config.scope)
@@ -70,7 +74,11 @@ class PostgresAgent:
         self.last_heartbeat = 0.0
 
     def _environment(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PGBACKREST_")}
+        """What Patroni, PostgreSQL and pgBackRest get: no secret (a backend inherits its
+        postmaster's environment, and the master user must not read it); they find their
+        credentials in files only they may read."""
+        secrets = {var.env for var in environment.SECRET_VARS}
+        env = {k: v for k, v in os.environ.items() if k not in secrets and not k.startswith("PGBACKREST_")}
         env["PGPASSFILE"] = str(self.pod.run_dir / "pgpass")
         env["HOME"] = str(self.pod.run_dir)
         return env
@@ -86,6 +94,8 @@ class PostgresAgent:
         # the pod alone sees, and only its owner may chmod it.
         if os.geteuid() in (0, pod.run_dir.stat().st_uid):
             pod.run_dir.chmod(0o700)
+        # The agent's own commands (pgBackRest's backups) log in as the superuser on the socket.
+        self.user.write_private(pod.run_dir / AGENT_PGPASS, pgpass_line(SUPERUSER, self.credentials.superuser_password))
         self.backups.write_configuration()
         self.tls.install(self.config.tls)
         self.backups.write_restore_configuration()
@@ -128,8 +138,9 @@ class PostgresAgent:
         (Patroni reloads what it can and flags what needs a restart)."""
         fresh = AgentConfig.from_json((self.pod.config_dir / SETTINGS_FILE).read_text())
         if fresh.backup != self.config.backup and self.config.backup is not None and fresh.backup is not None:
-            self.config = replace(self.config, backup=fresh.backup)
-            self.backups.replan(fresh.backup)
+            plan = kept_repository(self.config.backup, fresh.backup)
+            self.config = replace(self.config, backup=plan)
+            self.backups.replan(plan)
         if any(getattr(fresh, f) != getattr(self.config, f) for f in HA_FIELDS):
             self.config = replace(self.config, **{f: getattr(fresh, f) for f in HA_FIELDS})
         if fresh.tls != self.config.tls:
@@ -172,7 +183,7 @@ class PostgresAgent:
         current = self.api.settings()
         if current is None:
             return True  # unknown: nothing to do this time
-        return all(current.get(key) == value for key, value in patroni.dynamic_settings(self.config).items())
+        return patroni.settings_current(current, patroni.dynamic_settings(self.config))
 
     # -- observe
 
@@ -230,7 +241,8 @@ class PostgresAgent:
         self.api.update_settings(patroni.dynamic_settings(self.config))
 
     def _ensure_accounts(self, step: Step) -> None:
-        database.ensure_accounts(self.database, self.config, self.credentials.master_password)
+        database.ensure_accounts(self.database, self.config, self.credentials.master_password,
+                                 self.credentials.rewind_password)  # fmt: skip
         self.accounts_ready = True
 
     def _archive_catch_up(self, step: Step) -> bool:
@@ -293,3 +305,16 @@ class PostgresAgent:
             replication_lag_bytes=lag,
             doing=[s.reason for s in steps],
         )
+
+
+def kept_repository(running: BackupPlan, fresh: BackupPlan) -> BackupPlan:
+    """A new retention, window or store CA is taken; a different repository (store, path,
+    name, encryption) is not, whoever wrote it: WAL would go elsewhere, or unencrypted."""
+    old, new = running.repository, fresh.repository
+    same = replace(new, store=replace(new.store, ca_bundle=old.store.ca_bundle)) == old
+    if not same:
+        log.error("agent.json asks for another backup repository (%s, %s); keeping %s, %s", new.path,
+                  "encrypted" if new.encrypted else "not encrypted", old.path, "encrypted" if old.encrypted else
+                  "not encrypted")  # fmt: skip
+        new = replace(old, store=replace(old.store, ca_bundle=new.store.ca_bundle))
+    return replace(fresh, repository=new)

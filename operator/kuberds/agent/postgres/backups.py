@@ -62,7 +62,9 @@ class PgBackRest:
         run = pod.run_dir
         self.own = pgbackrest.Commands(run / OWN_CONFIG, plan.repository.stanza) if plan else None
         self.source = pgbackrest.Commands(run / RESTORE_CONFIG, restore.repository.stanza) if restore else None
-        self.spool, self.logs = run / "pgbackrest-spool", run / "pgbackrest-log"
+        # On the data volume: the run directory is in memory (it holds the keys), and the
+        # archive queue and logs must neither count against the pod's memory nor vanish.
+        self.spool, self.logs = pod.data_dir.parent / "pgbackrest" / "spool", pod.data_dir.parent / "pgbackrest" / "log"
         self.worker = Worker()
         # The repositories as last read.
         self.stanza_ready: bool | None = None

@@ -28,6 +28,7 @@ from kuberds.contract.settings import AgentConfig
 
 REPLICATION_USER = "replicator"
 SUPERUSER = "postgres"
+REWIND_USER = "rewind"
 
 
 def managed_parameters(config: AgentConfig, pod: Pod, commands: Commands | None) -> dict[str, str]:
@@ -49,12 +50,15 @@ def managed_parameters(config: AgentConfig, pod: Pod, commands: Commands | None)
 
 
 def pg_hba(config: AgentConfig) -> list[str]:
-    """Password (SCRAM) for every TCP client; with tls.require, TCP without TLS is refused
-    (replication and the agent's own connections use TLS then too: they ask for it)."""
+    """Password (SCRAM) for every client. The superuser only on the socket (the agent,
+    Patroni and pgBackRest, inside the pod), never over the network; replication only over
+    TLS while TLS is served; with tls.require, TCP without TLS is refused altogether."""
     host = "hostssl" if config.tls and config.tls.require else "host"
+    replication = "hostssl" if config.tls else "host"
     rules = [
-        "local all all peer",  # the engine's OS user (Patroni, pgBackRest) on the socket
-        f"{host} replication {REPLICATION_USER} all scram-sha-256",
+        "local all all scram-sha-256",
+        f"host all {SUPERUSER} all reject",
+        f"{replication} replication {REPLICATION_USER} all scram-sha-256",
         f"{host} all all 127.0.0.1/32 scram-sha-256",
         f"{host} all all ::1/128 scram-sha-256",
         f"{host} all all all scram-sha-256",
@@ -64,18 +68,46 @@ def pg_hba(config: AgentConfig) -> list[str]:
     return rules
 
 
+def peer_tls(config: AgentConfig) -> dict[str, str]:
+    """How members connect to each other (replication, pg_rewind): TLS when it is served, the
+    peer's certificate checked against the server's CA when the pod has it (kuberds issued the
+    certificate); the pods are reached by address, which the certificate does not name."""
+    if not config.tls:
+        return {}
+    if config.tls.ca_file:
+        return {"sslmode": "verify-ca", "sslrootcert": config.tls.ca_file}
+    return {"sslmode": "require"}
+
+
 def postgres_time(rfc3339: str) -> str:
     """recovery_target_time refuses RFC 3339's T and Z: 2026-11-27 21:53:51+00."""
     moment = datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).astimezone(UTC)
     return moment.strftime("%Y-%m-%d %H:%M:%S+00")
 
 
+# Parameters Patroni takes from the DCS only (it starts the postmaster with them, the same on
+# every member) and ignores in a member's own configuration: the instance class's
+# max_connections, and users' values of these, must go there to take effect.
+CLUSTER_WIDE_PARAMETERS = (
+    "max_connections", "max_locks_per_transaction", "max_worker_processes", "max_prepared_transactions",
+    "wal_level", "track_commit_timestamp", "max_wal_senders", "max_replication_slots", "wal_log_hints",
+    "hot_standby",
+)  # fmt: skip
+
+
+def cluster_wide_parameters(config: AgentConfig) -> dict[str, str]:
+    lowered = {name.lower(): value for name, value in config.parameters.items()}
+    return {name: lowered[name] for name in CLUSTER_WIDE_PARAMETERS if name in lowered}
+
+
 def dynamic_settings(config: AgentConfig) -> dict:
     """The cluster-wide settings Patroni keeps in the DCS. `bootstrap.dcs` seeds them only
     when the cluster is created; afterwards the primary's agent PATCHes Patroni's /config
-    when they differ (multiAZ turned on later must turn synchronous mode on)."""
+    when they differ (multiAZ turned on later must turn synchronous mode on; a new instance
+    class brings another max_connections)."""
     ha = config.ha
     return {
+        "postgresql": {"parameters": cluster_wide_parameters(config)},
         "ttl": ha.ttl,
         "loop_wait": ha.loop_wait,
         "retry_timeout": ha.retry_timeout,
@@ -88,8 +120,22 @@ def dynamic_settings(config: AgentConfig) -> dict:
     }
 
 
+def settings_current(current: dict, wanted: dict) -> bool:
+    """Whether Patroni's DCS configuration already holds every wanted value (nested maps
+    compared key by key; values as text, since the DCS may hold 100 where we say "100")."""
+    for key, value in wanted.items():
+        held = current.get(key)
+        if isinstance(value, dict):
+            if not settings_current(held if isinstance(held, dict) else {}, value):
+                return False
+        elif held != value and not (isinstance(value, str) and str(held) == value):
+            return False
+    return True
+
+
 def bootstrap_section(config: AgentConfig, pod: Pod, restore: Commands | None) -> dict:
-    dcs = {**dynamic_settings(config), "postgresql": {"use_pg_rewind": True, "use_slots": True}}
+    settings = dynamic_settings(config)
+    dcs = {**settings, "postgresql": {**settings["postgresql"], "use_pg_rewind": True, "use_slots": True}}
     section: dict = {
         "dcs": dcs,
         "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, "data-checksums"],
@@ -129,10 +175,18 @@ def configuration(config: AgentConfig, pod: Pod, credentials: Credentials, *, ow
         "data_dir": str(pod.data_dir),
         "bin_dir": str(pod.bin_dir),
         "pgpass": str(pod.run_dir / "pgpass"),
+        # Patroni's own connections as the superuser go over the socket: the network refuses it.
+        "use_unix_socket": True,
         "authentication": {
             "superuser": {"username": SUPERUSER, "password": credentials.superuser_password},
-            "replication": {"username": REPLICATION_USER, "password": credentials.replication_password},
-            "rewind": {"username": SUPERUSER, "password": credentials.superuser_password},
+            "replication": {
+                "username": REPLICATION_USER,
+                "password": credentials.replication_password,
+                **peer_tls(config),
+            },
+            "rewind": {"username": REWIND_USER, "password": credentials.rewind_password, **peer_tls(config)}
+            if credentials.rewind_password
+            else {"username": SUPERUSER, "password": credentials.superuser_password},
         },
         "parameters": parameters,
         "pg_hba": pg_hba(config),

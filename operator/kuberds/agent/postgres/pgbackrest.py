@@ -13,6 +13,7 @@ passphrase go into the (0600, memory-backed) configuration file (see `secret_opt
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ SNAPSHOT_ANNOTATION = "kuberds-snapshot"
 DELETED_ANNOTATION = "kuberds-deleted"
 NEWEST_FULL_ERROR = "[075]"
 CIPHER = "aes-256-cbc"
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def store_address(store: ObjectStoreTarget) -> tuple[str, int]:
@@ -128,10 +130,15 @@ def common_options(spool_dir: Path, log_dir: Path) -> dict[str, str]:
 
 
 def _ini(sections: dict[str, dict[str, str]]) -> str:
+    """The file's text; a control character in a name or value (a newline would start another
+    option, another section) is refused, whatever let it through before."""
     lines = []
     for section, options in sections.items():
         lines.append(f"[{section}]")
-        lines += [f"{key}={value}" for key, value in sorted(options.items())]
+        for key, value in sorted(options.items()):
+            if CONTROL.search(key) or CONTROL.search(section) or CONTROL.search(str(value)):
+                raise ValueError(f"pgbackrest.conf: control character in [{section}] {key}")
+            lines.append(f"{key}={value}")
         lines.append("")
     return "\n".join(lines)
 
@@ -173,8 +180,10 @@ class Commands:
         if probe is None:
             return command
         host, port = probe
-        check = shlex.quote(f"exec 3<>/dev/tcp/{host}/{port}")
-        return f"timeout 1 bash -c {check} 2>/dev/null && {command}"
+        # The address goes to bash as arguments, never as script text: $1 and $2 are not
+        # parsed again, whatever they hold (the API also admits only host names and addresses).
+        script = shlex.quote('exec 3<>"/dev/tcp/$1/$2"')
+        return f"timeout 1 bash -c {script} probe {shlex.join([host, str(port)])} 2>/dev/null && {command}"
 
     def push_now(self, wal_path: Path) -> list[str]:
         """One segment, synchronously (the async queue belongs to PostgreSQL's archiver)."""
