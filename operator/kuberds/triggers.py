@@ -252,14 +252,21 @@ for _child, _child_resource in WATCHED_CHILDREN.items():
 # ---------------------------------------------------------------- plain kinds, and those still to come
 
 
-def _register_plain(kind: Kind, handler: ModuleType) -> None:
+def _register_snapshots(kind: Kind, handler: ModuleType) -> None:
     resource = _resource(kind)
+
+    @kopf.index(*resource, id="snapshots_of_sources")
+    def snapshots_of_sources(namespace: str, name: str, body: kopf.Body, **_: object) -> dict | None:
+        source = handler.source_of(dict(body))
+        return {(namespace, *source): name} if source[1] else None
 
     @kopf.on.resume(*resource, id=f"reconcile_{kind.singular}")
     @kopf.on.create(*resource, id=f"reconcile_{kind.singular}")
     @reported(kind.kind)
-    def reconcile(body: kopf.Body, **_: object) -> None:
-        handler.reconcile(Operator.kube, Operator.config, dict(body))
+    def reconcile(body: kopf.Body, namespace: str, snapshots_of_sources: kopf.Index, **_: object) -> None:
+        source = handler.source_of(dict(body))
+        siblings = list(snapshots_of_sources.get((namespace, *source), []))
+        handler.reconcile(Operator.kube, Operator.config, dict(body), siblings)
 
     @kopf.on.delete(*resource, id=f"delete_{kind.singular}")
     @reported(kind.kind)
@@ -279,6 +286,6 @@ def _register_unsupported(kind: Kind) -> None:
 
 for _kind in KINDS:
     if _kind.kind in HANDLERS:
-        _register_plain(_kind, HANDLERS[_kind.kind])
+        _register_snapshots(_kind, HANDLERS[_kind.kind])
     elif _kind.kind not in SERVER_HANDLERS:
         _register_unsupported(_kind)

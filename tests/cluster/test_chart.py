@@ -49,7 +49,8 @@ def test_values_schema_refuses_bad_values(setting: str, complaint: str) -> None:
 def test_chart_renders_what_a_user_installs() -> None:
     docs = documents("prod", "databases", "watchNamespaces={team-a,team-b}", "image.tag=1.2.3")
     kinds = sorted(d["kind"] for d in docs)
-    assert kinds == sorted(["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service"])
+    assert kinds == sorted(["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service",
+                            *["Role", "RoleBinding"] * 2])  # fmt: skip
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
@@ -66,11 +67,10 @@ def test_chart_renders_what_a_user_installs() -> None:
     # never templated, upgraded or deleted by Helm (one owner with `kubectl apply -f crds/`).
     with_crds = documents("prod", "databases", flags=("--include-crds",))
     added = sorted(d["kind"] for d in with_crds if d["kind"] not in kinds)
-    assert added == sorted(["CustomResourceDefinition"] * 5 + ["ValidatingAdmissionPolicy",
-                                                              "ValidatingAdmissionPolicyBinding"])  # fmt: skip
-    assert (CHART / "crds" / "kuberds-deletion-protection.yaml").read_text() == (
-        ROOT / "crds" / "kuberds-deletion-protection.yaml"
-    ).read_text()
+    policies = ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] * 2  # deletion, agent pods
+    assert added == sorted(["CustomResourceDefinition"] * 5 + policies)
+    for policy in ("kuberds-deletion-protection.yaml", "kuberds-agent-pod-writes.yaml"):
+        assert (CHART / "crds" / policy).read_text() == (ROOT / "crds" / policy).read_text()
 
 
 def test_chart_passes_the_default_object_store_to_the_operator() -> None:
@@ -89,7 +89,7 @@ def test_chart_passes_the_default_object_store_to_the_operator() -> None:
 
 
 def test_a_complete_default_object_store_is_accepted() -> None:
-    store = {"bucket": "team.backups-1", "endpoint": "https://s3.example.com:9000/base", "region": "eu-west-1",
+    store = {"bucket": "team.backups-1", "endpoint": "https://s3.example.com:9000", "region": "eu-west-1",
              "path": "prod/kuberds_v1", "credentialsSecretName": "s3-keys", "forcePathStyle": False,
              "verifyTLS": True, "caSecretName": "s3-ca"}  # fmt: skip
     sets = [f"defaultObjectStore.{key}={str(value).lower() if isinstance(value, bool) else value}"
@@ -129,6 +129,21 @@ def test_the_chart_needs_kubernetes_1_30_for_its_admission_policy() -> None:
         assert documents("new", "default", flags=("--kube-version", version))
 
 
+def test_watched_namespaces_get_roles_and_nothing_namespaced_stays_cluster_wide() -> None:
+    docs = documents("r", "kuberds", "watchNamespaces={team-a,team-b}")
+    cluster_role = next(d for d in docs if d["kind"] == "ClusterRole")
+    cluster_wide = {resource for rule in cluster_role["rules"] for resource in rule["resources"]}
+    assert cluster_wide == {"nodes", "namespaces", "storageclasses", "customresourcedefinitions"}
+    roles = {d["metadata"]["namespace"]: d for d in docs if d["kind"] == "Role"}
+    bindings = {d["metadata"]["namespace"]: d for d in docs if d["kind"] == "RoleBinding"}
+    assert sorted(roles) == sorted(bindings) == ["team-a", "team-b"]
+    granted = {resource for rule in roles["team-a"]["rules"] for resource in rule["resources"]}
+    assert {"statefulsets", "secrets", "dbinstances", "roles"} <= granted and not granted & cluster_wide
+    assert bindings["team-b"]["subjects"] == [{"kind": "ServiceAccount", "name": "r-kuberds", "namespace": "kuberds"}]
+    everywhere = next(d for d in documents("r", "kuberds") if d["kind"] == "ClusterRole")
+    assert {r for rule in everywhere["rules"] for r in rule["resources"]} == granted | cluster_wide
+
+
 def test_the_api_server_accepts_every_chart_object(cluster: Cluster) -> None:
     docs = documents("dry", "default")
     result = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump_all(docs))
@@ -150,4 +165,5 @@ def test_rbac_is_least_privilege(cluster: Cluster, operator) -> None:
     assert not can("delete", "dbinstances.kuberds.io"), "the operator never deletes a user's server"
     assert not can("create", "clusterroles.rbac.authorization.k8s.io")
     assert not can("create", "deployments.apps"), "nothing builds Deployments yet"
+    assert not can("create", "endpoints") and not can("delete", "services"), "nothing uses them"
     assert not can("*", "*")

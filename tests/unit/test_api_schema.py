@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 from kuberds.api import v1alpha1 as api
-from kuberds.api.crds import KINDS, crd, deletion_protection_policy
+from kuberds.api.crds import crd
 from kuberds.api.generate import stale
+from kuberds.api.policies import deletion_protection_policy
 from kuberds.api.schema import openapi_schema, parse, to_json
+from kuberds.api.v1alpha1 import KINDS
 from kuberds.codec import camel
 from tests.support.kube import ROOT
 

@@ -12,7 +12,7 @@ import yaml
 
 from kuberds.api.schema import parse
 from kuberds.api.v1alpha1 import DBInstanceSpec
-from kuberds.builders import dbinstance, names, secrets, settings
+from kuberds.builders import dbinstance, names, rbac, secrets, settings
 from kuberds.builders.certificates import KeyPair
 from kuberds.builders.disruption_budget import disruption_budget
 from kuberds.builders.meta import Owner
@@ -189,8 +189,9 @@ def test_client_tls_mounts_only_the_served_pair_and_tells_the_agent() -> None:
     server = make_server()
     volumes, agent = _tls_of(server)
     assert volumes == [{"name": "tls", "secret": {"secretName": "orders-tls", "defaultMode": 0o440, "items": [
-        {"key": "tls.crt", "path": "tls.crt"}, {"key": "tls.key", "path": "tls.key"}]}}]  # fmt: skip
-    assert agent == {"directory": TLS_DIR, "require": False}
+        {"key": "tls.crt", "path": "tls.crt"}, {"key": "tls.key", "path": "tls.key"},
+        {"key": "ca.crt", "path": "ca.crt"}]}}]  # fmt: skip
+    assert agent == {"directory": TLS_DIR, "require": False, "ca_file": f"{TLS_DIR}/ca.crt"}
     assert server.issues_certificate
     names = endpoint_names(server)
     assert {"orders.shop.svc", "orders-ro.shop.svc", "*.orders-pods.shop.svc"} <= set(names)
@@ -206,3 +207,21 @@ def test_client_tls_mounts_only_the_served_pair_and_tells_the_agent() -> None:
     assert not own.issues_certificate
 
     assert _tls_of(make_server(tls={"enabled": False})) == ([], None)
+
+
+def test_the_agent_writes_only_its_own_servers_pods_configmaps_and_snapshots() -> None:
+    server = make_server(multiAZ=True)
+    role = next(o for o in dbinstance.server_objects(server) if o["kind"] == "Role")
+    writes = [rule for rule in role["rules"] if set(rule["verbs"]) - {"get", "list", "watch", "create"}]
+    named = {resource: rule.get("resourceNames") for rule in writes for resource in rule["resources"]}
+    assert named["pods"] == ["orders-0", "orders-1"]
+    assert sorted(named["configmaps"]) == ["orders-config", "orders-failover", "orders-leader", "orders-sync"]
+    assert set(named) == {"pods", "configmaps", "events"}, "nothing else is written, the settings ConfigMap neither"
+    assert not any("secrets" in rule["resources"] for rule in role["rules"])
+    grant, binding = rbac.snapshot_grant(server.owner, ["nightly", "before-upgrade", "nightly"])
+    assert grant["metadata"]["name"] == "orders-agent-snapshots" and grant["metadata"]["ownerReferences"]
+    assert grant["rules"] == [{"apiGroups": ["kuberds.io"], "resources": ["dbsnapshots/status"],
+                               "verbs": ["get", "patch"], "resourceNames": ["before-upgrade", "nightly"]}]  # fmt: skip
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "orders-agent", "namespace": "shop"}]
+    empty, _ = rbac.snapshot_grant(server.owner, [])
+    assert empty["rules"] == [], "an empty resourceNames would grant every snapshot"

@@ -1,4 +1,4 @@
-"""The five kinds as CustomResourceDefinitions, plus the deletion-protection admission policy.
+"""The five kinds as CustomResourceDefinitions (the admission policies shipped with them: policies.py).
 
 Pure functions over the typed models; `python -m kuberds.api.generate` writes the results
 to crds/, the Helm chart and docs/.
@@ -9,7 +9,6 @@ from __future__ import annotations
 from kuberds import API_GROUP, API_VERSION
 from kuberds.api.kinds import Kind
 from kuberds.api.schema import openapi_schema
-from kuberds.api.v1alpha1 import KINDS
 
 PART_OF = {"app.kubernetes.io/part-of": "kuberds"}
 CATEGORY = "kuberds"
@@ -70,51 +69,3 @@ def crd(kind: Kind) -> dict:
             ],
         },
     }
-
-
-DELETION_POLICY_NAME = "kuberds-deletion-protection"
-
-
-def deletion_protection_policy() -> list[dict]:
-    """A ValidatingAdmissionPolicy (and its binding) that refuses DELETE of a protected server.
-
-    Enforced by the API server itself, so protection holds even while the operator is down.
-    """
-    protected = [k for k in KINDS if k.deletion_protected]
-    policy = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": DELETION_POLICY_NAME, "labels": dict(PART_OF)},
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": {
-                "resourceRules": [
-                    {
-                        "apiGroups": [API_GROUP],
-                        "apiVersions": ["*"],
-                        "operations": ["DELETE"],
-                        "resources": [k.plural for k in protected],
-                    }
-                ]
-            },
-            "validations": [
-                {
-                    "expression": "!has(oldObject.spec.deletionProtection) || !oldObject.spec.deletionProtection",
-                    "messageExpression": (
-                        "oldObject.kind + ' ' + oldObject.metadata.name + ' has spec.deletionProtection: true. "
-                        "To delete it, first run: kubectl patch ' + oldObject.kind.lowerAscii() + ' ' + "
-                        "oldObject.metadata.name + ' -n ' + oldObject.metadata.namespace + "
-                        '\' --type merge -p {"spec":{"deletionProtection":false}}\''
-                    ),
-                    "reason": "Forbidden",
-                }
-            ],
-        },
-    }
-    binding = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": DELETION_POLICY_NAME, "labels": dict(PART_OF)},
-        "spec": {"policyName": DELETION_POLICY_NAME, "validationActions": ["Deny"]},
-    }
-    return [policy, binding]

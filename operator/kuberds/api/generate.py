@@ -12,7 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from kuberds.api.crds import crd, deletion_protection_policy
+from kuberds.api.crds import crd
+from kuberds.api.policies import policies
 from kuberds.api.reference import render
 from kuberds.api.v1alpha1 import KINDS
 
@@ -29,11 +30,11 @@ def generated_files(root: Path) -> dict[Path, str]:
         text = dump([crd(kind)])
         files[root / "crds" / f"kuberds.io_{kind.plural}.yaml"] = text
         files[root / "charts" / "kuberds" / "crds" / f"kuberds.io_{kind.plural}.yaml"] = text
-    policy = dump(deletion_protection_policy())
-    # The policy goes with the CRDs, in both crds/ directories: `kubectl apply -f crds/` owns
-    # it, and Helm creates it when absent and skips it when present, as it does the CRDs.
-    for directory in (root / "crds", root / "charts" / "kuberds" / "crds"):
-        files[directory / "kuberds-deletion-protection.yaml"] = policy
+    # The policies go with the CRDs, in both crds/ directories: `kubectl apply -f crds/` owns
+    # them, and Helm creates them when absent and skips them when present, as it does the CRDs.
+    for file_name, documents in policies().items():
+        for directory in (root / "crds", root / "charts" / "kuberds" / "crds"):
+            files[directory / file_name] = dump(documents)
     files[root / "docs" / "api-reference.md"] = render()
     return files
 

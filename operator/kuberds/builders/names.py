@@ -57,9 +57,17 @@ def backup_key(server: str) -> str:
     return f"{server}-backup-key"
 
 
+AGENT_SUFFIX = "-agent"
+
+
 def agent(server: str) -> str:
-    """The in-pod agent's ServiceAccount, Role and RoleBinding."""
-    return f"{server}-agent"
+    """The in-pod agent's ServiceAccount, Role and RoleBinding (an admission policy spells it too)."""
+    return server + AGENT_SUFFIX
+
+
+def agent_snapshots(server: str) -> str:
+    """The Role (and RoleBinding) that lets the agent write its own snapshots' status, by name."""
+    return f"{server}{AGENT_SUFFIX}-snapshots"
 
 
 def ca_secret(server: str) -> str:

@@ -2,25 +2,38 @@
 
 from __future__ import annotations
 
+from kuberds import API_GROUP
 from kuberds.builders import names
+from kuberds.builders.meta import MANAGED_BY, Owner
 from kuberds.builders.server import Server
+
+
+def _role_and_binding(meta: dict, rules: list[dict], account: str) -> list[dict]:
+    return [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta, "rules": rules},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": meta,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": meta["name"]},
+            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": meta["namespace"]}],
+        },
+    ]
 
 
 def agent_rbac(server: Server) -> list[dict]:
     name = names.agent(server.name)
-    return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": server.meta(name)},
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "Role",
-            "metadata": server.meta(name),
-            "rules": server.engine.agent_rules(),
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": server.meta(name),
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": server.owner.namespace}],
-        },
-    ]
+    pods = [names.pod(server.name, ordinal) for ordinal in range(server.replicas)]
+    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": server.meta(name)}
+    return [account, *_role_and_binding(server.meta(name), server.engine.agent_rules(server.name, pods), name)]
+
+
+def snapshot_grant(source: Owner, snapshots: list[str]) -> list[dict]:
+    """The agent of `source` may write the status of these DBSnapshots (its own) and no other.
+    Kept by the DBSnapshot handler as snapshots come; no names, no rule (an empty
+    resourceNames would mean every name)."""
+    rules = [{"apiGroups": [API_GROUP], "resources": ["dbsnapshots/status"], "verbs": ["get", "patch"],
+              "resourceNames": sorted(set(snapshots))}] if snapshots else []  # fmt: skip
+    labels = {**source.selector("agent"), **MANAGED_BY, "app.kubernetes.io/part-of": "kuberds"}
+    meta = source.metadata(names.agent_snapshots(source.name), labels)
+    return _role_and_binding(meta, rules, names.agent(source.name))

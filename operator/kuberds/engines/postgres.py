@@ -96,16 +96,22 @@ class Postgres:
         leader cleanly and answers once the candidate is the new leader."""
         return AgentRequest("POST", "/switchover", {"leader": leader, "candidate": candidate})
 
-    def agent_rules(self) -> list[dict]:
-        """Patroni's Kubernetes DCS keeps leader, config and sync state in ConfigMaps and role
-        labels on pods; the agent reports on its pod and serves DBSnapshots of its server."""
+    def agent_rules(self, server: str, pods: list[str]) -> list[dict]:
+        """Patroni's Kubernetes DCS keeps leader, config, failover and sync state in ConfigMaps
+        named after the server, and role labels on the server's pods; the agent reports on its
+        pod and serves DBSnapshots of its server (their status: builders.rbac.snapshot_grant).
+        Every write is limited to those names (`create` cannot be: Kubernetes checks names
+        only for existing objects), so neither the settings ConfigMap nor another server's
+        pods and ConfigMaps can be changed."""
+        dcs = [f"{server}-{kind}" for kind in ("leader", "config", "failover", "sync")]
         return [
-            {"apiGroups": [""], "resources": ["configmaps"],
-             "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
-            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch", "update"]},
+            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch", "create"]},
+            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["update", "patch", "delete"],
+             "resourceNames": dcs},
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["patch", "update"], "resourceNames": list(pods)},
             {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
             {"apiGroups": ["kuberds.io"], "resources": ["dbsnapshots"], "verbs": ["get", "list", "watch"]},
-            {"apiGroups": ["kuberds.io"], "resources": ["dbsnapshots/status"], "verbs": ["get", "patch"]},
         ]  # fmt: skip
 
 

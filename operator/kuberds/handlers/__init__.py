@@ -15,5 +15,6 @@ from kuberds.handlers import dbinstance, dbsnapshot
 # Kinds whose objects own database pods: reconciled, refreshed from their members' events,
 # their Services and NetworkPolicies kept as built, a final snapshot on deletion.
 SERVER_HANDLERS = {dbinstance.KIND: dbinstance}
-# Kinds reconciled on their own (no children).
+# Kinds reconciled on their own (no children); DBSnapshot is the one, and its handler keeps
+# its source agent's grant to write its status (triggers._register_snapshots).
 HANDLERS = {dbsnapshot.KIND: dbsnapshot}

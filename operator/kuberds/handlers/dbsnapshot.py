@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import kopf
 
-from kuberds.builders.snapshot import SNAPSHOT_KIND_LABEL
+from kuberds.api import v1alpha1 as api
+from kuberds.api.schema import parse
+from kuberds.builders.meta import Owner
+from kuberds.builders.rbac import snapshot_grant
+from kuberds.builders.snapshot import SNAPSHOT_KIND_LABEL, snapshot_repository
 from kuberds.builders.status import FALSE, TRUE, Condition
 from kuberds.config import OperatorConfig
 from kuberds.contract import snapshots
@@ -17,20 +21,40 @@ from kuberds.operations.status import post_event, publish_status
 KIND = snapshots.KIND
 
 
-def _source(body: dict) -> tuple[str, str | None]:
+def source_of(body: dict) -> tuple[str, str | None]:
+    """(kind, name) of the server a snapshot is taken of."""
     source = (body.get("spec") or {}).get("source") or {}
     return next(((kind, source[key]) for kind, key in snapshots.SOURCE_FIELDS.items() if key in source),
                 ("DBInstance", None))  # fmt: skip
 
 
-def reconcile(kube: Kube, config: OperatorConfig, body: dict) -> None:
+def grant_agent(kube: Kube, source: dict, snapshots_of_source: list[str]) -> None:
+    """The source's agent may write the status of the source's snapshots, by name."""
+    owner = Owner.of(source)
+    for obj in snapshot_grant(owner, snapshots_of_source):
+        kube.apply(obj)
+
+
+def reconcile(kube: Kube, config: OperatorConfig, body: dict, snapshots_of_source: list[str]) -> None:
+    """`snapshots_of_source`: the names of every DBSnapshot of the same source, this one too."""
     meta = body["metadata"]
-    kind, name = _source(body)
+    kind, name = source_of(body)
     current = body.get("status") or {}
     fields = {"kind": (meta.get("labels") or {}).get(SNAPSHOT_KIND_LABEL, "manual")}
-    if current.get("phase") in snapshots.AGENT_PHASES:
+    taken = current.get("phase") in snapshots.AGENT_PHASES
+    if taken and current.get("repository"):
         return
-    if kube.get(kind, meta["namespace"], name) is None:
+    source = kube.get(kind, meta["namespace"], name)
+    if source:  # before the agent can say anything of this snapshot
+        grant_agent(kube, source, [*snapshots_of_source, meta["name"]])
+    repository = snapshot_repository(source, parse(api.DBInstanceSpec, source.get("spec")), config) if source else None
+    if repository:
+        fields["repository"] = repository
+    if taken:  # taken before its repository was recorded: record it now, the agent's phase stays
+        if repository:
+            publish_status(kube, body, [], fields, fixed_phase=current["phase"])
+        return
+    if source is None:
         publish_status(kube, body, [Condition("SourceFound", FALSE, "SourceNotFound",
                        f"{kind} {name} does not exist in this namespace")], fields, fixed_phase="Failed")  # fmt: skip
         raise kopf.TemporaryError(f"{kind} {name} not found", delay=30)
@@ -64,7 +88,7 @@ def delete(kube: Kube, config: OperatorConfig, body: dict) -> None:
     label = status.get("backupID")
     if not label or status.get("phase") == snapshots.DELETED or spec.get("deletionPolicy") == "Retain":
         return
-    kind, name = _source(body)
+    kind, name = source_of(body)
     if kube.get(kind, meta["namespace"], name) is None:
         post_event(body, "Warning", "BackupLeftInRepository",
                    message=f"backup {label} stays in the repository: {kind} {name}, whose agent removes "
