@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import json
 from datetime import UTC, datetime
 
 from kuberds.api.schema import parse
 from kuberds.api.v1alpha1 import DBInstanceSpec
 from kuberds.builders import certificates
+from kuberds.builders.meta import Owner
 from kuberds.config import OperatorConfig
+from kuberds.engines import engine_for
 from kuberds.handlers.dbinstance import BUILDERS
 from kuberds.operations.restore import RestoreSeen
 from kuberds.operations.server_pass import Seen, build, secrets_to_read
@@ -32,6 +35,9 @@ def secret(owner: str | None = None, **data: str) -> dict:
     return {"metadata": meta, "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
 
 
+CREDENTIAL_KEYS = ("superuser-password", "replication-password", "api-password", "rewind-password")
+
+
 def tokens(counter: list[int]):
     def token(length: int) -> str:
         counter.append(length)
@@ -49,8 +55,7 @@ def test_a_new_server_gets_its_credentials_a_ca_a_certificate_and_its_objects() 
     created = {o["metadata"]["name"]: o for o in plan.create}
     assert sorted(created) == ["orders-agent-credentials", "orders-backup-key", "orders-ca", "orders-master"]
     assert created["orders-master"]["stringData"]["password"].startswith("token-")
-    assert set(created["orders-agent-credentials"]["stringData"]) == {
-        "superuser-password", "replication-password", "api-password"}  # fmt: skip
+    assert set(created["orders-agent-credentials"]["stringData"]) == set(CREDENTIAL_KEYS)
     assert "ownerReferences" not in created["orders-backup-key"]["metadata"]
     applied = [(o["kind"], o["metadata"]["name"]) for o in plan.apply]
     assert applied[0] == ("Secret", "orders-tls"), "the certificate is issued before the pods that mount it"
@@ -67,7 +72,7 @@ def test_a_server_that_has_everything_writes_only_its_objects() -> None:
     served = next(o for o in first.apply if o["metadata"]["name"] == "orders-tls")["data"]
     reads = {
         "orders-master": secret("u-1", password="p"),
-        "orders-agent-credentials": secret("u-1", **{"api-password": "a"}),
+        "orders-agent-credentials": secret("u-1", **{k: "a" for k in CREDENTIAL_KEYS}),
         "orders-ca": secret("u-1", **{"ca.crt": ca.certificate, "ca.key": ca.key}),
     }
     # The served certificate from a first pass was signed by another CA: reissued from this one.
@@ -78,7 +83,7 @@ def test_a_server_that_has_everything_writes_only_its_objects() -> None:
     tls = next(o for o in again.apply if o["metadata"]["name"] == "orders-tls")
     settled = build(seen(obj, secrets={**reads, "orders-tls": {"metadata": ours, "data": tls["data"]}}),
                     OperatorConfig(), BUILDERS)  # fmt: skip
-    assert settled.create == [] and settled.events == []
+    assert settled.create == [] and settled.events == [] and settled.secret_patches == []
     assert [o["metadata"]["name"] for o in settled.apply if o["kind"] == "Secret"] == []
 
 
@@ -187,3 +192,78 @@ def test_a_point_in_time_outside_the_sources_window_is_a_condition_at_once() -> 
     assert build(seen(obj, source=empty), OperatorConfig(), BUILDERS).problem.reason == "RestoreWindowEmpty"
     gone = RestoreSeen(source=source, secrets={"s3": keys})
     assert "the backup passphrase of src" in build(seen(obj, source=gone), OperatorConfig(), BUILDERS).problem.message
+
+
+def test_backup_health_counts_the_daily_base_backup_too() -> None:
+    from datetime import timedelta
+
+    from kuberds.builders.settings import backup_plan
+    from kuberds.contract.report import AgentReport
+    from kuberds.operations.server_status import backup_condition
+
+    obj = body(backup={"objectStore": STORE, "window": "03:00-04:00"})
+    spec = parse(DBInstanceSpec, obj["spec"])
+    server = BUILDERS.server(Owner.of(obj), spec, engine_for("postgres"), OperatorConfig(), claim_size="20Gi",
+                             backup=backup_plan(Owner.of(obj), spec, spec.backup.object_store))  # fmt: skip
+
+    def judged(last: str | None, created: str = "2026-12-01T00:00:00Z", at: datetime = NOW) -> tuple[str, str]:
+        report = AgentReport(backup_healthy=True, backup_reason="Archiving", last_backup_time=last)
+        (condition,) = backup_condition(server, report, created, at)
+        return condition.status, condition.reason
+
+    assert judged("2026-12-04T03:20:00Z") == ("True", "Archiving")
+    assert judged("2026-12-04T03:20:00Z", at=NOW + timedelta(hours=17)) == ("True", "Archiving")
+    assert judged("2026-12-04T03:20:00Z", at=NOW + timedelta(hours=18)) == ("False", "BackupOverdue"), (
+        "within a day+window+1h"
+    )
+    assert judged("2026-12-02T03:20:00Z") == ("False", "BackupOverdue")
+    assert judged(None, created="2026-12-04T11:30:00Z") == ("True", "Archiving"), "the first one is under way"
+    assert judged(None) == ("False", "NoBackup")
+    failing = AgentReport(backup_healthy=False, backup_reason="ArchiveFailing", last_backup_time="2026-12-04T03:20:00Z")
+    assert backup_condition(server, failing, None, NOW)[0].reason == "ArchiveFailing"
+
+
+def test_a_snapshot_restores_from_the_repository_it_recorded_after_its_source_is_gone() -> None:
+    from kuberds.builders.snapshot import snapshot_repository
+
+    source = body(backup={"objectStore": STORE})
+    source["metadata"] = {**source["metadata"], "name": "gone", "uid": "u-gone"}
+    recorded = snapshot_repository(source, parse(DBInstanceSpec, source["spec"]), OperatorConfig())
+    assert recorded["path"] == "/kuberds/shop/gone/u-gone" and recorded["keySecretName"] == "gone-backup-key"
+    snapshot = {"metadata": {"name": "final"}, "spec": {"source": {"dbInstance": "gone"}},
+                "status": {"phase": "Available", "backupID": "L1F", "repository": recorded}}  # fmt: skip
+    keys = {"s3": secret(AWS_ACCESS_KEY_ID="ak", AWS_SECRET_ACCESS_KEY="sk"), "gone-backup-key": secret(key="p")}
+    read = RestoreSeen(snapshot=snapshot, source=None, secrets=keys)
+    plan = build(seen(body(restore={"fromSnapshot": "final"}), source=read), OperatorConfig(), BUILDERS)
+    assert plan.problem is None
+    settings = next(o for o in plan.apply if o["kind"] == "ConfigMap")
+    restore = json.loads(settings["data"]["agent.json"])["restore"]
+    assert (restore["repository"]["path"], restore["snapshot_set"]) == ("/kuberds/shop/gone/u-gone", "L1F")
+    missing_key = RestoreSeen(snapshot=snapshot, source=None, secrets={"s3": keys["s3"]})
+    problem = build(seen(body(restore={"fromSnapshot": "final"}), source=missing_key), OperatorConfig(),
+                    BUILDERS).problem  # fmt: skip
+    assert "gone-backup-key (the backup passphrase of DBSnapshot final)" in problem.message
+
+
+def test_volumes_of_an_earlier_server_of_the_name_are_not_reused() -> None:
+    obj = body()
+    obj["metadata"]["creationTimestamp"] = "2026-12-04T10:00:00Z"
+    old = {"metadata": {"name": "data-orders-0", "creationTimestamp": "2026-11-01T08:00:00Z"},
+           "spec": {"resources": {"requests": {"storage": "20Gi"}}}}  # fmt: skip
+    plan = build(seen(obj, claims=[old]), OperatorConfig(), BUILDERS)
+    assert plan.problem.reason == "VolumesOfAnEarlierServer" and "data-orders-0" in plan.problem.message
+    assert plan.apply == []
+    new = {**old, "metadata": {"name": "data-orders-0", "creationTimestamp": "2026-12-04T10:00:03Z"}}
+    assert build(seen(obj, claims=[new]), OperatorConfig(), BUILDERS).problem is None, "its own, made a moment ago"
+
+
+def test_credentials_made_by_an_earlier_kuberds_gain_the_missing_keys_and_keep_the_others() -> None:
+    old = secret("u-1", **{"superuser-password": "s", "replication-password": "r"})
+    made: list[int] = []
+    plan = build(seen(body(), secrets={"orders-master": secret("u-1", password="p"), "orders-agent-credentials": old}),
+                 OperatorConfig(), BUILDERS, tokens(made))  # fmt: skip
+    assert "orders-agent-credentials" not in [o["metadata"]["name"] for o in plan.create]
+    [(name, patch)] = plan.secret_patches
+    assert name == "orders-agent-credentials"
+    assert set(patch["stringData"]) == {"api-password", "rewind-password"}
+    assert all(value.startswith("token-") for value in patch["stringData"].values())

@@ -30,6 +30,13 @@ def agent_credentials(server: Server, passwords: list[str]) -> dict:
                    dict(zip(keys, passwords, strict=True)))  # fmt: skip
 
 
+def missing_credential_keys(secret: dict) -> list[str]:
+    """The agent-credentials keys a Secret made by an earlier kuberds lacks (the API and rewind
+    passwords came later)."""
+    present = set(secret.get("data") or {}) | set(secret.get("stringData") or {})
+    return [var.key for var in environment.AGENT_CREDENTIALS if var.key not in present]
+
+
 def backup_key(server: Server, passphrase: str) -> dict:
     """Not owned by the server: deleting the server must not make its snapshots unreadable."""
     meta = server.owner.metadata(names.backup_key(server.name), server.labels(), owned=False)

@@ -15,7 +15,7 @@ from kuberds.builders.meta import Owner
 from kuberds.builders.status import Condition
 from kuberds.config import OperatorConfig
 from kuberds.contract import SETTINGS_FILE, environment
-from kuberds.contract.settings import AgentConfig, RestorePlan
+from kuberds.contract.settings import AgentConfig, Repository, RestorePlan
 from kuberds.kube import Kube
 from kuberds.operations.secrets import (
     PASSPHRASE_KEYS,
@@ -55,29 +55,65 @@ def _source_name(restore: api.Restore, snapshot: dict | None) -> str | None:
     return restore.point_in_time.source
 
 
+@dataclass(frozen=True)
+class Where:
+    """A repository a restore reads: the store, its prefix and name, and the passphrase's Secret."""
+
+    store: api.ObjectStore
+    path: str
+    stanza: str
+    encrypted: bool
+    key_secret: str | None
+    whose: str  # for messages: "src" or "DBSnapshot nightly"
+
+
+def _recorded(snapshot: dict | None) -> Where | None:
+    """The repository a snapshot recorded when it was taken: it outlives the source server."""
+    data = ((snapshot or {}).get("status") or {}).get("repository")
+    if not data:
+        return None
+    kept = parse(api.SnapshotRepository, data)
+    name = f"DBSnapshot {snapshot['metadata']['name']}"
+    return Where(kept.store, kept.path, kept.stanza, kept.encrypted, kept.key_secret_name, name)
+
+
+def _live(source: dict, config: OperatorConfig) -> Where | None:
+    spec, name = _source_spec(source), source["metadata"]["name"]
+    store = settings.object_store(spec, config)
+    if store is None:
+        return None
+    repository = settings.repository(Owner.of(source), store, spec.backup.encryption.enabled)
+    return Where(store, repository.path, repository.stanza, repository.encrypted,
+                 settings.backup_key_secret(name, spec), name)  # fmt: skip
+
+
+def _where(seen: RestoreSeen, config: OperatorConfig) -> Where | None:
+    """A snapshot's recorded repository first (exactly where its backup is, and kept after
+    the source is deleted); else the live source's."""
+    return _recorded(seen.snapshot) or (_live(seen.source, config) if seen.source else None)
+
+
 def read_source(kube: Kube, namespace: str, spec: api.ServerSpec, config: OperatorConfig) -> RestoreSeen:
     restore = spec.restore
     snapshot = kube.get("DBSnapshot", namespace, restore.from_snapshot) if restore.from_snapshot else None
     name = _source_name(restore, snapshot)
-    source = kube.get("DBInstance", namespace, name) if name else None
-    if source is None:
-        return RestoreSeen(snapshot)
-    source_spec = _source_spec(source)
-    store = settings.object_store(source_spec, config)
-    ca = kube.get("Secret", namespace, store.ca_secret_name) if store and store.ca_secret_name else None
-    wanted = [ref.secret for ref in _source_references(name, source_spec, config)]
+    # A point in time needs the live source (its restorable window); a snapshot that recorded
+    # its repository does not.
+    source = kube.get("DBInstance", namespace, name) if name and not _recorded(snapshot) else None
+    where = _where(RestoreSeen(snapshot, source), config)
+    if where is None:
+        return RestoreSeen(snapshot, source)
+    ca = kube.get("Secret", namespace, where.store.ca_secret_name) if where.store.ca_secret_name else None
+    wanted = [ref.secret for ref in _references(where)]
     return RestoreSeen(snapshot, source, ca, {s: kube.get("Secret", namespace, s) for s in wanted})
 
 
-def _source_references(name: str, spec: api.DBInstanceSpec, config: OperatorConfig) -> list[Reference]:
-    """The source's Secrets a restore reads with: its store's keys, its repository's passphrase."""
-    store = settings.object_store(spec, config)
-    if store is None:
-        return []
-    refs = [Reference(store.credentials_secret_name, f"the object store credentials of {name}", STORE_KEYS)]
-    key = settings.backup_key_secret(name, spec)
-    if key:
-        refs.append(Reference(key, f"the backup passphrase of {name}", PASSPHRASE_KEYS))
+def _references(where: Where) -> list[Reference]:
+    """The Secrets a restore reads with: the store's keys, the repository's passphrase."""
+    refs = [Reference(where.store.credentials_secret_name, f"the object store credentials of {where.whose}",
+                      STORE_KEYS)]  # fmt: skip
+    if where.key_secret:
+        refs.append(Reference(where.key_secret, f"the backup passphrase of {where.whose}", PASSPHRASE_KEYS))
     return refs
 
 
@@ -112,24 +148,26 @@ def resolve(spec: api.ServerSpec, seen: RestoreSeen, config: OperatorConfig, now
     if seen.source is None and restore.point_in_time:
         return Restore(problem=not_reconciled(
             "RestoreSourceNotFound", f"{name} (restore.pointInTime.source) is not a DBInstance here"))  # fmt: skip
-    if seen.source is None:
-        return Restore(problem=not_reconciled("RestoreSourceGone",
-                       f"restoring needs the source server {name} (its repository and keys); "
-                       "restoring from a deleted server's snapshot is not supported yet"))  # fmt: skip
-    source_spec = _source_spec(seen.source)
-    store = settings.object_store(source_spec, config)
-    if store is None:
+    where = _where(seen, config)
+    if where is None and seen.source is None:
+        return Restore(
+            problem=not_reconciled(
+                "RestoreSourceGone",
+                f"DBSnapshot {restore.from_snapshot} recorded no repository and its source {name} is gone",
+            )
+        )
+    if where is None:
         return Restore(problem=not_reconciled("RestoreSourceHasNoBackups", f"{name} has no object store"))
-    ca_bundle, problem = store_ca(seen.source_ca_secret, store, f"the object store of {name}")
-    problem = problem or first_problem(_source_references(name, source_spec, config), seen.secrets)
+    ca_bundle, problem = store_ca(seen.source_ca_secret, where.store, f"the object store of {where.whose}")
+    problem = problem or first_problem(_references(where), seen.secrets)
     if restore.point_in_time and not problem:
         problem = window_problem(restore.point_in_time, name, seen.source.get("status") or {}, now)
     if problem:
         return Restore(problem=problem)
-    encrypted = source_spec.backup.encryption.enabled
-    repository = settings.repository(Owner.of(seen.source), store, encrypted, ca_bundle)
+    repository = Repository(store=settings.store_target(where.store, ca_bundle), path=where.path,
+                            stanza=where.stanza, encrypted=where.encrypted)  # fmt: skip
     plan = RestorePlan(repository=repository, snapshot_set=snapshot_set, target_time=target)
-    return Restore(plan, store.credentials_secret_name, settings.backup_key_secret(name, source_spec))
+    return Restore(plan, where.store.credentials_secret_name, where.key_secret)
 
 
 def _moment(text: str) -> datetime:

@@ -61,7 +61,8 @@ class Seen:
     secrets: dict[str, dict | None] = field(default_factory=dict)  # every Secret looked at, by name
     source: restore.RestoreSeen | None = None  # the restore source, before the StatefulSet exists
     settings: dict | None = None  # afterwards: the settings ConfigMap handed out (kept restore)
-    claims: list[dict] = field(default_factory=list)  # read only when the volumes must grow
+    # Read only when the volumes must grow, or before the StatefulSet exists (earlier volumes).
+    claims: list[dict] = field(default_factory=list)
     storage_classes: dict[str, dict | None] = field(default_factory=dict)
     # What holds the names of the server's objects, for those not yet known to be its own.
     holders: dict[ownership.Key, dict | None] = field(default_factory=dict)
@@ -86,6 +87,7 @@ class Plan:
     create: list[dict] = field(default_factory=list)  # made once, never overwritten
     apply: list[dict] = field(default_factory=list)  # server-side applied (drift corrected)
     claim_patches: list[tuple[str, dict]] = field(default_factory=list)
+    secret_patches: list[tuple[str, dict]] = field(default_factory=list)  # keys added, none changed
     storage: Condition | None = None  # StorageResized when known before the patches
     events: list[tuple[str, str]] = field(default_factory=list)  # (reason, message), Normal
     conditions: list[Condition] = field(default_factory=list)
@@ -135,9 +137,10 @@ def observe(kube: Kube, config: OperatorConfig, kind: ServerKind, body: dict, sp
     elif spec.restore:
         settings = kube.get("ConfigMap", namespace, names.settings(name))
     claims, classes = [], {}
-    wanted = spec.storage.size
-    if stateful_set and to_bytes(wanted) > to_bytes(claim_size(spec, stateful_set)):
-        selector = Owner.of(body).selector("database")
+    wanted, selector = spec.storage.size, Owner.of(body).selector("database")
+    if stateful_set is None:  # volumes left by an earlier server of this name, if any
+        claims = kube.list("PersistentVolumeClaim", namespace, selector)
+    elif to_bytes(wanted) > to_bytes(claim_size(spec, stateful_set)):
         claims = kube.list("PersistentVolumeClaim", namespace, selector)
         classes = {c: kube.get("StorageClass", None, c) for c in storage.classes_to_read(claims, wanted)}
     return Seen(body, spec, seen.now, stateful_set, secrets, source, settings, claims, classes, holders)
@@ -181,7 +184,7 @@ def _restore(seen: Seen, config: OperatorConfig) -> restore.Restore:
 def build(seen: Seen, config: OperatorConfig, kind: ServerKind, token: Callable[[int], str] = new_token) -> Plan:
     """The pass's writes, from what it read. Pure but for `token` (random passwords)."""
     spec = seen.spec
-    problem = _reference_problem(seen, config)
+    problem = _reference_problem(seen, config) or storage.earlier_volumes(seen.body, seen.stateful_set, seen.claims)
     if problem:
         return Plan(problem=problem, retry_in=30)
     source = _restore(seen, config)
@@ -217,7 +220,7 @@ def build(seen: Seen, config: OperatorConfig, kind: ServerKind, token: Callable[
     taken = ownership.conflict(owner, [*plan.create, *plan.apply, *held], {**seen.holders, **generated})
     if taken:
         return Plan(problem=taken, retry_in=30)
-    if seen.claims:
+    if seen.claims and seen.stateful_set:
         growth = storage.plan(spec.storage.size, seen.claims, seen.storage_classes)
         plan.claim_patches.extend(growth.patches)
         # Asked: the claims' own events bring the refreshes that say Resizing, then Resized
@@ -231,9 +234,14 @@ def _generated_secrets(seen: Seen, server: Server, plan: Plan, token: Callable[[
     spec, name = seen.spec, seen.name
     if not spec.master_user_secret_name and seen.secrets.get(server.master_secret) is None:
         plan.create.append(secret_build.master_secret(server, token(24)))
-    if seen.secrets.get(names.agent_credentials(name)) is None:
+    credentials = seen.secrets.get(names.agent_credentials(name))
+    if credentials is None:
         passwords = [token(24) for _ in environment.AGENT_CREDENTIALS]
         plan.create.append(secret_build.agent_credentials(server, passwords))
+    elif missing := secret_build.missing_credential_keys(credentials):
+        # Added, never changed: pods read the new keys when they next start.
+        backfill = {"stringData": {key: token(24) for key in missing}}
+        plan.secret_patches.append((names.agent_credentials(name), backfill))
     encryption = spec.backup.encryption
     generated_key = server.backup and encryption.enabled and not encryption.key_secret_name
     if generated_key and seen.secrets.get(names.backup_key(name)) is None:
@@ -252,6 +260,8 @@ def apply(kube: Kube, body: dict, plan: Plan, pods: list[dict], zones: dict[str,
         ownership.confirm(owner, kube.create(obj))
     for obj in plan.apply:
         ownership.confirm(owner, kube.apply(obj))
+    for secret, patch in plan.secret_patches:
+        kube.merge_patch("Secret", body["metadata"]["namespace"], secret, patch)
     for reason, message in plan.events:
         post_event(body, "Normal", reason, message=message)
     conditions = list(plan.conditions)

@@ -3,12 +3,14 @@ its primary agent's report (restorable times, backup health)."""
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time, timedelta
+
 from kuberds.builders.server import Server, reader_endpoint, writer_endpoint
 from kuberds.builders.status import FALSE, TRUE, Condition, Observed, availability, member_from_pod
 from kuberds.contract import PRIMARY
 from kuberds.contract.report import AgentReport
 from kuberds.kube import Kube
-from kuberds.operations.status import publish_status
+from kuberds.operations.status import parse_time, publish_status
 
 
 def publish_server_status(kube: Kube, body: dict, server: Server, pods: list[dict], zones: dict[str, str],
@@ -36,7 +38,8 @@ def publish_server_status(kube: Kube, body: dict, server: Server, pods: list[dic
         fields["latestRestorableTime"] = report.latest_restorable_time
     if report.earliest_restorable_time:
         fields["earliestRestorableTime"] = report.earliest_restorable_time
-    conditions = [*conditions, *backup_condition(server, report), *restored_condition(server, status, primary)]
+    created = body["metadata"].get("creationTimestamp")
+    conditions = [*conditions, *backup_condition(server, report, created), *restored_condition(server, status, primary)]
     return publish_status(kube, body, [*conditions, *availability(observed)], fields, observed)
 
 
@@ -61,11 +64,47 @@ def primary_report(pods: list[dict], primary: str | None) -> AgentReport:
     return AgentReport.from_pod(next((p for p in pods if p["metadata"]["name"] == primary), None))
 
 
-def backup_condition(server: Server, report: AgentReport) -> list[Condition]:
+# The first automated backup is taken at once; one that has not finished after this long is late.
+FIRST_BACKUP_GRACE = timedelta(hours=1)
+# A day's backup starts in the window: the last one may be a day and the window old before the
+# next finishes; an hour more for the backup itself.
+BACKUP_SLACK = timedelta(hours=1)
+
+
+def backup_condition(server: Server, report: AgentReport, created: str | None = None,
+                     now: datetime | None = None) -> list[Condition]:  # fmt: skip
+    """BackupHealthy: archiving works and keeps up (the agent judges), and the daily base
+    backup is not overdue (judged here, from the agent's lastBackupTime)."""
     if server.backup is None:
         return [Condition("BackupHealthy", FALSE, "NoObjectStore",
                           "no backup.objectStore in the spec and none configured for the operator")]  # fmt: skip
     if report.backup_healthy is None:
         return []
-    return [Condition("BackupHealthy", TRUE if report.backup_healthy else FALSE, report.backup_reason or "Unknown",
-                      report.backup_message or "")]  # fmt: skip
+    if not report.backup_healthy:
+        return [Condition("BackupHealthy", FALSE, report.backup_reason or "Unknown", report.backup_message or "")]
+    late = overdue_backup(server, report.last_backup_time, created, now or datetime.now(UTC))
+    if late:
+        return [late]
+    return [Condition("BackupHealthy", TRUE, report.backup_reason or "Archiving", report.backup_message or "")]
+
+
+def overdue_backup(server: Server, last: str | None, created: str | None, now: datetime) -> Condition | None:
+    if server.backup.retention_days == 0:
+        return None  # automated backups are off: archiving alone is what counts
+    if last is None:
+        if created and now - parse_time(created) > FIRST_BACKUP_GRACE:
+            return Condition(
+                "BackupHealthy",
+                FALSE,
+                "NoBackup",
+                f"no automated backup has finished since the server was created at {created}",
+            )
+        return None
+    start, end = (time.fromisoformat(t) for t in server.backup.window.split("-"))
+    window = (datetime.combine(date.min, end) - datetime.combine(date.min, start)) % timedelta(days=1)
+    allowed = timedelta(days=1) + window + BACKUP_SLACK
+    if now - parse_time(last) > allowed:
+        return Condition("BackupHealthy", FALSE, "BackupOverdue",
+                         f"the last automated backup finished at {last}, more than {allowed} ago "
+                         f"(window {server.backup.window})")  # fmt: skip
+    return None

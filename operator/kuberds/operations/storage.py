@@ -40,3 +40,20 @@ def plan(wanted: str, claims: list[dict], classes: dict[str, dict | None]) -> Gr
 
 def refused(message: str) -> Condition:
     return Condition("StorageResized", FALSE, "ResizeRefused", message)
+
+
+def earlier_volumes(body: dict, stateful_set: dict | None, claims: list[dict]) -> Condition | None:
+    """Volumes of this server's name made before it was: an earlier server's, kept when it was
+    deleted. Its StatefulSet would mount them, with data whose passwords the new server's
+    Secrets do not know; RDS never hands one instance's storage to another, nor does kuberds."""
+    if stateful_set is not None:
+        return None
+    created = body["metadata"].get("creationTimestamp") or ""
+    older = sorted(c["metadata"]["name"] for c in claims if (c["metadata"].get("creationTimestamp") or "") < created)
+    if not older:
+        return None
+    return Condition("Reconciled", FALSE, "VolumesOfAnEarlierServer",
+                     f"PersistentVolumeClaim {', '.join(older)} was made for an earlier {body['kind']} of this name "
+                     f"(before this one was created at {created}), and kuberds does not give one server's volumes "
+                     "to another: delete them to start afresh, or restore from that server's final DBSnapshot "
+                     "under another name")  # fmt: skip

@@ -29,7 +29,7 @@ from kuberds.api.v1alpha1.common import (
 )
 from kuberds.api.v1alpha1.dbcluster import DBClusterSpec
 from kuberds.api.v1alpha1.dbinstance import DBInstanceSpec
-from kuberds.api.v1alpha1.dbsnapshot import DBSnapshotSpec, DBSnapshotStatus
+from kuberds.api.v1alpha1.dbsnapshot import DBSnapshotSpec, DBSnapshotStatus, SnapshotRepository
 from kuberds.api.v1alpha1.readreplica import ReadReplicaSpec
 from kuberds.api.v1alpha1.server import Proxy, ServerSpec, ServerStatus
 from kuberds.api.v1alpha1.storage import Storage, StorageAutoscaling, StorageStatus
@@ -42,5 +42,6 @@ __all__ = [
     "Backup", "BackupEncryption", "CacheClusterSpec", "CacheClusterStatus", "ClientSelector", "Condition",
     "DBClusterSpec", "DBInstanceSpec", "DBSnapshotSpec", "DBSnapshotStatus", "LabelSelector", "MemberStatus",
     "Monitoring", "Network", "ObjectStore", "PointInTime", "Proxy", "ReadReplicaSpec", "Restore", "Scheduling",
-    "ServerSpec", "ServerStatus", "Storage", "StorageAutoscaling", "StorageStatus", "Tls", "Toleration",
+    "ServerSpec", "ServerStatus", "SnapshotRepository", "Storage", "StorageAutoscaling", "StorageStatus", "Tls",
+    "Toleration",
 ]  # fmt: skip

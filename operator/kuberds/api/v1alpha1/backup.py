@@ -7,6 +7,11 @@ from kuberds.api import rules as cel
 from kuberds.api.schema import Rule, Timestamp, field, model
 from kuberds.api.v1alpha1.common import NAME_PATTERN
 
+# A host name (RFC 1123 labels) or an IPv4 address, or an IPv6 one in brackets; then a port.
+# Nothing else: the address reaches configuration files and the restore command.
+HOST_PATTERN = r"[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*"
+ENDPOINT_PATTERN = rf"^https?://({HOST_PATTERN}|\[[0-9A-Fa-f:.]+\])(:[0-9]{{1,5}})?/?$"
+
 
 @model()
 class ObjectStore:
@@ -14,10 +19,11 @@ class ObjectStore:
 
     bucket: str = field("Bucket name.", pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", max_length=63)
     endpoint: str | None = field(
-        "Endpoint URL for a non-AWS store, e.g. http://seaweedfs.storage:8333.",
-        pattern=r"^https?://[^\s/]+(/.*)?$",
+        "Endpoint URL for a non-AWS store: http(s), a host name or address, an optional port, no path; "
+        "e.g. https://seaweedfs.storage:8333.",
+        pattern=ENDPOINT_PATTERN,
     )
-    region: str = field("Region of the bucket.", default="us-east-1", max_length=64)
+    region: str = field("Region of the bucket.", default="us-east-1", max_length=64, pattern=r"^[a-z0-9-]+$")
     path: str = field(
         "Prefix inside the bucket; kuberds adds <namespace>/<name>/ under it.",
         default="kuberds",

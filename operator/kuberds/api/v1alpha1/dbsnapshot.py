@@ -7,6 +7,7 @@ from typing import Literal
 from kuberds.api import rules as cel
 from kuberds.api.kinds import Kind
 from kuberds.api.schema import Rule, Timestamp, field, model
+from kuberds.api.v1alpha1.backup import ObjectStore
 from kuberds.api.v1alpha1.common import NAME_PATTERN, Condition
 
 
@@ -30,6 +31,18 @@ class DBSnapshotSpec:
 
 
 @model()
+class SnapshotRepository:
+    """Where the backup is and what reads it: kept on the snapshot, so it can be restored after
+    its server is gone (a final snapshot above all)."""
+
+    store: ObjectStore = field("The object store, as the source server's spec (or the operator) named it.")
+    path: str = field("The repository's prefix in the bucket.")
+    stanza: str = field("The repository's name in it (the source server's name).")
+    encrypted: bool = field("Whether the repository is encrypted.", default=True)
+    key_secret_name: str | None = field("Secret (this namespace) with the repository's passphrase, key `key`.")
+
+
+@model()
 class DBSnapshotStatus:
     """Observed state of a snapshot."""
 
@@ -42,6 +55,7 @@ class DBSnapshotStatus:
     size_bytes: int | None = field("Size of the backup in object storage.")
     backup_id: str | None = field("The backup's id in the repository (pgBackRest label, etc.).")
     kind: Literal["manual", "final"] | None = field("manual, or final (taken when its server was deleted).")
+    repository: SnapshotRepository | None = field("Where the backup is, for restores after the source is gone.")
 
 
 KIND = Kind(
