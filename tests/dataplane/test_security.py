@@ -5,10 +5,19 @@ has no way to the server's OS user, its files, its environment or kuberds' own r
 
 from __future__ import annotations
 
+import ssl
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+
 import psycopg
 import pytest
 from tests.support.dataplane import LocalServer
 from tests.support.kube import wait_for
+
+from kuberds.builders import certificates
+from kuberds.engines.postgres import POSTGRES
+from kuberds.operations import agents
 
 # Each must fail with insufficient_privilege (42501).
 ESCAPES = [
@@ -129,3 +138,27 @@ def test_the_master_password_never_reaches_the_log(servers) -> None:
     log = primary.log.read_text(errors="replace")
     assert "a statement that is logged" in log, "log_statement=all reaches the member's log"
     assert server.master_password not in log, [line for line in log.splitlines() if server.master_password in line]
+
+
+def test_the_ha_api_speaks_only_verified_tls_and_acts_only_with_the_password(servers) -> None:
+    """Patroni's REST API (switchover, restart, configuration) on a real member: plain HTTP
+    gets nothing, a client trusting another CA refuses the member, and the unsafe calls need
+    the server's API password."""
+    server = ready(servers, "api")
+    primary = server.primary()
+    assert server.agent_status(primary).get("apiTLS") is True
+    base = f"127.0.0.1:{primary.api_port}"
+    with pytest.raises(OSError):  # the member answers TLS only: plain HTTP gets no answer
+        urllib.request.urlopen(f"http://{base}/patroni", timeout=3).read()
+    stranger = certificates.new_ca("not the server's CA", datetime.now(UTC))
+    untrusting = ssl.create_default_context(cadata=stranger.certificate)
+    untrusting.check_hostname = False
+    with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+        urllib.request.urlopen(f"https://{base}/patroni", timeout=3, context=untrusting).read()
+    assert primary.patroni("/patroni")["role"] in ("master", "primary"), "with the server's CA it answers"
+    request = POSTGRES.switchover(primary.name, "nobody")
+    with pytest.raises(agents.AgentError, match="401"):
+        tls = agents.AgentTls(primary.api_ca.read_text(), "localhost")
+        agents.send("127.0.0.1", primary.api_port, request, "not-the-password", timeout=5, tls=tls)
+    with pytest.raises(agents.AgentError, match="401"):
+        agents.send("127.0.0.1", primary.api_port, request, None, timeout=5, tls=tls)

@@ -26,6 +26,7 @@ import psutil
 import psycopg
 import yaml
 
+from kuberds.agent.postgres.patroni_api import api_context
 from kuberds.api.schema import parse
 from kuberds.api.v1alpha1 import DBInstanceSpec
 from kuberds.builders import certificates
@@ -55,6 +56,7 @@ class Member:
     api_port: int = field(default_factory=free_port)
     metrics_port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
+    api_ca: Path | None = None  # the HA API is served over TLS, verified with this CA
 
     @property
     def data_dir(self) -> Path:
@@ -66,9 +68,11 @@ class Member:
 
     def patroni(self, path: str = "/patroni", method: str = "GET", body: dict | None = None) -> dict | None:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(f"http://127.0.0.1:{self.api_port}{path}", data=data, method=method)
+        scheme = "https" if self.api_ca else "http"
+        request = urllib.request.Request(f"{scheme}://127.0.0.1:{self.api_port}{path}", data=data, method=method)
+        context = api_context(self.api_ca) if self.api_ca else None
         try:
-            with urllib.request.urlopen(request, timeout=3) as response:
+            with urllib.request.urlopen(request, timeout=3, context=context) as response:
                 text = response.read()
         except urllib.error.HTTPError as error:
             text = error.read()
@@ -143,6 +147,9 @@ class LocalServer:
         self.members = [Member(i, f"{name}-{i}", workdir / f"{name}-{i}") for i in range(count)]
         self.server = instance_server(self.owner, self.spec, POSTGRES, OperatorConfig(), claim_size="1Gi",
                                       backup=self.backup, restore=restore)  # fmt: skip
+        if self.server.issues_certificate:  # as in a pod: the agent serves its HA API over TLS
+            for member in self.members:
+                member.api_ca = self.tls_dir / "ca.crt"
 
     # -- setup
 
@@ -296,7 +303,10 @@ class LocalServer:
 
     def switchover(self, old: Member, new: Member) -> str:
         """The very request (and credentials) the operator sends before replacing a primary."""
-        return agents.send("127.0.0.1", old.api_port, POSTGRES.switchover(old.name, new.name), self.api_password)
+        # The test certificate names localhost (a pod's names its DNS name under the headless Service).
+        tls = agents.AgentTls(old.api_ca.read_text(), "localhost") if old.api_ca else None
+        return agents.send("127.0.0.1", old.api_port, POSTGRES.switchover(old.name, new.name), self.api_password,
+                           tls=tls)  # fmt: skip
 
     def wait_streaming(self, timeout: float = 180) -> None:
         """Every member running; each standby streaming from the primary (and sync for Multi-AZ)."""

@@ -184,6 +184,18 @@ def test_patroni_configuration_for_a_multi_az_member() -> None:
     assert restore_command.endswith('archive-get %f "%p"')
 
 
+def test_the_ha_api_is_served_over_tls_when_the_server_has_a_ca() -> None:
+    plain = patroni.configuration(agent_config(), POD, CREDS, own=None, restore=None)
+    assert "certfile" not in plain["restapi"] and "ctl" not in plain
+    ca = Path("/etc/kuberds-tls/ca.crt")
+    served = patroni.configuration(agent_config(), POD, CREDS, own=None, restore=None, api_ca=ca)
+    assert served["restapi"]["certfile"].endswith("tls.crt") and served["restapi"]["keyfile"].endswith("tls.key")
+    assert served["restapi"]["cafile"] == str(ca)
+    # Members reach each other by address: Patroni checks the CA, not a name no certificate has.
+    assert served["ctl"] == {"insecure": True}
+    assert served["restapi"]["connect_address"] == "10.0.0.5:8008"
+
+
 def test_the_store_probe_never_runs_an_address_as_shell_text(tmp_path: Path) -> None:
     """The address is an argument of the probe, not part of its script: even an address the
     API would refuse runs nothing (here, it would create a file)."""

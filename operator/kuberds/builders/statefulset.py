@@ -66,7 +66,9 @@ def _pod_spec(server: Server) -> dict:
             {"name": "metrics", "containerPort": layout.metrics_port, "protocol": "TCP"},
         ],
         "resources": size.resources(),
-        **engine.probes(),
+        # The agent serves its HA API over TLS exactly when kuberds issued the certificate
+        # (agent.json then names the CA the pod mounts).
+        **engine.probes(api_tls=server.issues_certificate),
         "volumeMounts": [
             {"name": DATA_VOLUME, "mountPath": layout.data_mount},
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},

@@ -29,6 +29,9 @@ class AgentReport:
     last_backup_time: str | None = None
     archive_segments_behind: int | None = None
     replication_lag_bytes: int | None = None
+    # The member's HA API is served over TLS with the server's certificate (verify it with the
+    # server's CA); None: plain HTTP, or an agent from before.
+    api_tls: bool | None = None
     doing: list[str] = field(default_factory=list)  # the decision step's reasons
 
     def to_data(self) -> dict:

@@ -7,8 +7,9 @@ the operator talks to their agents. Contract:
 - methods are pure (no I/O) and deterministic for the same inputs;
 - `parameters()` returns the engine's configuration as name → string, user parameters
   applied last (the schema has already refused the ones kuberds manages);
-- `probes()` must not make the kubelet kill a healthy primary because the API server is
-  unreachable: liveness checks the local process only;
+- `probes(api_tls)` must not make the kubelet kill a healthy primary because the API server
+  is unreachable: liveness checks the local process only; with `api_tls` the agent serves
+  its HA API over TLS (kuberds issued the server's certificate), so the probes ask HTTPS;
 - `role_label_values` maps kuberds' roles (contract.PRIMARY / REPLICA) to the values the
   engine's HA manager writes in contract.ROLE_LABEL; the Services select on them;
 - `switchover()` describes the request to the primary's agent that hands the primary role to
@@ -74,7 +75,7 @@ class Engine(Protocol):
     def allowed_parameters(self) -> list[Parameter]:
         """The parameters users may set, for the API reference."""
 
-    def probes(self) -> dict[str, dict]: ...
+    def probes(self, api_tls: bool) -> dict[str, dict]: ...
 
     def agent_rules(self, server: str, pods: list[str]) -> list[dict]: ...
 

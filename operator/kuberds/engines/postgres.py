@@ -74,10 +74,12 @@ class Postgres:
     def allowed_parameters(self) -> list[allow.Parameter]:
         return sorted(PARAMETERS.values(), key=lambda p: p.name.lower())
 
-    def probes(self) -> dict[str, dict]:
+    def probes(self, api_tls: bool) -> dict[str, dict]:
+        scheme = "HTTPS" if api_tls else "HTTP"  # the kubelet does not verify the certificate
+
         def http(path: str, period: int, failures: int) -> dict:
             return {
-                "httpGet": {"path": path, "port": self.layout.agent_port},
+                "httpGet": {"path": path, "port": self.layout.agent_port, "scheme": scheme},
                 "periodSeconds": period,
                 "timeoutSeconds": 5,
                 "failureThreshold": failures,

@@ -22,6 +22,7 @@ from kuberds.builders.rollout import handover, next_pod_to_roll
 from kuberds.builders.server import Server
 from kuberds.builders.status import Member, member_from_pod, storage_condition
 from kuberds.contract import environment
+from kuberds.contract.report import AgentReport
 from kuberds.kube import Kube
 from kuberds.operations import agents
 from kuberds.operations.secrets import secret_text
@@ -133,17 +134,32 @@ def agent_api_password(kube: Kube, namespace: str, server: str) -> str | None:
     return secret_text(secret, environment.API_PASSWORD.key)
 
 
+def agent_tls(kube: Kube, server: Server, pod: dict) -> agents.AgentTls | None:
+    """How to verify the member's HA API, when its agent says it serves TLS: the server's CA
+    (from the served certificate's Secret) and the pod's name under the headless Service."""
+    if not AgentReport.from_pod(pod).api_tls:
+        return None
+    namespace = server.owner.namespace
+    ca = secret_text(kube.get("Secret", namespace, names.tls_secret(server.name)), "ca.crt")
+    if not ca:
+        raise agents.AgentError(f"{pod['metadata']['name']} serves its API over TLS and Secret "
+                                f"{names.tls_secret(server.name)} has no ca.crt to verify it")  # fmt: skip
+    return agents.AgentTls(ca, f"{pod['metadata']['name']}.{names.headless_service(server.name)}.{namespace}.svc")
+
+
 def switch_over(kube: Kube, body: dict, server: Server, pods: list[dict], primary: Member, standby: Member) -> str:
     """Asks the primary's agent for a planned switchover; the old primary, now a standby, is
     replaced on a later pass. A refusal is reported, and tried again after
     SWITCHOVER_RETRY_SECONDS."""
-    ip = next(((p.get("status") or {}).get("podIP") for p in pods if p["metadata"]["name"] == primary.name), None)
+    pod = next((p for p in pods if p["metadata"]["name"] == primary.name), {})
+    ip = (pod.get("status") or {}).get("podIP")
     if not ip:
         return f"waiting for the address of primary {primary.name} to switch over"
     password = agent_api_password(kube, server.owner.namespace, server.name)
     request = server.engine.switchover(primary.name, standby.name)
     try:
-        answer = agents.send(ip, server.engine.layout.agent_port, request, password)
+        tls = agent_tls(kube, server, pod)
+        answer = agents.send(ip, server.engine.layout.agent_port, request, password, tls=tls)
     except agents.AgentError as error:
         post_event(body, "Warning", "SwitchoverFailed",
                    message=f"switchover from {primary.name} to {standby.name} failed: {error}")  # fmt: skip

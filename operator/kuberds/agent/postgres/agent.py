@@ -16,6 +16,7 @@ import subprocess
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
 
@@ -66,6 +67,7 @@ class PostgresAgent:
                                   self.config.engine_version)  # fmt: skip
         self.tls = TlsFiles(pod, self.user)
         self.tls_reload_pending = False
+        self.api_ca: Path | None = None  # decided once at start, like the pod's probes
         self.patroni: subprocess.Popen | None = None
         # Observed state carried between loops.
         self.accounts_ready = False
@@ -98,8 +100,18 @@ class PostgresAgent:
         self.user.write_private(pod.run_dir / AGENT_PGPASS, pgpass_line(SUPERUSER, self.credentials.superuser_password))
         self.backups.write_configuration()
         self.tls.install(self.config.tls)
+        self.api_ca = self._api_ca()
+        self.api = PatroniApi(pod.agent_port, self.credentials.api_password, self.api_ca)
         self.backups.write_restore_configuration()
         self.write_patroni_configuration()
+
+    def _api_ca(self) -> Path | None:
+        """The server's CA when the HA API is served over TLS: kuberds issued the certificate
+        (the operator's probes then ask HTTPS) and the pod has it. Kept for the pod's life
+        even if client TLS is turned off: the probes change only with a new pod."""
+        tls = self.config.tls
+        ca_file = Path(tls.ca_file) if tls and tls.ca_file else None
+        return ca_file if self.tls.installed and ca_file and ca_file.is_file() else None
 
     def served_config(self) -> AgentConfig:
         """The configuration as served: without TLS while its files are missing."""
@@ -107,7 +119,7 @@ class PostgresAgent:
 
     def write_patroni_configuration(self) -> None:
         document = patroni.configuration(self.served_config(), self.pod, self.credentials, own=self.backups.own,
-                                         restore=self.backups.source)  # fmt: skip
+                                         restore=self.backups.source, api_ca=self.api_ca)  # fmt: skip
         if self.pod.kube_context:
             document["kubernetes"]["context"] = self.pod.kube_context
         self.user.write_private(self.patroni_file, json.dumps(document, indent=1))
@@ -149,8 +161,10 @@ class PostgresAgent:
             self.tls.install(self.config.tls)
             self._reload_patroni()
         elif self.tls.install(self.config.tls):
-            log.info("the served certificate changed: PostgreSQL reloads it")
+            log.info("the served certificate changed: PostgreSQL and Patroni's API reload it")
             self.tls_reload_pending = True
+            if self.api_ca:
+                self._reload_patroni()  # Patroni rereads its API certificate on SIGHUP
         if self.tls_reload_pending:
             self._reload_postgres()
         if fresh.parameters == self.config.parameters:
@@ -303,6 +317,7 @@ class PostgresAgent:
             last_backup_time=rfc3339(last_backup),
             archive_segments_behind=archiving.segments_behind if archiving else None,
             replication_lag_bytes=lag,
+            api_tls=self.api_ca is not None,
             doing=[s.reason for s in steps],
         )
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import shlex
 from datetime import UTC, datetime
+from pathlib import Path
 
 from kuberds.agent.pod import Pod
 from kuberds.agent.postgres import pgbackrest
@@ -163,8 +164,23 @@ def bootstrap_section(config: AgentConfig, pod: Pod, restore: Commands | None) -
     return section
 
 
+def restapi_section(pod: Pod, credentials: Credentials, api_ca: Path | None) -> dict:
+    """Patroni's REST API. Probes and members read without credentials; switchover, restart
+    and reload need them (the NetworkPolicy also admits only peers and the operator). With
+    `api_ca` (the server's CA, present when kuberds issued the certificate), it is served over
+    TLS with the member's certificate, and members check each other's against that CA."""
+    section: dict = {"listen": f"{pod.listen_address}:{pod.agent_port}",
+                     "connect_address": f"{pod.ip}:{pod.agent_port}"}  # fmt: skip
+    if credentials.api_password:
+        section["authentication"] = {"username": AGENT_API_USER, "password": credentials.api_password}
+    if api_ca:
+        certificate, key = served_files(pod)
+        section |= {"certfile": str(certificate), "keyfile": str(key), "cafile": str(api_ca)}
+    return section
+
+
 def configuration(config: AgentConfig, pod: Pod, credentials: Credentials, *, own: Commands | None,
-                  restore: Commands | None) -> dict:  # fmt: skip
+                  restore: Commands | None, api_ca: Path | None = None) -> dict:  # fmt: skip
     port = pod.engine_port or config.port
     parameters = {**config.parameters, **managed_parameters(config, pod, own)}
     if config.tls:
@@ -210,17 +226,10 @@ def configuration(config: AgentConfig, pod: Pod, credentials: Credentials, *, ow
         "scope": config.scope,
         "name": pod.name,
         "log": {"level": "INFO", "format": "%(asctime)s patroni %(levelname)s: %(message)s"},
-        "restapi": {
-            "listen": f"{pod.listen_address}:{pod.agent_port}",
-            "connect_address": f"{pod.ip}:{pod.agent_port}",
-            # Probes and members read without credentials; switchover, restart and reload
-            # need them (the NetworkPolicy also admits only peers and the operator).
-            **(
-                {"authentication": {"username": AGENT_API_USER, "password": credentials.api_password}}
-                if credentials.api_password
-                else {}
-            ),
-        },
+        "restapi": restapi_section(pod, credentials, api_ca),
+        # Members reach each other's API by pod address, which no certificate names: Patroni's
+        # client then checks the CA (restapi.cafile) and not the name ("insecure" means that).
+        **({"ctl": {"insecure": True}} if api_ca else {}),
         "kubernetes": {
             "namespace": config.namespace,
             "labels": dict(config.labels),

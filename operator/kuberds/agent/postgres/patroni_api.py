@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import ssl
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from kuberds.contract import PRIMARY, REPLICA, basic_auth
 
@@ -15,15 +17,30 @@ from kuberds.contract import PRIMARY, REPLICA, basic_auth
 ROLES = {"master": PRIMARY, "primary": PRIMARY, "replica": REPLICA}
 
 
+def api_context(ca_file: Path) -> ssl.SSLContext:
+    """Verifies a member's HA API certificate against the server's CA. Not its name: the API
+    is reached by address (127.0.0.1 here), which the certificate does not carry."""
+    context = ssl.create_default_context(cafile=str(ca_file))
+    context.check_hostname = False
+    return context
+
+
 class PatroniApi:
-    def __init__(self, port: int, password: str | None):
-        self.base, self.headers = f"http://127.0.0.1:{port}", basic_auth(password)
+    def __init__(self, port: int, password: str | None, ca_file: Path | None = None):
+        """With `ca_file`, the API is served over TLS (see patroni.restapi_section)."""
+        self.base = f"{'https' if ca_file else 'http'}://127.0.0.1:{port}"
+        self.headers, self.ca_file = basic_auth(password), ca_file
+
+    def _open(self, request: urllib.request.Request, timeout: float):
+        # A context per call: the CA file may be renewed under a running agent.
+        context = api_context(self.ca_file) if self.ca_file else None
+        return urllib.request.urlopen(request, timeout=timeout, context=context)
 
     def call(self, path: str, method: str = "GET", body: dict | None = None, timeout: float = 2.0):
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.base + path, data=data, method=method, headers=self.headers)
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
+            with self._open(request, timeout) as response:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:  # Patroni answers 503 with a body for replicas
             return json.loads(error.read() or b"null")
@@ -59,7 +76,7 @@ class PatroniApi:
         """Whether this member is the synchronous standby (GET /sync answers 200 only then):
         the one a switchover may go to without losing commits. None when unknown."""
         try:
-            with urllib.request.urlopen(urllib.request.Request(self.base + "/sync"), timeout=2):
+            with self._open(urllib.request.Request(self.base + "/sync"), 2):
                 return True
         except urllib.error.HTTPError:
             return False
