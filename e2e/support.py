@@ -10,6 +10,7 @@ import base64
 import json
 import shlex
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,6 +18,9 @@ import yaml
 from tests.support.kube import Cluster, wait_for
 
 from e2e.manifests import CLIENT
+
+# Servers and snapshots are usually Available within a minute here; a slower one prints why.
+SLOW_SECONDS = 60
 
 GROUP, VERSION = "kuberds.io", "v1alpha1"
 OPERATOR_NAMESPACE, RELEASE = "kuberds-system", "kuberds"
@@ -68,10 +72,16 @@ class E2E:
             status = self.status(name, kind)
             return status if status.get("phase") == "Available" else None
 
+        started = time.monotonic()
         try:
-            return wait_for(available, timeout=timeout, interval=2, what=f"{kind} {name} Available")
+            status = wait_for(available, timeout=timeout, interval=2, what=f"{kind} {name} Available")
         except AssertionError as error:
             raise AssertionError(f"{error}\n{self.diagnostics(name)}") from None
+        took = time.monotonic() - started
+        if took > SLOW_SECONDS:  # passed, but slowly: leave what explains it in the log
+            print(f"\n    {kind} {name} took {took:.0f}s to be Available (usually under {SLOW_SECONDS}s):\n"
+                  f"{self.diagnostics(name)}")  # fmt: skip
+        return status
 
     def condition(self, name: str, type_: str) -> dict:
         return next((c for c in self.status(name).get("conditions", []) if c["type"] == type_), {})
