@@ -122,16 +122,18 @@ class E2E:
         return self.kubectl("exec", "-i", "-n", self.namespace, CLIENT, "--", *command,
                             input=input, timeout=timeout).stdout  # fmt: skip
 
-    def sql(self, instance: str, statement: str, reader: bool = False) -> list[list[str]]:
-        """Runs one statement through the instance's writer (or reader) Service from the client
-        pod; rows as lists of text."""
-        host = self.status(instance)["readerEndpoint"] if reader else None
+    def sql(self, instance: str, statement: str, reader: bool = False, proxy: bool = False) -> list[list[str]]:
+        """Runs one statement through the instance's writer (or reader, or proxy) Service from
+        the client pod; rows as lists of text."""
+        status = self.status(instance)
+        host = status["readerEndpoint"] if reader else status["proxyEndpoint"] if proxy else None
         out = self.exec(["psql", self.dsn(instance, host), "-v", "ON_ERROR_STOP=1", "-XAtF", "\t", "-c", statement])
         return [line.split("\t") for line in out.splitlines() if line]
 
-    def writer(self, instance: str, seconds: float, table: str = "writes") -> Writer:
+    def writer(self, instance: str, seconds: float, table: str = "writes", proxy: bool = False) -> Writer:
         stop_file = f"/tmp/stop-{table}"
-        command = ["/opt/kuberds/bin/python", "/scripts/writer.py", "--dsn", self.dsn(instance),
+        host = self.status(instance)["proxyEndpoint"] if proxy else None
+        command = ["/opt/kuberds/bin/python", "/scripts/writer.py", "--dsn", self.dsn(instance, host),
                    "--seconds", str(seconds), "--table", table, "--stop-file", stop_file]  # fmt: skip
         args = [self.cluster.kubectl_path, f"--kubeconfig={self.cluster.kubeconfig}",
                 "exec", "-n", self.namespace, CLIENT, "--", *command]  # fmt: skip

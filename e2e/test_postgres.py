@@ -41,7 +41,8 @@ def lost(e2e: E2E, instance: str, table: str, acked: list[int]) -> list[int]:
 
 def test_multi_az_instance_becomes_available_and_takes_writes(e2e: E2E) -> None:
     started = time.monotonic()
-    e2e.apply(dbinstance(e2e.namespace, SOURCE, multiAZ=True, deletionProtection=True, **backup(e2e)))
+    e2e.apply(dbinstance(e2e.namespace, SOURCE, multiAZ=True, deletionProtection=True, proxy={"enabled": True},
+                         **backup(e2e)))  # fmt: skip
     status = e2e.wait_available(SOURCE, timeout=900)
     e2e.record("Multi-AZ DBInstance apply → Available", f"{time.monotonic() - started:.0f}s")
     members = status["members"]
@@ -70,6 +71,33 @@ def test_multi_az_instance_becomes_available_and_takes_writes(e2e: E2E) -> None:
             "latestRestorableTime") else {}  # fmt: skip
 
     wait_for(backed_up, timeout=600, interval=5, what="BackupHealthy True and a latestRestorableTime")
+
+
+def pgbench(e2e: E2E, dsn: str, *args: str) -> float:
+    out = e2e.exec(["/usr/lib/postgresql/15/bin/pgbench", *args, dsn], timeout=300)
+    return float(next(line for line in out.splitlines() if line.startswith("tps = ")).split()[2])
+
+
+def test_the_proxy_serves_the_same_database_over_verified_tls(e2e: E2E) -> None:
+    wait_for(lambda: e2e.condition(SOURCE, "ProxyReady").get("status") == "True", timeout=300, interval=2,
+             what=f"ProxyReady\n{e2e.diagnostics(SOURCE)}")  # fmt: skip
+    endpoint = e2e.status(SOURCE)["proxyEndpoint"]
+    assert endpoint == f"{SOURCE}-proxy.{e2e.namespace}.svc:5432"
+    # The master user's own password, checked by the proxy against the server's verifier; TLS
+    # verified for the proxy's name (the server's certificate carries it).
+    assert "sslmode=verify-full" in e2e.dsn(SOURCE, endpoint)
+    assert e2e.sql(SOURCE, "SELECT current_user, pg_is_in_recovery(), count(*) FROM first_write", proxy=True) == [
+        ["dbadmin", "f", "2"]]  # fmt: skip
+    direct, proxied = e2e.dsn(SOURCE), e2e.dsn(SOURCE, endpoint)
+    pgbench(e2e, direct, "-i", "-s", "1", "-q")
+    options = ["-S", "-c", "40", "-j", "2", "-T", "10", "-n"]
+    tps_direct, tps_proxy = pgbench(e2e, direct, *options), pgbench(e2e, proxied, *options)
+    e2e.record("pgbench -S, 40 clients, 10 s: direct vs through the proxy",
+               f"{tps_direct:.0f} vs {tps_proxy:.0f} tps ({tps_proxy / tps_direct:.2f}x)")  # fmt: skip
+    connect = [*options, "-C"]  # a new connection per transaction, as short-lived clients do
+    tps_direct, tps_proxy = pgbench(e2e, direct, *connect), pgbench(e2e, proxied, *connect)
+    e2e.record("pgbench -S -C (connection per transaction), 40 clients: direct vs through the proxy",
+               f"{tps_direct:.0f} vs {tps_proxy:.0f} tps ({tps_proxy / tps_direct:.2f}x)")  # fmt: skip
 
 
 def test_deleting_the_primary_pod_moves_the_writer_service_and_loses_nothing(e2e: E2E) -> None:
@@ -140,6 +168,7 @@ def test_scaling_replaces_the_standby_then_switches_over_then_the_old_primary(e2
     primary = e2e.primary(SOURCE)
     standby = next(name for name in e2e.pods(SOURCE) if name != primary)
     writer = e2e.writer(SOURCE, seconds=1800, table="resize")  # stopped below, once the roll is done
+    pooled = e2e.writer(SOURCE, seconds=1800, table="resize_proxy", proxy=True)
     with Timeline(e2e, SOURCE) as timeline:
         time.sleep(5)
         e2e.patch("dbinstance", SOURCE, {"spec": {"instanceClass": "db.t3.small"}})
@@ -155,12 +184,21 @@ def test_scaling_replaces_the_standby_then_switches_over_then_the_old_primary(e2
         except AssertionError as error:
             raise AssertionError(f"{error}\n{e2e.diagnostics(SOURCE)}") from None
     writer.stop()
-    result = writer.result()
+    pooled.stop()
+    result, through_proxy = writer.result(), pooled.result()
     assert lost(e2e, SOURCE, "resize", result["acked"]) == []
     e2e.record(
         "resize (standby, switchover, old primary) under writes",
         f"{result['longest_gap_seconds']:.2f}s longest write gap, {len(result['acked'])} acknowledged, 0 lost",
     )
+    # Through the proxy the switchover is a stall, not an error: the operator paused it.
+    assert lost(e2e, SOURCE, "resize_proxy", through_proxy["acked"]) == []
+    e2e.record("resize under writes through the proxy",
+               f"{through_proxy['longest_gap_seconds']:.2f}s longest stall, {len(through_proxy['acked'])} "
+               f"acknowledged, {through_proxy['error_count']} errors, 0 lost")  # fmt: skip
+    held = [e["message"] for e in e2e.items("events") if e["reason"].startswith("ProxyHeld")]
+    assert any(message.startswith("held 2 proxy pod(s)") for message in held), held
+    assert through_proxy["error_count"] == 0, through_proxy["errors"]
     assert timeline.sequence()[:3] == [f"deleting {standby}", f"primary {standby}", f"deleting {primary}"], (
         timeline.sequence()
     )

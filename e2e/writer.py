@@ -22,8 +22,11 @@ import time
 
 import psycopg
 
+# No server-side prepared statements: through a transaction-pooling proxy the next statement
+# may run on another server connection.
 CONNECT = {"connect_timeout": 3, "keepalives": 1, "keepalives_idle": 2, "keepalives_interval": 1,
-           "keepalives_count": 2, "options": "-c statement_timeout=3000", "autocommit": True}  # fmt: skip
+           "keepalives_count": 2, "options": "-c statement_timeout=3000", "autocommit": True,
+           "prepare_threshold": None}  # fmt: skip
 
 
 def run(dsn: str, table: str, seconds: float, interval: float, stop_file: str | None = None) -> dict:

@@ -2,6 +2,7 @@
 
 kuberds operator   the controller that reconciles kuberds custom resources (runs anywhere)
 kuberds agent      the instance manager that runs inside each database pod
+kuberds proxy      the supervisor of the pooling proxy in each proxy pod
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from kuberds.engines import INFOS
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kuberds", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"kuberds {__version__}")
-    roles = parser.add_subparsers(dest="role", required=True, metavar="{operator,agent}")
+    roles = parser.add_subparsers(dest="role", required=True, metavar="{operator,agent,proxy}")
 
     operator = roles.add_parser(
         "operator",
@@ -46,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not publish status or serve DBSnapshots (Patroni still needs the API server)",
     )
+    proxy = roles.add_parser("proxy", help="run the pooling proxy of a proxy pod (PgBouncer for postgres)")
+    proxy.add_argument("engine", choices=tuple(INFOS), help="database engine the proxy serves")
     return parser
 
 
@@ -60,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
             health_port=args.health_port,
             verbose=args.verbose,
         )
+    if args.role == "proxy":
+        from kuberds.agent.proxy import main as proxy_main
+
+        return proxy_main(args.engine)
     package = f"kuberds.agent.{args.engine}"  # an engine's agent is the package of its name
     if importlib.util.find_spec(package) is None:
         print(f"kuberds agent {args.engine}: this engine's agent is not implemented yet.", file=sys.stderr)

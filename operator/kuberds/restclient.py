@@ -51,6 +51,7 @@ CORE: dict[str, Resource] = {
     "Pod": Resource("v1", "pods"),
     "StorageClass": Resource("storage.k8s.io/v1", "storageclasses", namespaced=False),
     "StatefulSet": Resource("apps/v1", "statefulsets"),
+    "Deployment": Resource("apps/v1", "deployments"),
     "PodDisruptionBudget": Resource("policy/v1", "poddisruptionbudgets"),
     "NetworkPolicy": Resource("networking.k8s.io/v1", "networkpolicies"),
     "Role": Resource("rbac.authorization.k8s.io/v1", "roles"),

@@ -22,6 +22,8 @@ from kuberds import API_GROUP, API_VERSION, metrics
 from kuberds.api.kinds import Kind
 from kuberds.api.v1alpha1 import KINDS
 from kuberds.builders.meta import MANAGED_BY, OWNER_KIND_LABEL, owner_of
+from kuberds.builders.proxy import PROXY
+from kuberds.builders.server import DATABASE
 from kuberds.config import OperatorConfig
 from kuberds.contract import AGENT_STATUS_ANNOTATION
 from kuberds.handlers import HANDLERS, SERVER_HANDLERS, unsupported
@@ -44,6 +46,7 @@ CHILD_RESOURCES = [
     "pods",
     "persistentvolumeclaims",
     ("apps", "statefulsets"),
+    ("apps", "deployments"),
     "services",
     ("networking.k8s.io", "networkpolicies"),
 ]
@@ -131,11 +134,25 @@ def _by_owner(namespace: str, labels: dict, value: dict) -> dict | None:
     return {(namespace, *owner): value} if owner else None
 
 
-@kopf.index("pods", labels=MANAGED_BY)
+COMPONENT = "app.kubernetes.io/component"
+
+
+@kopf.index("pods", labels={**MANAGED_BY, COMPONENT: DATABASE})
 def member_pods(namespace: str, labels: dict, body: kopf.Body, **_: object) -> dict | None:
     return _by_owner(
         namespace, labels, _slim(body, ("nodeName",), ("conditions", "phase", "podIP"), (AGENT_STATUS_ANNOTATION,))
     )
+
+
+@kopf.index("pods", labels={**MANAGED_BY, COMPONENT: PROXY})
+def proxy_pods(namespace: str, labels: dict, body: kopf.Body, **_: object) -> dict | None:
+    # Their addresses: the operator pauses their consoles around a switchover.
+    return _by_owner(namespace, labels, _slim(body, (), ("podIP", "phase")))
+
+
+@kopf.index("apps", "v1", "deployments", labels={**MANAGED_BY, COMPONENT: PROXY})
+def proxies(namespace: str, labels: dict, body: kopf.Body, **_: object) -> dict | None:
+    return _by_owner(namespace, labels, _slim(body, ("replicas",), ("readyReplicas", "replicas")))
 
 
 @kopf.index("apps", "v1", "statefulsets", labels=MANAGED_BY)
@@ -206,9 +223,11 @@ def _register_server(kind: Kind, handler: ModuleType) -> None:
     @kopf.on.event("pods", labels=children, id=f"{kind.singular}-members-pods")
     @kopf.on.event("apps", "v1", "statefulsets", labels=children, id=f"{kind.singular}-members-statefulsets")
     @kopf.on.event("persistentvolumeclaims", labels=children, id=f"{kind.singular}-members-claims")
+    @kopf.on.event("apps", "v1", "deployments", labels=children, id=f"{kind.singular}-members-proxy")
     @metrics.instrumented(kind.kind)
     def members_changed(namespace: str, labels: dict, member_pods: kopf.Index, stateful_sets: kopf.Index,
-                        volume_claims: kopf.Index, node_zones: kopf.Index, **indexes: object) -> None:  # fmt: skip
+                        volume_claims: kopf.Index, node_zones: kopf.Index, proxies: kopf.Index,
+                        proxy_pods: kopf.Index, **indexes: object) -> None:  # fmt: skip
         owner = owner_of(labels)
         servers: kopf.Index = indexes[index]  # type: ignore[assignment]
         if owner is None or not servers.get((namespace, owner[1])):
@@ -222,6 +241,8 @@ def _register_server(kind: Kind, handler: ModuleType) -> None:
                 claims=list(volume_claims.get(key, [])),
                 stateful_set=_one(stateful_sets, key),
                 zones=_zones(node_zones),
+                proxy=_one(proxies, key),
+                proxy_pods=list(proxy_pods.get(key, [])),
             )
 
         action = handler.refresh(Operator.kube, Operator.config, namespace, owner[1], read)

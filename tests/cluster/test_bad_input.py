@@ -175,3 +175,18 @@ def test_a_parameter_value_the_engine_would_refuse_is_named(dbi: DBInstances) ->
     assert warning_events(dbi, "tuned", "InvalidParameter") and not stateful_sets(dbi, "tuned")
     dbi.patch("tuned", {"parameters": {"work_mem": "64MB", "max_connections": "200"}})
     dbi.wait_condition("tuned", "Reconciled", "True")
+
+
+def test_a_pool_larger_than_the_server_can_serve_is_named_and_not_deployed(dbi: DBInstances) -> None:
+    """The schema cannot know the instance class's connections; the operator can."""
+    dbi.create("crowded", proxy={"enabled": True, "defaultPoolSize": 500})
+    condition = dbi.wait_condition("crowded", "ProxyReady", "False", "InvalidProxy")
+    assert "proxy.defaultPoolSize 500 is above the 102 connections the server can give" in condition["message"]
+    assert wait_for(lambda: warning_events(dbi, "crowded", "InvalidProxy"), what="an InvalidProxy Event")
+    dbi.wait_phase("crowded", "Available")  # the server itself is fine
+    deployments = dbi.apps.list_namespaced_deployment(
+        dbi.namespace, label_selector="app.kubernetes.io/instance=crowded"
+    )
+    assert deployments.items == []
+    dbi.patch("crowded", {"proxy": {"defaultPoolSize": 50}})
+    dbi.wait_condition("crowded", "ProxyReady", "True")

@@ -257,13 +257,18 @@ def test_client_tls_is_issued_for_the_endpoints_and_reissued_from_the_same_ca(db
     assert reissued.serial_number != certificate.serial_number
 
 
-def _read_secret(dbi: DBInstances, name: str):
+def _read(read, name: str, namespace: str):
+    """The object, or None when there is none."""
     try:
-        return dbi.core.read_namespaced_secret(name, dbi.namespace)
+        return read(name, namespace)
     except ApiException as error:
         if error.status == 404:
             return None
         raise
+
+
+def _read_secret(dbi: DBInstances, name: str):
+    return _read(dbi.core.read_namespaced_secret, name, dbi.namespace)
 
 
 def test_a_missing_certificate_secret_is_a_condition(dbi: DBInstances) -> None:
@@ -360,3 +365,35 @@ def test_backups_and_restores_are_planned_for_the_agent(dbi: DBInstances) -> Non
     dbi.wait_condition("from-snap", "Reconciled", "False", "SnapshotNotAvailable")
     built = dbi.apps.list_namespaced_stateful_set(dbi.namespace, label_selector="app.kubernetes.io/instance=from-snap")
     assert built.items == [], "nothing is built before the snapshot exists"
+
+
+def _deployment(dbi: DBInstances, name: str):
+    return _read(dbi.apps.read_namespaced_deployment, name, dbi.namespace)
+
+
+def test_a_proxy_is_made_when_asked_says_when_it_is_ready_and_goes_when_turned_off(dbi: DBInstances, api) -> None:
+    created = dbi.create("pooled", proxy={"enabled": True})
+    ns, uid = dbi.namespace, created["metadata"]["uid"]
+    dbi.wait_phase("pooled", "Available")
+    ready = dbi.wait_condition("pooled", "ProxyReady", "True", "ProxyPodsReady")
+    assert ready["message"] == "2 of 2 proxy pods ready"
+    assert dbi.get("pooled")["status"]["proxyEndpoint"] == f"pooled-proxy.{ns}.svc:5432"
+    policy, net = kubernetes.client.PolicyV1Api(api), kubernetes.client.NetworkingV1Api(api)
+    for obj in (_deployment(dbi, "pooled-proxy"), dbi.core.read_namespaced_service("pooled-proxy", ns),
+                dbi.core.read_namespaced_config_map("pooled-proxy", ns),
+                policy.read_namespaced_pod_disruption_budget("pooled-proxy", ns),
+                net.read_namespaced_network_policy("pooled-proxy", ns)):  # fmt: skip
+        assert owned_by(obj, uid) and obj.metadata.labels["app.kubernetes.io/component"] == "proxy"
+    # The proxy serves the server's certificate: it names the proxy's Service too.
+    names = _certificate(dbi.core.read_namespaced_secret("pooled-tls", ns), "tls.crt").extensions
+    dns = names.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert f"pooled-proxy.{ns}.svc" in dns
+    # The proxy's pods are not members: status counts the database pods only.
+    assert [m["name"] for m in dbi.get("pooled")["status"]["members"]] == ["pooled-0"]
+
+    dbi.patch("pooled", {"proxy": {"enabled": False}})
+    wait_for(lambda: _deployment(dbi, "pooled-proxy") is None, timeout=60, what="the proxy's Deployment deleted")
+    gone = dbi.wait_condition("pooled", "ProxyReady", "False", "ProxyDisabled")
+    assert gone["observedGeneration"] == dbi.get("pooled")["metadata"]["generation"]
+    assert "proxyEndpoint" not in dbi.get("pooled")["status"]
+    assert _read(dbi.core.read_namespaced_service, "pooled-proxy", ns) is None

@@ -142,6 +142,7 @@ class LocalServer:
         self.master_password = secrets.token_urlsafe(16)
         self.superuser_password = secrets.token_urlsafe(16)
         self.api_password = secrets.token_urlsafe(16)
+        self.proxy_password = secrets.token_urlsafe(16)
         self.cipher_pass = secrets.token_urlsafe(24)
         count = 2 if multi_az else 1
         self.members = [Member(i, f"{name}-{i}", workdir / f"{name}-{i}") for i in range(count)]
@@ -252,6 +253,7 @@ class LocalServer:
             "KUBERDS_REPLICATION_PASSWORD": self.superuser_password + "-r",
             "KUBERDS_AGENT_API_PASSWORD": self.api_password,
             "KUBERDS_REWIND_PASSWORD": self.superuser_password + "-w",
+            "KUBERDS_PROXY_PASSWORD": self.proxy_password,
             "PYTHONPATH": str(ROOT / "operator"),
         }
         if self.s3:

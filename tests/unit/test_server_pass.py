@@ -35,7 +35,14 @@ def secret(owner: str | None = None, **data: str) -> dict:
     return {"metadata": meta, "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
 
 
-CREDENTIAL_KEYS = ("superuser-password", "replication-password", "api-password", "rewind-password")
+CREDENTIAL_KEYS = (
+    "superuser-password",
+    "replication-password",
+    "api-password",
+    "rewind-password",
+    "proxy-password",
+    "proxy-console-password",
+)
 
 
 def tokens(counter: list[int]):
@@ -265,5 +272,5 @@ def test_credentials_made_by_an_earlier_kuberds_gain_the_missing_keys_and_keep_t
     assert "orders-agent-credentials" not in [o["metadata"]["name"] for o in plan.create]
     [(name, patch)] = plan.secret_patches
     assert name == "orders-agent-credentials"
-    assert set(patch["stringData"]) == {"api-password", "rewind-password"}
+    assert set(patch["stringData"]) == {"api-password", "rewind-password", "proxy-password", "proxy-console-password"}
     assert all(value.startswith("token-") for value in patch["stringData"].values())

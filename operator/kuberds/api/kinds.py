@@ -48,6 +48,7 @@ SERVER_COLUMNS: tuple[Column, ...] = (
     ("Status", "string", ".status.phase", 0),
     ("Endpoint", "string", ".status.endpoint", 0),
     ("Primary", "string", ".status.currentPrimary", 1),
+    ("Proxy", "string", ".status.proxyEndpoint", 1),
     ("Age", "date", ".metadata.creationTimestamp", 0),
 )
 

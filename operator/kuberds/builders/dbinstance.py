@@ -6,6 +6,7 @@ from kuberds.builders import names
 from kuberds.builders.disruption_budget import disruption_budget
 from kuberds.builders.meta import Owner
 from kuberds.builders.network_policy import network_policy
+from kuberds.builders.proxy import proxy_objects
 from kuberds.builders.rbac import agent_rbac
 from kuberds.builders.server import SecretRefs, Server
 from kuberds.builders.services import services
@@ -44,4 +45,5 @@ def server_objects(server: Server) -> list[dict]:
         network_policy(server),
         disruption_budget(server),
         stateful_set(server),
+        *proxy_objects(server),
     ]

@@ -21,6 +21,11 @@ def headless_service(server: str) -> str:
     return f"{server}-pods"
 
 
+def proxy(server: str) -> str:
+    """The proxy's Deployment, Service (its endpoint), ConfigMap and disruption budget."""
+    return f"{server}-proxy"
+
+
 def stateful_set(server: str) -> str:
     return server
 

@@ -11,6 +11,29 @@ OPERATOR_POD_LABELS = {"app.kubernetes.io/name": "kuberds", "app.kubernetes.io/c
 METRICS_SCRAPER_LABEL = "kuberds.io/metrics-scraper"
 
 
+def allowed_clients(server: Server) -> list[dict]:
+    """The spec's allowed clients as NetworkPolicy peers (none given: this namespace)."""
+    return [
+        {k: to_json(v) for k, v in (("namespaceSelector", c.namespace_selector), ("podSelector", c.pod_selector))
+         if v is not None}
+        for c in server.spec.network.allowed_clients
+    ] or [{"podSelector": {}}]  # fmt: skip
+
+
+def _operator_namespace(server: Server) -> dict:
+    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": server.config.namespace}}}
+
+
+def operator_pods(server: Server) -> list[dict]:
+    """The operator's pods only (the chart's labels), not everything in its namespace."""
+    return [{**_operator_namespace(server), "podSelector": {"matchLabels": dict(OPERATOR_POD_LABELS)}}]
+
+
+def scrapers(server: Server) -> list[dict]:
+    """The operator's namespace and namespaces labelled kuberds.io/metrics-scraper=true."""
+    return [_operator_namespace(server), {"namespaceSelector": {"matchLabels": {METRICS_SCRAPER_LABEL: "true"}}}]
+
+
 def network_policy(server: Server) -> dict:
     """Admits only: the server's own pods (replication, HA API), the operator's pods (HA API:
     the switchover before a rolling update), the proxy, the allowed clients (default: this
@@ -19,16 +42,7 @@ def network_policy(server: Server) -> dict:
     layout = server.engine.layout
     peers = [{"podSelector": {"matchLabels": server.selector()}}]
     proxy = [{"podSelector": {"matchLabels": server.owner.selector("proxy")}}]
-    clients = [
-        {k: to_json(v) for k, v in (("namespaceSelector", c.namespace_selector), ("podSelector", c.pod_selector))
-         if v is not None}
-        for c in server.spec.network.allowed_clients
-    ] or [{"podSelector": {}}]  # fmt: skip
-    namespace_label = {"kubernetes.io/metadata.name": server.config.namespace}
-    operator_namespace = {"namespaceSelector": {"matchLabels": namespace_label}}
-    # The operator's pods only (the chart's labels), not everything in its namespace.
-    operator = [{**operator_namespace, "podSelector": {"matchLabels": dict(OPERATOR_POD_LABELS)}}]
-    scrapers = [operator_namespace, {"namespaceSelector": {"matchLabels": {METRICS_SCRAPER_LABEL: "true"}}}]
+    clients, operator = allowed_clients(server), operator_pods(server)
 
     def port(number: int) -> list[dict]:
         return [{"protocol": "TCP", "port": number}]
@@ -44,7 +58,7 @@ def network_policy(server: Server) -> dict:
                 {"from": peers, "ports": port(server.port) + port(layout.agent_port)},
                 {"from": operator, "ports": port(layout.agent_port)},
                 {"from": proxy + clients, "ports": port(server.port)},
-                {"from": scrapers, "ports": port(layout.metrics_port)},
+                {"from": scrapers(server), "ports": port(layout.metrics_port)},
             ],
         },
     }

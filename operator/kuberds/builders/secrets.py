@@ -24,17 +24,17 @@ def master_secret(server: Server, password: str) -> dict:
 
 
 def agent_credentials(server: Server, passwords: list[str]) -> dict:
-    """One generated password per key of contract.environment.AGENT_CREDENTIALS."""
-    keys = [var.key for var in environment.AGENT_CREDENTIALS]
+    """One generated password per key of contract.environment.GENERATED_CREDENTIALS."""
+    keys = [var.key for var in environment.GENERATED_CREDENTIALS]
     return _secret(server.meta(names.agent_credentials(server.name)), "Opaque",
                    dict(zip(keys, passwords, strict=True)))  # fmt: skip
 
 
 def missing_credential_keys(secret: dict) -> list[str]:
     """The agent-credentials keys a Secret made by an earlier kuberds lacks (the API and rewind
-    passwords came later)."""
+    passwords came later, then the proxy's)."""
     present = set(secret.get("data") or {}) | set(secret.get("stringData") or {})
-    return [var.key for var in environment.AGENT_CREDENTIALS if var.key not in present]
+    return [var.key for var in environment.GENERATED_CREDENTIALS if var.key not in present]
 
 
 def backup_key(server: Server, passphrase: str) -> dict:

@@ -84,12 +84,20 @@ def reader_endpoint(server: Server) -> str:
     return f"{names.reader_service(server.name)}.{server.owner.namespace}.svc:{server.port}"
 
 
+def proxy_endpoint(server: Server) -> str:
+    return f"{names.proxy(server.name)}.{server.owner.namespace}.svc:{server.port}"
+
+
 def endpoint_names(server: Server) -> list[str]:
-    """Every DNS name a client may reach the server by: the writer and reader Services and
-    each pod through the headless Service, short and fully qualified."""
+    """Every DNS name a client may reach the server by: the writer and reader Services (and
+    the proxy's, which serves the same certificate) and each pod through the headless
+    Service, short and fully qualified."""
     namespace, domain = server.owner.namespace, server.config.cluster_domain
     dns = []
-    for service in (names.writer_service(server.name), names.reader_service(server.name)):
+    services = [names.writer_service(server.name), names.reader_service(server.name)]
+    if server.spec.proxy.enabled:
+        services.append(names.proxy(server.name))
+    for service in services:
         dns += [service, f"{service}.{namespace}", f"{service}.{namespace}.svc", f"{service}.{namespace}.svc.{domain}"]
     pods = f"{names.headless_service(server.name)}.{namespace}.svc"
     dns += [f"*.{pods}", f"*.{pods}.{domain}"]

@@ -43,10 +43,12 @@ def merge_conditions(current: list[dict], new: list[Condition], generation: int,
     return sorted(by_type.values(), key=lambda c: c["type"])
 
 
-def transitions(before: list[dict], after: list[dict]) -> list[dict]:
-    """Conditions whose status changed (each deserves an Event)."""
-    old = {c["type"]: c.get("status") for c in before or []}
-    return [c for c in after if old.get(c["type"]) != c["status"]]
+def transitions(before: list[dict], after: list[dict], problem_reasons: frozenset[str] = frozenset()) -> list[dict]:
+    """Conditions whose status changed, or whose reason became one of `problem_reasons`
+    (each deserves an Event)."""
+    old = {c["type"]: (c.get("status"), c.get("reason")) for c in before or []}
+    return [c for c in after if old.get(c["type"], (None, None))[0] != c["status"]
+            or (c.get("reason") in problem_reasons and old[c["type"]][1] != c.get("reason"))]  # fmt: skip
 
 
 @dataclass(frozen=True)

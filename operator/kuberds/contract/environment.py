@@ -34,8 +34,17 @@ REPLICATION_PASSWORD = SecretVar("KUBERDS_REPLICATION_PASSWORD", "replication-pa
 # missing keys to the Secret, and the rolling update brings them to the pods).
 API_PASSWORD = SecretVar("KUBERDS_AGENT_API_PASSWORD", "api-password", optional=True)
 REWIND_PASSWORD = SecretVar("KUBERDS_REWIND_PASSWORD", "rewind-password", optional=True)
-# The keys of the generated NAME-agent-credentials Secret, in the order they are generated.
-AGENT_CREDENTIALS = (SUPERUSER_PASSWORD, REPLICATION_PASSWORD, API_PASSWORD, REWIND_PASSWORD)
+# The proxy's own login on the server (it looks passwords up with it): the database pods set
+# it, the proxy pods log in with it.
+PROXY_PASSWORD = SecretVar("KUBERDS_PROXY_PASSWORD", "proxy-password", optional=True)
+# The proxy's admin console (PAUSE, RESUME, SHOW): the proxy pods and the operator only.
+PROXY_CONSOLE_PASSWORD = SecretVar("KUBERDS_PROXY_CONSOLE_PASSWORD", "proxy-console-password", optional=True)
+# What a database pod's container gets from the generated NAME-agent-credentials Secret.
+AGENT_CREDENTIALS = (SUPERUSER_PASSWORD, REPLICATION_PASSWORD, API_PASSWORD, REWIND_PASSWORD, PROXY_PASSWORD)
+# What a proxy pod's container gets from it.
+PROXY_CREDENTIALS = (PROXY_PASSWORD, PROXY_CONSOLE_PASSWORD)
+# Every key of that Secret, in the order they are generated.
+GENERATED_CREDENTIALS = (*AGENT_CREDENTIALS, PROXY_CONSOLE_PASSWORD)
 
 
 @dataclass(frozen=True)
@@ -62,7 +71,7 @@ BACKUP_STORE = StoreVars("KUBERDS_BACKUP")
 RESTORE_STORE = StoreVars("KUBERDS_RESTORE")
 # Every variable that holds a secret: the agent reads them once and hands none of them on to
 # the engine's processes (a backend inherits its postmaster's environment).
-SECRET_VARS = (MASTER_PASSWORD, *AGENT_CREDENTIALS,
+SECRET_VARS = (MASTER_PASSWORD, *GENERATED_CREDENTIALS,
                *(var for store in (BACKUP_STORE, RESTORE_STORE)
                  for var in (store.access_key, store.secret_key, store.cipher_pass)))  # fmt: skip
 
@@ -97,6 +106,7 @@ class Credentials:
     master_password: str
     api_password: str | None = None  # the HA API's unsafe endpoints; None leaves them open
     rewind_password: str | None = None  # None: pg_rewind as the superuser, which the network refuses
+    proxy_password: str | None = None  # None: no proxy login (a pod made before the key existed)
     s3_access_key: str | None = None
     s3_secret_key: str | None = None
     cipher_pass: str | None = None
@@ -115,6 +125,7 @@ class Credentials:
             master_password=env[MASTER_PASSWORD.env],
             api_password=get(API_PASSWORD),
             rewind_password=get(REWIND_PASSWORD),
+            proxy_password=get(PROXY_PASSWORD),
             s3_access_key=get(BACKUP_STORE.access_key),
             s3_secret_key=get(BACKUP_STORE.secret_key),
             cipher_pass=get(BACKUP_STORE.cipher_pass),

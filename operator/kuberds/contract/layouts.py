@@ -33,3 +33,31 @@ POSTGRES = PodLayout(
 )
 
 LAYOUTS: dict[str, PodLayout] = {"postgres": POSTGRES}
+
+
+@dataclass(frozen=True)
+class ProxyLayout:
+    """A proxy pod (the engine's image running the proxy under `kuberds proxy ENGINE`)."""
+
+    uid: int
+    program: str
+    config_dir: str  # the operator's configuration file (a ConfigMap, read-only)
+    config_file: str
+    run_dir: str  # the generated user list (passwords) and the socket: a memory emptyDir
+    users_file: str  # in run_dir
+    port: int  # clients
+    metrics_port: int  # Prometheus metrics of the proxy's pools
+
+
+PGBOUNCER = ProxyLayout(
+    uid=999,
+    program="/usr/sbin/pgbouncer",
+    config_dir="/etc/kuberds-proxy",
+    config_file="pgbouncer.ini",
+    run_dir="/var/run/pgbouncer",
+    users_file="userlist.txt",
+    port=6432,
+    metrics_port=9127,
+)
+
+PROXY_LAYOUTS: dict[str, ProxyLayout] = {"postgres": PGBOUNCER}

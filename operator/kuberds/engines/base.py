@@ -13,7 +13,10 @@ the operator talks to their agents. Contract:
 - `role_label_values` maps kuberds' roles (contract.PRIMARY / REPLICA) to the values the
   engine's HA manager writes in contract.ROLE_LABEL; the Services select on them;
 - `switchover()` describes the request to the primary's agent that hands the primary role to
-  `candidate` and answers 2xx only once it has happened (the operator sends it).
+  `candidate` and answers 2xx only once it has happened (the operator sends it);
+- `proxy` is the engine's pooling proxy, or None when it has none yet (the API refuses
+  `proxy.enabled` then); its configuration file is a pure function of PoolSettings, and
+  `max_connections` says how many server connections the proxies may share.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from kuberds.api.classes import Size
-from kuberds.contract.layouts import PodLayout
+from kuberds.contract.layouts import PodLayout, ProxyLayout
 from kuberds.engines.parameters import Parameter
 
 Family = Literal["database", "cache"]
@@ -44,6 +47,7 @@ class EngineInfo:
     # The parameters users may set, lower-case (None: no allow-list yet; managed_parameters
     # are refused then). The schema refuses others; the engine judges the values.
     allowed_parameters: tuple[str, ...] | None = None
+    proxy: str | None = None  # the pooling proxy the engine offers (spec.proxy), if any
 
     @property
     def default_version(self) -> str:
@@ -59,15 +63,33 @@ class AgentRequest:
     body: dict = field(default_factory=dict)
 
 
+class Proxy(Protocol):
+    name: str
+    layout: ProxyLayout
+
+    def config(self, settings) -> dict[str, str]:
+        """The proxy's configuration files by name (settings: the proxy's PoolSettings)."""
+
+    def pool_problem(self, default_pool_size: int, max_connections: int) -> str | None:
+        """Why a pool of this size cannot be served by a server of `max_connections` (None: it can)."""
+
+    def share_per_pod(self, max_connections: int, replicas: int) -> int:
+        """Server connections each of `replicas` proxy pods may hold."""
+
+
 class Engine(Protocol):
     info: EngineInfo
     layout: PodLayout
     role_label_values: Mapping[str, str]
+    proxy: Proxy | None
 
     @property
     def name(self) -> str: ...
 
     def parameters(self, size: Size, user: dict[str, str]) -> dict[str, str]: ...
+
+    def max_connections(self, size: Size, user: dict[str, str]) -> int:
+        """Client connections the server accepts with these parameters."""
 
     def parameter_problems(self, user: Mapping[str, str]) -> list[str]:
         """One line per user parameter the engine refuses, naming it (empty: all fine)."""

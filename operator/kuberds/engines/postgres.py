@@ -12,8 +12,10 @@ from kuberds.api.classes import Size
 from kuberds.contract import PRIMARY, REPLICA
 from kuberds.contract.layouts import POSTGRES as LAYOUT
 from kuberds.contract.layouts import PodLayout
+from kuberds.contract.proxy import CONSOLE_USER, PROXY_USER
 from kuberds.engines import parameters as allow
 from kuberds.engines.base import AgentRequest, EngineInfo
+from kuberds.engines.pgbouncer import PgBouncer
 from kuberds.quantity import to_bytes
 
 MiB = 2**20
@@ -25,10 +27,11 @@ INFO = EngineInfo(
     family="database",
     versions=("15",),
     default_port=5432,
-    reserved_usernames=("postgres", "replicator", "rewind"),
+    reserved_usernames=("postgres", "replicator", "rewind", PROXY_USER, CONSOLE_USER),
     reserved_username_prefixes=("pg_",),  # PostgreSQL refuses new roles named pg_*
     reserved_databases=("postgres", "template0", "template1"),
     allowed_parameters=tuple(sorted(PARAMETERS)),
+    proxy="pgbouncer",
     managed_parameters=(
         "archive_command", "archive_mode", "restore_command", "recovery_target_time", "primary_conninfo",
         "synchronous_standby_names", "hba_file", "data_directory", "port", "listen_addresses", "ssl",
@@ -43,6 +46,7 @@ class Postgres:
     layout: PodLayout = LAYOUT
     # Patroni 3.0 calls the leader "master" in its role label and has no setting to rename it.
     role_label_values: dict[str, str] = field(default_factory=lambda: {PRIMARY: "master", REPLICA: "replica"})
+    proxy: PgBouncer = field(default_factory=PgBouncer)
 
     @property
     def name(self) -> str:
@@ -67,6 +71,9 @@ class Postgres:
             "log_min_duration_statement": "1000",
         }
         return {**derived, **user}
+
+    def max_connections(self, size: Size, user: dict[str, str]) -> int:
+        return int(self.parameters(size, user)["max_connections"])
 
     def parameter_problems(self, user: Mapping[str, str]) -> list[str]:
         return allow.problems(PARAMETERS, user, self.name)

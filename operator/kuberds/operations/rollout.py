@@ -21,12 +21,12 @@ from kuberds.builders import names
 from kuberds.builders.rollout import handover, next_pod_to_roll
 from kuberds.builders.server import Server
 from kuberds.builders.status import Member, member_from_pod, storage_condition
-from kuberds.contract import environment
+from kuberds.contract import PRIMARY, ROLE_LABEL, environment
 from kuberds.contract.report import AgentReport
 from kuberds.kube import Kube
-from kuberds.operations import agents
+from kuberds.operations import agents, proxy
 from kuberds.operations.secrets import secret_text
-from kuberds.operations.server_status import publish_server_status
+from kuberds.operations.server_status import ProxySeen, publish_server_status
 from kuberds.operations.status import post_event
 from kuberds.quantity import to_bytes
 
@@ -46,6 +46,8 @@ class Members:
     claims: list[dict]
     stateful_set: dict | None
     zones: dict[str, str]
+    proxy: dict | None = None  # the proxy's Deployment
+    proxy_pods: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -109,7 +111,8 @@ def _refresh_once(kube: Kube, key: tuple[str, str, str], seen: Members, server_o
         resized, allocated = storage_condition(server.spec.storage.size, seen.claims)
         if resized and to_bytes(server.spec.storage.size) > to_bytes(server.claim_size):
             conditions.append(resized)
-    publish_server_status(kube, seen.body, server, seen.pods, seen.zones, conditions, allocated)
+    publish_server_status(kube, seen.body, server, seen.pods, seen.zones, conditions, allocated,
+                          proxy=ProxySeen(seen.proxy))  # fmt: skip
     update_revision = ((seen.stateful_set or {}).get("status") or {}).get("updateRevision")
     members = [member_from_pod(p, seen.zones, server.engine.role_label_values) for p in seen.pods]
     target = next_pod_to_roll(members, update_revision, server.replicas)
@@ -125,7 +128,7 @@ def _refresh_once(kube: Kube, key: tuple[str, str, str], seen: Members, server_o
     if since < SWITCHOVER_RETRY_SECONDS:
         return f"switchover requested {since:.0f}s ago: waiting for the roles to change"
     state.switchover_at = time.monotonic()
-    return switch_over(kube, seen.body, server, seen.pods, target, step.standby)
+    return switch_over(kube, seen.body, server, seen.pods, target, step.standby, seen.proxy_pods)
 
 
 def agent_api_password(kube: Kube, namespace: str, server: str) -> str | None:
@@ -147,19 +150,30 @@ def agent_tls(kube: Kube, server: Server, pod: dict) -> agents.AgentTls | None:
     return agents.AgentTls(ca, f"{pod['metadata']['name']}.{names.headless_service(server.name)}.{namespace}.svc")
 
 
-def switch_over(kube: Kube, body: dict, server: Server, pods: list[dict], primary: Member, standby: Member) -> str:
-    """Asks the primary's agent for a planned switchover; the old primary, now a standby, is
-    replaced on a later pass. A refusal is reported, and tried again after
-    SWITCHOVER_RETRY_SECONDS."""
+def switch_over(kube: Kube, body: dict, server: Server, pods: list[dict], primary: Member, standby: Member,
+                proxy_pods: list[dict] = ()) -> str:  # fmt: skip
+    """Asks the primary's agent for a planned switchover, holding the proxy's clients meanwhile
+    (operations.proxy); the old primary, now a standby, is replaced on a later pass. A refusal
+    is reported, and tried again after SWITCHOVER_RETRY_SECONDS."""
     pod = next((p for p in pods if p["metadata"]["name"] == primary.name), {})
     ip = (pod.get("status") or {}).get("podIP")
     if not ip:
         return f"waiting for the address of primary {primary.name} to switch over"
     password = agent_api_password(kube, server.owner.namespace, server.name)
     request = server.engine.switchover(primary.name, standby.name)
+
+    def switch() -> str:
+        return agents.send(ip, server.engine.layout.agent_port, request, password, tls=agent_tls(kube, server, pod))
+
+    consoles = proxy_consoles(kube, server, proxy_pods)
     try:
-        tls = agent_tls(kube, server, pod)
-        answer = agents.send(ip, server.engine.layout.agent_port, request, password, tls=tls)
+        if consoles:
+            held = proxy.held_switchover(consoles, switch, lambda: writer_moved(kube, server, primary, standby))
+            answer = held.answer
+            post_event(body, "Normal" if held.clean else "Warning",
+                       "ProxyHeld" if held.clean else "ProxyHeldWithProblems", message=held.summary())  # fmt: skip
+        else:
+            answer = switch()
     except agents.AgentError as error:
         post_event(body, "Warning", "SwitchoverFailed",
                    message=f"switchover from {primary.name} to {standby.name} failed: {error}")  # fmt: skip
@@ -168,6 +182,31 @@ def switch_over(kube: Kube, body: dict, server: Server, pods: list[dict], primar
                message=f"primary moved from {primary.name} to {standby.name} before replacing {primary.name}: "
                f"{answer}")  # fmt: skip
     return f"switched over from {primary.name} to {standby.name}"
+
+
+def proxy_consoles(kube: Kube, server: Server, proxy_pods: list[dict]) -> list[proxy.Console]:
+    """The admin consoles of the proxy's running pods (none: no proxy, or no password yet)."""
+    running = [p for p in proxy_pods if (p.get("status") or {}).get("podIP") and not p["metadata"].get(
+        "deletionTimestamp")]  # fmt: skip
+    if not running or server.engine.proxy is None:
+        return []
+    secret = kube.get("Secret", server.owner.namespace, names.agent_credentials(server.name))
+    password = secret_text(secret, environment.PROXY_CONSOLE_PASSWORD.key)
+    if not password:
+        return []
+    port = server.engine.proxy.layout.port
+    return [proxy.Console(p["metadata"]["name"], p["status"]["podIP"], port, password) for p in running]
+
+
+def writer_moved(kube: Kube, server: Server, old: Member, new: Member) -> bool:
+    """The writer Service selects by the role label: the new primary wears it, the old one not."""
+    primary = server.engine.role_label_values[PRIMARY]
+
+    def role(name: str) -> str | None:
+        pod = kube.get("Pod", server.owner.namespace, name) or {}
+        return (pod.get("metadata", {}).get("labels") or {}).get(ROLE_LABEL)
+
+    return role(new.name) == primary and role(old.name) != primary
 
 
 def roll(kube: Kube, body: dict, member: Member, pods: list[dict]) -> str:

@@ -38,6 +38,8 @@ from kuberds.operations.status import post_event, publish_status
 from kuberds.quantity import to_bytes
 
 ACTIVE = Condition("Paused", FALSE, "AutomationActive")
+# What a proxy is made of (builders.proxy), all named names.proxy(server), in deletion order.
+PROXY_KINDS = ("Deployment", "PodDisruptionBudget", "Service", "NetworkPolicy", "ConfigMap")
 
 
 class ServerKind(Protocol):
@@ -66,6 +68,8 @@ class Seen:
     storage_classes: dict[str, dict | None] = field(default_factory=dict)
     # What holds the names of the server's objects, for those not yet known to be its own.
     holders: dict[ownership.Key, dict | None] = field(default_factory=dict)
+    # Read only while spec.proxy is off: a proxy left from when it was on is taken down.
+    leftover_proxy: dict | None = None
 
     @property
     def namespace(self) -> str:
@@ -87,6 +91,7 @@ class Plan:
     create: list[dict] = field(default_factory=list)  # made once, never overwritten
     apply: list[dict] = field(default_factory=list)  # server-side applied (drift corrected)
     claim_patches: list[tuple[str, dict]] = field(default_factory=list)
+    delete: list[tuple[str, str]] = field(default_factory=list)  # (kind, name) of the server's own
     secret_patches: list[tuple[str, dict]] = field(default_factory=list)  # keys added, none changed
     storage: Condition | None = None  # StorageResized when known before the patches
     events: list[tuple[str, str]] = field(default_factory=list)  # (reason, message), Normal
@@ -143,7 +148,8 @@ def observe(kube: Kube, config: OperatorConfig, kind: ServerKind, body: dict, sp
     elif to_bytes(wanted) > to_bytes(claim_size(spec, stateful_set)):
         claims = kube.list("PersistentVolumeClaim", namespace, selector)
         classes = {c: kube.get("StorageClass", None, c) for c in storage.classes_to_read(claims, wanted)}
-    return Seen(body, spec, seen.now, stateful_set, secrets, source, settings, claims, classes, holders)
+    leftover = None if spec.proxy.enabled else kube.get("Deployment", namespace, names.proxy(name))
+    return Seen(body, spec, seen.now, stateful_set, secrets, source, settings, claims, classes, holders, leftover)
 
 
 # ---------------------------------------------------------------- build
@@ -214,6 +220,9 @@ def build(seen: Seen, config: OperatorConfig, kind: ServerKind, token: Callable[
             plan.events.append(("CertificateIssued", f"served certificate in Secret {tls_name} issued: "
                                                      f"{certificate.reason}"))  # fmt: skip
     plan.apply.extend(kind.objects(server))
+    if seen.leftover_proxy and ownership.belongs(seen.leftover_proxy, owner):
+        plan.delete.extend((k, names.proxy(seen.name)) for k in PROXY_KINDS)
+        plan.events.append(("ProxyRemoved", "spec.proxy.enabled is false: the proxy's objects are deleted"))
     # The generated Secrets that exist were read anyway: they too must be the server's own.
     generated = {("Secret", seen.namespace, s): seen.secrets.get(s) for s in generated_secrets(seen.name, spec, config)}
     held = [{"kind": k, "metadata": {"namespace": ns, "name": n}} for (k, ns, n), obj in generated.items() if obj]
@@ -236,7 +245,7 @@ def _generated_secrets(seen: Seen, server: Server, plan: Plan, token: Callable[[
         plan.create.append(secret_build.master_secret(server, token(24)))
     credentials = seen.secrets.get(names.agent_credentials(name))
     if credentials is None:
-        passwords = [token(24) for _ in environment.AGENT_CREDENTIALS]
+        passwords = [token(24) for _ in environment.GENERATED_CREDENTIALS]
         plan.create.append(secret_build.agent_credentials(server, passwords))
     elif missing := secret_build.missing_credential_keys(credentials):
         # Added, never changed: pods read the new keys when they next start.
@@ -260,6 +269,8 @@ def apply(kube: Kube, body: dict, plan: Plan, pods: list[dict], zones: dict[str,
         ownership.confirm(owner, kube.create(obj))
     for obj in plan.apply:
         ownership.confirm(owner, kube.apply(obj))
+    for kind, name in plan.delete:
+        kube.delete(kind, body["metadata"]["namespace"], name)
     for secret, patch in plan.secret_patches:
         kube.merge_patch("Secret", body["metadata"]["namespace"], secret, patch)
     for reason, message in plan.events:

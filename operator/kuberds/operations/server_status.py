@@ -3,9 +3,11 @@ its primary agent's report (restorable times, backup health)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from kuberds.builders.server import Server, reader_endpoint, writer_endpoint
+from kuberds.builders import proxy as proxy_build
+from kuberds.builders.server import Server, proxy_endpoint, reader_endpoint, writer_endpoint
 from kuberds.builders.status import FALSE, TRUE, Condition, Observed, availability, member_from_pod
 from kuberds.contract import PRIMARY
 from kuberds.contract.report import AgentReport
@@ -13,8 +15,17 @@ from kuberds.kube import Kube
 from kuberds.operations.status import parse_time, publish_status
 
 
+@dataclass(frozen=True)
+class ProxySeen:
+    """The proxy's Deployment as an index holds it (None: there is none)."""
+
+    deployment: dict | None
+
+
 def publish_server_status(kube: Kube, body: dict, server: Server, pods: list[dict], zones: dict[str, str],
-                          conditions: list[Condition], allocated: str | None = None) -> dict:  # fmt: skip
+                          conditions: list[Condition], allocated: str | None = None,
+                          proxy: ProxySeen | None = None) -> dict:  # fmt: skip
+    """`proxy`: what was seen of the proxy (None: not looked at, ProxyReady is left as it is)."""
     roles = server.engine.role_label_values
     members = sorted((member_from_pod(p, zones, roles) for p in pods), key=lambda m: m.name)
     status = body.get("status") or {}
@@ -33,14 +44,41 @@ def publish_server_status(kube: Kube, body: dict, server: Server, pods: list[dic
     }
     if server.tls_secret or "certificateSecretName" in status:  # None (TLS turned off) removes it
         fields["certificateSecretName"] = server.tls_secret
+    proxy_fields, proxy_conditions = proxy_status(server, proxy, status)
+    fields |= proxy_fields
     report = primary_report(pods, primary)
     if report.latest_restorable_time:
         fields["latestRestorableTime"] = report.latest_restorable_time
     if report.earliest_restorable_time:
         fields["earliestRestorableTime"] = report.earliest_restorable_time
     created = body["metadata"].get("creationTimestamp")
-    conditions = [*conditions, *backup_condition(server, report, created), *restored_condition(server, status, primary)]
+    conditions = [*conditions, *proxy_conditions, *backup_condition(server, report, created),
+                  *restored_condition(server, status, primary)]  # fmt: skip
     return publish_status(kube, body, [*conditions, *availability(observed)], fields, observed)
+
+
+def proxy_status(server: Server, seen: ProxySeen | None, status: dict) -> tuple[dict, list[Condition]]:
+    """proxyEndpoint and ProxyReady: the endpoint while the proxy is asked for and can run;
+    ready when one of its pods is (clients reach it through the Service)."""
+    had = "proxyEndpoint" in status or any(c["type"] == "ProxyReady" for c in status.get("conditions", []))
+    if not server.spec.proxy.enabled:
+        if not had:
+            return {}, []
+        return {"proxyEndpoint": None}, [Condition("ProxyReady", FALSE, "ProxyDisabled", "spec.proxy.enabled is false")]
+    problem = proxy_build.pool_problem(server)
+    if problem:
+        return {"proxyEndpoint": None}, [Condition("ProxyReady", FALSE, "InvalidProxy", problem)]
+    fields = {"proxyEndpoint": proxy_endpoint(server)}
+    if seen is None:
+        return fields, []
+    deployment = seen.deployment or {}
+    ready = (deployment.get("status") or {}).get("readyReplicas") or 0
+    wanted = server.spec.proxy.replicas
+    if not deployment:
+        return fields, [Condition("ProxyReady", FALSE, "Deploying", "the proxy's Deployment is being made")]
+    if ready == 0:
+        return fields, [Condition("ProxyReady", FALSE, "NoProxyPodReady", f"0 of {wanted} proxy pods ready")]
+    return fields, [Condition("ProxyReady", TRUE, "ProxyPodsReady", f"{ready} of {wanted} proxy pods ready")]
 
 
 def restored_condition(server: Server, status: dict, primary: str | None) -> list[Condition]:

@@ -71,8 +71,8 @@ def _publish(
     if _comparable(status) == _comparable(current):
         return current
     previous = {c["type"]: c["status"] for c in current.get("conditions", [])}
-    for changed in transitions(current.get("conditions", []), merged):
-        kind = event_type(changed["type"], changed["status"], previous.get(changed["type"]))
+    for changed in transitions(current.get("conditions", []), merged, PROBLEM_REASONS):
+        kind = event_type(changed["type"], changed["status"], previous.get(changed["type"]), changed["reason"])
         if kind is None:
             continue
         text = f"{changed['type']} is {changed['status']}: {changed['message']}".rstrip(": ")
@@ -87,12 +87,14 @@ def _publish(
 # False here is a problem to report even on first sight; other conditions start False
 # while a server is created, and only losing True is worth a Warning.
 PROBLEM_CONDITIONS = {"Reconciled", "FinalSnapshot", "StorageResized", "SourceFound"}
+# Reasons that are a problem whatever their condition's status was (ProxyReady starts False).
+PROBLEM_REASONS = frozenset({"InvalidProxy"})
 
 
-def event_type(condition: str, status: str, before: str | None) -> str | None:
+def event_type(condition: str, status: str, before: str | None, reason: str | None = None) -> str | None:
     """Warning, Normal, or None for no Event: a condition's first appearance is news only
     when it reports a problem (every new server starts not Ready, not Paused, …)."""
-    if status == FALSE and (condition in PROBLEM_CONDITIONS or before == "True"):
+    if status == FALSE and (condition in PROBLEM_CONDITIONS or before == "True" or reason in PROBLEM_REASONS):
         return "Warning"
     if before is None and status != TRUE:
         return None

@@ -256,7 +256,7 @@ class PostgresAgent:
 
     def _ensure_accounts(self, step: Step) -> None:
         database.ensure_accounts(self.database, self.config, self.credentials.master_password,
-                                 self.credentials.rewind_password)  # fmt: skip
+                                 self.credentials.rewind_password, self.credentials.proxy_password)  # fmt: skip
         self.accounts_ready = True
 
     def _archive_catch_up(self, step: Step) -> bool:

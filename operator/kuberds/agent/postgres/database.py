@@ -16,6 +16,7 @@ from psycopg import sql
 
 from kuberds.agent.postgres import roles
 from kuberds.agent.postgres.patroni import REPLICATION_USER, REWIND_USER, SUPERUSER
+from kuberds.contract.proxy import LOOKUP_FUNCTION, PROXY_USER
 from kuberds.contract.settings import AgentConfig
 
 # What the master user is granted beside CREATEDB (not a superuser, like RDS's rds_superuser):
@@ -63,14 +64,14 @@ def pgpass_line(user: str, password: str) -> str:
     return f"*:*:*:{user}:{escaped}\n"
 
 
-def scram_verifier(password: str, salt: bytes | None = None) -> str | None:
+def scram_verifier(password: str, salt: bytes | None = None, iterations: int = SCRAM_ITERATIONS) -> str | None:
     """What PostgreSQL stores for a SCRAM-SHA-256 password (RFC 5802/7677), so the password
     itself never travels in a statement a log could keep. None for a password SASLprep could
     change (outside printable ASCII): PostgreSQL then hashes it itself."""
     if not password or not all(" " <= c <= "~" for c in password):
         return None
     salt = salt or os.urandom(16)
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, SCRAM_ITERATIONS)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
     client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
     stored_key = hashlib.sha256(client_key).digest()
     server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
@@ -78,7 +79,31 @@ def scram_verifier(password: str, salt: bytes | None = None) -> str | None:
     def text(data: bytes) -> str:
         return base64.b64encode(data).decode()
 
-    return f"SCRAM-SHA-256${SCRAM_ITERATIONS}:{text(salt)}${text(stored_key)}:{text(server_key)}"
+    return f"SCRAM-SHA-256${iterations}:{text(salt)}${text(stored_key)}:{text(server_key)}"
+
+
+def scram_matches(verifier: str | None, password: str) -> bool:
+    """Whether a stored verifier is this password's (its own salt and iterations)."""
+    try:
+        method, rest = (verifier or "").split("$", 1)
+        iterations, salt = rest.split("$", 1)[0].split(":", 1)
+        again = scram_verifier(password, base64.b64decode(salt), int(iterations))
+    except ValueError:
+        return False
+    return method == "SCRAM-SHA-256" and again is not None and hmac.compare_digest(again, verifier)
+
+
+def ensure_login(db: Database, role: str, password: str, attributes: str) -> None:
+    """Creates the role, or brings it to `attributes`; its verifier changes only with its
+    password. A new salt for the same password would change nothing for clients, but it
+    would for the proxy: PgBouncer logs in to the server with the keys of its clients' own
+    exchange, which a new salt invalidates (clients would wait on a pool that cannot log in)."""
+    rows = db.query("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role,))
+    statement = sql.SQL("{} ROLE {} WITH " + attributes).format(
+        sql.SQL("ALTER" if rows else "CREATE"), sql.Identifier(role))  # fmt: skip
+    if not rows or not scram_matches(rows[0][0], password):
+        statement = sql.SQL("{} PASSWORD {}").format(statement, sql.Literal(scram_verifier(password) or password))
+    db.query(statement)
 
 
 # What pg_rewind reads on the source (a member that is primary now), and nothing else.
@@ -88,10 +113,7 @@ REWIND_FUNCTIONS = ("pg_ls_dir(text, boolean, boolean)", "pg_stat_file(text, boo
 
 def ensure_rewind_user(db: Database, password: str) -> None:
     """pg_rewind's own login: the superuser never logs in over the network."""
-    exists = db.query("SELECT 1 FROM pg_roles WHERE rolname = %s", (REWIND_USER,))
-    secret = scram_verifier(password) or password
-    db.query(sql.SQL("{} ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD {}").format(
-        sql.SQL("ALTER" if exists else "CREATE"), sql.Identifier(REWIND_USER), sql.Literal(secret)))  # fmt: skip
+    ensure_login(db, REWIND_USER, password, "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION")
     for function in REWIND_FUNCTIONS:
         db.query(
             sql.SQL("GRANT EXECUTE ON FUNCTION pg_catalog.{} TO {}").format(
@@ -100,24 +122,62 @@ def ensure_rewind_user(db: Database, password: str) -> None:
         )
 
 
+# The proxy's password lookup: the verifier of a login role that is none of kuberds' own and
+# holds none of the rights kuberds keeps (roles.py), so no client reaches those by the proxy.
+PROXY_LOOKUP = """
+CREATE SCHEMA IF NOT EXISTS kuberds;
+REVOKE ALL ON SCHEMA kuberds FROM PUBLIC;
+GRANT USAGE ON SCHEMA kuberds TO {proxy};
+CREATE OR REPLACE FUNCTION {function}(user_name text, OUT usename name, OUT passwd text) RETURNS SETOF record
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
+    SELECT rolname, rolpassword FROM pg_authid
+    WHERE rolname = user_name AND rolcanlogin AND NOT rolsuper AND NOT rolreplication AND NOT rolbypassrls
+      AND oid >= {first_normal_oid} AND rolname <> ALL ({kept})
+      AND (rolvaliduntil IS NULL OR rolvaliduntil > now())
+$body$;
+REVOKE ALL ON FUNCTION {function}(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION {function}(text) TO {proxy};
+"""
+
+
+def kept_roles(master: str) -> list[str]:
+    """The roles kuberds itself uses, which the master user's role functions refuse."""
+    return [SUPERUSER, REPLICATION_USER, REWIND_USER, PROXY_USER, master]
+
+
+def ensure_proxy_login(db: Database, password: str, master: str) -> None:
+    """The proxy's login, and its lookup in every database a client can connect to (template1
+    too, so a database created from it has the lookup at once)."""
+    ensure_login(db, PROXY_USER, password, "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS")
+    kept = [k for k in kept_roles(master) if k != master]
+    statements = sql.SQL(PROXY_LOOKUP).format(
+        proxy=sql.Identifier(PROXY_USER),
+        function=sql.SQL(LOOKUP_FUNCTION),
+        first_normal_oid=sql.Literal(roles.FIRST_NORMAL_OID),
+        kept=sql.SQL("ARRAY[{}]::text[]").format(sql.SQL(", ").join(sql.Literal(k) for k in kept)),
+    )
+    for (name,) in db.query("SELECT datname FROM pg_database WHERE datallowconn ORDER BY datname"):
+        other = Database(db.port, db.password, name, db.socket_dir)
+        try:
+            other.query(statements)
+        finally:
+            other.close()
+
+
 def ensure_accounts(db: Database, config: AgentConfig, master_password: str, rewind_password: str | None = None,
-                    ) -> None:  # fmt: skip
+                    proxy_password: str | None = None) -> None:  # fmt: skip
     """The master user (with the Secret's password), its database, the role functions it
-    manages roles with, pg_rewind's user, and the heartbeat table."""
+    manages roles with, pg_rewind's user, the proxy's login, and the heartbeat table."""
     user, name = config.master_username, config.database_name
     # The session's statements are not logged, whatever log_statement users set: the
     # password (or its verifier) goes by below.
     db.query("SET log_statement = 'none'")
-    exists = db.query("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,))
-    verb = "ALTER" if exists else "CREATE"
-    secret = scram_verifier(master_password) or master_password
-    db.query(sql.SQL("{} ROLE {} WITH LOGIN CREATEDB NOCREATEROLE NOSUPERUSER NOREPLICATION NOBYPASSRLS "
-                     "PASSWORD {}").format(sql.SQL(verb), sql.Identifier(user), sql.Literal(secret)))  # fmt: skip
+    ensure_login(db, user, master_password, "LOGIN CREATEDB NOCREATEROLE NOSUPERUSER NOREPLICATION NOBYPASSRLS")
     for granted in MASTER_ROLES:
         db.query(sql.SQL("GRANT {} TO {}").format(sql.Identifier(granted), sql.Identifier(user)))
     if not db.query("SELECT 1 FROM pg_database WHERE datname = %s", (name,)):
         db.query(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(user)))
-    kept = [SUPERUSER, REPLICATION_USER, REWIND_USER, user]
+    kept = kept_roles(user)
     db.query(roles.functions(user, kept))
     app = Database(db.port, db.password, name, db.socket_dir)
     try:
@@ -126,6 +186,8 @@ def ensure_accounts(db: Database, config: AgentConfig, master_password: str, rew
         app.close()
     if rewind_password:
         ensure_rewind_user(db, rewind_password)
+    if proxy_password:
+        ensure_proxy_login(db, proxy_password, user)
     db.query("CREATE SCHEMA IF NOT EXISTS kuberds")
     db.query("CREATE TABLE IF NOT EXISTS kuberds.heartbeat (id int PRIMARY KEY, at timestamptz)")
 

@@ -68,8 +68,18 @@ def engine_parameter_rules() -> tuple[Rule, ...]:
     return tuple(rules)
 
 
+def proxy_rule() -> Rule:
+    """spec.proxy is offered for the engines that have a proxy (kuberds.engines)."""
+    offered = sorted(n for n, i in engines.INFOS.items() if i.proxy)
+    return Rule(f"!has(self.proxy) || !self.proxy.enabled || self.engine in {offered!r}",
+                f"proxy.enabled: a proxy is offered for {', '.join(offered)} only", field_path=".proxy.enabled",
+                message_expression=f"'proxy.enabled: engine ' + self.engine + ' has no proxy yet (offered for "
+                                   f"{', '.join(offered)})'")  # fmt: skip
+
+
 def common_server_rules() -> tuple[Rule, ...]:
     return (
+        proxy_rule(),
         *engine_identifier_rules(),
         *engine_parameter_rules(),
         Rule(cel.windows_do_not_overlap("self.backup.window", "self.maintenanceWindow"),
@@ -195,6 +205,7 @@ class ServerStatus:
     engine_version: str | None = field("Engine version running.")
     endpoint: str | None = field("Writer endpoint, host:port (a Service DNS name).")
     reader_endpoint: str | None = field("Reader endpoint, host:port.")
+    proxy_endpoint: str | None = field("The proxy's endpoint, host:port, while spec.proxy.enabled.")
     current_primary: str | None = field("Pod that is the primary now.")
     members: list[MemberStatus] = field("The database pods.", default_factory=list)
     ready_instances: int | None = field("Database pods that are ready (the scale subresource reads it).")
