@@ -87,7 +87,8 @@ class E2E:
         return next((c for c in self.status(name).get("conditions", []) if c["type"] == type_), {})
 
     def pods(self, instance: str) -> dict[str, dict]:
-        pods = self.items("pods", f"app.kubernetes.io/instance={instance}")
+        # The database pods only (the proxy's share the instance label).
+        pods = self.items("pods", f"app.kubernetes.io/instance={instance},app.kubernetes.io/component=database")
         return {p["metadata"]["name"]: p for p in pods}
 
     def primary(self, instance: str) -> str | None:
@@ -154,8 +155,8 @@ class E2E:
         if instance:
             parts.append(json.dumps(self.status(instance), indent=1)[-3000:])
             for pod in self.pods(instance):
-                result = self.kubectl("logs", "-n", self.namespace, pod, "--tail=25", check=False)
-                parts.append(f"$ kubectl logs {pod}\n{result.stdout[-4000:]}{result.stderr[-500:]}")
+                result = self.kubectl("logs", "-n", self.namespace, pod, "--tail=60", check=False)
+                parts.append(f"$ kubectl logs {pod}\n{result.stdout[-8000:]}{result.stderr[-500:]}")
         return "\n".join(parts)
 
 

@@ -24,8 +24,9 @@ from pathlib import Path
 import psycopg
 
 from kuberds.builders.proxy import pool_settings
+from kuberds.contract.layouts import PGBOUNCER
 from kuberds.contract.proxy import CONSOLE_DATABASE, CONSOLE_USER
-from kuberds.engines.pgbouncer import HBA_FILE, config_file, hba_file
+from kuberds.engines.pgbouncer import config_file, hba_file
 from kuberds.operations.proxy import Console
 from tests.support.dataplane import LocalServer, Member, _postgres_ids
 from tests.support.kube import ROOT, free_port, wait_for
@@ -57,7 +58,7 @@ class LocalProxy:
                            # the test certificate names localhost, the proxy connects to 127.0.0.1
                            server_tls="require" if settings.server_tls != "disable" else "disable",
                            **self.pool)  # fmt: skip
-        (self.workdir / HBA_FILE).write_text(hba_file(settings))
+        (self.workdir / PGBOUNCER.hba_file).write_text(hba_file(settings))
         return config_file(settings) + os.environ.get("KUBERDS_PROXY_EXTRA", "")
 
     def __enter__(self) -> LocalProxy:
@@ -75,6 +76,7 @@ class LocalProxy:
             "PYTHONPATH": str(ROOT / "operator"),
             "KUBERDS_PROXY_CONFIG": str(self.workdir / "pgbouncer.ini"),
             "KUBERDS_RUN_DIR": str(self.run_dir),
+            "KUBERDS_TLS_DIR": str(self.workdir / "tls"),
             "KUBERDS_PROXY_PORT": str(self.port),
             "KUBERDS_METRICS_PORT": str(self.metrics_port),
             "KUBERDS_ENGINE_USER": "postgres",

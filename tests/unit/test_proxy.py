@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kuberds.agent.postgres.database import scram_matches, scram_verifier
-from kuberds.agent.proxy import PauseWatch
+from kuberds.agent.proxy import PauseWatch, ProxyPod, fingerprint
 from kuberds.builders import dbinstance, proxy
 from kuberds.builders.server import endpoint_names
 from kuberds.contract.proxy import HOLD_LIMIT_SECONDS, users_file
@@ -55,14 +55,31 @@ def test_proxy_pods_meet_pod_security_restricted_and_see_only_their_two_keys() -
     assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
 
 
-def test_a_changed_pool_rolls_the_proxy_pods() -> None:
-    def digest(**pool: object) -> str:
-        spec = {**PROXIED, "proxy": {"enabled": True, **pool}}
-        template = proxy.deployment(make_server(**spec))["spec"]["template"]
-        return template["metadata"]["annotations"][proxy.CONFIG_HASH_ANNOTATION]
+def test_a_changed_pool_is_reloaded_by_the_pods_not_rolled() -> None:
+    def template(**pool: object) -> dict:
+        return proxy.deployment(make_server(**{**PROXIED, "proxy": {"enabled": True, **pool}}))["spec"]["template"]
 
-    assert digest() == digest()
-    assert digest(defaultPoolSize=30) != digest()
+    assert template(defaultPoolSize=30) == template(), "a new pool size must not disconnect clients"
+    configs = [proxy.config_map(make_server(**{**PROXIED, "proxy": {"enabled": True, "defaultPoolSize": n}}))
+               for n in (20, 30)]  # fmt: skip
+    assert configs[0]["data"] != configs[1]["data"]
+
+
+def test_the_pod_notices_a_changed_configuration_or_certificate(tmp_path: Path) -> None:
+    (tmp_path / "tls").mkdir()
+    files = {"config_file": tmp_path / "pgbouncer.ini", "hba_file": tmp_path / "pg_hba.conf",
+             "tls_dir": tmp_path / "tls", "run_dir": tmp_path / "run"}  # fmt: skip
+    pod = ProxyPod(**files, port=1, metrics_port=0, user=None, program="pgbouncer", users_file="userlist.txt",
+                   proxy_password="a", console_password="b")  # fmt: skip
+    pod.config_file.write_text("[pgbouncer]\ndefault_pool_size = 20\n")
+    before = fingerprint(pod)
+    (tmp_path / "proxy.log").write_text("logs do not count")
+    assert fingerprint(pod) == before
+    pod.config_file.write_text("[pgbouncer]\ndefault_pool_size = 30\n")
+    changed = fingerprint(pod)
+    assert changed != before
+    (tmp_path / "tls" / "tls.crt").write_text("renewed")
+    assert fingerprint(pod) != changed
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,8 @@ through here.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import os
 import signal
@@ -28,20 +30,31 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from kuberds.agent.processes import OsUser
-from kuberds.contract import environment
+from kuberds.contract import TLS_CA_FILE, TLS_DIR, TLS_FILES, environment
 from kuberds.contract.layouts import PROXY_LAYOUTS, ProxyLayout
 from kuberds.contract.proxy import CONSOLE_DATABASE, CONSOLE_USER, HOLD_LIMIT_SECONDS, users_file
 
 log = logging.getLogger("kuberds.proxy")
 
 # Overrides for running outside a pod (the data-plane tests run several proxies on one host).
-OVERRIDES = {"config_file": "KUBERDS_PROXY_CONFIG", "run_dir": "KUBERDS_RUN_DIR", "port": "KUBERDS_PROXY_PORT",
-             "metrics_port": "KUBERDS_METRICS_PORT", "user": "KUBERDS_ENGINE_USER"}  # fmt: skip
+OVERRIDES = {
+    "config_file": "KUBERDS_PROXY_CONFIG",
+    "run_dir": "KUBERDS_RUN_DIR",
+    "port": "KUBERDS_PROXY_PORT",
+    "metrics_port": "KUBERDS_METRICS_PORT",
+    "user": "KUBERDS_ENGINE_USER",
+    "tls_dir": "KUBERDS_TLS_DIR",
+}
+# How often mounted files are compared: the kubelet updates a mounted ConfigMap or Secret
+# within about a minute of its change.
+WATCH_SECONDS = 5
 
 
 @dataclass(frozen=True)
 class ProxyPod:
     config_file: Path
+    hba_file: Path
+    tls_dir: Path
     run_dir: Path
     port: int
     metrics_port: int
@@ -57,7 +70,9 @@ class ProxyPod:
             return env.get(OVERRIDES[name]) or None
 
         return cls(
-            config_file=Path(given("config_file") or f"{layout.config_dir}/{layout.config_file}"),
+            config_file=(config := Path(given("config_file") or f"{layout.config_dir}/{layout.config_file}")),
+            hba_file=config.with_name(layout.hba_file),
+            tls_dir=Path(given("tls_dir") or TLS_DIR),
             run_dir=Path(given("run_dir") or layout.run_dir),
             port=int(given("port") or layout.port),
             metrics_port=int(given("metrics_port") or layout.metrics_port),
@@ -165,6 +180,16 @@ class PauseWatch:
         return True
 
 
+def fingerprint(pod: ProxyPod) -> str:
+    """The content of every file PgBouncer reads at a reload (missing files count too)."""
+    digest = hashlib.sha256()
+    for path in (pod.config_file, pod.hba_file, *(pod.tls_dir / f for f in (*TLS_FILES, TLS_CA_FILE))):
+        digest.update(str(path).encode() + b"\0")
+        with contextlib.suppress(OSError):
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def _relay(stream, watch: PauseWatch) -> None:
     for raw in iter(stream.readline, b""):
         line = raw.decode(errors="replace")
@@ -191,9 +216,17 @@ def run(pod: ProxyPod, env: Mapping[str, str]) -> int:
     threading.Thread(target=_relay, args=(process.stderr, watch), daemon=True).start()
 
     def watchdog() -> None:
+        """A stale pause is resumed; a changed configuration or certificate is reloaded, not
+        restarted: no client is disconnected for a new pool size or a renewed certificate."""
+        seen = fingerprint(pod)
         while process.poll() is None:
+            time.sleep(WATCH_SECONDS)
             watch.check()
-            time.sleep(5)
+            now = fingerprint(pod)
+            if now != seen:
+                log.info("configuration or certificate changed: reloading")
+                process.send_signal(signal.SIGHUP)
+                seen = now
 
     threading.Thread(target=watchdog, daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: process.send_signal(signal.SIGINT))  # safe shutdown

@@ -8,8 +8,6 @@ operator pauses them around its own switchovers (kuberds.operations.proxy).
 
 from __future__ import annotations
 
-import hashlib
-
 from kuberds.api.classes import DB_INSTANCE_CLASSES
 from kuberds.api.schema import to_json
 from kuberds.builders import names
@@ -19,7 +17,6 @@ from kuberds.contract import TLS_CA_FILE, TLS_DIR, TLS_FILES, environment
 from kuberds.engines.pgbouncer import PoolSettings
 
 PROXY = "proxy"  # the app.kubernetes.io/component of the proxy's objects
-CONFIG_HASH_ANNOTATION = "kuberds.io/proxy-config-hash"
 RUN_SIZE = "16Mi"  # the user list and a socket
 RESOURCES = {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
 
@@ -120,7 +117,7 @@ def _container(server: Server) -> dict:
 
 
 def deployment(server: Server) -> dict:
-    layout, files = server.engine.proxy.layout, server.engine.proxy.config(pool_settings(server))
+    layout = server.engine.proxy.layout
     scheduling = server.spec.scheduling
     spread = [
         {"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": "ScheduleAnyway",
@@ -151,8 +148,6 @@ def deployment(server: Server) -> dict:
         pod_spec["nodeSelector"] = dict(scheduling.node_selector)
     if scheduling.tolerations:
         pod_spec["tolerations"] = [to_json(t) for t in scheduling.tolerations]
-    # A changed configuration rolls the pods (one at a time, a new one ready first).
-    digest = hashlib.sha256("\0".join(f"{k}\0{v}" for k, v in sorted(files.items())).encode()).hexdigest()[:16]
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -162,7 +157,9 @@ def deployment(server: Server) -> dict:
             "selector": {"matchLabels": selector(server)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {
-                "metadata": {"labels": labels(server), "annotations": {CONFIG_HASH_ANNOTATION: digest}},
+                # No hash of the configuration here: the pod reloads it (and a renewed
+                # certificate) in place, so a new pool size disconnects no client.
+                "metadata": {"labels": labels(server)},
                 "spec": pod_spec,
             },
         },

@@ -43,6 +43,7 @@ class ProxyLayout:
     program: str
     config_dir: str  # the operator's configuration file (a ConfigMap, read-only)
     config_file: str
+    hba_file: str  # beside config_file
     run_dir: str  # the generated user list (passwords) and the socket: a memory emptyDir
     users_file: str  # in run_dir
     port: int  # clients
@@ -54,6 +55,7 @@ PGBOUNCER = ProxyLayout(
     program="/usr/sbin/pgbouncer",
     config_dir="/etc/kuberds-proxy",
     config_file="pgbouncer.ini",
+    hba_file="pg_hba.conf",
     run_dir="/var/run/pgbouncer",
     users_file="userlist.txt",
     port=6432,

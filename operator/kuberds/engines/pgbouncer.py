@@ -12,7 +12,6 @@ from kuberds.contract.proxy import AUTH_QUERY, CONSOLE_DATABASE, CONSOLE_USER, P
 # Server connections kept for the engine itself: superuser_reserved_connections (3), the
 # agent and Patroni (a few), replication has its own slots.
 RESERVED_SERVER_CONNECTIONS = 10
-HBA_FILE = "pg_hba.conf"
 # RDS Proxy's ConnectionBorrowTimeout: how long a client waits for a server connection.
 BORROW_TIMEOUT_SECONDS = 120
 
@@ -38,7 +37,7 @@ class PoolSettings:
 
     @property
     def hba_path(self) -> str:
-        return f"{self.config_dir or self.layout.config_dir}/{HBA_FILE}"
+        return f"{self.config_dir or self.layout.config_dir}/{self.layout.hba_file}"
 
 
 def usable_server_connections(max_connections: int) -> int:
@@ -142,7 +141,7 @@ class PgBouncer:
     layout: ProxyLayout = PGBOUNCER
 
     def config(self, settings: PoolSettings) -> dict[str, str]:
-        return {self.layout.config_file: config_file(settings), HBA_FILE: hba_file(settings)}
+        return {self.layout.config_file: config_file(settings), self.layout.hba_file: hba_file(settings)}
 
     def pool_problem(self, default_pool_size: int, max_connections: int) -> str | None:
         return pool_problem(default_pool_size, max_connections)
