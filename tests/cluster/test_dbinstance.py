@@ -372,12 +372,13 @@ def _deployment(dbi: DBInstances, name: str):
 
 
 def test_a_proxy_is_made_when_asked_says_when_it_is_ready_and_goes_when_turned_off(dbi: DBInstances, api) -> None:
-    created = dbi.create("pooled", proxy={"enabled": True})
+    created = dbi.create("pooled", proxy={"enabled": True, "readerEndpoint": True})
     ns, uid = dbi.namespace, created["metadata"]["uid"]
     dbi.wait_phase("pooled", "Available")
     ready = dbi.wait_condition("pooled", "ProxyReady", "True", "ProxyPodsReady")
     assert ready["message"] == "2 of 2 proxy pods ready"
     assert dbi.get("pooled")["status"]["proxyEndpoint"] == f"pooled-proxy.{ns}.svc:5432"
+    assert dbi.get("pooled")["status"]["proxyReaderEndpoint"] == f"pooled-proxy-ro.{ns}.svc:5432"
     policy, net = kubernetes.client.PolicyV1Api(api), kubernetes.client.NetworkingV1Api(api)
     for obj in (_deployment(dbi, "pooled-proxy"), dbi.core.read_namespaced_service("pooled-proxy", ns),
                 dbi.core.read_namespaced_config_map("pooled-proxy", ns),
@@ -391,6 +392,11 @@ def test_a_proxy_is_made_when_asked_says_when_it_is_ready_and_goes_when_turned_o
     # The proxy's pods are not members: status counts the database pods only.
     assert [m["name"] for m in dbi.get("pooled")["status"]["members"]] == ["pooled-0"]
 
+    assert _deployment(dbi, "pooled-proxy-ro") is not None
+    dbi.patch("pooled", {"proxy": {"readerEndpoint": False}})
+    wait_for(lambda: _deployment(dbi, "pooled-proxy-ro") is None, timeout=60, what="the read-only proxy deleted")
+    assert _deployment(dbi, "pooled-proxy") is not None, "the writer's proxy stays"
+    wait_for(lambda: "proxyReaderEndpoint" not in dbi.get("pooled")["status"], timeout=30, what="its endpoint gone")
     dbi.patch("pooled", {"proxy": {"enabled": False}})
     wait_for(lambda: _deployment(dbi, "pooled-proxy") is None, timeout=60, what="the proxy's Deployment deleted")
     gone = dbi.wait_condition("pooled", "ProxyReady", "False", "ProxyDisabled")

@@ -9,6 +9,7 @@ import pytest
 from kuberds.agent.postgres.database import scram_matches, scram_verifier
 from kuberds.agent.proxy import PauseWatch, ProxyPod, fingerprint
 from kuberds.builders import dbinstance, proxy
+from kuberds.builders.network_policy import network_policy
 from kuberds.builders.server import endpoint_names
 from kuberds.contract.proxy import HOLD_LIMIT_SECONDS, users_file
 from kuberds.operations import agents
@@ -35,7 +36,8 @@ def test_a_server_has_a_proxy_only_when_asked() -> None:
 
 
 def test_proxy_pods_meet_pod_security_restricted_and_see_only_their_two_keys() -> None:
-    deployment = proxy.deployment(make_server(**PROXIED))
+    server = make_server(**PROXIED)
+    deployment = proxy.deployment(server, proxy.writer_pool(server))
     pod = deployment["spec"]["template"]["spec"]
     assert pod["automountServiceAccountToken"] is False
     assert (
@@ -57,11 +59,12 @@ def test_proxy_pods_meet_pod_security_restricted_and_see_only_their_two_keys() -
 
 def test_a_changed_pool_is_reloaded_by_the_pods_not_rolled() -> None:
     def template(**pool: object) -> dict:
-        return proxy.deployment(make_server(**{**PROXIED, "proxy": {"enabled": True, **pool}}))["spec"]["template"]
+        server = make_server(**{**PROXIED, "proxy": {"enabled": True, **pool}})
+        return proxy.deployment(server, proxy.writer_pool(server))["spec"]["template"]
 
     assert template(defaultPoolSize=30) == template(), "a new pool size must not disconnect clients"
-    configs = [proxy.config_map(make_server(**{**PROXIED, "proxy": {"enabled": True, "defaultPoolSize": n}}))
-               for n in (20, 30)]  # fmt: skip
+    servers = [make_server(**{**PROXIED, "proxy": {"enabled": True, "defaultPoolSize": n}}) for n in (20, 30)]
+    configs = [proxy.config_map(s, proxy.writer_pool(s)) for s in servers]
     assert configs[0]["data"] != configs[1]["data"]
 
 
@@ -132,7 +135,7 @@ def test_proxy_status_says_why_it_is_not_ready() -> None:
     on, off = make_server(**PROXIED), make_server()
     assert proxy_status(off, None, {}) == ({}, [])
     fields, [condition] = proxy_status(off, None, {"proxyEndpoint": "x"})
-    assert fields == {"proxyEndpoint": None} and condition.reason == "ProxyDisabled"
+    assert fields == {"proxyEndpoint": None, "proxyReaderEndpoint": None} and condition.reason == "ProxyDisabled"
     assert proxy_status(on, None, {}) == ({"proxyEndpoint": "orders-proxy.shop.svc:5432"}, [])
     assert proxy_status(on, ProxySeen(None), {})[1][0].reason == "Deploying"
     waiting = ProxySeen({"status": {"replicas": 2}})
@@ -141,7 +144,8 @@ def test_proxy_status_says_why_it_is_not_ready() -> None:
     assert (ready.status, ready.message) == ("True", "1 of 2 proxy pods ready")
     big = make_server(multiAZ=True, proxy={"enabled": True, "defaultPoolSize": 200})
     fields, [refused] = proxy_status(big, None, {})
-    assert fields == {"proxyEndpoint": None} and (refused.status, refused.reason) == ("False", "InvalidProxy")
+    assert fields == {"proxyEndpoint": None, "proxyReaderEndpoint": None}
+    assert (refused.status, refused.reason) == ("False", "InvalidProxy")
 
 
 def test_a_verifier_is_kept_while_the_password_is_the_same() -> None:
@@ -179,3 +183,22 @@ def test_the_operator_never_holds_a_proxy_as_long_as_the_pod_tolerates() -> None
     longest = (hold.PAUSE_TIMEOUT_SECONDS + agents.TIMEOUT_SECONDS + hold.MOVE_TIMEOUT_SECONDS + hold.SETTLE_SECONDS
                + 2 * hold.CONSOLE_TIMEOUT_SECONDS)  # fmt: skip
     assert longest < HOLD_LIMIT_SECONDS
+
+
+def test_a_read_only_proxy_is_made_when_asked_in_front_of_the_readers() -> None:
+    server = make_server(multiAZ=True, proxy={"enabled": True, "readerEndpoint": True})
+    names = [o["metadata"]["name"] for o in proxy.proxy_objects(server)]
+    assert names.count("orders-proxy") == 5 and names.count("orders-proxy-ro") == 5
+    reader = proxy.reader_pool(server)
+    assert "* = host=orders-ro.shop.svc port=5432" in proxy.config_map(server, reader)["data"]["pgbouncer.ini"]
+    labels = proxy.deployment(server, reader)["spec"]["selector"]["matchLabels"]
+    assert labels["app.kubernetes.io/component"] == "proxy-reader", "not paused, not counted as the writer's proxy"
+    assert "orders-proxy-ro.shop.svc" in endpoint_names(server)
+    fields, _ = proxy_status(server, None, {})
+    assert fields == {
+        "proxyEndpoint": "orders-proxy.shop.svc:5432",
+        "proxyReaderEndpoint": "orders-proxy-ro.shop.svc:5432",
+    }
+    admitted = [p["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+                for p in network_policy(server)["spec"]["ingress"][2]["from"] if p.get("podSelector")]  # fmt: skip
+    assert {"proxy", "proxy-reader"} <= set(admitted)

@@ -26,6 +26,11 @@ def proxy(server: str) -> str:
     return f"{server}-proxy"
 
 
+def reader_proxy(server: str) -> str:
+    """The read-only proxy's objects (in front of the reader Service)."""
+    return f"{server}-proxy-ro"
+
+
 def stateful_set(server: str) -> str:
     return server
 

@@ -41,7 +41,7 @@ def network_policy(server: Server) -> dict:
     kuberds.io/metrics-scraper=true."""
     layout = server.engine.layout
     peers = [{"podSelector": {"matchLabels": server.selector()}}]
-    proxy = [{"podSelector": {"matchLabels": server.owner.selector("proxy")}}]
+    proxy = [{"podSelector": {"matchLabels": server.owner.selector(c)}} for c in ("proxy", "proxy-reader")]
     clients, operator = allowed_clients(server), operator_pods(server)
 
     def port(number: int) -> list[dict]:

@@ -8,6 +8,8 @@ operator pauses them around its own switchovers (kuberds.operations.proxy).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from kuberds.api.classes import DB_INSTANCE_CLASSES
 from kuberds.api.schema import to_json
 from kuberds.builders import names
@@ -17,16 +19,45 @@ from kuberds.contract import TLS_CA_FILE, TLS_DIR, TLS_FILES, environment
 from kuberds.engines.pgbouncer import PoolSettings
 
 PROXY = "proxy"  # the app.kubernetes.io/component of the proxy's objects
+READER_PROXY = "proxy-reader"  # and of the read-only proxy's (spec.proxy.readerEndpoint)
+
+
+@dataclass(frozen=True)
+class Pool:
+    """One proxy of a server: the writer's (NAME-proxy, paused around switchovers), or the
+    readers' (NAME-proxy-ro, in front of the reader Service)."""
+
+    name: str  # of its Deployment, Service, ConfigMap, budget and NetworkPolicy
+    component: str
+    service: str  # the server's Service it reaches
+
+
+def writer_pool(server: Server) -> Pool:
+    return Pool(names.proxy(server.name), PROXY, names.writer_service(server.name))
+
+
+def reader_pool(server: Server) -> Pool:
+    return Pool(names.reader_proxy(server.name), READER_PROXY, names.reader_service(server.name))
+
+
+def pools(server: Server) -> list[Pool]:
+    """The proxies the spec asks for (none when the pool cannot be served)."""
+    proxy = server.spec.proxy
+    if not proxy.enabled or pool_problem(server):
+        return []
+    return [writer_pool(server), *([reader_pool(server)] if proxy.reader_endpoint else [])]
+
+
 RUN_SIZE = "16Mi"  # the user list and a socket
 RESOURCES = {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
 
 
-def labels(server: Server) -> dict[str, str]:
-    return server.owner.labels(PROXY, server.spec.engine, server.version)
+def labels(server: Server, pool: Pool) -> dict[str, str]:
+    return server.owner.labels(pool.component, server.spec.engine, server.version)
 
 
-def selector(server: Server) -> dict[str, str]:
-    return server.owner.selector(PROXY)
+def selector(server: Server, pool: Pool) -> dict[str, str]:
+    return server.owner.selector(pool.component)
 
 
 def max_connections(server: Server) -> int:
@@ -42,18 +73,18 @@ def pool_problem(server: Server) -> str | None:
     return proxy.pool_problem(server.spec.proxy.default_pool_size, max_connections(server))
 
 
-def pool_settings(server: Server) -> PoolSettings:
+def pool_settings(server: Server, pool: Pool | None = None) -> PoolSettings:
     spec, proxy = server.spec, server.engine.proxy
-    writer = f"{names.writer_service(server.name)}.{server.owner.namespace}.svc"
+    target = f"{(pool or writer_pool(server)).service}.{server.owner.namespace}.svc"
     if not server.tls_secret:
         client_tls, server_tls = "disable", "disable"
     else:
         client_tls = "require" if spec.tls.require else "prefer"
-        # The issued certificate names the writer Service and comes with its CA; a user's own
+        # The issued certificate names the Services and comes with its CA; a user's own
         # may not, so it is only required then.
         server_tls = "verify-full" if server.issues_certificate else "require"
     return PoolSettings(
-        server_host=writer,
+        server_host=target,
         server_port=server.port,
         pool_mode=spec.proxy.pool_mode,
         max_client_connections=spec.proxy.max_client_connections,
@@ -66,12 +97,12 @@ def pool_settings(server: Server) -> PoolSettings:
     )
 
 
-def config_map(server: Server) -> dict:
+def config_map(server: Server, pool: Pool) -> dict:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": server.owner.metadata(names.proxy(server.name), labels(server)),
-        "data": server.engine.proxy.config(pool_settings(server)),
+        "metadata": server.owner.metadata(pool.name, labels(server, pool)),
+        "data": server.engine.proxy.config(pool_settings(server, pool)),
     }
 
 
@@ -116,12 +147,12 @@ def _container(server: Server) -> dict:
     }
 
 
-def deployment(server: Server) -> dict:
+def deployment(server: Server, pool: Pool) -> dict:
     layout = server.engine.proxy.layout
     scheduling = server.spec.scheduling
     spread = [
         {"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": "ScheduleAnyway",
-         "labelSelector": {"matchLabels": selector(server)}}
+         "labelSelector": {"matchLabels": selector(server, pool)}}
         for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
     ]  # fmt: skip
     pod_spec: dict = {
@@ -138,7 +169,7 @@ def deployment(server: Server) -> dict:
         "terminationGracePeriodSeconds": 30,
         "containers": [_container(server)],
         "volumes": [
-            {"name": "config", "configMap": {"name": names.proxy(server.name)}},
+            {"name": "config", "configMap": {"name": pool.name}},
             {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": RUN_SIZE}},
             *([_tls_volume(server)] if server.tls_secret else []),
         ],
@@ -151,59 +182,59 @@ def deployment(server: Server) -> dict:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": server.owner.metadata(names.proxy(server.name), labels(server)),
+        "metadata": server.owner.metadata(pool.name, labels(server, pool)),
         "spec": {
             "replicas": server.spec.proxy.replicas,
-            "selector": {"matchLabels": selector(server)},
+            "selector": {"matchLabels": selector(server, pool)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {
                 # No hash of the configuration here: the pod reloads it (and a renewed
                 # certificate) in place, so a new pool size disconnects no client.
-                "metadata": {"labels": labels(server)},
+                "metadata": {"labels": labels(server, pool)},
                 "spec": pod_spec,
             },
         },
     }
 
 
-def service(server: Server) -> dict:
-    """NAME-proxy, on the server's own port: clients change the host name only."""
+def service(server: Server, pool: Pool) -> dict:
+    """NAME-proxy (NAME-proxy-ro), on the server's own port: clients change the host name only."""
     engine = server.spec.engine
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": server.owner.metadata(names.proxy(server.name), labels(server)),
+        "metadata": server.owner.metadata(pool.name, labels(server, pool)),
         "spec": {
             "type": "ClusterIP",
-            "selector": selector(server),
+            "selector": selector(server, pool),
             "ports": [{"name": engine, "port": server.port, "targetPort": "proxy", "protocol": "TCP"}],
         },
     }
 
 
-def disruption_budget(server: Server) -> dict:
+def disruption_budget(server: Server, pool: Pool) -> dict:
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": server.owner.metadata(names.proxy(server.name), labels(server)),
+        "metadata": server.owner.metadata(pool.name, labels(server, pool)),
         "spec": {
             "maxUnavailable": 1,
-            "selector": {"matchLabels": selector(server)},
+            "selector": {"matchLabels": selector(server, pool)},
             "unhealthyPodEvictionPolicy": "AlwaysAllow",
         },
     }
 
 
-def network_policy(server: Server) -> dict:
+def network_policy(server: Server, pool: Pool) -> dict:
     """The server's allowed clients and the operator's pods (the console: pause and resume)
     reach the proxy's port; the metrics scrapers its metrics."""
     layout = server.engine.proxy.layout
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": server.owner.metadata(names.proxy(server.name), labels(server)),
+        "metadata": server.owner.metadata(pool.name, labels(server, pool)),
         "spec": {
-            "podSelector": {"matchLabels": selector(server)},
+            "podSelector": {"matchLabels": selector(server, pool)},
             "policyTypes": ["Ingress"],
             "ingress": [
                 {"from": [*allowed_clients(server), *operator_pods(server)],
@@ -215,8 +246,7 @@ def network_policy(server: Server) -> dict:
 
 
 def proxy_objects(server: Server) -> list[dict]:
-    """The proxy's objects when spec.proxy.enabled (and the engine has one), else none."""
-    if not server.spec.proxy.enabled or pool_problem(server):
-        return []
-    return [config_map(server), network_policy(server), service(server), disruption_budget(server),
-            deployment(server)]  # fmt: skip
+    """The objects of every proxy the spec asks for (none when off or unservable)."""
+    return [obj for pool in pools(server)
+            for obj in (config_map(server, pool), network_policy(server, pool), service(server, pool),
+                        disruption_budget(server, pool), deployment(server, pool))]  # fmt: skip

@@ -84,8 +84,9 @@ def reader_endpoint(server: Server) -> str:
     return f"{names.reader_service(server.name)}.{server.owner.namespace}.svc:{server.port}"
 
 
-def proxy_endpoint(server: Server) -> str:
-    return f"{names.proxy(server.name)}.{server.owner.namespace}.svc:{server.port}"
+def proxy_endpoint(server: Server, reader: bool = False) -> str:
+    name = names.reader_proxy(server.name) if reader else names.proxy(server.name)
+    return f"{name}.{server.owner.namespace}.svc:{server.port}"
 
 
 def endpoint_names(server: Server) -> list[str]:
@@ -97,6 +98,8 @@ def endpoint_names(server: Server) -> list[str]:
     services = [names.writer_service(server.name), names.reader_service(server.name)]
     if server.spec.proxy.enabled:
         services.append(names.proxy(server.name))
+        if server.spec.proxy.reader_endpoint:
+            services.append(names.reader_proxy(server.name))
     for service in services:
         dns += [service, f"{service}.{namespace}", f"{service}.{namespace}.svc", f"{service}.{namespace}.svc.{domain}"]
     pods = f"{names.headless_service(server.name)}.{namespace}.svc"

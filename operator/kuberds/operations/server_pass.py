@@ -38,7 +38,7 @@ from kuberds.operations.status import post_event, publish_status
 from kuberds.quantity import to_bytes
 
 ACTIVE = Condition("Paused", FALSE, "AutomationActive")
-# What a proxy is made of (builders.proxy), all named names.proxy(server), in deletion order.
+# What a proxy is made of (builders.proxy), all named after it, in deletion order.
 PROXY_KINDS = ("Deployment", "PodDisruptionBudget", "Service", "NetworkPolicy", "ConfigMap")
 
 
@@ -68,8 +68,8 @@ class Seen:
     storage_classes: dict[str, dict | None] = field(default_factory=dict)
     # What holds the names of the server's objects, for those not yet known to be its own.
     holders: dict[ownership.Key, dict | None] = field(default_factory=dict)
-    # Read only while spec.proxy is off: a proxy left from when it was on is taken down.
-    leftover_proxy: dict | None = None
+    # The Deployments of proxies the spec does not ask for (any left from before go).
+    leftover_proxies: dict[str, dict | None] = field(default_factory=dict)
 
     @property
     def namespace(self) -> str:
@@ -148,8 +148,15 @@ def observe(kube: Kube, config: OperatorConfig, kind: ServerKind, body: dict, sp
     elif to_bytes(wanted) > to_bytes(claim_size(spec, stateful_set)):
         claims = kube.list("PersistentVolumeClaim", namespace, selector)
         classes = {c: kube.get("StorageClass", None, c) for c in storage.classes_to_read(claims, wanted)}
-    leftover = None if spec.proxy.enabled else kube.get("Deployment", namespace, names.proxy(name))
+    leftover = {p: kube.get("Deployment", namespace, p) for p in unwanted_proxies(name, spec)}
     return Seen(body, spec, seen.now, stateful_set, secrets, source, settings, claims, classes, holders, leftover)
+
+
+def unwanted_proxies(name: str, spec: api.ServerSpec) -> list[str]:
+    """The proxies (by name) this spec does not ask for."""
+    wanted = {names.proxy(name): spec.proxy.enabled, names.reader_proxy(name): spec.proxy.enabled
+              and spec.proxy.reader_endpoint}  # fmt: skip
+    return [proxy for proxy, want in wanted.items() if not want]
 
 
 # ---------------------------------------------------------------- build
@@ -220,9 +227,10 @@ def build(seen: Seen, config: OperatorConfig, kind: ServerKind, token: Callable[
             plan.events.append(("CertificateIssued", f"served certificate in Secret {tls_name} issued: "
                                                      f"{certificate.reason}"))  # fmt: skip
     plan.apply.extend(kind.objects(server))
-    if seen.leftover_proxy and ownership.belongs(seen.leftover_proxy, owner):
-        plan.delete.extend((k, names.proxy(seen.name)) for k in PROXY_KINDS)
-        plan.events.append(("ProxyRemoved", "spec.proxy.enabled is false: the proxy's objects are deleted"))
+    for proxy, deployment in seen.leftover_proxies.items():
+        if deployment and ownership.belongs(deployment, owner):
+            plan.delete.extend((k, proxy) for k in PROXY_KINDS)
+            plan.events.append(("ProxyRemoved", f"the spec no longer asks for proxy {proxy}: its objects are deleted"))
     # The generated Secrets that exist were read anyway: they too must be the server's own.
     generated = {("Secret", seen.namespace, s): seen.secrets.get(s) for s in generated_secrets(seen.name, spec, config)}
     held = [{"kind": k, "metadata": {"namespace": ns, "name": n}} for (k, ns, n), obj in generated.items() if obj]

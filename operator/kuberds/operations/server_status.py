@@ -61,14 +61,17 @@ def proxy_status(server: Server, seen: ProxySeen | None, status: dict) -> tuple[
     """proxyEndpoint and ProxyReady: the endpoint while the proxy is asked for and can run;
     ready when one of its pods is (clients reach it through the Service)."""
     had = "proxyEndpoint" in status or any(c["type"] == "ProxyReady" for c in status.get("conditions", []))
+    gone = {"proxyEndpoint": None, "proxyReaderEndpoint": None}
     if not server.spec.proxy.enabled:
         if not had:
             return {}, []
-        return {"proxyEndpoint": None}, [Condition("ProxyReady", FALSE, "ProxyDisabled", "spec.proxy.enabled is false")]
+        return gone, [Condition("ProxyReady", FALSE, "ProxyDisabled", "spec.proxy.enabled is false")]
     problem = proxy_build.pool_problem(server)
     if problem:
-        return {"proxyEndpoint": None}, [Condition("ProxyReady", FALSE, "InvalidProxy", problem)]
-    fields = {"proxyEndpoint": proxy_endpoint(server)}
+        return gone, [Condition("ProxyReady", FALSE, "InvalidProxy", problem)]
+    reader = proxy_endpoint(server, reader=True) if server.spec.proxy.reader_endpoint else None
+    fields = {"proxyEndpoint": proxy_endpoint(server),
+              **({"proxyReaderEndpoint": reader} if reader or "proxyReaderEndpoint" in status else {})}  # fmt: skip
     if seen is None:
         return fields, []
     deployment = seen.deployment or {}

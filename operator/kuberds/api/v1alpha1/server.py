@@ -107,6 +107,9 @@ class Proxy:
     default_pool_size: int = field("Server connections per database/user pair.", default=20, minimum=1,
                                    maximum=1000)  # fmt: skip
     replicas: int = field("Proxy pods, spread across zones.", default=2, minimum=1, maximum=10)
+    reader_endpoint: bool = field(
+        "Also run a read-only proxy, <name>-proxy-ro, in front of the reader Service (the standbys).", default=False
+    )
 
 
 @model()
@@ -206,6 +209,7 @@ class ServerStatus:
     endpoint: str | None = field("Writer endpoint, host:port (a Service DNS name).")
     reader_endpoint: str | None = field("Reader endpoint, host:port.")
     proxy_endpoint: str | None = field("The proxy's endpoint, host:port, while spec.proxy.enabled.")
+    proxy_reader_endpoint: str | None = field("The read-only proxy's endpoint, while spec.proxy.readerEndpoint.")
     current_primary: str | None = field("Pod that is the primary now.")
     members: list[MemberStatus] = field("The database pods.", default_factory=list)
     ready_instances: int | None = field("Database pods that are ready (the scale subresource reads it).")
