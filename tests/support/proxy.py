@@ -59,7 +59,7 @@ class LocalProxy:
                            server_tls="require" if settings.server_tls != "disable" else "disable",
                            **self.pool)  # fmt: skip
         (self.workdir / PGBOUNCER.hba_file).write_text(hba_file(settings))
-        return config_file(settings) + os.environ.get("KUBERDS_PROXY_EXTRA", "")
+        return config_file(settings)
 
     def __enter__(self) -> LocalProxy:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -77,6 +77,8 @@ class LocalProxy:
             "KUBERDS_PROXY_CONFIG": str(self.workdir / "pgbouncer.ini"),
             "KUBERDS_RUN_DIR": str(self.run_dir),
             "KUBERDS_TLS_DIR": str(self.workdir / "tls"),
+            # The pod reloads what changed, as in a cluster, only sooner than the kubelet's minute.
+            "KUBERDS_PROXY_WATCH_SECONDS": "0.2",
             "KUBERDS_PROXY_PORT": str(self.port),
             "KUBERDS_METRICS_PORT": str(self.metrics_port),
             "KUBERDS_ENGINE_USER": "postgres",
@@ -110,14 +112,21 @@ class LocalProxy:
         return Console("local-proxy", "127.0.0.1", self.port, self.console_password)
 
     def point_at(self, member: Member, reload: bool = True) -> None:
-        """What the writer Service does when the role label moves."""
+        """What the writer Service does when the role label moves: here the proxy's server
+        address changes, and its pod reloads the file as it reloads a changed ConfigMap."""
         path = self.workdir / "pgbouncer.ini"
+        reloads = self._reloads()
         path.write_text(self.config(member))
         path.chmod(0o644)
         self.target = member
         self.moves.append((time.monotonic(), member.name))
         if reload:
-            self.console().run("RELOAD")
+            wait_for(lambda: self._reloads() > reloads, timeout=10, interval=0.05,
+                     what=f"the proxy reloading its configuration\n{self.log_tail()}")  # fmt: skip
+
+    def _reloads(self) -> int:
+        log = self.workdir / "proxy.log"
+        return log.read_text(errors="replace").count("got SIGHUP") if log.exists() else 0
 
     def follow(self) -> None:
         """Points the proxy at whichever member Patroni names leader, as the Service would."""

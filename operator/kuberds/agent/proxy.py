@@ -44,6 +44,7 @@ OVERRIDES = {
     "metrics_port": "KUBERDS_METRICS_PORT",
     "user": "KUBERDS_ENGINE_USER",
     "tls_dir": "KUBERDS_TLS_DIR",
+    "watch_seconds": "KUBERDS_PROXY_WATCH_SECONDS",
 }
 # How often mounted files are compared: the kubelet updates a mounted ConfigMap or Secret
 # within about a minute of its change.
@@ -63,6 +64,7 @@ class ProxyPod:
     users_file: str
     proxy_password: str
     console_password: str
+    watch_seconds: float = WATCH_SECONDS
 
     @classmethod
     def from_environment(cls, layout: ProxyLayout, env: Mapping[str, str]) -> ProxyPod:
@@ -81,6 +83,7 @@ class ProxyPod:
             users_file=layout.users_file,
             proxy_password=env.get(environment.PROXY_PASSWORD.env, ""),
             console_password=env.get(environment.PROXY_CONSOLE_PASSWORD.env, ""),
+            watch_seconds=float(given("watch_seconds") or WATCH_SECONDS),
         )
 
 
@@ -90,7 +93,7 @@ class PoolCollector:
     def __init__(self, pod: ProxyPod):
         self.pod = pod
 
-    def _console(self) -> psycopg.Connection:
+    def console(self) -> psycopg.Connection:
         # The console speaks the simple query protocol only: statements without parameters.
         return psycopg.connect(host="127.0.0.1", port=self.pod.port, dbname=CONSOLE_DATABASE, user=CONSOLE_USER,
                                password=self.pod.console_password, autocommit=True, connect_timeout=3,
@@ -99,7 +102,7 @@ class PoolCollector:
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         up = GaugeMetricFamily("kuberds_proxy_up", "1 when the proxy's admin console answers")
         try:
-            with self._console() as conn:
+            with self.console() as conn:
                 pools, stats = _rows(conn, "SHOW POOLS"), _rows(conn, "SHOW STATS")
         except psycopg.Error as error:
             log.warning("console unreachable: %s", error)
@@ -209,7 +212,7 @@ def run(pod: ProxyPod, env: Mapping[str, str]) -> int:
     collector = PoolCollector(pod)
 
     def resume() -> None:
-        with collector._console() as conn:
+        with collector.console() as conn:
             conn.cursor().execute("RESUME")
 
     watch = PauseWatch(resume)
@@ -220,7 +223,7 @@ def run(pod: ProxyPod, env: Mapping[str, str]) -> int:
         restarted: no client is disconnected for a new pool size or a renewed certificate."""
         seen = fingerprint(pod)
         while process.poll() is None:
-            time.sleep(WATCH_SECONDS)
+            time.sleep(pod.watch_seconds)
             watch.check()
             now = fingerprint(pod)
             if now != seen:

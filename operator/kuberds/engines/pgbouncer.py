@@ -40,26 +40,6 @@ class PoolSettings:
         return f"{self.config_dir or self.layout.config_dir}/{self.layout.hba_file}"
 
 
-def usable_server_connections(max_connections: int) -> int:
-    return max(1, max_connections - RESERVED_SERVER_CONNECTIONS)
-
-
-def pool_problem(default_pool_size: int, max_connections: int) -> str | None:
-    """A pool larger than the server can serve is refused (the proxy would queue forever)."""
-    usable = usable_server_connections(max_connections)
-    if default_pool_size > usable:
-        return (f"proxy.defaultPoolSize {default_pool_size} is above the {usable} connections the server "
-                f"can give the proxy (max_connections {max_connections} less {RESERVED_SERVER_CONNECTIONS} "
-                "kept for the engine)")  # fmt: skip
-    return None
-
-
-def share_per_pod(max_connections: int, replicas: int) -> int:
-    """Each proxy pod may hold this many server connections, so all of them together never
-    take more than the server has (RDS Proxy's MaxConnectionsPercent of 100)."""
-    return max(1, usable_server_connections(max_connections) // max(1, replicas))
-
-
 def hba_file(settings: PoolSettings) -> str:
     """Who may log in to the proxy, and how: the console user to the console only (the
     operator), the proxy's own login never (it is in the user list for the server's sake),
@@ -144,7 +124,19 @@ class PgBouncer:
         return {self.layout.config_file: config_file(settings), self.layout.hba_file: hba_file(settings)}
 
     def pool_problem(self, default_pool_size: int, max_connections: int) -> str | None:
-        return pool_problem(default_pool_size, max_connections)
+        """A pool larger than the server can serve is refused (the proxy would queue forever)."""
+        usable = _usable(max_connections)
+        if default_pool_size > usable:
+            return (f"proxy.defaultPoolSize {default_pool_size} is above the {usable} connections the server "
+                    f"can give the proxy (max_connections {max_connections} less {RESERVED_SERVER_CONNECTIONS} "
+                    "kept for the engine)")  # fmt: skip
+        return None
 
     def share_per_pod(self, max_connections: int, replicas: int) -> int:
-        return share_per_pod(max_connections, replicas)
+        """Each proxy pod may hold this many server connections, so all of them together never
+        take more than the server has (RDS Proxy's MaxConnectionsPercent of 100)."""
+        return max(1, _usable(max_connections) // max(1, replicas))
+
+
+def _usable(max_connections: int) -> int:
+    return max(1, max_connections - RESERVED_SERVER_CONNECTIONS)

@@ -85,15 +85,15 @@ class Held:
         return held + ("" if self.clean else "; " + "; ".join(self.problems))
 
 
-def _each(consoles: list[Console], statement: str, timeout: float) -> list[str]:
-    """The command on every console at once; the problems."""
-    problems: list[str] = []
+def _each(consoles: list[Console], statement: str, timeout: float) -> dict[str, str]:
+    """The command on every console at once; the problems, by console."""
+    problems: dict[str, str] = {}
 
     def one(console: Console) -> None:
         try:
             console.run(statement, timeout)
         except ConsoleError as error:
-            problems.append(str(error))
+            problems[console.name] = str(error)
 
     threads = [threading.Thread(target=one, args=(c,), daemon=True) for c in consoles]
     for thread in threads:
@@ -111,9 +111,10 @@ def held_switchover(consoles: list[Console], switch: Callable[[], str], writer_m
     held, began = Held(), time.monotonic()
     try:
         problems = _each(consoles, "PAUSE", pause_timeout)
-        held.paused = [c.name for c in consoles]
+        held.paused = [c.name for c in consoles if c.name not in problems]
         if problems:
-            held.problems += [*problems, "switched over without every pause: clients of those pods may see errors"]
+            held.problems += [*problems.values(),
+                              "switched over without every pause: clients of those pods may see errors"]  # fmt: skip
         held.answer = switch()
         deadline = time.monotonic() + move_timeout
         held.moved = writer_moved()
@@ -123,9 +124,9 @@ def held_switchover(consoles: list[Console], switch: Callable[[], str], writer_m
         if not held.moved:
             held.problems.append(f"the writer endpoint did not lead to the new primary within {move_timeout:.0f}s")
         time.sleep(settle)
-        held.problems += _each(consoles, "RECONNECT", CONSOLE_TIMEOUT_SECONDS)
+        held.problems += _each(consoles, "RECONNECT", CONSOLE_TIMEOUT_SECONDS).values()
     finally:
         # Whatever happened: a paused proxy serves nobody.
-        held.problems += _each(consoles, "RESUME", CONSOLE_TIMEOUT_SECONDS)
+        held.problems += _each(consoles, "RESUME", CONSOLE_TIMEOUT_SECONDS).values()
         held.stall_seconds = time.monotonic() - began
     return held

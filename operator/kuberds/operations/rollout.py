@@ -199,7 +199,9 @@ def proxy_consoles(kube: Kube, server: Server, proxy_pods: list[dict]) -> list[p
 
 
 def writer_moved(kube: Kube, server: Server, old: Member, new: Member) -> bool:
-    """The writer Service selects by the role label: the new primary wears it, the old one not."""
+    """The writer Service selects by the role label: the new primary wears it, the old one not.
+    Asked of the API server, not the pod index: the event that brought this refresh may be the
+    new primary's own, and Kopf indexes a pod's next change only after that event's handlers."""
     primary = server.engine.role_label_values[PRIMARY]
 
     def role(name: str) -> str | None:
