@@ -157,6 +157,19 @@ class E2E:
             for pod in self.pods(instance):
                 result = self.kubectl("logs", "-n", self.namespace, pod, "--tail=60", check=False)
                 parts.append(f"$ kubectl logs {pod}\n{result.stdout[-8000:]}{result.stderr[-500:]}")
+            parts.append(self.proxy_logs(instance))
+        return "\n".join(parts)
+
+    def proxy_logs(self, instance: str, tail: int = 80) -> str:
+        """The proxy pods' own lines (PgBouncer names the server address of every connection
+        it closes, and why), without the periodic stats lines."""
+        selector = f"app.kubernetes.io/instance={instance},app.kubernetes.io/component=proxy"
+        parts = []
+        for pod in self.items("pods", selector):
+            name = pod["metadata"]["name"]
+            result = self.kubectl("logs", "-n", self.namespace, name, "--tail=2000", check=False)
+            lines = [line for line in result.stdout.splitlines() if " stats: " not in line]
+            parts.append(f"$ kubectl logs {name} | grep -v stats\n" + "\n".join(lines[-tail:]))
         return "\n".join(parts)
 
 

@@ -189,6 +189,7 @@ class Timeline:
 def test_scaling_replaces_the_standby_then_switches_over_then_the_old_primary(e2e: E2E) -> None:
     primary = e2e.primary(SOURCE)
     standby = next(name for name in e2e.pods(SOURCE) if name != primary)
+    started = time.monotonic()
     writer = e2e.writer(SOURCE, seconds=1800, table="resize")  # stopped below, once the roll is done
     pooled = e2e.writer(SOURCE, seconds=1800, table="resize_proxy", proxy=True)
     with Timeline(e2e, SOURCE) as timeline:
@@ -220,7 +221,9 @@ def test_scaling_replaces_the_standby_then_switches_over_then_the_old_primary(e2
                f"acknowledged, {through_proxy['error_count']} errors, 0 lost")  # fmt: skip
     held = [e["message"] for e in e2e.items("events") if e["reason"].startswith("ProxyHeld")]
     assert any(message.startswith("held 2 proxy pod(s)") for message in held), held
-    assert through_proxy["error_count"] == 0, through_proxy["errors"]
+    # Offsets from the writers' start, to set beside the errors' own offsets.
+    when = [f"{at - started:.1f}s {kind} {name}" for at, kind, name in timeline.events]
+    assert through_proxy["error_count"] == 0, (through_proxy["errors"], when, e2e.proxy_logs(SOURCE))
     assert timeline.sequence()[:3] == [f"deleting {standby}", f"primary {standby}", f"deleting {primary}"], (
         timeline.sequence()
     )

@@ -96,7 +96,9 @@ def config_file(settings: PoolSettings) -> str:
         # Drivers send these at start-up; the pooled server connection does not need them.
         "ignore_startup_parameters = extra_float_digits,options",
         "log_connections = 0",
-        "log_disconnections = 0",
+        # Every closed connection is logged with its reason ("server conn crashed?" names the
+        # server address): the one line an operator needs when clients report errors.
+        "log_disconnections = 1",
         "stats_period = 15",
         f"client_tls_sslmode = {settings.client_tls}",
         f"server_tls_sslmode = {settings.server_tls}",
