@@ -121,6 +121,22 @@ def unmount_under(root: Path) -> None:
             return
 
 
+def detach_loops_under(root: Path) -> list[str]:
+    """Loop devices whose backing file is below root (volumes a killed provisioner left):
+    unmounted volumes free theirs, this catches the rest. Returns those still attached."""
+    prefix = os.path.realpath(root) + "/"
+    listed = subprocess.run(["losetup", "--list", "--noheadings", "--raw", "--output", "NAME,BACK-FILE"],
+                            capture_output=True, text=True)  # fmt: skip
+    left = []
+    for line in listed.stdout.splitlines():
+        device, _, backing = line.partition(" ")
+        ours = backing.startswith(prefix)
+        detached = ours and subprocess.run(["losetup", "--detach", device], capture_output=True).returncode == 0
+        if ours and not detached:
+            left.append(f"{device} ({backing})")
+    return left
+
+
 def delete_bridge(bridge: str) -> None:
     """A bridge and whatever is still attached (a veth whose namespace is being freed)."""
     if subprocess.run(["ip", "link", "show", bridge], capture_output=True).returncode != 0:

@@ -19,6 +19,7 @@ from .health import ClusterError, healthy, wait_healthy
 from .host import (
     contain_cluster_ranges,
     contained_ranges,
+    detach_loops_under,
     mounts_under,
     other_cluster_running,
     release_cluster_ranges,
@@ -149,6 +150,8 @@ def remove_state(layout: Layout) -> None:
     unmount_under(layout.root)
     if mounts_under(layout.root):
         raise RuntimeError(f"still mounted under {layout.root}: {', '.join(mounts_under(layout.root))}")
+    if loops := detach_loops_under(layout.root):
+        raise RuntimeError(f"loop devices still attached to volumes under {layout.root}: {', '.join(loops)}")
     for entry in layout.root.iterdir():
         if entry.name == "logs":
             for log in entry.iterdir():

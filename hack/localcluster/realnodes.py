@@ -19,6 +19,7 @@ from .health import ClusterError, start_together
 from .host import (
     clean_iptables,
     delete_bridge,
+    detach_loops_under,
     host_record,
     host_snapshot,
     kill_pod_processes,
@@ -235,6 +236,12 @@ def stop_real_nodes(layout: Layout, errors: list[str]) -> list[str]:
     before = json.loads(host_record(layout).read_text()) if host_record(layout).exists() else None
     attempt("killing shims", lambda: kill_shims([node.socket for node in nodes]))
     attempt("unmounting", lambda: unmount_under(layout.root))
+
+    def detach_loops() -> None:
+        if left := detach_loops_under(layout.root):
+            raise RuntimeError(f"still attached: {', '.join(left)}")
+
+    attempt("detaching volumes' loop devices", detach_loops)
     for node in nodes:
         attempt(f"deleting bridge {node.bridge}", lambda node=node: delete_bridge(node.bridge))
     attempt("cleaning iptables", lambda: clean_iptables(before))

@@ -15,6 +15,7 @@ from hack.localcluster.controlplane import (
     kwok_node,
     kwok_stages,
 )
+from hack.localcluster.host import detach_loops_under, mounts_under
 from hack.localcluster.layout import (
     HACK,
     PAUSE_IMAGE,
@@ -29,7 +30,7 @@ from hack.localcluster.layout import (
 )
 from hack.localcluster.pki import make_pki
 from hack.localcluster.processes import pid_file, process_start_time, recorded_pid
-from hack.localcluster.provisioner import local_volume, quantity
+from hack.localcluster.provisioner import LoopVolume, local_volume, quantity
 from hack.localcluster.realnode import (
     cni_config_template,
     containerd_config,
@@ -213,6 +214,41 @@ def test_provisioner_quantities() -> None:
     for bad in ("Gi", "10Xi", "ten"):
         with pytest.raises(ValueError, match="not a quantity"):
             quantity(bad)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="loop devices and mounts need root")
+def test_a_volume_has_exactly_its_size_grows_online_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    volumes = tmp_path / "volumes"
+    volumes.mkdir()
+    loop = LoopVolume(volumes / "pvc-1")
+    try:
+        loop.create(320 * 2**20)  # mkfs.xfs makes nothing smaller than 300 MiB
+        loop.create(320 * 2**20)  # a second pass finds it done
+        assert mounts_under(volumes) == [str((volumes / "pvc-1").resolve())]
+        # XFS's log (counted out of the size statvfs gives) and tables take a little; nothing
+        # is reserved for root.
+        stat = os.statvfs(volumes / "pvc-1")
+        assert 240 * 2**20 < stat.f_blocks * stat.f_frsize <= 320 * 2**20 and stat.f_bavail == stat.f_bfree
+        data = os.urandom(2**20)
+        (volumes / "pvc-1" / "kept").write_bytes(data)
+        with (volumes / "pvc-1" / "filler").open("wb") as filler, pytest.raises(OSError, match="No space left"):
+            while True:
+                filler.write(os.urandom(2**20))
+                filler.flush()
+                os.fsync(filler.fileno())
+        with open(volumes / "pvc-1" / "still-mounted", "w") as held:  # grown while in use, as by a pod
+            assert loop.grow(640 * 2**20)
+            held.write("x")
+        stat = os.statvfs(volumes / "pvc-1")
+        assert stat.f_blocks * stat.f_frsize > 560 * 2**20 and stat.f_bavail * stat.f_frsize > 300 * 2**20
+        assert (volumes / "pvc-1" / "kept").read_bytes() == data
+    finally:
+        loop.remove()
+    assert mounts_under(volumes) == [] and list(volumes.iterdir()) == []
+    assert detach_loops_under(tmp_path) == []
+    listed = subprocess.run(["losetup", "--list", "--noheadings", "--output", "BACK-FILE"], capture_output=True,
+                            text=True)  # fmt: skip
+    assert str(volumes) not in listed.stdout
 
 
 # ---------------------------------------------------------------- the cluster's ranges stay here
