@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from datetime import datetime
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
@@ -21,6 +23,10 @@ log = logging.getLogger("kuberds.agent")
 TIME_FIELDS = ("latestRestorableTime", "earliestRestorableTime", "lastBackupTime")
 # Lag moves with every write; it is republished only when it crosses this many bytes.
 LAG_RESOLUTION_BYTES = 16 * 2**20
+# Free space too: republished when it moved by this share of the volume (or 64 MiB, the
+# smaller), so a filling volume is seen within a percent and an idle one causes no writes.
+FREE_RESOLUTION = 0.005
+FREE_RESOLUTION_BYTES = 64 * 2**20
 TIME_RESOLUTION_SECONDS = 60
 
 
@@ -51,10 +57,17 @@ class AgentMetrics:
         self.last_backup = gauge("kuberds_backup_last_success_timestamp_seconds", "End of the newest automated backup")
         self.backup_seconds = gauge("kuberds_backup_duration_seconds", "Duration of the last backup")
         self.backup_failures = Counter("kuberds_backup_failures", "Backups that failed", registry=r)
+        self.volume_size = gauge("kuberds_volume_size_bytes", "Size of the data volume's filesystem")
+        self.volume_free = gauge("kuberds_volume_free_bytes", "Space the database may still write on its volume")
 
     def serve(self, address: str, port: int) -> None:
         if port:
             start_http_server(port, addr=address, registry=self.registry)
+
+    def volume(self, size: int | None, free: int | None) -> None:
+        if size is not None and free is not None:
+            self.volume_size.set(size)
+            self.volume_free.set(free)
 
     def update(self, observation: Observation, archiving: Archiving | None, lag: int | None,
                latest_restorable: datetime | None, earliest: datetime | None,
@@ -75,11 +88,25 @@ class AgentMetrics:
                 gauge.set(moment.timestamp())
 
 
+def volume_usage(path: Path) -> tuple[int | None, int | None]:
+    """(size, free to an unprivileged writer) of the filesystem holding path, in bytes;
+    (None, None) when it cannot be read (the volume not mounted yet)."""
+    try:
+        stat = os.statvfs(path)
+    except OSError:
+        return None, None
+    return stat.f_blocks * stat.f_frsize, stat.f_bavail * stat.f_frsize
+
+
 def worth_publishing(status: dict, published: dict) -> bool:
     for key, value in status.items():
         old = published.get(key)
         if key == "replicationLagBytes" and value is not None and old is not None:
             if abs(value - old) >= LAG_RESOLUTION_BYTES:
+                return True
+        elif key == "volumeFreeBytes" and value is not None and old is not None:
+            step = min(FREE_RESOLUTION * (status.get("volumeBytes") or 0), FREE_RESOLUTION_BYTES)
+            if abs(value - old) >= max(step, 1):
                 return True
         elif key in TIME_FIELDS and value and old:
             moved = abs(datetime.fromisoformat(value).timestamp() - datetime.fromisoformat(old).timestamp())

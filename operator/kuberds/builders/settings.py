@@ -55,7 +55,7 @@ def agent_config(server: Server) -> AgentConfig:
         synchronous=server.synchronous,
         synchronous_strict=False,  # two members: strict would stop writes when one is lost
         memory_limit=size.memory,
-        parameters=server.engine.parameters(size, spec.parameters),
+        parameters=server.engine.parameters(size, spec.parameters, server.claim_size),
         master_username=spec.master_username,
         database_name=spec.database_name,
         backup=server.backup,

@@ -29,6 +29,10 @@ class AgentReport:
     last_backup_time: str | None = None
     archive_segments_behind: int | None = None
     replication_lag_bytes: int | None = None
+    # The data volume as the member sees it (statvfs of the data directory): the filesystem's
+    # size and what the database may still write. Storage autoscaling decides from these.
+    volume_bytes: int | None = None
+    volume_free_bytes: int | None = None
     # The member's HA API is served over TLS with the server's certificate (verify it with the
     # server's CA); None: plain HTTP, or an agent from before.
     api_tls: bool | None = None

@@ -86,7 +86,9 @@ class Engine(Protocol):
     @property
     def name(self) -> str: ...
 
-    def parameters(self, size: Size, user: dict[str, str]) -> dict[str, str]: ...
+    def parameters(self, size: Size, user: dict[str, str], volume: str | None = None) -> dict[str, str]:
+        """The engine's parameters: sized from the instance class (and the data volume, when
+        given), the user's allowed ones on top."""
 
     def max_connections(self, size: Size, user: dict[str, str]) -> int:
         """Client connections the server accepts with these parameters."""

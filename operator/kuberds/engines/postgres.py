@@ -52,8 +52,10 @@ class Postgres:
     def name(self) -> str:
         return self.info.name
 
-    def parameters(self, size: Size, user: dict[str, str]) -> dict[str, str]:
-        """Sizing from the instance class, as RDS's default parameter group does."""
+    def parameters(self, size: Size, user: dict[str, str], volume: str | None = None) -> dict[str, str]:
+        """Sizing from the instance class, as RDS's default parameter group does, and WAL
+        from the volume: between checkpoints WAL may grow to max_wal_size, which must leave
+        the data room on a small volume (PostgreSQL's 1GB default would fill a 1Gi one)."""
         memory = to_bytes(size.memory)
         derived = {
             "shared_buffers": f"{memory // 4 // MiB}MB",
@@ -70,6 +72,9 @@ class Postgres:
             "password_encryption": "scram-sha-256",
             "log_min_duration_statement": "1000",
         }
+        if volume:
+            max_wal = min(2048, max(64, to_bytes(volume) // 4 // MiB))  # a quarter, RDS's 2GB at most
+            derived |= {"max_wal_size": f"{max_wal}MB", "min_wal_size": f"{max(32, min(80, max_wal // 2))}MB"}
         return {**derived, **user}
 
     def max_connections(self, size: Size, user: dict[str, str]) -> int:

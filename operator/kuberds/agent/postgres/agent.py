@@ -30,7 +30,7 @@ from kuberds.agent.postgres.patroni import SUPERUSER
 from kuberds.agent.postgres.patroni_api import ROLES, PatroniApi
 from kuberds.agent.postgres.tls import TlsFiles
 from kuberds.agent.processes import OsUser
-from kuberds.agent.report import AgentMetrics
+from kuberds.agent.report import AgentMetrics, volume_usage
 from kuberds.agent.schedule import Window, archive_health
 from kuberds.agent.snapshots import Snapshots
 from kuberds.contract import PRIMARY, REPLICA, SETTINGS_FILE, environment
@@ -298,6 +298,8 @@ class PostgresAgent:
         automated = self.backups.automated()
         last_backup = automated[-1].stopped if automated else None
         self.metrics.update(observation, archiving, lag, latest, earliest, last_backup)
+        volume_bytes, volume_free = volume_usage(self.pod.data_dir.parent)  # the mount, even before initdb
+        self.metrics.volume(volume_bytes, volume_free)
         synchronous = None
         if observation.role == REPLICA and self.config.synchronous:
             # The operator switches over only to a synchronous standby (a rolling update).
@@ -317,6 +319,8 @@ class PostgresAgent:
             last_backup_time=rfc3339(last_backup),
             archive_segments_behind=archiving.segments_behind if archiving else None,
             replication_lag_bytes=lag,
+            volume_bytes=volume_bytes,
+            volume_free_bytes=volume_free,
             api_tls=self.api_ca is not None,
             doing=[s.reason for s in steps],
         )
