@@ -116,9 +116,11 @@ class Kube:
                     return None
                 raise
 
-    def delete(self, kind: str, namespace: str | None, name: str, *, uid: str | None = None) -> bool:
-        """Deletes (background propagation); `uid` guards against deleting a re-created namesake."""
-        body: dict[str, Any] = {"propagationPolicy": "Background"}
+    def delete(self, kind: str, namespace: str | None, name: str, *, uid: str | None = None,
+               orphan: bool = False) -> bool:  # fmt: skip
+        """Deletes (background propagation; `orphan`: the dependents stay, without owner);
+        `uid` guards against deleting a re-created namesake."""
+        body: dict[str, Any] = {"propagationPolicy": "Orphan" if orphan else "Background"}
         if uid:
             body["preconditions"] = {"uid": uid}
         with self._policy("delete", kind, namespace):

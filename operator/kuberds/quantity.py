@@ -21,3 +21,13 @@ def parse_quantity(text: str | int) -> Decimal:
 
 def to_bytes(text: str | int) -> int:
     return int(parse_quantity(text))
+
+
+def binary_quantity(size: int) -> str:
+    """Bytes as the shortest exact binary quantity: 2147483648 → "2Gi", 1536 MiB → "1536Mi";
+    sizes below a MiB round up to one (volumes are never asked for less)."""
+    mib = -(-size // 2**20)
+    for suffix, scale in (("Ti", 2**20), ("Gi", 2**10)):
+        if mib % scale == 0:
+            return f"{mib // scale}{suffix}"
+    return f"{mib}Mi"

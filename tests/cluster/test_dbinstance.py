@@ -159,11 +159,30 @@ def test_skip_final_snapshot_deletes_at_once(dbi: DBInstances) -> None:
 def test_storage_grows_in_place_when_the_class_allows(dbi: DBInstances) -> None:
     dbi.create("grow", storage={"size": "20Gi", "storageClassName": "standard"})
     dbi.wait_phase("grow", "Available")
+    pod = dbi.core.read_namespaced_pod("grow-0", dbi.namespace)
     dbi.patch("grow", {"storage": {"size": "50Gi"}})
     dbi.wait_condition("grow", "StorageResized", "True")
     claim = dbi.core.read_namespaced_persistent_volume_claim("data-grow-0", dbi.namespace)
     assert claim.spec.resources.requests["storage"] == "50Gi"
-    assert dbi.get("grow")["status"]["storage"] == {"requested": "50Gi", "allocated": "50Gi"}
+    storage = dbi.get("grow")["status"]["storage"]
+    assert (storage["requested"], storage["allocated"]) == ("50Gi", "50Gi") and storage["lastGrowTime"]
+    # The StatefulSet is made again with 50Gi claim templates, for members made later; the
+    # running pod stays (same uid) under the new StatefulSet.
+    wait_for(lambda: claim_template("grow", dbi) == "50Gi", timeout=30, what="the claim template at 50Gi")
+    pod_now = dbi.core.read_namespaced_pod("grow-0", dbi.namespace)
+    assert pod_now.metadata.uid == pod.metadata.uid
+    wait_for(lambda: [o.kind for o in dbi.core.read_namespaced_pod("grow-0", dbi.namespace).metadata.owner_references
+                      or []] == ["StatefulSet"], timeout=30, what="the pod adopted by the new StatefulSet")  # fmt: skip
+    events = dbi.core.list_namespaced_event(dbi.namespace, field_selector="reason=VolumeTemplateUpdated").items
+    assert any("grow" in e.message and "50Gi" in e.message for e in events)
+
+
+def claim_template(name: str, dbi: DBInstances) -> str | None:
+    try:
+        sts = dbi.apps.read_namespaced_stateful_set(name, dbi.namespace)
+    except ApiException:
+        return None
+    return sts.spec.volume_claim_templates[0].spec.resources.requests["storage"]
 
 
 def test_storage_that_cannot_expand_says_so(dbi: DBInstances) -> None:

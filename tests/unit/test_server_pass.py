@@ -114,7 +114,10 @@ def test_a_restore_from_a_snapshot_that_is_not_there_waits_with_a_condition() ->
 
 
 def test_volumes_grow_only_where_the_storage_class_can_expand() -> None:
-    sts = {"spec": {"volumeClaimTemplates": [{"spec": {"resources": {"requests": {"storage": "20Gi"}}}}]}}
+    template = {"spec": {"resources": {"requests": {"storage": "20Gi"}}}}
+    sts = {"metadata": {"name": "orders", "namespace": "shop", "uid": "u1", "resourceVersion": "7",
+                        "labels": {"app.kubernetes.io/instance": "orders"}},
+           "spec": {"replicas": 2, "volumeClaimTemplates": [template]}, "status": {"replicas": 2}}  # fmt: skip
 
     def claim(name: str, size: str, storage_class: str) -> dict:
         return {"metadata": {"name": name},
@@ -126,10 +129,20 @@ def test_volumes_grow_only_where_the_storage_class_can_expand() -> None:
     plan = build(grows, OperatorConfig(), BUILDERS)
     assert plan.claim_patches == [("data-orders-0", {"spec": {"resources": {"requests": {"storage": "30Gi"}}}})]
     assert plan.storage is None, "the claims' own events say Resizing, then Resized"
+    assert plan.storage_fields == {"lastGrowTime": grows.now.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    # A member made later gets 30Gi too: the StatefulSet is made again, as it is but for its
+    # claim templates (nothing of the old object's identity or status).
+    assert plan.recreate_stateful_set == {
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "orders", "namespace": "shop", "labels": {"app.kubernetes.io/instance": "orders"}},
+        "spec": {"replicas": 2, "volumeClaimTemplates": [{"spec": {"resources": {"requests": {"storage": "30Gi"}}}}]},
+    }  # fmt: skip
+    assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "20Gi"
     fixed = seen(obj, stateful_set=sts, claims=[claim("data-orders-0", "20Gi", "fixed")],
                  storage_classes={"fixed": {}})  # fmt: skip
     plan = build(fixed, OperatorConfig(), BUILDERS)
     assert plan.claim_patches == [] and plan.storage.reason == "ExpansionNotSupported"
+    assert plan.recreate_stateful_set is None and plan.storage_fields is None
     sts_spec = next(o for o in plan.apply if o["kind"] == "StatefulSet")["spec"]
     assert sts_spec["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "20Gi"
 
@@ -274,3 +287,19 @@ def test_credentials_made_by_an_earlier_kuberds_gain_the_missing_keys_and_keep_t
     assert name == "orders-agent-credentials"
     assert set(patch["stringData"]) == {"api-password", "rewind-password", "proxy-password", "proxy-console-password"}
     assert all(value.startswith("token-") for value in patch["stringData"].values())
+
+
+def test_volumes_autoscaling_grew_are_wanted_beyond_the_spec() -> None:
+    obj = body(storage={"size": "20Gi"})
+    obj["status"] = {"storage": {"autoscaledSize": "30Gi", "lastGrowTime": "2026-12-04T10:00:00Z"}}
+    sts = {"metadata": {"name": "orders", "namespace": "shop"},
+           "spec": {"volumeClaimTemplates": [{"spec": {"resources": {"requests": {"storage": "30Gi"}}}}]}}  # fmt: skip
+    claims = [{"metadata": {"name": "data-orders-0"},
+               "spec": {"resources": {"requests": {"storage": "30Gi"}}, "storageClassName": "fast"}}]  # fmt: skip
+    plan = build(seen(obj, stateful_set=sts, claims=claims), OperatorConfig(), BUILDERS)
+    assert plan.claim_patches == [] and plan.recreate_stateful_set is None
+    # A spec raised past what autoscaling chose wins.
+    obj["spec"]["storage"]["size"] = "40Gi"
+    plan = build(seen(obj, stateful_set=sts, claims=claims, storage_classes={"fast": {"allowVolumeExpansion": True}}),
+                 OperatorConfig(), BUILDERS)  # fmt: skip
+    assert plan.claim_patches == [("data-orders-0", {"spec": {"resources": {"requests": {"storage": "40Gi"}}}})]

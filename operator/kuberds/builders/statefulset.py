@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from kuberds.api.classes import DB_INSTANCE_CLASSES
 from kuberds.api.schema import to_json
 from kuberds.builders import names
@@ -162,3 +164,17 @@ def stateful_set(server: Server) -> dict:
 def claim_template_size(stateful_set: dict) -> str:
     """The size a live StatefulSet's claims were made with (claim templates cannot change)."""
     return stateful_set["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"]
+
+
+def with_claim_size(stateful_set: dict, size: str) -> dict:
+    """The live StatefulSet as a new object whose claim templates ask for `size`: what is
+    created after the old one is deleted with its pods orphaned (claim templates cannot be
+    changed in place). The pod template is the live one, so the new StatefulSet adopts the
+    running pods at the same revision and replaces none of them."""
+    meta = stateful_set["metadata"]
+    kept = ("name", "namespace", "labels", "annotations", "ownerReferences")
+    spec = copy.deepcopy(stateful_set["spec"])
+    for template in spec["volumeClaimTemplates"]:
+        template["spec"]["resources"]["requests"]["storage"] = size
+    return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {k: meta[k] for k in kept if k in meta},
+            "spec": spec}  # fmt: skip

@@ -141,6 +141,8 @@ def phase(observed: Observed, conditions: list[dict], paused: bool, deleting: bo
         return "Paused"
     if state.get("Reconciled") == FALSE:
         return "Failed"
+    if state.get("StorageFull") == TRUE:
+        return "StorageFull"  # RDS's storage-full: up, perhaps, but its writes fail
     if state.get("Ready") == TRUE:
         return "Available"
     if observed.previous_phase in (None, "Creating"):

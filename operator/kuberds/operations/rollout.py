@@ -15,7 +15,9 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+import kopf
 
 from kuberds.builders import names
 from kuberds.builders.rollout import handover, next_pod_to_roll
@@ -24,7 +26,7 @@ from kuberds.builders.status import Member, member_from_pod, storage_condition
 from kuberds.contract import PRIMARY, ROLE_LABEL, environment
 from kuberds.contract.report import AgentReport
 from kuberds.kube import Kube
-from kuberds.operations import agents, proxy
+from kuberds.operations import agents, claim_template, proxy, storage
 from kuberds.operations.secrets import secret_text
 from kuberds.operations.server_status import ProxySeen, publish_server_status
 from kuberds.operations.status import post_event
@@ -103,13 +105,23 @@ def _refresh_once(kube: Kube, key: tuple[str, str, str], seen: Members, server_o
     if seen.body is None:
         _refreshes.pop(key, None)
         return "nothing: the server is gone"
+    namespace, name = key[1], key[2]
+    try:  # a StatefulSet being re-created with larger claim templates is made once the old one is gone
+        seen = replace(seen, stateful_set=claim_template.complete(kube, seen.stateful_set, namespace,
+                                                                  names.stateful_set(name)))  # fmt: skip
+    except kopf.TemporaryError as waiting:
+        return str(waiting)
     server = server_of(seen.body, seen.stateful_set)
     if server is None:
         return "nothing: paused, unsupported or deleting"
     conditions, allocated = [], None
     if seen.claims:
-        resized, allocated = storage_condition(server.spec.storage.size, seen.claims)
-        if resized and to_bytes(server.spec.storage.size) > to_bytes(server.claim_size):
+        status = seen.body.get("status") or {}
+        wanted = storage.wanted_size(server.spec.storage.size, status)
+        resized, allocated = storage_condition(wanted, seen.claims)
+        # Said only of volumes that were asked to grow (every new server's have their size).
+        grown = (status.get("storage") or {}).get("lastGrowTime")
+        if resized and (to_bytes(wanted) > to_bytes(server.claim_size) or grown):
             conditions.append(resized)
     publish_server_status(kube, seen.body, server, seen.pods, seen.zones, conditions, allocated,
                           proxy=ProxySeen(seen.proxy))  # fmt: skip

@@ -24,14 +24,14 @@ from kuberds.builders import secrets as secret_build
 from kuberds.builders import settings as settings_build
 from kuberds.builders.meta import Owner
 from kuberds.builders.server import SecretRefs, Server
-from kuberds.builders.statefulset import claim_template_size
+from kuberds.builders.statefulset import claim_template_size, with_claim_size
 from kuberds.builders.status import FALSE, TRUE, Condition
 from kuberds.config import OperatorConfig
 from kuberds.contract import environment
 from kuberds.contract.settings import BackupPlan, RestorePlan
 from kuberds.engines import Engine, engine_for
 from kuberds.kube import Kube
-from kuberds.operations import certificates, ownership, restore, storage
+from kuberds.operations import certificates, claim_template, ownership, restore, storage
 from kuberds.operations.secrets import first_problem, new_token, not_reconciled, references
 from kuberds.operations.server_status import publish_server_status
 from kuberds.operations.status import post_event, publish_status
@@ -79,6 +79,10 @@ class Seen:
     def name(self) -> str:
         return self.body["metadata"]["name"]
 
+    @property
+    def status(self) -> dict:
+        return self.body.get("status") or {}
+
 
 @dataclass
 class Plan:
@@ -94,6 +98,9 @@ class Plan:
     delete: list[tuple[str, str]] = field(default_factory=list)  # (kind, name) of the server's own
     secret_patches: list[tuple[str, dict]] = field(default_factory=list)  # keys added, none changed
     storage: Condition | None = None  # StorageResized when known before the patches
+    storage_fields: dict | None = None  # status.storage additions (lastGrowTime once claims are asked)
+    # The claim template is smaller than the volumes: the StatefulSet is re-created (pods kept).
+    recreate_stateful_set: dict | None = None
     events: list[tuple[str, str]] = field(default_factory=list)  # (reason, message), Normal
     conditions: list[Condition] = field(default_factory=list)
 
@@ -101,9 +108,10 @@ class Plan:
 # ---------------------------------------------------------------- observe
 
 
-def claim_size(spec: api.ServerSpec, stateful_set: dict | None) -> str:
-    """Claim templates cannot change once the StatefulSet exists: its size is the claims'."""
-    return claim_template_size(stateful_set) if stateful_set else spec.storage.size
+def claim_size(spec: api.ServerSpec, stateful_set: dict | None, status: dict) -> str:
+    """Claim templates cannot change once the StatefulSet exists: its size is the claims'
+    (until the pass re-creates it for volumes grown since, see `stale_claim_template`)."""
+    return claim_template_size(stateful_set) if stateful_set else storage.wanted_size(spec.storage.size, status)
 
 
 def generated_secrets(name: str, spec: api.ServerSpec, config: OperatorConfig) -> list[str]:
@@ -129,7 +137,10 @@ def observe(kube: Kube, config: OperatorConfig, kind: ServerKind, body: dict, sp
     if engine_for(spec.engine) is None:
         return seen
     namespace, name = seen.namespace, seen.name
-    stateful_set = kube.get("StatefulSet", namespace, names.stateful_set(name))
+    stateful_set = claim_template.complete(kube, kube.get("StatefulSet", namespace, names.stateful_set(name)),
+                                           namespace, names.stateful_set(name))  # fmt: skip
+    if stateful_set and stateful_set["metadata"].get("deletionTimestamp"):
+        raise kopf.TemporaryError(f"waiting for StatefulSet {stateful_set['metadata']['name']} to go", delay=1)
     secrets = {s: kube.get("Secret", namespace, s) for s in secrets_to_read(name, spec, config)}
     known = {("Secret", namespace, s): secret for s, secret in secrets.items()}
     known[("StatefulSet", namespace, names.stateful_set(name))] = stateful_set
@@ -142,10 +153,11 @@ def observe(kube: Kube, config: OperatorConfig, kind: ServerKind, body: dict, sp
     elif spec.restore:
         settings = kube.get("ConfigMap", namespace, names.settings(name))
     claims, classes = [], {}
-    wanted, selector = spec.storage.size, Owner.of(body).selector("database")
+    wanted = storage.wanted_size(spec.storage.size, body.get("status") or {})
+    selector = Owner.of(body).selector("database")
     if stateful_set is None:  # volumes left by an earlier server of this name, if any
         claims = kube.list("PersistentVolumeClaim", namespace, selector)
-    elif to_bytes(wanted) > to_bytes(claim_size(spec, stateful_set)):
+    elif to_bytes(wanted) > to_bytes(claim_size(spec, stateful_set, body.get("status") or {})):
         claims = kube.list("PersistentVolumeClaim", namespace, selector)
         classes = {c: kube.get("StorageClass", None, c) for c in storage.classes_to_read(claims, wanted)}
     leftover = {p: kube.get("Deployment", namespace, p) for p in unwanted_proxies(name, spec)}
@@ -167,7 +179,8 @@ def known_server(kind: ServerKind, body: dict, spec: api.ServerSpec, config: Ope
     """The server as far as it is known without reading anything: for status refreshes and
     drift, which never write agent.json or the pod template (no CA bundle, no restore)."""
     owner, store = Owner.of(body), settings_build.object_store(spec, config)
-    return kind.server(owner, spec, engine_for(spec.engine), config, claim_size=claim_size(spec, stateful_set),
+    return kind.server(owner, spec, engine_for(spec.engine), config,
+                       claim_size=claim_size(spec, stateful_set, body.get("status") or {}),
                        backup=settings_build.backup_plan(owner, spec, store))  # fmt: skip
 
 
@@ -209,7 +222,7 @@ def build(seen: Seen, config: OperatorConfig, kind: ServerKind, token: Callable[
     owner, engine = Owner.of(seen.body), engine_for(spec.engine)
     key = settings_build.backup_key_secret(seen.name, spec) if store else None
     server = kind.server(
-        owner, spec, engine, config, claim_size=claim_size(spec, seen.stateful_set),
+        owner, spec, engine, config, claim_size=claim_size(spec, seen.stateful_set, seen.status),
         backup=settings_build.backup_plan(owner, spec, store, ca_bundle), restore=source.plan,
         secrets=SecretRefs(store_credentials=store.credentials_secret_name if store else None, backup_key=key,
                            restore_store_credentials=source.credentials, restore_key=source.key),
@@ -238,11 +251,17 @@ def build(seen: Seen, config: OperatorConfig, kind: ServerKind, token: Callable[
     if taken:
         return Plan(problem=taken, retry_in=30)
     if seen.claims and seen.stateful_set:
-        growth = storage.plan(spec.storage.size, seen.claims, seen.storage_classes)
+        wanted = storage.wanted_size(spec.storage.size, seen.status)
+        growth = storage.plan(wanted, seen.claims, seen.storage_classes)
         plan.claim_patches.extend(growth.patches)
+        if growth.patches:
+            plan.storage_fields = {"lastGrowTime": seen.now.strftime("%Y-%m-%dT%H:%M:%SZ")}
         # Asked: the claims' own events bring the refreshes that say Resizing, then Resized
         # (a verdict from the claims as read here could land after theirs and stick).
         plan.storage = growth.condition
+        if growth.condition is None and to_bytes(claim_template_size(seen.stateful_set)) < to_bytes(wanted):
+            # Every claim is asked for the size: a member made from now on gets it too.
+            plan.recreate_stateful_set = with_claim_size(seen.stateful_set, wanted)
     return plan
 
 
@@ -293,7 +312,10 @@ def apply(kube: Kube, body: dict, plan: Plan, pods: list[dict], zones: dict[str,
             break
     if resized:
         conditions.append(resized)
-    publish_server_status(kube, body, plan.server, pods, zones, conditions)
+    publish_server_status(kube, body, plan.server, pods, zones, conditions, storage_updates=plan.storage_fields)
+    if plan.recreate_stateful_set:
+        claim_template.replace(kube, body, plan.recreate_stateful_set)
+        raise kopf.TemporaryError("re-creating the StatefulSet with the volumes' size", delay=1)
 
 
 def run(kube: Kube, config: OperatorConfig, kind: ServerKind, body: dict, spec: api.ServerSpec, pods: list[dict],

@@ -12,7 +12,9 @@ from kuberds.builders.status import FALSE, TRUE, Condition, Observed, availabili
 from kuberds.contract import PRIMARY
 from kuberds.contract.report import AgentReport
 from kuberds.kube import Kube
+from kuberds.operations import storage
 from kuberds.operations.status import parse_time, publish_status
+from kuberds.quantity import binary_quantity, to_bytes
 
 
 @dataclass(frozen=True)
@@ -24,14 +26,17 @@ class ProxySeen:
 
 def publish_server_status(kube: Kube, body: dict, server: Server, pods: list[dict], zones: dict[str, str],
                           conditions: list[Condition], allocated: str | None = None,
-                          proxy: ProxySeen | None = None) -> dict:  # fmt: skip
-    """`proxy`: what was seen of the proxy (None: not looked at, ProxyReady is left as it is)."""
+                          proxy: ProxySeen | None = None, storage_updates: dict | None = None) -> dict:  # fmt: skip
+    """`proxy`: what was seen of the proxy (None: not looked at, ProxyReady is left as it is);
+    `storage_updates`: status.storage fields the caller decided (a growth's time and size)."""
     roles = server.engine.role_label_values
     members = sorted((member_from_pod(p, zones, roles) for p in pods), key=lambda m: m.name)
     status = body.get("status") or {}
     observed = Observed(desired=server.replicas, members=members, previous_phase=status.get("phase"))
     primary = next((m.name for m in members if m.role == PRIMARY and m.in_service), None)
     allocated = allocated or (status.get("storage") or {}).get("allocated")
+    volume = storage.fullest(pods)
+    _, at_max_size = storage_status(server, status, allocated, volume, storage_updates or {})
     fields = {
         "engineVersion": server.version,
         "endpoint": writer_endpoint(server),
@@ -40,7 +45,6 @@ def publish_server_status(kube: Kube, body: dict, server: Server, pods: list[dic
         "members": [m.as_status() for m in members],
         "readyInstances": sum(m.in_service for m in members),
         "masterUserSecretName": server.master_secret,
-        "storage": {"requested": server.spec.storage.size, **({"allocated": allocated} if allocated else {})},
     }
     if server.tls_secret or "certificateSecretName" in status:  # None (TLS turned off) removes it
         fields["certificateSecretName"] = server.tls_secret
@@ -52,9 +56,39 @@ def publish_server_status(kube: Kube, body: dict, server: Server, pods: list[dic
     if report.earliest_restorable_time:
         fields["earliestRestorableTime"] = report.earliest_restorable_time
     created = body["metadata"].get("creationTimestamp")
-    conditions = [*conditions, *proxy_conditions, *backup_condition(server, report, created),
+    volume_conditions = storage.volume_conditions(volume, server.spec.storage.autoscaling is not None, at_max_size)
+    conditions = [*conditions, *proxy_conditions, *volume_conditions, *backup_condition(server, report, created),
                   *restored_condition(server, status, primary)]  # fmt: skip
-    return publish_status(kube, body, [*conditions, *availability(observed)], fields, observed)
+
+    def with_storage(now: dict) -> dict:
+        # status.storage keeps what autoscaling recorded: built on the status being written
+        # over, not on the caller's view of it (which a conflict proves stale).
+        return {**fields, "storage": storage_status(server, now, allocated, volume, storage_updates or {})[0]}
+
+    return publish_status(kube, body, [*conditions, *availability(observed)], with_storage, observed)
+
+
+def storage_status(server: Server, status: dict, allocated: str | None, volume: storage.VolumeSeen | None,
+                   updates: dict) -> tuple[dict, bool]:  # fmt: skip
+    """status.storage (what autoscaling recorded is kept), and whether the volumes are at
+    autoscaling's maxSize."""
+    # Starts from what status has: status is merge-patched, so a key left out would stay
+    # there and differ from what was computed on every pass; None removes one.
+    fields = {**(status.get("storage") or {}), **updates}
+    requested = storage.wanted_size(server.spec.storage.size, {"storage": fields})
+    fields["requested"] = requested
+    if allocated:
+        fields["allocated"] = allocated
+    autoscaling = server.spec.storage.autoscaling
+    if autoscaling:
+        fields["maxSize"] = autoscaling.max_size
+    elif "maxSize" in fields:
+        fields["maxSize"] = None
+    if volume:
+        fields["used"] = binary_quantity(volume.size_bytes - volume.free_bytes)
+        fields["freePercent"] = int(volume.free_percent)
+    at_max_size = bool(autoscaling) and to_bytes(requested) >= to_bytes(autoscaling.max_size)
+    return fields, at_max_size
 
 
 def proxy_status(server: Server, seen: ProxySeen | None, status: dict) -> tuple[dict, list[Condition]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -42,7 +43,7 @@ def _publish(
     kube: Kube,
     body: dict,
     conditions: list[Condition],
-    fields: dict[str, Any] | None = None,
+    fields: dict[str, Any] | Callable[[dict], dict[str, Any]] | None = None,
     observed: Observed | None = None,
     *,
     fixed_phase: str | None = None,
@@ -51,6 +52,8 @@ def _publish(
     patches the status subresource only when something changed. Returns the new status."""
     meta = body["metadata"]
     current = body.get("status") or {}
+    if callable(fields):  # fields that build on the status as it is now (a retry has a fresher one)
+        fields = fields(current)
     generation = meta.get("generation", 0)
     merged = merge_conditions(current.get("conditions", []), conditions, generation, now())
     # The previous phase is the object's own (it may be fresher than the caller's view).
@@ -91,9 +94,15 @@ PROBLEM_CONDITIONS = {"Reconciled", "FinalSnapshot", "StorageResized", "SourceFo
 PROBLEM_REASONS = frozenset({"InvalidProxy"})
 
 
+# Conditions whose True is the problem: a full volume, a low one nothing will grow.
+PROBLEM_WHEN_TRUE = frozenset({"StorageFull", "StorageLow"})
+
+
 def event_type(condition: str, status: str, before: str | None, reason: str | None = None) -> str | None:
     """Warning, Normal, or None for no Event: a condition's first appearance is news only
     when it reports a problem (every new server starts not Ready, not Paused, …)."""
+    if condition in PROBLEM_WHEN_TRUE:
+        return "Warning" if status == TRUE else ("Normal" if before == TRUE else None)
     if status == FALSE and (condition in PROBLEM_CONDITIONS or before == "True" or reason in PROBLEM_REASONS):
         return "Warning"
     if before is None and status != TRUE:

@@ -201,7 +201,8 @@ class ServerStatus:
     """Observed state of a database server (DBInstance, DBCluster, ReadReplica)."""
 
     phase: str | None = field(
-        "Short summary for printer columns: Creating, Available, Modifying, Degraded, Paused, Deleting, Failed."
+        "Short summary for printer columns: Creating, Available, Modifying, Degraded, StorageFull, Paused, "
+        "Deleting, Failed."
     )
     observed_generation: int | None = field("metadata.generation the status was computed for.")
     conditions: list[Condition] = field("Detailed state.", default_factory=list, list_map_keys=("type",))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kuberds.api import rules as cel
-from kuberds.api.schema import Quantity, Rule, field, model
+from kuberds.api.schema import Quantity, Rule, Timestamp, field, model
 
 
 @model()
@@ -15,12 +15,18 @@ class StorageAutoscaling:
         example="100Gi",
     )
     free_space_threshold_percent: int = field(
-        "Grow when free space falls below this share of the volume.", default=10, minimum=5, maximum=50
+        "Grow when free space has been at or below this share of the volume for 5 minutes (the "
+        "operator's setting), and the volume last changed at least 6 hours ago (idem), as RDS does.",
+        default=10,
+        minimum=5,
+        maximum=50,
     )
     increment_percent: int = field(
-        "Grow by this share of the current size (at least 5Gi) each time.",
-        default=20,
-        minimum=10,
+        "Grow by at least this share of the current size each time (RDS: 10). The operator's growth "
+        "floor (10Gi by default, as RDS's) and the growth the last hour predicts for the next 7 hours "
+        "may make a step larger; sizes are whole Gi, never past maxSize.",
+        default=10,
+        minimum=5,
         maximum=100,
     )
 
@@ -66,3 +72,10 @@ class StorageStatus:
 
     requested: Quantity | None = field("Size requested from the PersistentVolumeClaims.")
     allocated: Quantity | None = field("Smallest capacity the volumes actually have.")
+    autoscaled_size: Quantity | None = field(
+        "Size storage autoscaling grew the volumes to, beyond storage.size (volumes keep it: they never shrink)."
+    )
+    max_size: Quantity | None = field("storage.autoscaling.maxSize, while autoscaling is on.")
+    used: Quantity | None = field("Space used on the fullest volume, as its pod sees its filesystem.")
+    free_percent: int | None = field("Free space on the fullest volume, in percent of its filesystem.")
+    last_grow_time: Timestamp | None = field("When kuberds last asked for larger volumes (spec or autoscaling).")
