@@ -73,11 +73,7 @@ def e2e(cluster: Cluster, kuberds: None, s3: str, request: pytest.FixtureRequest
     """The suite's namespace: S3 credentials and CA, and the client pod every connection starts from."""
     e2e = environment.prepare_namespace(cluster, NAMESPACE, s3)
     yield e2e
-    print("\n==> e2e figures")
-    for name, value in e2e.figures.items():
-        print(f"    {name}: {value}")
-    if not request.config.getoption("--e2e-keep"):
-        environment.release_and_delete(e2e)
+    environment.finish_namespace(e2e, keep=request.config.getoption("--e2e-keep"))
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -23,6 +23,10 @@ from e2e.support import E2E, OPERATOR_NAMESPACE, RELEASE
 VERSION = "0.1.0"
 IMAGES = {target: f"docker.io/kuberds/{target}:{VERSION}" for target in ("operator", "postgres", "s3")}
 S3_NAMESPACE = "kuberds-e2e-s3"
+# Storage autoscaling in seconds, not RDS's minutes and hours; no trend (a test fills a volume in
+# seconds, which the 7-hour prediction would turn into one growth straight to maxSize).
+STORAGE_AUTOSCALING = {"lowSeconds": 10, "cooldownSeconds": 40, "growthFloor": "256Mi", "horizonSeconds": 0,
+                       "checkSeconds": 2}  # fmt: skip
 
 
 class NoRealNodes(RuntimeError):
@@ -67,7 +71,8 @@ def install_kuberds(cluster: Cluster) -> None:
                     "--timeout=60s")  # fmt: skip
     install = [helm_path(), f"--kubeconfig={cluster.kubeconfig}", "upgrade", "--install", RELEASE, str(CHART),
                "--namespace", OPERATOR_NAMESPACE, "--create-namespace", "--wait", "--timeout=5m",
-               "--set", "verbose=true", "--set", f"image.tag={VERSION}"]  # fmt: skip
+               "--set", "verbose=true", "--set", f"image.tag={VERSION}",
+               *(f"--set=storageAutoscaling.{key}={value}" for key, value in STORAGE_AUTOSCALING.items())]  # fmt: skip
     result = subprocess.run(install, capture_output=True, text=True, timeout=400)
     if result.returncode != 0:
         raise RuntimeError(f"helm install failed: {result.stderr}\n{result.stdout}")
@@ -124,6 +129,16 @@ def prepare_namespace(cluster: Cluster, namespace: str, s3_ca: str) -> E2E:
                                                              (ROOT / "e2e" / "writer.py").read_text()))  # fmt: skip
     e2e.kubectl("wait", "pod", CLIENT, "-n", namespace, "--for=condition=Ready", "--timeout=180s", timeout=200)
     return e2e
+
+
+def finish_namespace(e2e: E2E, keep: bool) -> None:
+    """At the end of a namespace's scenarios: their figures again, then the namespace goes
+    (unless kept)."""
+    print(f"\n==> e2e figures ({e2e.namespace})")
+    for name, value in e2e.figures.items():
+        print(f"    {name}: {value}")
+    if not keep:
+        release_and_delete(e2e)
 
 
 def release_and_delete(e2e: E2E) -> None:

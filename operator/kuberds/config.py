@@ -22,6 +22,16 @@ class OperatorConfig:
     # The object store servers use when their spec names none (the chart's backup.objectStore),
     # as the API's ObjectStore in JSON; None: such servers run without backups.
     default_object_store: dict | None = None
+    # Storage autoscaling's timings and floor, RDS's by default (shorter in tests): free space
+    # must stay low this long, the volume must not have changed for this long, a growth is at
+    # least this big; the volumes are looked at this often.
+    storage_low_seconds: int = 300
+    storage_cooldown_seconds: int = 6 * 3600
+    storage_growth_floor: str = "10Gi"
+    storage_check_seconds: int = 30
+    # The growth the last trend_seconds predict for the next horizon_seconds may make a step larger.
+    storage_trend_seconds: int = 3600
+    storage_horizon_seconds: int = 7 * 3600
 
     @classmethod
     def from_environment(cls, env: dict[str, str] | None = None) -> OperatorConfig:
@@ -42,4 +52,12 @@ class OperatorConfig:
             default_object_store=json.loads(env["KUBERDS_DEFAULT_OBJECT_STORE"])
             if env.get("KUBERDS_DEFAULT_OBJECT_STORE")
             else None,
+            storage_low_seconds=int(env.get("KUBERDS_STORAGE_LOW_SECONDS", defaults.storage_low_seconds)),
+            storage_cooldown_seconds=int(
+                env.get("KUBERDS_STORAGE_COOLDOWN_SECONDS", defaults.storage_cooldown_seconds)
+            ),
+            storage_growth_floor=env.get("KUBERDS_STORAGE_GROWTH_FLOOR") or defaults.storage_growth_floor,
+            storage_check_seconds=int(env.get("KUBERDS_STORAGE_CHECK_SECONDS", defaults.storage_check_seconds)),
+            storage_trend_seconds=int(env.get("KUBERDS_STORAGE_TREND_SECONDS", defaults.storage_trend_seconds)),
+            storage_horizon_seconds=int(env.get("KUBERDS_STORAGE_HORIZON_SECONDS", defaults.storage_horizon_seconds)),
         )

@@ -17,6 +17,9 @@ RECONCILE_SECONDS = prom.Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 API_REQUESTS = prom.Counter("kuberds_api_requests_total", "Kubernetes API requests made, by method", ["method"])
+STORAGE_GROWTHS = prom.Counter(
+    "kuberds_storage_autoscaling_growths_total", "Volume growths storage autoscaling asked for", ["kind"]
+)
 
 
 def instrumented(kind: str) -> Callable:

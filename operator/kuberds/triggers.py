@@ -34,6 +34,7 @@ from kuberds.operations.status import report_failure
 ZONE = "topology.kubernetes.io/zone"
 # Full drift-correcting pass per object; the first one a whole interval after start-up.
 RESYNC = OperatorConfig.from_environment().resync_seconds
+STORAGE_CHECK = OperatorConfig.from_environment().storage_check_seconds
 # Children whose hand edits are undone at once: the ones that route or admit traffic
 # (each watched kind costs memory per object; the rest are put back by the full pass).
 WATCHED_CHILDREN = {
@@ -212,6 +213,18 @@ def _register_server(kind: Kind, handler: ModuleType) -> None:
                   **_: object) -> None:  # fmt: skip
         pods = list(member_pods.get((namespace, label, name), []))
         handler.reconcile(Operator.kube, Operator.config, dict(body), pods, _zones(node_zones))
+
+    @kopf.timer(*resource, id=f"storage_{kind.singular}", interval=STORAGE_CHECK, initial_delay=STORAGE_CHECK)
+    @reported(kind.kind)
+    def storage_check(body: kopf.Body, namespace: str, name: str, member_pods: kopf.Index, volume_claims: kopf.Index,
+                      stateful_sets: kopf.Index, node_zones: kopf.Index, **_: object) -> None:  # fmt: skip
+        if not ((body.get("spec") or {}).get("storage") or {}).get("autoscaling"):
+            return  # nothing to look at: the refresh reports free space already
+        key = (namespace, label, name)
+        action = handler.check_storage(Operator.kube, Operator.config, dict(body), _one(stateful_sets, key),
+                                       list(member_pods.get(key, [])), list(volume_claims.get(key, [])),
+                                       _zones(node_zones))  # fmt: skip
+        log.debug("%s %s/%s storage: %s", kind.kind, namespace, name, action)
 
     @kopf.on.delete(*resource, id=f"delete_{kind.singular}")
     @reported(kind.kind)

@@ -50,6 +50,11 @@ def service_account_kubeconfig(cluster: Cluster, account: dict, path: Path) -> P
     return token_kubeconfig(cluster, account["metadata"]["name"], OPERATOR_NAMESPACE, path, "operator")
 
 
+STORAGE_TIMINGS = {"KUBERDS_STORAGE_LOW_SECONDS": "4", "KUBERDS_STORAGE_COOLDOWN_SECONDS": "20",
+                   "KUBERDS_STORAGE_GROWTH_FLOOR": "1Gi", "KUBERDS_STORAGE_CHECK_SECONDS": "1",
+                   "KUBERDS_STORAGE_HORIZON_SECONDS": "0"}  # fmt: skip
+
+
 @pytest.fixture(scope="session")
 def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningOperator]:
     """The operator, authenticated as the chart's ServiceAccount: every cluster test then
@@ -63,6 +68,8 @@ def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
         "KUBECONFIG": str(kubeconfig),
         "KUBERDS_FINAL_SNAPSHOT_TIMEOUT_SECONDS": str(FINAL_SNAPSHOT_TIMEOUT),
         "KUBERDS_NAMESPACE": OPERATOR_NAMESPACE,
+        # Storage autoscaling in seconds rather than RDS's minutes and hours.
+        **STORAGE_TIMINGS,
     }
     with log.open("wb") as out:
         process = subprocess.Popen(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -42,7 +43,9 @@ class Cluster:
             timeout=timeout,
         )
         if check and result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr}")
+            # A connection string in the command (psql in the client pod) carries a password.
+            command = re.sub(r"password=\S+", "password=(hidden)", " ".join(args))
+            raise AssertionError(f"kubectl {command} failed ({result.returncode}): {result.stderr}")
         return result
 
 

@@ -17,7 +17,7 @@ from kuberds.builders.server import Server
 from kuberds.config import OperatorConfig
 from kuberds.engines import engine_for
 from kuberds.kube import Kube
-from kuberds.operations import drift, final_snapshot, ownership, rollout, server_pass
+from kuberds.operations import drift, final_snapshot, ownership, rollout, server_pass, storage_autoscaler
 
 KIND = "DBInstance"
 
@@ -60,6 +60,16 @@ def _known_server(config: OperatorConfig, body: dict, stateful_set: dict | None)
 def refresh(kube: Kube, config: OperatorConfig, namespace: str, name: str, read: rollout.Read) -> str:
     """Members changed: status, and one rolling step."""
     return rollout.refresh(kube, (KIND, namespace, name), read, lambda body, sts: _known_server(config, body, sts))
+
+
+def check_storage(kube: Kube, config: OperatorConfig, body: dict, stateful_set: dict | None, pods: list[dict],
+                  claims: list[dict], zones: dict[str, str]) -> str:  # fmt: skip
+    """The volumes' free space: storage autoscaling's look."""
+    server = _known_server(config, body, stateful_set)
+    if server is None:
+        return "nothing: paused, unsupported or deleting"
+    key = (KIND, body["metadata"]["namespace"], body["metadata"]["name"])
+    return storage_autoscaler.check(kube, config, key, body, server, stateful_set, pods, claims, zones)
 
 
 def correct_drift(kube: Kube, config: OperatorConfig, body: dict, event: dict, kind: str, name: str) -> str:
