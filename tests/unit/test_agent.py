@@ -103,6 +103,10 @@ def test_archive_health() -> None:
     health = archive_health(failing)
     assert not health.healthy and health.reason == "ArchiveFailing" and "2 segment(s)" in health.message
     assert archive_health(Archiving(NOW, None, 0, 40)).reason == "ArchiveLagging"
+    # An archive command that hangs (or retries for minutes) has no failure yet: the wait says it.
+    stalled = archive_health(Archiving(NOW, None, 0, 3, stalled_seconds=61))
+    assert (stalled.healthy, stalled.reason) == (False, "ArchiveStalled") and "none archived for 61s" in stalled.message
+    assert archive_health(Archiving(NOW, None, 0, 0, stalled_seconds=0)).healthy
 
 
 def test_pgbackrest_configuration_keeps_secrets_out_of_the_environment_and_retains_by_time() -> None:
@@ -361,3 +365,21 @@ def test_the_agent_keeps_working_on_its_last_view_while_the_api_server_is_away()
     snapshots = Snapshots(away, "ns", "db")
     snapshots.cache = (0.0, [listed])  # listed before the outage, long enough ago to list again
     assert [s.name for s in snapshots.requests(lambda uid: None)] == ["nightly"]
+
+
+def test_a_stall_counts_from_the_last_progress_of_the_archive() -> None:
+    from types import SimpleNamespace
+
+    from kuberds.agent.postgres.backups import PgBackRest
+
+    state = SimpleNamespace(waiting_since=None, stall_mark=None)
+
+    def stalled(behind: int, done_upto: int | None, now: float) -> float:
+        return PgBackRest._stalled(state, behind, done_upto, now)  # type: ignore[arg-type]
+
+    assert stalled(0, 10, now=100) == 0
+    assert stalled(2, 10, now=100) == 0  # segments start waiting
+    assert stalled(3, 10, now=130) == 30
+    assert stalled(2, 11, now=140) == 0  # one archived: progress, the wait starts again
+    assert stalled(2, 11, now=205) == 65
+    assert stalled(0, 13, now=210) == 0

@@ -35,3 +35,15 @@ def test_volume_usage_is_the_filesystems_as_an_unprivileged_writer_sees_it(tmp_p
     stat = os.statvfs(tmp_path)
     assert size == stat.f_blocks * stat.f_frsize and free is not None and 0 <= free <= size
     assert volume_usage(tmp_path / "absent") == (None, None)
+
+
+def test_segments_waiting_for_the_archive_are_counted_on_disk(tmp_path: Path) -> None:
+    from kuberds.agent.postgres.agent import waiting_segments
+
+    assert waiting_segments(tmp_path) is None  # no data directory yet
+    status = tmp_path / "pg_wal" / "archive_status"
+    status.mkdir(parents=True)
+    for name in ("000000010000000000000003.ready", "000000010000000000000004.ready",
+                 "000000010000000000000002.done", "00000002.history.ready"):  # fmt: skip
+        (status / name).touch()
+    assert waiting_segments(tmp_path) == 2

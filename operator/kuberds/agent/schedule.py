@@ -71,6 +71,9 @@ class Archiving:
     last_failed_time: datetime | None
     failed_count: int
     segments_behind: int  # log segments written and not yet archived
+    # How long segments have waited with none archived (an archive command that hangs, or
+    # retries for minutes before it fails, shows here first); 0 when none waits.
+    stalled_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,11 @@ class Health:
     healthy: bool
     reason: str
     message: str
+
+
+# A finished segment is archived within seconds when the store answers: a minute with none
+# archived is a problem worth saying before the archive command itself gives up.
+STALL_LIMIT_SECONDS = 60
 
 
 def archive_health(archiving: Archiving, lag_limit: int = 16, log: str = "WAL") -> Health:
@@ -89,6 +97,9 @@ def archive_health(archiving: Archiving, lag_limit: int = 16, log: str = "WAL") 
         return Health(False, "ArchiveFailing",
                       f"{log} archiving to the object store fails since {last_failed:%Y-%m-%dT%H:%M:%SZ}; "
                       f"{archiving.segments_behind} segment(s) waiting on the volume")  # fmt: skip
+    if archiving.segments_behind and archiving.stalled_seconds >= STALL_LIMIT_SECONDS:
+        return Health(False, "ArchiveStalled", f"{archiving.segments_behind} {log} segment(s) waiting on the volume "
+                      f"and none archived for {archiving.stalled_seconds:.0f}s")  # fmt: skip
     if archiving.segments_behind > lag_limit:
         return Health(False, "ArchiveLagging", f"{archiving.segments_behind} {log} segments not archived yet")
     return Health(True, "Archiving", f"{log} archiving is current")

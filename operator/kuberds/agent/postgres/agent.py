@@ -317,13 +317,28 @@ class PostgresAgent:
             latest_restorable_time=rfc3339(latest),
             earliest_restorable_time=rfc3339(earliest),
             last_backup_time=rfc3339(last_backup),
-            archive_segments_behind=archiving.segments_behind if archiving else None,
+            archive_segments_behind=archiving.segments_behind
+            if archiving
+            else waiting_segments(self.pod.data_dir)
+            if self.config.backup
+            else None,
             replication_lag_bytes=lag,
             volume_bytes=volume_bytes,
             volume_free_bytes=volume_free,
             api_tls=self.api_ca is not None,
             doing=[s.reason for s in steps],
         )
+
+
+def waiting_segments(data_dir: Path) -> int | None:
+    """WAL segments PostgreSQL marked ready for the archive and not yet archived, counted on
+    disk: what a stopped server (a full volume stops it) can still say. None: no such
+    directory (no data directory yet)."""
+    try:
+        names = [f.name for f in (data_dir / "pg_wal" / "archive_status").iterdir()]
+    except OSError:
+        return None
+    return sum(1 for name in names if name.endswith(".ready") and len(name) == len("0" * 24 + ".ready"))
 
 
 def kept_repository(running: BackupPlan, fresh: BackupPlan) -> BackupPlan:

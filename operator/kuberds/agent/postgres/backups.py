@@ -73,6 +73,9 @@ class PgBackRest:
         self.info_checked = 0.0
         # How far point-in-time restore reaches: heartbeats and the newest archived segment.
         self.archived_upto: int | None = None
+        # Segments have waited since (monotonic), with the archive at stall_mark all along.
+        self.waiting_since: float | None = None
+        self.stall_mark: int | None = None
         self.heartbeats: deque[tuple[datetime, int]] = deque(maxlen=720)
         self.latest_restorable: datetime | None = None
 
@@ -290,7 +293,17 @@ class PgBackRest:
             done = [t for t, lsn in self.heartbeats if lsn <= archived_end]
             if done and (self.latest_restorable is None or done[-1] > self.latest_restorable):
                 self.latest_restorable = done[-1]
-        return Archiving(archived_at, failed_at, failed, max(behind, 0))
+        return Archiving(archived_at, failed_at, failed, max(behind, 0), self._stalled(behind, done_upto))
+
+    def _stalled(self, behind: int, done_upto: int | None, now: float | None = None) -> float:
+        """Seconds that segments have waited with no progress (0 when none waits)."""
+        now = time.monotonic() if now is None else now
+        if behind <= 0:
+            self.waiting_since, self.stall_mark = None, done_upto
+            return 0.0
+        if self.waiting_since is None or done_upto != self.stall_mark:
+            self.waiting_since, self.stall_mark = now, done_upto  # waiting starts, or progress was made
+        return now - self.waiting_since
 
     def restorable(self) -> tuple[datetime | None, datetime | None]:
         """(earliest, latest) moment a restore reaches; latest is None until a base backup
