@@ -1,7 +1,8 @@
 """Storage on volumes of a real size (the local provisioner's XFS filesystems on loop devices,
 grown online): storage autoscaling grows a filling volume, waits out its cooldown and stops at
 maxSize; a volume filled to the brim makes the server StorageFull, and raising storage.size
-brings it back with every acknowledged row.
+brings it back with every acknowledged row; with the object store down, WAL that cannot be
+archived fills the volume, and what the server says on the way is the point.
 
 The operator runs with seconds for RDS's minutes and hours (e2e.environment.STORAGE_AUTOSCALING).
 Volumes are filled with a ballast file in the data volume (fallocate: instant, and the
@@ -10,6 +11,8 @@ filesystem cannot tell it from a table); the full-volume case fills the last of 
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import Iterator
 
@@ -17,12 +20,18 @@ import pytest
 from tests.support.kube import Cluster, wait_for
 
 from e2e import environment
-from e2e.manifests import dbinstance
+from e2e.environment import S3_NAMESPACE
+from e2e.manifests import dbinstance, object_store
 from e2e.support import E2E
 
 NAMESPACE = "kuberds-e2e-storage"
-GROWER, BRIM = "grower", "brim"
+GROWER, BRIM, ARCHIVER = "grower", "brim", "archiver"
 MOUNT = "/var/lib/postgresql/data"  # the data volume in the database pod
+# 8,000 rows of 2 KB of random text (incompressible): 16 MB of table and as much WAL.
+FILL_16MB = (
+    "INSERT INTO filler (payload) SELECT (SELECT string_agg(md5(random()::text || g || n), '') "
+    "FROM generate_series(1, 64) n) FROM generate_series(1, 8000) g"
+)
 GIB = 2**30
 
 
@@ -31,8 +40,10 @@ def e2e(cluster: Cluster, kuberds: None, s3: str, request: pytest.FixtureRequest
     """This module's own namespace, its two servers created at once (they start side by side)."""
     e2e = environment.prepare_namespace(cluster, NAMESPACE, s3)
     autoscaling = {"maxSize": "3Gi", "freeSpaceThresholdPercent": 50}
+    store = {"objectStore": {**object_store(S3_NAMESPACE), "path": "e2e-storage"}, "retentionDays": 1}
     e2e.apply(dbinstance(NAMESPACE, GROWER, storage={"size": "1Gi", "autoscaling": autoscaling}),
-              dbinstance(NAMESPACE, BRIM, storage={"size": "1Gi"}))  # fmt: skip
+              dbinstance(NAMESPACE, BRIM, storage={"size": "1Gi"}),
+              dbinstance(NAMESPACE, ARCHIVER, storage={"size": "1Gi"}, backup=store))  # fmt: skip
     yield e2e
     environment.finish_namespace(e2e, keep=request.config.getoption("--e2e-keep"))
 
@@ -123,7 +134,7 @@ def test_a_full_volume_is_storage_full_and_a_larger_size_brings_writes_back_with
     writer = e2e.writer(BRIM, seconds=900, table="acknowledged")
     try:
         fill_to(e2e, pod, 0.12, "ballast")
-        refusal = fill_until_refused(e2e)
+        refusal = fill_until_refused(e2e, BRIM)
         full = wait_for(lambda: (c := e2e.condition(BRIM, "StorageFull")).get("status") == "True" and c,
                         timeout=120, interval=1, what=f"StorageFull\n{e2e.diagnostics(BRIM)}")  # fmt: skip
         assert "writes fail" in full["message"] and "raise storage.size" in full["message"], full
@@ -151,15 +162,65 @@ def test_a_full_volume_is_storage_full_and_a_larger_size_brings_writes_back_with
                f"{refusal[:120]}")  # fmt: skip
 
 
-def fill_until_refused(e2e: E2E) -> str:
-    """Rows (2 KB of random text each, 16 MB a statement) until the server refuses them."""
-    statement = ("INSERT INTO filler (payload) SELECT (SELECT string_agg(md5(random()::text || g || n), '') "
-                 "FROM generate_series(1, 64) n) FROM generate_series(1, 8000) g")  # fmt: skip
+def test_with_the_object_store_down_unarchived_wal_fills_the_volume_and_every_signal_says_so(e2e: E2E) -> None:
+    """WAL is never dropped to keep a server up (a restore point is worth more): the outcome
+    is explicit instead. BackupHealthy goes False once segments wait a minute unarchived,
+    while there is still room; StorageLow warns at 10 % free; StorageFull names the
+    unarchived WAL (PostgreSQL stops when it cannot write WAL: the agent counts the waiting
+    segments on disk). With the store back and a larger volume it writes again and archives
+    what it kept."""
+    e2e.wait_available(ARCHIVER, timeout=600)
+    wait_for(lambda: e2e.condition(ARCHIVER, "BackupHealthy").get("status") == "True", timeout=600, interval=5,
+             what=f"BackupHealthy True\n{e2e.diagnostics(ARCHIVER)}")  # fmt: skip
+    pod = f"{ARCHIVER}-0"
+    e2e.sql(ARCHIVER, "CREATE TABLE filler (id serial, payload text)")
+    e2e.sql(ARCHIVER, "CREATE TABLE ticks (id serial PRIMARY KEY, at timestamptz DEFAULT now())")
+    e2e.sql(ARCHIVER, "INSERT INTO ticks DEFAULT VALUES")
+    selector = e2e.get("service", "s3", S3_NAMESPACE)["spec"]["selector"]
+    e2e.kubectl("patch", "service", "s3", "-n", S3_NAMESPACE, "--type=merge", "-p",
+                '{"spec": {"selector": {"app.kubernetes.io/name": "nowhere"}}}')  # fmt: skip
+    try:
+        # A little WAL first, which cannot be archived: the alert comes while there is room
+        # (in a day the volume would take hours to fill; here it is filled in seconds).
+        for _ in range(3):
+            e2e.sql(ARCHIVER, FILL_16MB)
+        unhealthy = wait_for(lambda: (c := e2e.condition(ARCHIVER, "BackupHealthy")).get("status") == "False" and c,
+                             timeout=150, interval=1, what="BackupHealthy False while the store is down")  # fmt: skip
+        assert unhealthy["reason"] in ("ArchiveStalled", "ArchiveFailing"), unhealthy
+        fill_to(e2e, pod, 0.3, "ballast")
+        refusal = fill_until_refused(e2e, ARCHIVER)  # every row's WAL is kept: it cannot be archived
+        full = wait_for(lambda: (c := e2e.condition(ARCHIVER, "StorageFull")).get("status") == "True" and c,
+                        timeout=120, interval=1, what=f"StorageFull\n{e2e.diagnostics(ARCHIVER)}")  # fmt: skip
+        assert full["reason"] == "UnarchivedWal" and "WAL segments are kept until they are archived" in full["message"]
+        warnings = [e["reason"] for e in sorted(e2e.items("events"), key=lambda e: e.get("lastTimestamp") or "")
+                    if e["type"] == "Warning" and e["involvedObject"]["name"] == ARCHIVER]  # fmt: skip
+        assert "LowFreeSpace" in warnings and "UnarchivedWal" in warnings, warnings
+        in_order = ", ".join(dict.fromkeys(warnings))
+        e2e.record("object store down: WAL kept until the 1Gi volume filled",
+                   f"refused with: {refusal[:160]}; Warnings in order: {in_order}")  # fmt: skip
+    finally:
+        e2e.kubectl("patch", "service", "s3", "-n", S3_NAMESPACE, "--type=merge", "-p",
+                    json.dumps({"spec": {"selector": selector}}))  # fmt: skip
+    e2e.patch("dbinstance", ARCHIVER, {"spec": {"storage": {"size": "2Gi"}}})
+    wait_for(lambda: e2e.condition(ARCHIVER, "StorageFull").get("status") == "False", timeout=300, interval=2,
+             what=f"StorageFull False\n{e2e.diagnostics(ARCHIVER)}")  # fmt: skip
+    wait_for(lambda: e2e.condition(ARCHIVER, "BackupHealthy").get("status") == "True", timeout=300, interval=5,
+             what=f"archiving caught up\n{e2e.diagnostics(ARCHIVER)}")  # fmt: skip
+    e2e.sql(ARCHIVER, "INSERT INTO ticks DEFAULT VALUES")
+    assert int(e2e.sql(ARCHIVER, "SELECT count(*) FROM ticks")[0][0]) == 2
+
+
+def fill_until_refused(e2e: E2E, instance: str) -> str:
+    """16 MB statements until the server refuses them."""
     for _ in range(100):
         try:
-            e2e.sql(BRIM, statement)
-        except AssertionError as refused:  # psql's own words, after kubectl's account of the command
-            said = [line.strip() for line in str(refused).splitlines() if "ERROR" in line or "FATAL" in line
-                    or "PANIC" in line or "server closed" in line or "connection" in line]  # fmt: skip
-            return "; ".join(said) or str(refused)[-300:]
-    raise AssertionError(f"100 statements of 16 MB fitted on a 1Gi volume\n{e2e.diagnostics(BRIM)}")
+            e2e.sql(instance, FILL_16MB)
+        except AssertionError as refused:
+            return psql_said(refused)
+    raise AssertionError(f"100 statements of 16 MB fitted on a 1Gi volume\n{e2e.diagnostics(instance)}")
+
+
+def psql_said(refused: AssertionError) -> str:
+    """psql's own words: what follows kubectl's account of the failed command."""
+    stderr = re.split(r" failed \(\d+\): ", str(refused), maxsplit=1)[-1]
+    return "; ".join(line.strip() for line in stderr.splitlines() if line.strip())[:300]

@@ -88,3 +88,20 @@ def test_wal_between_checkpoints_leaves_a_small_volume_room_for_data() -> None:
         "max_wal_size": "256MB", "min_wal_size": "80MB"}  # fmt: skip
     assert Postgres().parameters(size, {}, "100Gi")["max_wal_size"] == "2048MB"  # RDS's default, at most
     assert Postgres().parameters(size, {"max_wal_size": "4096"}, "1Gi")["max_wal_size"] == "4096"  # the user's
+
+
+def test_a_resize_on_its_way_is_news_not_a_warning() -> None:
+    assert event_type("StorageResized", "False", "True", "Resizing") == "Normal"
+    assert event_type("StorageResized", "False", None, "ExpansionNotSupported") == "Warning"
+
+
+def test_the_rule_waits_for_the_agent_to_see_a_grown_filesystem() -> None:
+    from kuberds.operations.storage_autoscaler import filesystem_behind
+
+    claims = [{"metadata": {"name": "data-db-0"}, "status": {"capacity": {"storage": "2Gi"}}}]
+    # XFS on a 2Gi volume: 1984 MiB of filesystem; a report of the old 1Gi one is behind.
+    assert filesystem_behind(VolumeSeen("db-0", 1984 * MIB, MIB), claims) is None
+    assert (
+        filesystem_behind(VolumeSeen("db-0", 960 * MIB, MIB), claims) == "waiting for db-0 to see its grown filesystem"
+    )
+    assert filesystem_behind(None, claims) is None

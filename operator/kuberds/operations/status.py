@@ -103,6 +103,8 @@ def event_type(condition: str, status: str, before: str | None, reason: str | No
     when it reports a problem (every new server starts not Ready, not Paused, …)."""
     if condition in PROBLEM_WHEN_TRUE:
         return "Warning" if status == TRUE else ("Normal" if before == TRUE else None)
+    if reason == "Resizing":  # StorageResized on its way: the driver grows the volumes
+        return "Normal"
     if status == FALSE and (condition in PROBLEM_CONDITIONS or before == "True" or reason in PROBLEM_REASONS):
         return "Warning"
     if before is None and status != TRUE:

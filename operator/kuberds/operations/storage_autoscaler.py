@@ -38,6 +38,10 @@ STATUS_OF = {
     autoscaling.AT_MAX_SIZE: FALSE,
 }
 
+# A filesystem holds at least this share of its volume (XFS's log, ext4's tables and journal):
+# one reported smaller has not been grown yet.
+FILESYSTEM_SHARE = 0.85
+
 _histories: dict[tuple[str, str, str], autoscaling.History] = {}
 
 
@@ -63,6 +67,15 @@ def resizing(claims: list[dict], wanted: str) -> str | None:
     return f"waiting for {', '.join(sorted(short))} to grow to {wanted}" if short else None
 
 
+def filesystem_behind(volume: storage.VolumeSeen | None, claims: list[dict]) -> str | None:
+    """A message while the fullest member still reports a filesystem well under its volume's
+    capacity (grown, but not yet seen by its agent): its free share would judge the old size."""
+    capacities = [to_bytes(c) for c in map(capacity, claims) if c]
+    if volume is None or not capacities or volume.size_bytes >= FILESYSTEM_SHARE * min(capacities):
+        return None
+    return f"waiting for {volume.member} to see its grown filesystem"
+
+
 def capacity(claim: dict) -> str | None:
     return ((claim.get("status") or {}).get("capacity") or {}).get("storage")
 
@@ -83,7 +96,7 @@ def check(kube: Kube, config: OperatorConfig, key: tuple[str, str, str], body: d
         history.add(autoscaling.Sample(now, volume.size_bytes, volume.free_bytes))
     status = body.get("status") or {}
     wanted = storage.wanted_size(server.spec.storage.size, status)
-    waiting = resizing(claims, wanted)
+    waiting = resizing(claims, wanted) or filesystem_behind(volume, claims)
     if waiting:
         condition = Condition(CONDITION, TRUE, "Resizing", waiting)
         publish_server_status(kube, body, server, pods, zones, [condition])
