@@ -110,7 +110,7 @@ class Plan:
 
 def claim_size(spec: api.ServerSpec, stateful_set: dict | None, status: dict) -> str:
     """Claim templates cannot change once the StatefulSet exists: its size is the claims'
-    (until the pass re-creates it for volumes grown since, see `stale_claim_template`)."""
+    (until the pass makes it again for volumes grown since: operations.claim_template)."""
     return claim_template_size(stateful_set) if stateful_set else storage.wanted_size(spec.storage.size, status)
 
 
@@ -303,17 +303,18 @@ def apply(kube: Kube, body: dict, plan: Plan, pods: list[dict], zones: dict[str,
     for reason, message in plan.events:
         post_event(body, "Normal", reason, message=message)
     conditions = list(plan.conditions)
-    resized = plan.storage
+    resized, refused = plan.storage, False
     for claim, patch in plan.claim_patches:
         try:
             kube.merge_patch("PersistentVolumeClaim", body["metadata"]["namespace"], claim, patch)
         except kopf.PermanentError as refusal:
-            resized = storage.refused(str(refusal))
+            resized, refused = storage.refused(str(refusal)), True
             break
     if resized:
         conditions.append(resized)
-    publish_server_status(kube, body, plan.server, pods, zones, conditions, storage_updates=plan.storage_fields)
-    if plan.recreate_stateful_set:
+    publish_server_status(kube, body, plan.server, pods, zones, conditions,
+                          storage_updates=None if refused else plan.storage_fields)  # fmt: skip
+    if plan.recreate_stateful_set and not refused:
         claim_template.replace(kube, body, plan.recreate_stateful_set)
         raise kopf.TemporaryError("re-creating the StatefulSet with the volumes' size", delay=1)
 
