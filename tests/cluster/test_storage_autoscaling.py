@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import re
 
+from kubernetes.client.rest import ApiException
+
 from kuberds.contract import AGENT_STATUS_ANNOTATION
 from tests.support.dbinstances import DBInstances
 from tests.support.kube import wait_for
@@ -113,5 +115,11 @@ def test_a_full_volume_without_autoscaling_is_storage_full(dbi: DBInstances) -> 
 
 
 def claim_template(dbi: DBInstances, name: str) -> str | None:
-    sts = dbi.apps.read_namespaced_stateful_set(name, dbi.namespace)
+    """The StatefulSet's claim size; None for the moment it is being made again."""
+    try:
+        sts = dbi.apps.read_namespaced_stateful_set(name, dbi.namespace)
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
     return sts.spec.volume_claim_templates[0].spec.resources.requests["storage"]
