@@ -28,6 +28,7 @@ from kuberds.config import OperatorConfig
 from kuberds.contract import AGENT_STATUS_ANNOTATION
 from kuberds.handlers import HANDLERS, SERVER_HANDLERS, unsupported
 from kuberds.kube import Kube, terminating
+from kuberds.operations import storage_autoscaler
 from kuberds.operations.rollout import Members
 from kuberds.operations.status import report_failure
 
@@ -218,7 +219,7 @@ def _register_server(kind: Kind, handler: ModuleType) -> None:
     @reported(kind.kind)
     def storage_check(body: kopf.Body, namespace: str, name: str, member_pods: kopf.Index, volume_claims: kopf.Index,
                       stateful_sets: kopf.Index, node_zones: kopf.Index, **_: object) -> None:  # fmt: skip
-        if not ((body.get("spec") or {}).get("storage") or {}).get("autoscaling"):
+        if not storage_autoscaler.wanted(dict(body)):
             return  # nothing to look at: the refresh reports free space already
         key = (namespace, label, name)
         action = handler.check_storage(Operator.kube, Operator.config, dict(body), _one(stateful_sets, key),

@@ -97,6 +97,9 @@ def test_autoscaling_on_a_class_that_cannot_expand_says_so(dbi: DBInstances) -> 
     assert "fixed" in condition["message"]
     claim = dbi.core.read_namespaced_persistent_volume_claim("data-rigid-0", dbi.namespace)
     assert claim.spec.resources.requests["storage"] == "10Gi"
+    # Taken out of the spec, autoscaling says it is off rather than keep its last verdict.
+    dbi.patch("rigid", {"storage": {"autoscaling": None}})
+    dbi.wait_condition("rigid", "StorageAutoscaling", "False", "Disabled", timeout=30)
 
 
 def test_a_full_volume_without_autoscaling_is_storage_full(dbi: DBInstances) -> None:

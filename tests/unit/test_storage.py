@@ -105,3 +105,13 @@ def test_the_rule_waits_for_the_agent_to_see_a_grown_filesystem() -> None:
         filesystem_behind(VolumeSeen("db-0", 960 * MIB, MIB), claims) == "waiting for db-0 to see its grown filesystem"
     )
     assert filesystem_behind(None, claims) is None
+
+
+def test_the_timer_looks_at_servers_with_autoscaling_and_once_more_after_it_is_turned_off() -> None:
+    from kuberds.operations.storage_autoscaler import wanted
+
+    assert wanted({"spec": {"storage": {"autoscaling": {"maxSize": "3Gi"}}}})
+    assert not wanted({"spec": {"storage": {"size": "1Gi"}}})
+    last = {"type": "StorageAutoscaling", "status": "False", "reason": "AtMaxSize"}
+    assert wanted({"spec": {}, "status": {"conditions": [last]}})
+    assert not wanted({"spec": {}, "status": {"conditions": [{**last, "reason": "Disabled"}]}})

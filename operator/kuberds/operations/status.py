@@ -103,7 +103,7 @@ def event_type(condition: str, status: str, before: str | None, reason: str | No
     when it reports a problem (every new server starts not Ready, not Paused, …)."""
     if condition in PROBLEM_WHEN_TRUE:
         return "Warning" if status == TRUE else ("Normal" if before == TRUE else None)
-    if reason == "Resizing":  # StorageResized on its way: the driver grows the volumes
+    if reason in ("Resizing", "Disabled"):  # a resize on its way; autoscaling turned off
         return "Normal"
     if status == FALSE and (condition in PROBLEM_CONDITIONS or before == "True" or reason in PROBLEM_REASONS):
         return "Warning"

@@ -27,6 +27,7 @@ from kuberds.quantity import binary_quantity, to_bytes
 log = logging.getLogger("kuberds")
 
 CONDITION = "StorageAutoscaling"
+DISABLED = "Disabled"  # autoscaling taken out of the spec after it was on
 # The rule's reasons, and whether each means autoscaling can do its job (False: it cannot
 # grow a volume that needs it, which is worth a Warning).
 STATUS_OF = {
@@ -80,14 +81,25 @@ def capacity(claim: dict) -> str | None:
     return ((claim.get("status") or {}).get("capacity") or {}).get("storage")
 
 
+def wanted(body: dict) -> bool:
+    """Whether a server needs a look: autoscaling on, or just turned off (its condition
+    still says what autoscaling last decided)."""
+    if ((body.get("spec") or {}).get("storage") or {}).get("autoscaling"):
+        return True
+    conditions = (body.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == CONDITION and c.get("reason") != DISABLED for c in conditions)
+
+
 def check(kube: Kube, config: OperatorConfig, key: tuple[str, str, str], body: dict, server: Server,
           stateful_set: dict | None, pods: list[dict], claims: list[dict], zones: dict[str, str],
           now: datetime | None = None) -> str:  # fmt: skip
     """One look at a server's volumes: the StorageAutoscaling condition, and a growth when
     the rule says so. Returns what it did."""
     now = now or datetime.now(UTC)
-    if server.spec.storage.autoscaling is None:
+    if server.spec.storage.autoscaling is None:  # turned off: the condition says so, once
         _histories.pop(key, None)
+        off = Condition(CONDITION, FALSE, DISABLED, "spec.storage.autoscaling is not set")
+        publish_server_status(kube, body, server, pods, zones, [off])
         return "autoscaling off"
     rule = policy(server, config)
     history = _histories.setdefault(key, autoscaling.History(keep=max(rule.trend_window, rule.low_for * 2)))
