@@ -146,6 +146,6 @@ def release_and_delete(e2e: E2E) -> None:
     for item in e2e.items("dbinstance"):
         e2e.patch("dbinstance", item["metadata"]["name"], {"spec": {"deletionProtection": False,
                                                                      "skipFinalSnapshot": True}})  # fmt: skip
-    e2e.kubectl("delete", "dbinstance,dbsnapshot", "--all", "-n", e2e.namespace, "--wait=true", "--timeout=300s",
-                check=False, timeout=320)  # fmt: skip
+    e2e.kubectl("delete", "readreplica,dbinstance,dbsnapshot", "--all", "-n", e2e.namespace, "--wait=true",
+                "--timeout=300s", check=False, timeout=320)  # fmt: skip
     e2e.kubectl("delete", "namespace", e2e.namespace, "--wait=false", check=False)

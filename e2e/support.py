@@ -83,8 +83,8 @@ class E2E:
                   f"{self.diagnostics(name)}")  # fmt: skip
         return status
 
-    def condition(self, name: str, type_: str) -> dict:
-        return next((c for c in self.status(name).get("conditions", []) if c["type"] == type_), {})
+    def condition(self, name: str, type_: str, kind: str = "dbinstance") -> dict:
+        return next((c for c in self.status(name, kind).get("conditions", []) if c["type"] == type_), {})
 
     def pods(self, instance: str) -> dict[str, dict]:
         # The database pods only (the proxy's share the instance label).
@@ -94,15 +94,18 @@ class E2E:
     def primary(self, instance: str) -> str | None:
         return self.status(instance).get("currentPrimary")
 
-    def dsn(self, instance: str, host: str | None = None) -> str:
+    def dsn(self, instance: str, host: str | None = None, kind: str = "dbinstance") -> str:
         """As an application in the cluster connects: the Service's DNS name, the generated
         credentials, and with TLS served, verify-full against the server's CA."""
-        status = self.status(instance)
+        status = self.status(instance, kind)
         user = self.secret_value(status["masterUserSecretName"], "username")
         password = self.secret_value(status["masterUserSecretName"], "password")
         endpoint = host or status["endpoint"]
         hostname, port = endpoint.rsplit(":", 1)
-        database = (self.get("dbinstance", instance) or {})["spec"].get("databaseName", "app")
+        if kind == "readreplica":  # the source's database
+            database = status["source"]["databaseName"]
+        else:
+            database = (self.get("dbinstance", instance) or {})["spec"].get("databaseName", "app")
         dsn = f"host={hostname} port={port} user={user} password={password} dbname={database} connect_timeout=5"
         if status.get("certificateSecretName"):
             dsn += f" sslmode=verify-full sslrootcert={self.ca_file(instance, status['certificateSecretName'])}"
@@ -123,12 +126,14 @@ class E2E:
         return self.kubectl("exec", "-i", "-n", self.namespace, CLIENT, "--", *command,
                             input=input, timeout=timeout).stdout  # fmt: skip
 
-    def sql(self, instance: str, statement: str, reader: bool = False, proxy: bool = False) -> list[list[str]]:
+    def sql(self, instance: str, statement: str, reader: bool = False, proxy: bool = False,
+            kind: str = "dbinstance") -> list[list[str]]:  # fmt: skip
         """Runs one statement through the instance's writer (or reader, or proxy) Service from
         the client pod; rows as lists of text."""
-        status = self.status(instance)
+        status = self.status(instance, kind)
         host = status["readerEndpoint"] if reader else status["proxyEndpoint"] if proxy else None
-        out = self.exec(["psql", self.dsn(instance, host), "-v", "ON_ERROR_STOP=1", "-XAtF", "\t", "-c", statement])
+        dsn = self.dsn(instance, host, kind)
+        out = self.exec(["psql", dsn, "-v", "ON_ERROR_STOP=1", "-XAtF", "\t", "-c", statement])
         return [line.split("\t") for line in out.splitlines() if line]
 
     def writer(self, instance: str, seconds: float, table: str = "writes", proxy: bool = False) -> Writer:

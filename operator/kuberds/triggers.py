@@ -26,7 +26,7 @@ from kuberds.builders.proxy import PROXY
 from kuberds.builders.server import DATABASE
 from kuberds.config import OperatorConfig
 from kuberds.contract import AGENT_STATUS_ANNOTATION
-from kuberds.handlers import HANDLERS, SERVER_HANDLERS, unsupported
+from kuberds.handlers import HANDLERS, SERVER_HANDLERS, readreplica, unsupported
 from kuberds.kube import Kube, terminating
 from kuberds.operations import storage_autoscaler
 from kuberds.operations.rollout import Members
@@ -187,6 +187,26 @@ def _one(index: kopf.Index, key: tuple) -> dict | None:
     return next(iter(index.get(key, [])), None)
 
 
+@kopf.index(API_GROUP, API_VERSION, "readreplicas", id="replicas_of_sources")
+def replicas_of_sources(namespace: str, name: str, body: kopf.Body, **_: object) -> dict | None:
+    # The replicas of each source, oldest first: the limit per source counts them.
+    kind, source = readreplica.source_of(dict(body))
+    created = body["metadata"].get("creationTimestamp", "")
+    return {(namespace, kind, source): (created, name)} if source else None
+
+
+@kopf.on.event(API_GROUP, API_VERSION, "dbinstances", id="replica-sources")
+def replica_source_changed(event: dict, namespace: str, name: str, replicas_of_sources: kopf.Index,
+                           readreplicas: kopf.Index, **_: object) -> None:  # fmt: skip
+    # A source that goes is said on its replicas at once, not at their next resync.
+    if event.get("type") != "DELETED":
+        return
+    for _created, replica in replicas_of_sources.get((namespace, "DBInstance", name), []):
+        body = _one(readreplicas, (namespace, replica))
+        if body is not None:
+            readreplica.source_gone(Operator.kube, Operator.config, body)
+
+
 def _server_index(kind: Kind) -> str:
     """The id (and keyword) of the index of a server kind's own objects."""
     return kind.plural
@@ -211,9 +231,13 @@ def _register_server(kind: Kind, handler: ModuleType) -> None:
     @kopf.timer(*resource, id=f"reconcile_{kind.singular}", interval=RESYNC, initial_delay=RESYNC, idle=60)
     @reported(kind.kind)
     def reconcile(body: kopf.Body, namespace: str, name: str, member_pods: kopf.Index, node_zones: kopf.Index,
-                  **_: object) -> None:  # fmt: skip
+                  replicas_of_sources: kopf.Index, **_: object) -> None:  # fmt: skip
         pods = list(member_pods.get((namespace, label, name), []))
-        handler.reconcile(Operator.kube, Operator.config, dict(body), pods, _zones(node_zones))
+
+        def replicas_of(namespace: str, kind: str, source: str) -> list[tuple[str, str]]:
+            return sorted(replicas_of_sources.get((namespace, kind, source), []))
+
+        handler.reconcile(Operator.kube, Operator.config, dict(body), pods, _zones(node_zones), replicas_of)
 
     @kopf.timer(*resource, id=f"storage_{kind.singular}", interval=STORAGE_CHECK, initial_delay=STORAGE_CHECK)
     @reported(kind.kind)

@@ -74,7 +74,7 @@ def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "kuberds", "operator", f"--metrics-port={metrics_port}",
-             f"--health-port={health_port}"],
+             f"--health-port={health_port}", *(["--verbose"] if os.environ.get("KUBERDS_TEST_VERBOSE") else [])],
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     running = RunningOperator(process, log, metrics_port)

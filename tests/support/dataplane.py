@@ -33,10 +33,11 @@ from kuberds.builders import certificates
 from kuberds.builders.dbinstance import instance_server
 from kuberds.builders.meta import Owner
 from kuberds.builders.rbac import agent_rbac, snapshot_grant
+from kuberds.builders.server import ReplicaOf
 from kuberds.builders.settings import backup_plan, settings_config_map
 from kuberds.builders.statefulset import stateful_set
 from kuberds.config import OperatorConfig
-from kuberds.contract.settings import AgentConfig, RestorePlan
+from kuberds.contract.settings import AgentConfig, RestorePlan, StandbySource
 from kuberds.engines.postgres import POSTGRES
 from kuberds.operations import agents
 from tests.support.kube import ROOT, Cluster, free_port, token_kubeconfig, wait_for
@@ -119,7 +120,10 @@ class LocalServer:
 
     def __init__(self, cluster: Cluster, namespace: str, name: str, workdir: Path, s3: SeaweedFS | None,
                  *, multi_az: bool = True, spec: dict | None = None, restore: RestorePlan | None = None,
-                 restore_cipher: str | None = None):  # fmt: skip
+                 restore_cipher: str | None = None, standby: StandbySource | None = None,
+                 credentials_of: LocalServer | None = None):  # fmt: skip
+        """`standby`: a read replica following that source; `credentials_of`: the server whose
+        database passwords this one holds (a replica's are copies of its source's)."""
         self.cluster, self.namespace, self.name, self.s3 = cluster, namespace, name, s3
         self.workdir = workdir
         self.tls_dir = workdir / "tls"
@@ -143,11 +147,17 @@ class LocalServer:
         self.superuser_password = secrets.token_urlsafe(16)
         self.api_password = secrets.token_urlsafe(16)
         self.proxy_password = secrets.token_urlsafe(16)
+        if credentials_of:
+            self.master_password = credentials_of.master_password
+            self.superuser_password = credentials_of.superuser_password
+            self.proxy_password = credentials_of.proxy_password
         self.cipher_pass = secrets.token_urlsafe(24)
         count = 2 if multi_az else 1
         self.members = [Member(i, f"{name}-{i}", workdir / f"{name}-{i}") for i in range(count)]
         self.server = instance_server(self.owner, self.spec, POSTGRES, OperatorConfig(), claim_size="1Gi",
                                       backup=self.backup, restore=restore)  # fmt: skip
+        if standby:
+            self.server = replace(self.server, standby=standby, replica_of=ReplicaOf(f"{standby.host}:{standby.port}"))
         if self.server.issues_certificate:  # as in a pod: the agent serves its HA API over TLS
             for member in self.members:
                 member.api_ca = self.tls_dir / "ca.crt"
@@ -302,6 +312,16 @@ class LocalServer:
             return leaders[0] if len(leaders) == 1 else None
 
         return wait_for(find, timeout=timeout, interval=0.5, what=f"{self.name}: one running primary\n{self.logs()}")
+
+    def leader(self, timeout: float = 120) -> Member:
+        """A read replica's leader (Patroni's standby leader), or its primary once promoted."""
+
+        def find() -> Member | None:
+            roles = ("standby_leader", "master", "primary")
+            leaders = [m for m in self.members if m.process and (m.patroni() or {}).get("role") in roles]
+            return leaders[0] if len(leaders) == 1 else None
+
+        return wait_for(find, timeout=timeout, interval=0.5, what=f"{self.name}: its leader\n{self.logs()}")
 
     def switchover(self, old: Member, new: Member) -> str:
         """The very request (and credentials) the operator sends before replacing a primary."""

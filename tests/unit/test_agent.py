@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +18,15 @@ from kuberds.agent.schedule import (
 )
 from kuberds.contract.environment import Credentials
 from kuberds.contract.layouts import POSTGRES
-from kuberds.contract.settings import AgentConfig, BackupPlan, ClientTls, ObjectStoreTarget, Repository, RestorePlan
+from kuberds.contract.settings import (
+    AgentConfig,
+    BackupPlan,
+    ClientTls,
+    ObjectStoreTarget,
+    Repository,
+    RestorePlan,
+    StandbySource,
+)
 
 NOW = datetime(2026, 11, 27, 3, 10, tzinfo=UTC)
 REPO = Repository(ObjectStoreTarget("backups", "https://s3.local:8443", verify_tls=False), "/kuberds/ns/db/u1", "db")
@@ -265,8 +274,9 @@ def test_client_tls_serves_the_agents_copies_and_require_refuses_plain_tcp() -> 
     required = patroni.configuration(agent_config(tls=ClientTls("/etc/kuberds-tls", require=True)), POD, CREDS,
                                      own=None, restore=None)  # fmt: skip
     rules = required["postgresql"]["pg_hba"]
-    assert rules[:2] == ["local all all scram-sha-256", "host all postgres all reject"]
-    assert all(r.startswith("hostssl") for r in rules[2:-1]) and rules[-1] == "hostnossl all all all reject"
+    assert rules[:3] == ["local all all scram-sha-256", "local replication replicator scram-sha-256",
+                         "host all postgres all reject"]  # fmt: skip
+    assert all(r.startswith("hostssl") for r in rules[3:-1]) and rules[-1] == "hostnossl all all all reject"
     assert required["bootstrap"]["pg_hba"] == rules
 
 
@@ -383,3 +393,39 @@ def test_a_stall_counts_from_the_last_progress_of_the_archive() -> None:
     assert stalled(2, 11, now=140) == 0  # one archived: progress, the wait starts again
     assert stalled(2, 11, now=205) == 65
     assert stalled(0, 13, now=210) == 0
+
+
+SOURCE = StandbySource(host="src.ns.svc", port=5432, ssl_mode="verify-full", ca_bundle="PEM", seed_from_backup=True)
+
+
+def test_a_replica_follows_its_source_as_a_standby_cluster_seeded_from_its_backup() -> None:
+    own = pgbackrest.Commands(Path("/run/pgbackrest.conf"), "rr")
+    restore = pgbackrest.Commands(Path("/run/pgbackrest-restore.conf"), "src")
+    config = agent_config(instances=1, synchronous=False, standby=SOURCE, restore=RestorePlan(REPO))
+    doc = patroni.configuration(config, POD, CREDS, own=own, restore=restore)
+    standby = doc["bootstrap"]["dcs"]["standby_cluster"]
+    assert (standby["host"], standby["port"]) == ("src.ns.svc", 5432)
+    assert standby["create_replica_methods"] == [patroni.SEED_METHOD, "basebackup"], "backup first, copy as fallback"
+    assert standby["restore_command"] == restore.archive_get(), "the source's archive, not its own"
+    assert "--type=standby" in doc["postgresql"][patroni.SEED_METHOD]["command"]
+    assert "method" not in doc["bootstrap"], "seeded as a standby, not restored and promoted"
+    replication = doc["postgresql"]["authentication"]["replication"]
+    assert replication["sslmode"] == "verify-full" and replication["sslrootcert"].endswith("source-ca.crt")
+    assert doc["postgresql"]["use_unix_socket_repl"], "its own replication connections stay on the socket"
+    unseeded = replace(config, standby=replace(SOURCE, seed_from_backup=False))
+    assert patroni.standby_cluster(unseeded, restore)["create_replica_methods"] == ["basebackup"]
+    # Promotion: the settings the agent keeps in the DCS no longer name a source.
+    assert patroni.dynamic_settings(replace(config, standby=None), restore)["standby_cluster"] is None
+    assert "standby_cluster" not in patroni.bootstrap_section(agent_config(), POD, None)["dcs"]
+
+
+def test_a_replica_leader_follows_until_told_to_stop() -> None:
+    leader = dict(now=NOW, role="replica", state="running", standby_leader=True)
+    assert reasons(Observation(**leader, following_source=True)) == ["replica: following the source"]
+    assert reasons(Observation(**leader, following_source=True, ha_settings_current=False)) == [
+        "replica: HA settings changed: updating them"
+    ]
+    promote = next_steps(Observation(**leader, following_source=False))
+    assert [(s.kind, s.reason) for s in promote] == [
+        ("update-ha-settings", "replica: the source is no longer followed: promoting")
+    ]

@@ -45,6 +45,8 @@ class Observation:
     accounts_ready: bool = False  # master user and database checked this primary term
     ha_settings_current: bool = True  # the HA manager's cluster-wide settings match agent.json
     archive_caught_up: bool = True  # False after a promotion, until the old primary's log is checked
+    standby_leader: bool = False  # the leader of a read replica (a standby of its source)
+    following_source: bool = False  # agent.json names a source to follow (a read replica not promoted)
     snapshots: list[SnapshotRequest] = field(default_factory=list)
 
     @property
@@ -67,6 +69,8 @@ def next_steps(o: Observation) -> list[Step]:
     if o.state != RUNNING:
         return [Step("wait", f"waiting for the engine: {o.state}")]
     steps = _restart(o)
+    if o.standby_leader:
+        return steps + _replica_leader(o)
     if not o.primary:
         return steps or [Step("wait", "standby: following the primary")]
     if not o.ha_settings_current:
@@ -88,6 +92,15 @@ def next_steps(o: Observation) -> list[Step]:
     decision = automated_backup(now=o.now, window=o.window, retention_days=o.retention_days, backups=o.backups)
     steps.append(Step("backup", decision.reason, decision.action) if decision.action else Step("wait", decision.reason))
     return steps
+
+
+def _replica_leader(o: Observation) -> list[Step]:
+    """A read replica's leader follows its source until agent.json stops naming one."""
+    if not o.following_source:
+        return [Step("update-ha-settings", "replica: the source is no longer followed: promoting")]
+    if not o.ha_settings_current:
+        return [Step("update-ha-settings", "replica: HA settings changed: updating them")]
+    return [Step("wait", "replica: following the source")]
 
 
 def _restart(o: Observation) -> list[Step]:

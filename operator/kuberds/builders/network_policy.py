@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from kuberds.api.schema import to_json
 from kuberds.builders import names
-from kuberds.builders.server import Server
+from kuberds.builders.meta import MANAGED_BY
+from kuberds.builders.server import REPLICATION_SOURCE_LABEL, Server
 
 # The operator's pods, as the Helm chart labels them.
 OPERATOR_POD_LABELS = {"app.kubernetes.io/name": "kuberds", "app.kubernetes.io/component": "operator"}
@@ -36,12 +37,14 @@ def scrapers(server: Server) -> list[dict]:
 
 def network_policy(server: Server) -> dict:
     """Admits only: the server's own pods (replication, HA API), the operator's pods (HA API:
-    the switchover before a rolling update), the proxy, the allowed clients (default: this
+    the switchover before a rolling update), the proxy, its read replicas, the allowed clients (default: this
     namespace), and metrics scrapes from the operator's namespace or namespaces labelled
     kuberds.io/metrics-scraper=true."""
     layout = server.engine.layout
     peers = [{"podSelector": {"matchLabels": server.selector()}}]
     proxy = [{"podSelector": {"matchLabels": server.owner.selector(c)}} for c in ("proxy", "proxy-reader")]
+    # Its read replicas' pods in this namespace stream from it (and seed by base backup).
+    replicas = [{"podSelector": {"matchLabels": {**MANAGED_BY, REPLICATION_SOURCE_LABEL: server.name}}}]
     clients, operator = allowed_clients(server), operator_pods(server)
 
     def port(number: int) -> list[dict]:
@@ -57,7 +60,7 @@ def network_policy(server: Server) -> dict:
             "ingress": [
                 {"from": peers, "ports": port(server.port) + port(layout.agent_port)},
                 {"from": operator, "ports": port(layout.agent_port)},
-                {"from": proxy + clients, "ports": port(server.port)},
+                {"from": proxy + replicas + clients, "ports": port(server.port)},
                 {"from": scrapers(server), "ports": port(layout.metrics_port)},
             ],
         },

@@ -10,10 +10,21 @@ from kuberds.api import v1alpha1 as api
 from kuberds.builders import names
 from kuberds.builders.meta import Owner
 from kuberds.config import OperatorConfig
-from kuberds.contract.settings import BackupPlan, RestorePlan
+from kuberds.contract.settings import BackupPlan, RestorePlan, StandbySource
 from kuberds.engines import Engine
 
 DATABASE = "database"  # the app.kubernetes.io/component of a server's pods and objects
+# On a read replica's pods: the server it replicates (the source's NetworkPolicy admits them).
+REPLICATION_SOURCE_LABEL = "kuberds.io/replication-source"
+
+
+@dataclass(frozen=True)
+class ReplicaOf:
+    """What a read replica follows (or followed, once promoted)."""
+
+    description: str  # for status and messages: "DBInstance orders", "db.example.com:5432"
+    source_name: str | None = None  # a server in this namespace (None: an external one)
+    promoted: bool = False
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,8 @@ class Server:
     backup: BackupPlan | None = None  # None: no object store configured anywhere
     restore: RestorePlan | None = None
     secrets: SecretRefs = field(default_factory=lambda: SecretRefs())
+    standby: StandbySource | None = None  # a read replica following its source (None once promoted)
+    replica_of: ReplicaOf | None = None  # a read replica, promoted or not
 
     @property
     def name(self) -> str:
@@ -56,6 +69,10 @@ class Server:
 
     def labels(self) -> dict[str, str]:
         return self.owner.labels(DATABASE, self.spec.engine, self.version)
+
+    def pod_labels(self) -> dict[str, str]:
+        source = self.replica_of.source_name if self.replica_of else None  # kept once promoted: no roll
+        return {**self.labels(), **({REPLICATION_SOURCE_LABEL: source} if source else {})}
 
     def selector(self) -> dict[str, str]:
         return self.owner.selector(DATABASE)

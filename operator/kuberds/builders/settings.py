@@ -60,6 +60,7 @@ def agent_config(server: Server) -> AgentConfig:
         database_name=spec.database_name,
         backup=server.backup,
         restore=server.restore,
+        standby=server.standby,
         tls=ClientTls(
             directory=TLS_DIR,
             require=spec.tls.require,

@@ -153,7 +153,7 @@ def stateful_set(server: Server) -> dict:
             "updateStrategy": {"type": "OnDelete"},
             # Deleting the server or scaling down never deletes a volume.
             "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
-            "template": {"metadata": {"labels": server.labels()}, "spec": _pod_spec(server)},
+            "template": {"metadata": {"labels": server.pod_labels()}, "spec": _pod_spec(server)},
             "volumeClaimTemplates": [
                 {"metadata": {"name": DATA_VOLUME, "labels": server.labels()}, "spec": claim_spec}
             ],

@@ -29,6 +29,12 @@ class AgentReport:
     last_backup_time: str | None = None
     archive_segments_behind: int | None = None
     replication_lag_bytes: int | None = None
+    # A read replica's leader: how far behind its source it is, in seconds (0 when it has
+    # replayed all it received and is streaming; else the age of the newest source heartbeat
+    # or commit it replayed, so an idle source does not look like a lagging one).
+    replica_lag_seconds: float | None = None
+    # A read replica's leader is streaming from its source now.
+    streaming: bool | None = None
     # The data volume as the member sees it (statvfs of the data directory): the filesystem's
     # size and what the database may still write. Storage autoscaling decides from these.
     volume_bytes: int | None = None

@@ -54,6 +54,21 @@ class RestorePlan:
 
 
 @dataclass(frozen=True)
+class StandbySource:
+    """Follow another server as a read replica (a standby cluster): its leader streams from
+    `host`, is seeded from the restore plan's repository (the source's backups) when there
+    is one, else by a base backup from the source, and falls back to its archive."""
+
+    host: str
+    port: int
+    # How the replica's leader connects to the source: libpq sslmode, and the CA that signed
+    # the source's certificate (PEM: public data) when the mode verifies it.
+    ssl_mode: str = "prefer"
+    ca_bundle: str | None = None
+    seed_from_backup: bool = True  # the restore plan's repository has backups to seed from
+
+
+@dataclass(frozen=True)
 class ClientTls:
     """Serve TLS to clients with tls.crt/tls.key from `directory` (a mounted Secret)."""
 
@@ -89,6 +104,7 @@ class AgentConfig:
     database_name: str = "postgres"
     backup: BackupPlan | None = None
     restore: RestorePlan | None = None
+    standby: StandbySource | None = None  # a read replica until promoted (then None)
     ha: HaTiming = field(default_factory=HaTiming)
     tls: ClientTls | None = None
 

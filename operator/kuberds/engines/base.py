@@ -104,3 +104,6 @@ class Engine(Protocol):
     def agent_rules(self, server: str, pods: list[str]) -> list[dict]: ...
 
     def switchover(self, leader: str, candidate: str) -> AgentRequest: ...
+
+    def promote_replica(self) -> AgentRequest:
+        """Sent to a read replica's leader: stop following the source, become writable."""

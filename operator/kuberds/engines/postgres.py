@@ -110,6 +110,12 @@ class Postgres:
         leader cleanly and answers once the candidate is the new leader."""
         return AgentRequest("POST", "/switchover", {"leader": leader, "candidate": candidate})
 
+    def promote_replica(self) -> AgentRequest:
+        """A standby cluster without standby_cluster in its settings is an ordinary one:
+        Patroni promotes its standby leader at once (the agent would do the same once the
+        kubelet hands it the new agent.json; this does not wait for that)."""
+        return AgentRequest("PATCH", "/config", {"standby_cluster": None})
+
     def agent_rules(self, server: str, pods: list[str]) -> list[dict]:
         """Patroni's Kubernetes DCS keeps leader, config, failover and sync state in ConfigMaps
         named after the server, and role labels on the server's pods; the agent reports on its

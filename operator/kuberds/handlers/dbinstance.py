@@ -39,7 +39,8 @@ def spec_of(body: dict) -> api.DBInstanceSpec:
         raise kopf.PermanentError(f"invalid spec: {error}") from error
 
 
-def reconcile(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], zones: dict[str, str]) -> None:
+def reconcile(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], zones: dict[str, str],
+              replicas_of: object = None) -> None:  # fmt: skip
     """Create or correct every object of the instance, then publish status."""
     server_pass.run(kube, config, BUILDERS, body, spec_of(body), pods, zones)
 

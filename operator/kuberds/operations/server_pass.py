@@ -289,7 +289,7 @@ def _generated_secrets(seen: Seen, server: Server, plan: Plan, token: Callable[[
 
 def apply(kube: Kube, body: dict, plan: Plan, pods: list[dict], zones: dict[str, str]) -> None:
     if plan.problem:
-        publish_status(kube, body, [plan.problem, ACTIVE])
+        publish_status(kube, body, [plan.problem, ACTIVE, *plan.conditions])
         raise kopf.TemporaryError(plan.problem.message, delay=plan.retry_in)
     owner = Owner.of(body)
     for obj in plan.create:
@@ -319,12 +319,19 @@ def apply(kube: Kube, body: dict, plan: Plan, pods: list[dict], zones: dict[str,
         raise kopf.TemporaryError("re-creating the StatefulSet with the volumes' size", delay=1)
 
 
+def publish_paused(kube: Kube, body: dict) -> None:
+    paused = Condition("Paused", TRUE, "AutomationPaused", "spec.automationPaused is true: kuberds changes nothing")
+    publish_status(kube, body, [paused])
+
+
 def run(kube: Kube, config: OperatorConfig, kind: ServerKind, body: dict, spec: api.ServerSpec, pods: list[dict],
-        zones: dict[str, str]) -> None:  # fmt: skip
-    """A whole pass: create or correct every object of the server, then publish status."""
+        zones: dict[str, str], conditions: list[Condition] | None = None) -> None:  # fmt: skip
+    """A whole pass: create or correct every object of the server, then publish status (with
+    the kind's own `conditions`, judged before the pass)."""
     if spec.automation_paused:
-        paused = Condition("Paused", TRUE, "AutomationPaused", "spec.automationPaused is true: kuberds changes nothing")
-        publish_status(kube, body, [paused])
+        publish_paused(kube, body)
         return
     seen = observe(kube, config, kind, body, spec)
-    apply(kube, body, build(seen, config, kind), pods, zones)
+    plan = build(seen, config, kind)
+    plan.conditions.extend(conditions or [])
+    apply(kube, body, plan, pods, zones)

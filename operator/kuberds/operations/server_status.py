@@ -3,7 +3,7 @@ its primary agent's report (restorable times, backup health)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 
 from kuberds.builders import proxy as proxy_build
@@ -32,8 +32,11 @@ def publish_server_status(kube: Kube, body: dict, server: Server, pods: list[dic
     roles = server.engine.role_label_values
     members = sorted((member_from_pod(p, zones, roles) for p in pods), key=lambda m: m.name)
     status = body.get("status") or {}
+    leader = next((m.name for m in members if m.role == PRIMARY and m.in_service), None)
+    if server.standby:  # a replica's leader is a standby of its source, whatever its label says
+        members = [replace(m, role=STANDBY_LEADER) if m.role == PRIMARY else m for m in members]
     observed = Observed(desired=server.replicas, members=members, previous_phase=status.get("phase"))
-    primary = next((m.name for m in members if m.role == PRIMARY and m.in_service), None)
+    primary = None if server.standby else leader
     allocated = allocated or (status.get("storage") or {}).get("allocated")
     volume = storage.fullest(pods)
     _, at_max_size = storage_status(server, status, allocated, volume, storage_updates or {})
@@ -59,6 +62,10 @@ def publish_server_status(kube: Kube, body: dict, server: Server, pods: list[dic
     volume_conditions = storage.volume_conditions(volume, server.spec.storage.autoscaling is not None, at_max_size)
     conditions = [*conditions, *proxy_conditions, *volume_conditions, *backup_condition(server, report, created),
                   *restored_condition(server, status, primary)]  # fmt: skip
+    if server.replica_of:
+        replica_fields, replica_conditions = replica_status(server, primary_report(pods, leader), status)
+        fields |= replica_fields
+        conditions += replica_conditions
 
     def with_storage(now: dict) -> dict:
         # status.storage keeps what autoscaling recorded: built on the status being written
@@ -122,7 +129,7 @@ def restored_condition(server: Server, status: dict, primary: str | None) -> lis
     """For a server made from a backup: Restoring until its primary first serves, then Restored
     for good (a DBSnapshot it was restored from may go only then)."""
     restore = server.spec.restore
-    if restore is None:
+    if restore is None or server.replica_of:  # a replica is seeded from its source's backup, not restored
         return []
     before = next((c for c in status.get("conditions", []) if c["type"] == "Restored"), None)
     if before and before["status"] == TRUE:
@@ -132,6 +139,36 @@ def restored_condition(server: Server, status: dict, primary: str | None) -> lis
     if primary:
         return [Condition("Restored", TRUE, "Restored", f"restored from {source}")]
     return [Condition("Restored", FALSE, "Restoring", f"restoring from {source}")]
+
+
+STANDBY_LEADER = "standbyLeader"  # a read replica's leader, in status.members
+
+
+def replica_status(server: Server, report: AgentReport, status: dict) -> tuple[dict, list[Condition]]:
+    """A read replica's lag and Replicating condition from its leader's report; once
+    promoted, promotedAt (when its leader first reported itself primary)."""
+    replica = server.replica_of
+    if replica.promoted:
+        fields = {"replicaLagSeconds": None, "replicationLagSeconds": None}
+        promoted_at = status.get("promotedAt")
+        if promoted_at is None and report.role == PRIMARY:
+            promoted_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if promoted_at:
+            return {**fields, "promotedAt": promoted_at}, [
+                Condition("Replicating", FALSE, "Promoted", f"promoted at {promoted_at}: a standalone server now")
+            ]
+        return fields, [Condition("Replicating", FALSE, "Promoting", f"leaving {replica.description}")]
+    lag = report.replica_lag_seconds
+    fields = {"replicaLagSeconds": lag, "replicationLagSeconds": lag}
+    if report.streaming:
+        behind = f"{lag} s behind" if lag is not None else "lag unknown"
+        return fields, [Condition("Replicating", TRUE, "Streaming", f"streaming from {replica.description}; {behind}")]
+    if report.streaming is None:
+        return fields, [Condition("Replicating", FALSE, "Seeding", f"being seeded from {replica.description}")]
+    return fields, [Condition("Replicating", FALSE, "NotStreaming",
+                              f"not streaming from {replica.description} now ("
+                              f"{f'{lag} s behind' if lag is not None else 'lag unknown'}); "
+                              "catching up from its archive where it can")]  # fmt: skip
 
 
 def primary_report(pods: list[dict], primary: str | None) -> AgentReport:

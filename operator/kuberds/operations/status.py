@@ -95,7 +95,7 @@ PROBLEM_REASONS = frozenset({"InvalidProxy"})
 
 
 # Conditions whose True is the problem: a full volume, a low one nothing will grow.
-PROBLEM_WHEN_TRUE = frozenset({"StorageFull", "StorageLow"})
+PROBLEM_WHEN_TRUE = frozenset({"StorageFull", "StorageLow", "SourceUnavailable"})
 
 
 def event_type(condition: str, status: str, before: str | None, reason: str | None = None) -> str | None:

@@ -27,7 +27,7 @@ from kuberds.agent.postgres import database, patroni
 from kuberds.agent.postgres.backups import PgBackRest, rfc3339
 from kuberds.agent.postgres.database import Database, pgpass_line
 from kuberds.agent.postgres.patroni import SUPERUSER
-from kuberds.agent.postgres.patroni_api import ROLES, PatroniApi
+from kuberds.agent.postgres.patroni_api import ROLES, STANDBY_LEADER, PatroniApi
 from kuberds.agent.postgres.tls import TlsFiles
 from kuberds.agent.processes import OsUser
 from kuberds.agent.report import AgentMetrics, volume_usage
@@ -45,7 +45,7 @@ HEARTBEAT_SECONDS = 5.0
 AGENT_PGPASS = "agent.pgpass"  # Patroni keeps its own "pgpass" for replication and rewind
 RUNNING = "running"
 # Cluster-wide settings the primary's agent keeps current in Patroni's DCS.
-HA_FIELDS = ("instances", "synchronous", "synchronous_strict", "ha")
+HA_FIELDS = ("instances", "synchronous", "synchronous_strict", "ha", "standby")
 
 
 class PostgresAgent:
@@ -103,7 +103,14 @@ class PostgresAgent:
         self.api_ca = self._api_ca()
         self.api = PatroniApi(pod.agent_port, self.credentials.api_password, self.api_ca)
         self.backups.write_restore_configuration()
+        self._write_source_ca()
         self.write_patroni_configuration()
+
+    def _write_source_ca(self) -> None:
+        """A read replica verifies its source's certificate with the source's CA."""
+        source = self.config.standby
+        if source and source.ca_bundle:
+            self.user.write_private(patroni.source_ca_file(self.pod), source.ca_bundle)
 
     def _api_ca(self) -> Path | None:
         """The server's CA when the HA API is served over TLS: kuberds issued the certificate
@@ -154,7 +161,11 @@ class PostgresAgent:
             self.config = replace(self.config, backup=plan)
             self.backups.replan(plan)
         if any(getattr(fresh, f) != getattr(self.config, f) for f in HA_FIELDS):
+            promoted = self.config.standby is not None and fresh.standby is None
             self.config = replace(self.config, **{f: getattr(fresh, f) for f in HA_FIELDS})
+            if promoted:
+                log.info("agent.json names no source any more: this replica is to be promoted")
+                self._reload_patroni()
         if fresh.tls != self.config.tls:
             log.info("client TLS changed (%s): reloading Patroni", fresh.tls)
             self.config = replace(self.config, tls=fresh.tls)
@@ -197,7 +208,19 @@ class PostgresAgent:
         current = self.api.settings()
         if current is None:
             return True  # unknown: nothing to do this time
-        return patroni.settings_current(current, patroni.dynamic_settings(self.config))
+        return patroni.settings_current(current, self._wanted_settings(current))
+
+    def _wanted_settings(self, current: dict | None) -> dict:
+        """What agent.json asks of the DCS. Promotion is one way: once the DCS has no
+        standby_cluster (the operator told Patroni directly), an agent.json the kubelet has not
+        refreshed yet must not put it back: Patroni would demote the promoted server."""
+        wanted = patroni.dynamic_settings(self.config, self.backups.source)
+        if current is not None and not current.get("standby_cluster") and wanted.get("standby_cluster"):
+            if self.config.standby is not None:
+                log.info("the DCS says this replica was promoted: it follows no source any more")
+                self.config = replace(self.config, standby=None)
+            wanted["standby_cluster"] = None
+        return wanted
 
     # -- observe
 
@@ -205,6 +228,7 @@ class PostgresAgent:
         state = self.api.state()
         role, pg_state = ROLES.get(state.get("role")), state.get("state")
         leader = role == PRIMARY
+        standby_leader = state.get("role") == STANDBY_LEADER
         if state and not leader:  # Patroni said so (a 2 s hiccup of its API is not a demotion)
             self.accounts_ready = False
             if pg_state == RUNNING:
@@ -232,7 +256,9 @@ class PostgresAgent:
             window=Window.parse(plan.window) if plan else Window.parse("03:00-03:30"),
             accounts_ready=self.accounts_ready,
             archive_caught_up=self.archive_caught_up,
-            ha_settings_current=self._ha_settings_current() if leader else True,
+            ha_settings_current=self._ha_settings_current() if leader or standby_leader else True,
+            standby_leader=standby_leader,
+            following_source=self.config.standby is not None,
             snapshots=self.backups.snapshot_requests() if plan and leader else [],
         )
 
@@ -252,7 +278,9 @@ class PostgresAgent:
         return action(step) if action else None
 
     def _update_ha_settings(self, step: Step) -> None:
-        self.api.update_settings(patroni.dynamic_settings(self.config))
+        current = self.api.settings()
+        if current is not None:  # unknown now: next loop (never patch blind: see _wanted_settings)
+            self.api.update_settings(self._wanted_settings(current))
 
     def _ensure_accounts(self, step: Step) -> None:
         database.ensure_accounts(self.database, self.config, self.credentials.master_password,
@@ -300,6 +328,12 @@ class PostgresAgent:
         self.metrics.update(observation, archiving, lag, latest, earliest, last_backup)
         volume_bytes, volume_free = volume_usage(self.pod.data_dir.parent)  # the mount, even before initdb
         self.metrics.volume(volume_bytes, volume_free)
+        replica_lag, streaming = None, None
+        if observation.standby_leader and observation.state == RUNNING:
+            try:
+                replica_lag, streaming = database.replica_lag(self.database)
+            except psycopg.Error as error:
+                log.warning("reading the replica's lag failed: %s", error)
         synchronous = None
         if observation.role == REPLICA and self.config.synchronous:
             # The operator switches over only to a synchronous standby (a rolling update).
@@ -323,6 +357,8 @@ class PostgresAgent:
             if self.config.backup
             else None,
             replication_lag_bytes=lag,
+            replica_lag_seconds=replica_lag,
+            streaming=streaming,
             volume_bytes=volume_bytes,
             volume_free_bytes=volume_free,
             api_tls=self.api_ca is not None,

@@ -219,5 +219,34 @@ def replication_lag(db: Database) -> int:
     return int(rows[0][0])
 
 
+# A walreceiver that heard from its source this recently is streaming (the source's
+# wal_sender sends a keepalive at least every wal_sender_timeout / 2; PostgreSQL's default
+# wal_receiver_status_interval is 10 s).
+STREAMING_WITHIN_SECONDS = 15
+
+
+def replica_lag(db: Database) -> tuple[float | None, bool]:
+    """A replica's lag behind its source in seconds, and whether it streams now.
+
+    Caught up (streaming, everything received is replayed): 0. Otherwise the age of the
+    newest thing it replayed that carries the source's clock: the source agent's heartbeat
+    (committed every few seconds, so an idle source does not read as lag) or the last
+    replayed commit, whichever is newer. None: nothing replayed carries a time yet."""
+    streaming, replayed_all = db.query(
+        "SELECT coalesce((SELECT status = 'streaming' AND last_msg_receipt_time > now() - make_interval(secs => %s)"
+        " FROM pg_stat_wal_receiver), false),"
+        " coalesce(pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn(), false)",
+        (STREAMING_WITHIN_SECONDS,),
+    )[0]
+    heartbeat = "(SELECT at FROM kuberds.heartbeat WHERE id = 1)"
+    if db.query("SELECT to_regclass('kuberds.heartbeat') IS NULL")[0][0]:
+        heartbeat = "NULL::timestamptz"  # not a kuberds source: its commits alone tell the time
+    age = db.query(f"SELECT extract(epoch FROM now() - greatest(pg_last_xact_replay_timestamp(), {heartbeat}))::float8")
+    age = age[0][0]
+    if streaming and replayed_all:
+        return 0.0, True
+    return (max(0.0, round(float(age), 1)) if age is not None else None), streaming
+
+
 def reload_configuration(db: Database) -> None:
     db.query("SELECT pg_reload_conf()")

@@ -58,6 +58,7 @@ def pg_hba(config: AgentConfig) -> list[str]:
     replication = "hostssl" if config.tls else "host"
     rules = [
         "local all all scram-sha-256",
+        f"local replication {REPLICATION_USER} scram-sha-256",
         f"host all {SUPERUSER} all reject",
         f"{replication} replication {REPLICATION_USER} all scram-sha-256",
         f"{host} all all 127.0.0.1/32 scram-sha-256",
@@ -78,6 +79,18 @@ def peer_tls(config: AgentConfig) -> dict[str, str]:
     if config.tls.ca_file:
         return {"sslmode": "verify-ca", "sslrootcert": config.tls.ca_file}
     return {"sslmode": "require"}
+
+
+def source_ca_file(pod: Pod) -> Path:
+    return pod.run_dir / "source-ca.crt"
+
+
+def standby_tls(config: AgentConfig, pod: Pod) -> dict[str, str]:
+    source = config.standby
+    tls = {"sslmode": source.ssl_mode}
+    if source.ca_bundle:
+        tls["sslrootcert"] = str(source_ca_file(pod))
+    return tls
 
 
 def postgres_time(rfc3339: str) -> str:
@@ -101,13 +114,35 @@ def cluster_wide_parameters(config: AgentConfig) -> dict[str, str]:
     return {name: lowered[name] for name in CLUSTER_WIDE_PARAMETERS if name in lowered}
 
 
-def dynamic_settings(config: AgentConfig) -> dict:
+def standby_cluster(config: AgentConfig, restore: Commands | None) -> dict | None:
+    """A read replica follows its source as a Patroni standby cluster: its leader streams from
+    the source's endpoint (Patroni's replication login and TLS settings), restores missing
+    log from the source's archive, and is seeded from the source's newest backup, else by a
+    base backup from the source. None: not a replica (any more)."""
+    source = config.standby
+    if source is None:
+        return None
+    methods = ["basebackup"]
+    if restore and source.seed_from_backup:
+        methods.insert(0, SEED_METHOD)
+    section = {"host": source.host, "port": source.port, "create_replica_methods": methods}
+    if restore:
+        section["restore_command"] = restore.archive_get()
+    return section
+
+
+SEED_METHOD = "kuberds_seed"
+
+
+def dynamic_settings(config: AgentConfig, restore: Commands | None = None) -> dict:
     """The cluster-wide settings Patroni keeps in the DCS. `bootstrap.dcs` seeds them only
-    when the cluster is created; afterwards the primary's agent PATCHes Patroni's /config
+    when the cluster is created; afterwards the leader's agent PATCHes Patroni's /config
     when they differ (multiAZ turned on later must turn synchronous mode on; a new instance
-    class brings another max_connections)."""
+    class brings another max_connections; a promoted replica's standby_cluster goes, which
+    makes Patroni promote its leader)."""
     ha = config.ha
     return {
+        "standby_cluster": standby_cluster(config, restore),
         "postgresql": {"parameters": cluster_wide_parameters(config)},
         "ttl": ha.ttl,
         "loop_wait": ha.loop_wait,
@@ -135,14 +170,14 @@ def settings_current(current: dict, wanted: dict) -> bool:
 
 
 def bootstrap_section(config: AgentConfig, pod: Pod, restore: Commands | None) -> dict:
-    settings = dynamic_settings(config)
+    settings = {k: v for k, v in dynamic_settings(config, restore).items() if v is not None}
     dcs = {**settings, "postgresql": {**settings["postgresql"], "use_pg_rewind": True, "use_slots": True}}
     section: dict = {
         "dcs": dcs,
         "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, "data-checksums"],
         "pg_hba": pg_hba(config),
     }
-    if config.restore and restore:
+    if config.restore and restore and not config.standby:
         plan = config.restore
         recovery = {"restore_command": restore.archive_get(), "recovery_target_timeline": "latest"}
         if plan.target_time:
@@ -218,6 +253,19 @@ def configuration(config: AgentConfig, pod: Pod, credentials: Credentials, *, ow
         postgresql["create_replica_methods"] = ["pgbackrest", "basebackup"]
         postgresql["pgbackrest"] = {"command": own.replica_restore(pod.data_dir), "keep_data": True,
                                     "no_params": True}  # fmt: skip
+    if config.standby and restore:
+        # Seeding a replica: the source's newest backup, as a standby (the standby cluster's
+        # restore_command then replays the source's archive).
+        postgresql[SEED_METHOD] = {"command": restore.replica_restore(pod.data_dir), "keep_data": True,
+                                   "no_params": True}  # fmt: skip
+    if config.standby:
+        # The replica's leader logs in to the source with the source's replication login (the
+        # pod has it); the source's endpoint is reached by its Service name, which its
+        # certificate carries, so it is verified by name where the source's CA is known.
+        postgresql["authentication"]["replication"] |= standby_tls(config, pod)
+        # Patroni's replication connections to this member itself go over the socket, where
+        # those TLS settings (for the source) do not apply.
+        postgresql["use_unix_socket_repl"] = True
     if own:
         store = config.backup.repository.store if config.backup else None
         probe = pgbackrest.store_address(store) if store else None

@@ -14,7 +14,9 @@ from kuberds.contract import PRIMARY, REPLICA, basic_auth
 
 # Patroni's /patroni role names, as kuberds' (every standby is "replica" there, synchronous
 # or not; 3.0 calls the leader "master").
-ROLES = {"master": PRIMARY, "primary": PRIMARY, "replica": REPLICA}
+# A read replica's leader is Patroni's "standby_leader": a standby of its source.
+STANDBY_LEADER = "standby_leader"
+ROLES = {"master": PRIMARY, "primary": PRIMARY, "replica": REPLICA, STANDBY_LEADER: REPLICA}
 
 
 def api_context(ca_file: Path) -> ssl.SSLContext:

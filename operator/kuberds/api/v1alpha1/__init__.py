@@ -30,7 +30,7 @@ from kuberds.api.v1alpha1.common import (
 from kuberds.api.v1alpha1.dbcluster import DBClusterSpec
 from kuberds.api.v1alpha1.dbinstance import DBInstanceSpec
 from kuberds.api.v1alpha1.dbsnapshot import DBSnapshotSpec, DBSnapshotStatus, SnapshotRepository
-from kuberds.api.v1alpha1.readreplica import ReadReplicaSpec
+from kuberds.api.v1alpha1.readreplica import MAX_REPLICAS_PER_SOURCE, ReadReplicaSpec, ReadReplicaStatus
 from kuberds.api.v1alpha1.server import Proxy, ServerSpec, ServerStatus
 from kuberds.api.v1alpha1.storage import Storage, StorageAutoscaling, StorageStatus
 
@@ -38,10 +38,12 @@ from kuberds.api.v1alpha1.storage import Storage, StorageAutoscaling, StorageSta
 KINDS: tuple[Kind, ...] = tuple(m.KIND for m in (dbinstance, dbcluster, readreplica, cachecluster, dbsnapshot))
 
 __all__ = [
-    "IDENTIFIER_PATTERN", "KINDS", "MANAGED_PARAMETERS", "NAME_PATTERN", "RESERVED_USERNAMES",
+    "IDENTIFIER_PATTERN", "KINDS", "MANAGED_PARAMETERS", "MAX_REPLICAS_PER_SOURCE", "NAME_PATTERN",
+    "RESERVED_USERNAMES",
     "Backup", "BackupEncryption", "CacheClusterSpec", "CacheClusterStatus", "ClientSelector", "Condition",
     "DBClusterSpec", "DBInstanceSpec", "DBSnapshotSpec", "DBSnapshotStatus", "LabelSelector", "MemberStatus",
-    "Monitoring", "Network", "ObjectStore", "PointInTime", "Proxy", "ReadReplicaSpec", "Restore", "Scheduling",
+    "Monitoring", "Network", "ObjectStore", "PointInTime", "Proxy", "ReadReplicaSpec",
+    "ReadReplicaStatus", "Restore", "Scheduling",
     "ServerSpec", "ServerStatus", "SnapshotRepository", "Storage", "StorageAutoscaling", "StorageStatus", "Tls",
     "Toleration",
 ]  # fmt: skip
