@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 KUBECTL = KUBECONFIG=$(KUBECONFIG_LOCAL) "$$(bash hack/build-binaries.sh --print-bin-dir)/kubectl"
 KUBECONFIG_LOCAL := $(shell python3 -c 'import os,pathlib; print(pathlib.Path(os.environ.get("KUBERDS_CLUSTER_DIR", pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home()/".cache"))/"kuberds"/"cluster"))/"kubeconfig")')
 
-.PHONY: help venv binaries images cluster-up cluster-down cluster-status up dev generate bench bench-dataplane bench-proxy bench-e2e test e2e unit lint fmt clean
+.PHONY: help venv binaries images cluster-up cluster-down cluster-status up dev generate bench bench-dataplane bench-replica bench-proxy bench-e2e test e2e unit lint fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -55,6 +55,9 @@ bench: venv cluster-up ## operator benchmark: 500 DBInstances on kwok nodes (pri
 
 bench-dataplane: venv cluster-up ## failover, switchover, archive lag, backup/restore MB/s on real servers
 	$(VENV)/bin/python bench/dataplane.py
+
+bench-replica: venv cluster-up ## read replicas: create → replicating (seeded from backup vs a base backup), lag under pgbench, promote
+	$(VENV)/bin/python bench/replica.py $(BENCH_ARGS)
 
 bench-proxy: venv cluster-up ## pgbench through the proxy vs direct at 40/400/1000 clients; held switchover stalls
 	$(VENV)/bin/python bench/proxy.py

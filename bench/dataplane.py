@@ -15,6 +15,7 @@ SeaweedFS, both from hack/; runs as root (PostgreSQL as the postgres user).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -25,6 +26,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import kubernetes
@@ -214,6 +216,21 @@ def main() -> int:
     if os.geteuid() != 0:
         say("run as root: PostgreSQL runs as the postgres user")
         return 2
+    with harness() as (c, ns, workdir, s3), LocalServer(c, ns, "bench", workdir / "b", s3) as server:
+        server.primary(timeout=240)
+        if args.failovers:
+            failovers(server, args.failovers)
+        if args.switchovers:
+            switchovers(server, args.switchovers)
+        archive_lag(server, args.pgbench_seconds)
+        throughput(server, args.scale, workdir)
+    return 0
+
+
+@contextlib.contextmanager
+def harness() -> Iterator[tuple[Cluster, str, Path, SeaweedFS]]:
+    """The local cluster, a namespace of its own, a work directory and an S3 server; all
+    but the cluster go afterwards."""
     c = cluster()
     ns = namespace(c)
     workdir = Path(tempfile.mkdtemp(prefix="kb-"))
@@ -222,19 +239,11 @@ def main() -> int:
     s3.start()
     s3.create_bucket(BUCKET)
     try:
-        with LocalServer(c, ns, "bench", workdir / "b", s3) as server:
-            server.primary(timeout=240)
-            if args.failovers:
-                failovers(server, args.failovers)
-            if args.switchovers:
-                switchovers(server, args.switchovers)
-            archive_lag(server, args.pgbench_seconds)
-            throughput(server, args.scale, workdir)
+        yield c, ns, workdir, s3
     finally:
         s3.stop()
         kubernetes.client.CoreV1Api(c.client()).delete_namespace(ns)
         shutil.rmtree(workdir, ignore_errors=True)
-    return 0
 
 
 if __name__ == "__main__":

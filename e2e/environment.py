@@ -115,8 +115,9 @@ def _lasts(certificate: str, days: int) -> bool:
     return expires - datetime.now(UTC) > timedelta(days=days)
 
 
-def prepare_namespace(cluster: Cluster, namespace: str, s3_ca: str) -> E2E:
-    """A namespace with the S3 credentials and CA, and the client pod every connection starts from."""
+def prepare_namespace(cluster: Cluster, namespace: str, s3_ca: str, wait: bool = True) -> E2E:
+    """A namespace with the S3 credentials and CA, and the client pod every connection starts
+    from (ready, unless `wait` is false)."""
     e2e = E2E(cluster, namespace)
 
     def not_terminating() -> bool:  # an earlier run deletes its namespace without waiting
@@ -127,7 +128,8 @@ def prepare_namespace(cluster: Cluster, namespace: str, s3_ca: str) -> E2E:
     e2e.kubectl("create", "namespace", namespace, check=False)
     e2e.apply(*s3_credentials(namespace, s3_ca), *client_pod(namespace, IMAGES["postgres"],
                                                              (ROOT / "e2e" / "writer.py").read_text()))  # fmt: skip
-    e2e.kubectl("wait", "pod", CLIENT, "-n", namespace, "--for=condition=Ready", "--timeout=180s", timeout=200)
+    if wait:
+        e2e.kubectl("wait", "pod", CLIENT, "-n", namespace, "--for=condition=Ready", "--timeout=180s", timeout=200)
     return e2e
 
 

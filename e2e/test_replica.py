@@ -18,21 +18,26 @@ from e2e.support import E2E
 NAMESPACE = "kuberds-e2e-replica"
 SOURCE, REPLICA = "books", "books-rr"
 RR = "readreplica"
+STORE = {"objectStore": {**object_store(S3_NAMESPACE), "path": "e2e-replica"}, "retentionDays": 1}
 
 
 @pytest.fixture(scope="module")
 def e2e(cluster: Cluster, kuberds: None, s3: str, request: pytest.FixtureRequest) -> Iterator[E2E]:
     e2e = environment.prepare_namespace(cluster, NAMESPACE, s3)
-    store = {"objectStore": {**object_store(S3_NAMESPACE), "path": "e2e-replica"}, "retentionDays": 1}
-    e2e.apply(dbinstance(NAMESPACE, SOURCE, backup=store, databaseName="library"))
+    e2e.apply(*servers())  # already there when the session gave them a head start (e2e/conftest.py)
     yield e2e
     environment.finish_namespace(e2e, keep=request.config.getoption("--e2e-keep"))
+
+
+def servers() -> list[dict]:
+    return [dbinstance(NAMESPACE, SOURCE, backup=STORE, databaseName="library")]
 
 
 def replica(**spec: object) -> dict:
     return {"apiVersion": "kuberds.io/v1alpha1", "kind": "ReadReplica",
             "metadata": {"name": REPLICA, "namespace": NAMESPACE},
-            "spec": {"source": {"dbInstance": SOURCE}, "storage": {"size": "1Gi"}, **spec}}  # fmt: skip
+            "spec": {"source": {"dbInstance": SOURCE}, "storage": {"size": "1Gi"}, "backup": STORE,
+                     **spec}}  # fmt: skip
 
 
 def test_replica_serves_reads_then_promotes_into_a_writable_server(e2e: E2E) -> None:

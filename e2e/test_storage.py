@@ -39,13 +39,17 @@ GIB = 2**30
 def e2e(cluster: Cluster, kuberds: None, s3: str, request: pytest.FixtureRequest) -> Iterator[E2E]:
     """This module's own namespace, its two servers created at once (they start side by side)."""
     e2e = environment.prepare_namespace(cluster, NAMESPACE, s3)
-    autoscaling = {"maxSize": "3Gi", "freeSpaceThresholdPercent": 50}
-    store = {"objectStore": {**object_store(S3_NAMESPACE), "path": "e2e-storage"}, "retentionDays": 1}
-    e2e.apply(dbinstance(NAMESPACE, GROWER, storage={"size": "1Gi", "autoscaling": autoscaling}),
-              dbinstance(NAMESPACE, BRIM, storage={"size": "1Gi"}),
-              dbinstance(NAMESPACE, ARCHIVER, storage={"size": "1Gi"}, backup=store))  # fmt: skip
+    e2e.apply(*servers())  # already there when the session gave them a head start (e2e/conftest.py)
     yield e2e
     environment.finish_namespace(e2e, keep=request.config.getoption("--e2e-keep"))
+
+
+def servers() -> list[dict]:
+    autoscaling = {"maxSize": "3Gi", "freeSpaceThresholdPercent": 50}
+    store = {"objectStore": {**object_store(S3_NAMESPACE), "path": "e2e-storage"}, "retentionDays": 1}
+    return [dbinstance(NAMESPACE, GROWER, storage={"size": "1Gi", "autoscaling": autoscaling}),
+            dbinstance(NAMESPACE, BRIM, storage={"size": "1Gi"}),
+            dbinstance(NAMESPACE, ARCHIVER, storage={"size": "1Gi"}, backup=store)]  # fmt: skip
 
 
 def in_pod(e2e: E2E, pod: str, *argv: str) -> str:

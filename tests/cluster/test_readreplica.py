@@ -146,7 +146,7 @@ def test_the_sixteenth_replica_of_a_source_is_refused(dbi: DBInstances) -> None:
     made = dbi.apps.list_namespaced_stateful_set(dbi.namespace, label_selector="app.kubernetes.io/instance=r15")
     assert not made.items, "nothing is made for a replica over the limit"
     dbi.objects.delete_namespaced_custom_object(GROUP, VERSION, dbi.namespace, PLURAL, "r00")
-    wait_condition(dbi, "r15", "Reconciled", "True", timeout=180)
+    wait_condition(dbi, "r15", "Reconciled", "True", timeout=90)
 
 
 def test_bad_sources_are_refused_or_said(dbi: DBInstances) -> None:

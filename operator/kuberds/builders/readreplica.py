@@ -5,7 +5,7 @@ and the objects come out."""
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kuberds.api import v1alpha1 as api
 from kuberds.api.schema import parse
@@ -115,7 +115,7 @@ def follow(spec: api.ReadReplicaSpec, body: dict, source: dict | None, source_tl
     if remembered is None and not _within_limit(meta["name"], meta.get("creationTimestamp", ""), siblings):
         return _problem("TooManyReplicas", f"DBInstance {name} has {api.MAX_REPLICAS_PER_SOURCE} read replicas "
                         "already (the limit per source, as RDS's); delete one or replicate a replica's source "
-                        "elsewhere", retry_in=120)  # fmt: skip
+                        "elsewhere", retry_in=20)  # fmt: skip
     version = source_spec.engine_version or engine.info.default_version
     facts = {
         "kind": "DBInstance",
@@ -188,20 +188,10 @@ def replica_server(owner: Owner, spec: api.ServerSpec, engine: Engine, config: O
                    secrets: SecretRefs | None = None) -> Server:  # fmt: skip
     """One pod: its leader follows the source until promoted. Its backup repository is its
     own, used once it is promoted."""
-    return Server(
-        owner=owner,
-        spec=spec,
-        engine=engine,
-        config=config,
-        claim_size=claim_size,
-        master_secret=names.master_secret(owner.name),
-        replicas=1,
-        backup=backup,
-        restore=restore,
-        secrets=secrets or SecretRefs(),
-        standby=follow.standby,
-        replica_of=ReplicaOf(follow.description, follow.source["name"], promoted=follow.promoted),
-    )
+    server = dbinstance.instance_server(owner, spec, engine, config, claim_size=claim_size, backup=backup,
+                                        restore=restore, secrets=secrets)  # fmt: skip
+    replica_of = ReplicaOf(follow.description, follow.source["name"], promoted=follow.promoted)
+    return replace(server, standby=follow.standby, replica_of=replica_of)
 
 
 server_objects = dbinstance.server_objects

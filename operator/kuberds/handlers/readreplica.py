@@ -206,6 +206,4 @@ def check_storage(kube: Kube, config: OperatorConfig, body: dict, stateful_set: 
 
 def correct_drift(kube: Kube, config: OperatorConfig, body: dict, event: dict, kind: str, name: str) -> str:
     server = _known_server(config, body, None)
-    desired = next((o for o in build.server_objects(server) if o["kind"] == kind and o["metadata"]["name"] == name),
-                   None) if server else None  # fmt: skip
-    return drift.correct(kube, body, event, kind, name, desired)
+    return drift.correct_child(kube, body, event, kind, name, build.server_objects(server) if server else None)

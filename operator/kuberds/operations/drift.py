@@ -28,3 +28,11 @@ def correct(kube: Kube, owner_body: dict, event: dict, kind: str, name: str, des
     post_event(owner_body, "Normal", "DriftCorrected",
                message=f"{kind} {name} was changed or deleted by hand; restored")  # fmt: skip
     return "restored"
+
+
+def correct_child(kube: Kube, owner_body: dict, event: dict, kind: str, name: str,
+                  objects: list[dict] | None) -> str:  # fmt: skip
+    """`correct` with the child as the server's builders make it (`objects`: None when
+    kuberds leaves the server alone now)."""
+    desired = next((o for o in objects or [] if o["kind"] == kind and o["metadata"]["name"] == name), None)
+    return correct(kube, owner_body, event, kind, name, desired)
