@@ -44,13 +44,15 @@ def full_backup(server: LocalServer) -> None:
     run = server.primary().workdir / "run"
     argv = ["pgbackrest", f"--config={run / 'pgbackrest.conf'}", f"--stanza={server.name}", "--repo=1",
             "--type=full", "backup"]  # fmt: skip
-    subprocess.run(["runuser", "-u", "postgres", "--", "env", f"PGPASSFILE={run / AGENT_PGPASS}", *argv],
-                   check=True, capture_output=True, timeout=3600)  # fmt: skip
+    done = subprocess.run(["runuser", "-u", "postgres", "--", "env", f"PGPASSFILE={run / AGENT_PGPASS}", *argv],
+                          capture_output=True, text=True, timeout=3600)  # fmt: skip
+    if done.returncode:
+        raise SystemExit(f"pgbackrest backup failed ({done.returncode}): {done.stdout}{done.stderr}")
 
 
 def database_size(server: LocalServer) -> int:
     with server.superuser(server.primary()) as conn:
-        return conn.execute("SELECT sum(pg_database_size(oid)) FROM pg_database").fetchone()[0]
+        return int(conn.execute("SELECT sum(pg_database_size(oid)) FROM pg_database").fetchone()[0])
 
 
 def start_replica(servers: list[LocalServer], c, ns: str, workdir: Path, s3: SeaweedFS, source: LocalServer,
@@ -129,7 +131,10 @@ def main() -> int:
 def run(args: argparse.Namespace, servers: list[LocalServer], c, ns: str, workdir: Path, s3: SeaweedFS) -> None:
     source = LocalServer(c, ns, "rsrc", workdir / "src", s3, multi_az=False)
     servers.append(source.__enter__())
-    source.primary(timeout=240)
+    primary = source.primary(timeout=240)
+    # The first automated backup (taken at once) holds the repository's lock: let it finish.
+    wait_for(lambda: source.agent_status(primary).get("lastBackupTime"), timeout=300, interval=1,
+             what="the source's first automated backup")  # fmt: skip
     say(f"==> loading the source: pgbench -i -s {args.scale}")
     started = time.monotonic()
     pgbench(source, "-i", "-q", "-s", str(args.scale))

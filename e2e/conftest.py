@@ -87,6 +87,17 @@ def e2e(cluster: Cluster, kuberds: None, s3: str, request: pytest.FixtureRequest
     environment.finish_namespace(e2e, keep=request.config.getoption("--e2e-keep"))
 
 
+@pytest.fixture(scope="module")
+def own_namespace(cluster: Cluster, kuberds: None, s3: str, request: pytest.FixtureRequest) -> Iterator[E2E]:
+    """A module's own namespace (its NAMESPACE) with its servers (its servers()): already
+    there when the session gave them a head start."""
+    module = request.module
+    e2e = environment.prepare_namespace(cluster, module.NAMESPACE, s3)
+    e2e.apply(*module.servers())
+    yield e2e
+    environment.finish_namespace(e2e, keep=request.config.getoption("--e2e-keep"))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
     outcome = yield

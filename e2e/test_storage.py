@@ -14,12 +14,10 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
 
 import pytest
-from tests.support.kube import Cluster, wait_for
+from tests.support.kube import wait_for
 
-from e2e import environment
 from e2e.environment import S3_NAMESPACE
 from e2e.manifests import dbinstance, object_store
 from e2e.support import E2E
@@ -36,12 +34,8 @@ GIB = 2**30
 
 
 @pytest.fixture(scope="module")
-def e2e(cluster: Cluster, kuberds: None, s3: str, request: pytest.FixtureRequest) -> Iterator[E2E]:
-    """This module's own namespace, its two servers created at once (they start side by side)."""
-    e2e = environment.prepare_namespace(cluster, NAMESPACE, s3)
-    e2e.apply(*servers())  # already there when the session gave them a head start (e2e/conftest.py)
-    yield e2e
-    environment.finish_namespace(e2e, keep=request.config.getoption("--e2e-keep"))
+def e2e(own_namespace: E2E) -> E2E:
+    return own_namespace
 
 
 def servers() -> list[dict]:
