@@ -406,7 +406,7 @@ def test_a_replica_follows_its_source_as_a_standby_cluster_seeded_from_its_backu
     standby = doc["bootstrap"]["dcs"]["standby_cluster"]
     assert (standby["host"], standby["port"]) == ("src.ns.svc", 5432)
     assert standby["create_replica_methods"] == [patroni.SEED_METHOD, "basebackup"], "backup first, copy as fallback"
-    assert standby["restore_command"] == restore.archive_get(), "the source's archive, not its own"
+    assert standby["restore_command"] == restore.archive_get(("s3.local", 8443)), "the source's archive, probed"
     assert "--type=standby" in doc["postgresql"][patroni.SEED_METHOD]["command"]
     assert "method" not in doc["bootstrap"], "seeded as a standby, not restored and promoted"
     replication = doc["postgresql"]["authentication"]["replication"]
@@ -429,3 +429,15 @@ def test_a_replica_leader_follows_until_told_to_stop() -> None:
     assert [(s.kind, s.reason) for s in promote] == [
         ("update-ha-settings", "replica: the source is no longer followed: promoting")
     ]
+
+
+def test_the_agent_never_sends_standby_cluster_but_its_removal() -> None:
+    """A PATCH applies to the DCS as it is when it arrives: a body with standby_cluster sent
+    after the operator promoted the replica would demote it again."""
+    config = agent_config(instances=1, synchronous=False, standby=SOURCE, restore=RestorePlan(REPO))
+    following = {"standby_cluster": {"host": "src.ns.svc"}, "ttl": 6}
+    assert "standby_cluster" not in patroni.settings_to_send(config, None, following)
+    assert "standby_cluster" not in patroni.settings_to_send(config, None, {}), "an empty DCS is not a promotion"
+    promoted = replace(config, standby=None)
+    assert patroni.settings_to_send(promoted, None, following)["standby_cluster"] is None
+    assert "standby_cluster" not in patroni.settings_to_send(promoted, None, {"ttl": 6}), "already promoted"

@@ -129,3 +129,15 @@ def test_replica_status_from_its_leaders_report() -> None:
     assert condition.reason == "NotStreaming" and "12.5 s behind" in condition.message
     _, [condition] = replica_status(server, AgentReport(), {})
     assert condition.reason == "Seeding"
+
+
+def test_the_seed_is_decided_once_so_the_pod_never_changes_under_it() -> None:
+    spec, body = replica()
+    backed_up = source(backup={"objectStore": STORE})
+    backed_up["status"]["latestRestorableTime"] = "2026-12-04T09:00:00Z"
+    made = build.follow(spec, body, backed_up, None, [], CONFIG).follow.source
+    assert made["seededFromBackup"] is True
+    _, known = replica({"source": made})
+    for later in (source(), None):  # the source's backups gone, or the source itself
+        follow = build.follow(spec, known, later, None, [], CONFIG).follow
+        assert follow.seed and build.server_spec(spec, follow).restore is not None, later

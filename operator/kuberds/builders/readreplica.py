@@ -53,7 +53,7 @@ class Follow:
         promoted = bool((body.get("spec") or {}).get("promote"))
         standby = None if promoted else StandbySource(host=source_host(source["name"], body["metadata"]["namespace"]),
                                                       port=source["port"])  # fmt: skip
-        return cls(source, standby, promoted=promoted)
+        return cls(source, standby, seed=bool(source.get("seededFromBackup")), promoted=promoted)
 
 
 def source_host(source: str, namespace: str) -> str:
@@ -130,8 +130,15 @@ def follow(spec: api.ReadReplicaSpec, body: dict, source: dict | None, source_tl
     if remembered and (remembered.source["engine"], remembered.source["engineVersion"]) != (facts["engine"], version):
         return _problem("SourceMismatch", f"DBInstance {name} runs {facts['engine']} {version}, this replica "
                         f"{remembered.source['engine']} {remembered.source['engineVersion']}")  # fmt: skip
+    # Decided once (the first pass records it): the pod's restore settings must not change
+    # under it when the source's backups come or go, or the pod would be replaced.
     store = settings_build.object_store(source_spec, config)
-    seed = store is not None and bool((source.get("status") or {}).get("latestRestorableTime"))
+    seed = (
+        remembered.seed
+        if remembered
+        else (store is not None and bool((source.get("status") or {}).get("latestRestorableTime")))
+    )
+    facts["seededFromBackup"] = seed
     standby = None
     if not spec.promote:
         ssl_mode, ca = source_ssl(source_spec, source_tls)

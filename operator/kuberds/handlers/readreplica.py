@@ -149,8 +149,9 @@ def _existing(kube: Kube, namespace: str, name: str) -> dict[str, bool]:
 
 
 def _promote(kube: Kube, body: dict, follow: build.Follow, pods: list[dict]) -> None:
-    """Tells the replica's leader to stop following at once (agent.json says so too, but the
-    kubelet hands a changed ConfigMap to the pod only after a minute or so)."""
+    """Tells the replica's leader to stop following at once. agent.json says so too, and the
+    agent promotes when the kubelet hands it the changed ConfigMap (a minute or so later):
+    this only saves that minute, so a leader not running now is left to the agent."""
     status = body.get("status") or {}
     if status.get("promotedAt"):
         return
@@ -159,14 +160,17 @@ def _promote(kube: Kube, body: dict, follow: build.Follow, pods: list[dict]) -> 
                    == server.engine.role_label_values[PRIMARY]), None)  # fmt: skip
     ip = ((leader or {}).get("status") or {}).get("podIP")
     if not ip:
-        raise kopf.TemporaryError("promote: waiting for the replica's leader to be running", delay=5)
+        return
     password = rollout.agent_api_password(kube, server.owner.namespace, server.name)
     try:
         agents.send(ip, server.engine.layout.agent_port, server.engine.promote_replica(), password,
                     tls=rollout.agent_tls(kube, server, leader))  # fmt: skip
     except agents.AgentError as error:
-        raise kopf.TemporaryError(f"promote: {error}", delay=5) from error
-    post_event(body, "Normal", "Promoting", message=f"stopped following {follow.description}: promoting")
+        raise kopf.TemporaryError(f"promote: {error}", delay=30) from error
+    told_before = any(c.get("type") == "Replicating" and c.get("reason") == "Promoting"
+                      for c in status.get("conditions", []))  # fmt: skip
+    if not told_before:
+        post_event(body, "Normal", "Promoting", message=f"stopped following {follow.description}: promoting")
 
 
 def delete(kube: Kube, config: OperatorConfig, body: dict) -> None:

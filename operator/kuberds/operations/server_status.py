@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from kuberds.builders import proxy as proxy_build
 from kuberds.builders.server import Server, proxy_endpoint, reader_endpoint, writer_endpoint
-from kuberds.builders.status import FALSE, TRUE, Condition, Observed, availability, member_from_pod
+from kuberds.builders.status import FALSE, TRUE, UNKNOWN, Condition, Observed, availability, member_from_pod
 from kuberds.contract import PRIMARY
 from kuberds.contract.report import AgentReport
 from kuberds.kube import Kube
@@ -164,7 +164,11 @@ def replica_status(server: Server, report: AgentReport, status: dict) -> tuple[d
         behind = f"{lag} s behind" if lag is not None else "lag unknown"
         return fields, [Condition("Replicating", TRUE, "Streaming", f"streaming from {replica.description}; {behind}")]
     if report.streaming is None:
-        return fields, [Condition("Replicating", FALSE, "Seeding", f"being seeded from {replica.description}")]
+        before = next((c for c in status.get("conditions", []) if c["type"] == "Replicating"), {})
+        if before.get("reason") in (None, "Seeding"):  # never streamed yet
+            return fields, [Condition("Replicating", FALSE, "Seeding", f"being seeded from {replica.description}")]
+        return fields, [Condition("Replicating", UNKNOWN, "NotReported", "the replica's leader reports nothing now "
+                                                                         "(restarting?)")]  # fmt: skip
     return fields, [Condition("Replicating", FALSE, "NotStreaming",
                               f"not streaming from {replica.description} now ("
                               f"{f'{lag} s behind' if lag is not None else 'lag unknown'}); "

@@ -161,10 +161,12 @@ class PostgresAgent:
             self.config = replace(self.config, backup=plan)
             self.backups.replan(plan)
         if any(getattr(fresh, f) != getattr(self.config, f) for f in HA_FIELDS):
-            promoted = self.config.standby is not None and fresh.standby is None
+            source_changed = fresh.standby != self.config.standby
             self.config = replace(self.config, **{f: getattr(fresh, f) for f in HA_FIELDS})
-            if promoted:
-                log.info("agent.json names no source any more: this replica is to be promoted")
+            if source_changed:  # promoted, or the source's CA or TLS mode changed
+                log.info("the source to follow changed (%s): reloading Patroni",
+                         "none: promoting" if fresh.standby is None else fresh.standby.host)  # fmt: skip
+                self._write_source_ca()
                 self._reload_patroni()
         if fresh.tls != self.config.tls:
             log.info("client TLS changed (%s): reloading Patroni", fresh.tls)
@@ -210,17 +212,8 @@ class PostgresAgent:
             return True  # unknown: nothing to do this time
         return patroni.settings_current(current, self._wanted_settings(current))
 
-    def _wanted_settings(self, current: dict | None) -> dict:
-        """What agent.json asks of the DCS. Promotion is one way: once the DCS has no
-        standby_cluster (the operator told Patroni directly), an agent.json the kubelet has not
-        refreshed yet must not put it back: Patroni would demote the promoted server."""
-        wanted = patroni.dynamic_settings(self.config, self.backups.source)
-        if current is not None and not current.get("standby_cluster") and wanted.get("standby_cluster"):
-            if self.config.standby is not None:
-                log.info("the DCS says this replica was promoted: it follows no source any more")
-                self.config = replace(self.config, standby=None)
-            wanted["standby_cluster"] = None
-        return wanted
+    def _wanted_settings(self, current: dict) -> dict:
+        return patroni.settings_to_send(self.config, self.backups.source, current)
 
     # -- observe
 

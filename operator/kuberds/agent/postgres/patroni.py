@@ -127,7 +127,10 @@ def standby_cluster(config: AgentConfig, restore: Commands | None) -> dict | Non
         methods.insert(0, SEED_METHOD)
     section = {"host": source.host, "port": source.port, "create_replica_methods": methods}
     if restore:
-        section["restore_command"] = restore.archive_get()
+        # Probed first: with the source's store unreachable, archive-get would retry for
+        # minutes on every segment instead of letting streaming take over.
+        store = config.restore.repository.store if config.restore else None
+        section["restore_command"] = restore.archive_get(pgbackrest.store_address(store) if store else None)
     return section
 
 
@@ -154,6 +157,18 @@ def dynamic_settings(config: AgentConfig, restore: Commands | None = None) -> di
         "synchronous_node_count": 1,
         "failsafe_mode": True,
     }
+
+
+def settings_to_send(config: AgentConfig, restore: Commands | None, current: dict) -> dict:
+    """What agent.json asks of the DCS as it is (`current`). standby_cluster is never added
+    or rewritten: Patroni's bootstrap puts it there, and only its removal (a promotion, one
+    way) is ever sent. A PATCH applies to the DCS as it is when it arrives, so a body that
+    carried standby_cluster could undo a promotion the operator made meanwhile."""
+    wanted = dynamic_settings(config, restore)
+    wanted.pop("standby_cluster")
+    if config.standby is None and current.get("standby_cluster"):
+        wanted["standby_cluster"] = None  # agent.json names no source: promote
+    return wanted
 
 
 def settings_current(current: dict, wanted: dict) -> bool:

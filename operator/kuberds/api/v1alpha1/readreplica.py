@@ -101,6 +101,9 @@ class ReplicaSourceStatus:
     port: int | None = field("The source's port (the replica serves on the same).")
     database_name: str | None = field("The source's database.")
     master_username: str | None = field("The source's master user (the replica has the source's users).")
+    seeded_from_backup: bool | None = field(
+        "Seeded from the source's backups (and their archive as a fallback), decided once: else a base backup."
+    )
 
 
 @model()
