@@ -66,10 +66,10 @@ bench-e2e: venv binaries ## through Kubernetes: apply → Available (Single-/Mul
 	$(PY) bench/e2e.py $(BENCH_ARGS)
 
 test: venv lint ## lint, then every test (unit and control-plane; starts the cluster if needed)
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest --durations=15 $(PYTEST_ARGS)
 
 e2e: venv binaries ## whole-cluster scenarios: real nodes, Helm install, failover, restores (~10 min warm)
-	$(VENV)/bin/pytest e2e -v -s $(PYTEST_ARGS)
+	$(VENV)/bin/pytest e2e -v -s --durations=15 $(PYTEST_ARGS)
 
 unit: venv ## unit tests only (seconds; no cluster)
 	$(VENV)/bin/pytest -m "not cluster" $(PYTEST_ARGS)
