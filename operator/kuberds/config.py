@@ -18,6 +18,9 @@ class OperatorConfig:
     image_pull_policy: str = "IfNotPresent"
     final_snapshot_timeout_seconds: int = 3600
     resync_seconds: int = 300  # full drift-correcting pass per object
+    # A pass that said why it cannot build (a missing Secret, a bad parameter value, a name
+    # taken, a source not ready) looks again after this long.
+    retry_seconds: int = 30
     cluster_domain: str = "cluster.local"  # the fully qualified names servers' certificates carry
     # The object store servers use when their spec names none (the chart's backup.objectStore),
     # as the API's ObjectStore in JSON; None: such servers run without backups.
@@ -48,6 +51,7 @@ class OperatorConfig:
                 env.get("KUBERDS_FINAL_SNAPSHOT_TIMEOUT_SECONDS", defaults.final_snapshot_timeout_seconds)
             ),
             resync_seconds=int(env.get("KUBERDS_RESYNC_SECONDS", defaults.resync_seconds)),
+            retry_seconds=int(env.get("KUBERDS_RETRY_SECONDS", defaults.retry_seconds)),
             cluster_domain=env.get("KUBERDS_CLUSTER_DOMAIN") or defaults.cluster_domain,
             default_object_store=json.loads(env["KUBERDS_DEFAULT_OBJECT_STORE"])
             if env.get("KUBERDS_DEFAULT_OBJECT_STORE")

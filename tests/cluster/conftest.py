@@ -68,6 +68,8 @@ def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
         "KUBECONFIG": str(kubeconfig),
         "KUBERDS_FINAL_SNAPSHOT_TIMEOUT_SECONDS": str(FINAL_SNAPSHOT_TIMEOUT),
         "KUBERDS_NAMESPACE": OPERATOR_NAMESPACE,
+        # Conditions fixed by a test are looked at again within seconds (the default is 30 s).
+        "KUBERDS_RETRY_SECONDS": "5",
         # Storage autoscaling in seconds rather than RDS's minutes and hours.
         **STORAGE_TIMINGS,
     }

@@ -107,7 +107,7 @@ def reconcile(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], 
     decision = build.follow(spec, body, seen.body, seen.tls, siblings, config, kept)
     if decision.problem:
         publish_status(kube, body, [decision.problem, server_pass.ACTIVE])
-        raise kopf.TemporaryError(decision.problem.message, delay=decision.retry_in)
+        raise kopf.TemporaryError(decision.problem.message, delay=min(decision.retry_in, config.retry_seconds))
     follow = decision.follow
     if follow.source_fields != (body.get("status") or {}).get("source"):
         body = {**body, "status": publish_status(kube, body, [], {"source": follow.source_fields})}

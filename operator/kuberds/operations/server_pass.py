@@ -212,7 +212,7 @@ def build(seen: Seen, config: OperatorConfig, kind: ServerKind, token: Callable[
     spec = seen.spec
     problem = _reference_problem(seen, config) or storage.earlier_volumes(seen.body, seen.stateful_set, seen.claims)
     if problem:
-        return Plan(problem=problem, retry_in=30)
+        return Plan(problem=problem, retry_in=config.retry_seconds)
     source = _restore(seen, config)
     if source.problem:
         return Plan(problem=source.problem, retry_in=15)
@@ -249,7 +249,7 @@ def build(seen: Seen, config: OperatorConfig, kind: ServerKind, token: Callable[
     held = [{"kind": k, "metadata": {"namespace": ns, "name": n}} for (k, ns, n), obj in generated.items() if obj]
     taken = ownership.conflict(owner, [*plan.create, *plan.apply, *held], {**seen.holders, **generated})
     if taken:
-        return Plan(problem=taken, retry_in=30)
+        return Plan(problem=taken, retry_in=config.retry_seconds)
     if seen.claims and seen.stateful_set:
         wanted = storage.wanted_size(spec.storage.size, seen.status)
         growth = storage.plan(wanted, seen.claims, seen.storage_classes)
