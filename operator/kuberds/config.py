@@ -32,6 +32,7 @@ class OperatorConfig:
     storage_cooldown_seconds: int = 6 * 3600
     storage_growth_floor: str = "10Gi"
     storage_check_seconds: int = 30
+    reader_autoscaling_seconds: int = 30  # how often a DBCluster's readers' load is looked at
     # The growth the last trend_seconds predict for the next horizon_seconds may make a step larger.
     storage_trend_seconds: int = 3600
     storage_horizon_seconds: int = 7 * 3600
@@ -62,6 +63,9 @@ class OperatorConfig:
             ),
             storage_growth_floor=env.get("KUBERDS_STORAGE_GROWTH_FLOOR") or defaults.storage_growth_floor,
             storage_check_seconds=int(env.get("KUBERDS_STORAGE_CHECK_SECONDS", defaults.storage_check_seconds)),
+            reader_autoscaling_seconds=int(
+                env.get("KUBERDS_READER_AUTOSCALING_SECONDS", defaults.reader_autoscaling_seconds)
+            ),
             storage_trend_seconds=int(env.get("KUBERDS_STORAGE_TREND_SECONDS", defaults.storage_trend_seconds)),
             storage_horizon_seconds=int(env.get("KUBERDS_STORAGE_HORIZON_SECONDS", defaults.storage_horizon_seconds)),
         )

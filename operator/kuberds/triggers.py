@@ -21,14 +21,16 @@ import kopf
 from kuberds import API_GROUP, API_VERSION, metrics
 from kuberds.api.kinds import Kind
 from kuberds.api.v1alpha1 import KINDS
+from kuberds.builders import names
 from kuberds.builders.meta import MANAGED_BY, OWNER_KIND_LABEL, owner_of
 from kuberds.builders.proxy import PROXY
+from kuberds.builders.routing import LEADER_ANNOTATION
 from kuberds.builders.server import DATABASE
 from kuberds.config import OperatorConfig
 from kuberds.contract import AGENT_STATUS_ANNOTATION
-from kuberds.handlers import HANDLERS, SERVER_HANDLERS, readreplica, unsupported
+from kuberds.handlers import HANDLERS, SERVER_HANDLERS, dbcluster, readreplica, unsupported
 from kuberds.kube import Kube, terminating
-from kuberds.operations import storage_autoscaler
+from kuberds.operations import routing, storage_autoscaler
 from kuberds.operations.rollout import Members
 from kuberds.operations.status import report_failure
 
@@ -36,6 +38,7 @@ ZONE = "topology.kubernetes.io/zone"
 # Full drift-correcting pass per object; the first one a whole interval after start-up.
 RESYNC = OperatorConfig.from_environment().resync_seconds
 STORAGE_CHECK = OperatorConfig.from_environment().storage_check_seconds
+READER_AUTOSCALING = OperatorConfig.from_environment().reader_autoscaling_seconds
 # Children whose hand edits are undone at once: the ones that route or admit traffic
 # (each watched kind costs memory per object; the rest are put back by the full pass).
 WATCHED_CHILDREN = {
@@ -53,6 +56,10 @@ CHILD_RESOURCES = [
     ("networking.k8s.io", "networkpolicies"),
 ]
 MANAGED_BY_SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
+COMPONENT = "app.kubernetes.io/component"
+# The HA manager's own ConfigMaps (Patroni's leader lease among them) carry the server's
+# selector labels but not managed-by: every database server's, and no one else's.
+HA_OBJECTS_SELECTOR = f"{COMPONENT}={DATABASE},{OWNER_KIND_LABEL}"
 
 log = logging.getLogger("kuberds")
 
@@ -78,6 +85,7 @@ def configure(settings: kopf.OperatorSettings, **_: object) -> None:
     # claim, StatefulSet, Service and NetworkPolicy of the cluster would stream through us.
     for resource in CHILD_RESOURCES:
         settings.watching.label_selectors[resource] = MANAGED_BY_SELECTOR
+    settings.watching.label_selectors["configmaps"] = HA_OBJECTS_SELECTOR
     settings.watching.server_timeout = 300
     Operator.kube = Kube.from_environment()
     Operator.config = OperatorConfig.from_environment()
@@ -136,9 +144,6 @@ def _by_owner(namespace: str, labels: dict, value: dict) -> dict | None:
     return {(namespace, *owner): value} if owner else None
 
 
-COMPONENT = "app.kubernetes.io/component"
-
-
 @kopf.index("pods", labels={**MANAGED_BY, COMPONENT: DATABASE})
 def member_pods(namespace: str, labels: dict, body: kopf.Body, **_: object) -> dict | None:
     return _by_owner(
@@ -150,6 +155,18 @@ def member_pods(namespace: str, labels: dict, body: kopf.Body, **_: object) -> d
 def proxy_pods(namespace: str, labels: dict, body: kopf.Body, **_: object) -> dict | None:
     # Their addresses: the operator pauses their consoles around a switchover.
     return _by_owner(namespace, labels, _slim(body, (), ("podIP", "phase")))
+
+
+def _is_leader_object(name: str, labels: dict, **_: object) -> bool:
+    owner = owner_of(labels)
+    return owner is not None and name == names.leader_object(owner[1])
+
+
+@kopf.index("configmaps", labels={COMPONENT: DATABASE, OWNER_KIND_LABEL: kopf.PRESENT}, when=_is_leader_object)
+def ha_leaders(namespace: str, labels: dict, body: kopf.Body, **_: object) -> dict | None:
+    # The leader lease of each server: the writer endpoint follows its holder.
+    leader = (body["metadata"].get("annotations") or {}).get(LEADER_ANNOTATION)
+    return _by_owner(namespace, labels, {"metadata": {"annotations": {LEADER_ANNOTATION: leader} if leader else {}}})
 
 
 @kopf.index("apps", "v1", "deployments", labels={**MANAGED_BY, COMPONENT: PROXY})
@@ -207,6 +224,15 @@ def replica_source_changed(event: dict, namespace: str, name: str, replicas_of_s
             readreplica.source_gone(Operator.kube, Operator.config, body)
 
 
+@kopf.timer(API_GROUP, API_VERSION, "dbclusters", id="reader-autoscaling", interval=READER_AUTOSCALING,
+            initial_delay=READER_AUTOSCALING, when=lambda spec, **_: bool(spec.get("readerAutoscaling")))  # fmt: skip
+@reported("DBCluster")
+def reader_autoscaling(body: kopf.Body, namespace: str, name: str, member_pods: kopf.Index, **_: object) -> None:
+    pods = list(member_pods.get((namespace, "dbcluster", name), []))
+    log.debug("DBCluster %s/%s readers: %s", namespace, name, dbcluster.autoscale_readers(Operator.kube, dict(body),
+                                                                                          pods))  # fmt: skip
+
+
 def _server_index(kind: Kind) -> str:
     """The id (and keyword) of the index of a server kind's own objects."""
     return kind.plural
@@ -258,16 +284,8 @@ def _register_server(kind: Kind, handler: ModuleType) -> None:
 
     children = {**MANAGED_BY, OWNER_KIND_LABEL: label}
 
-    @kopf.on.event("pods", labels=children, id=f"{kind.singular}-members-pods")
-    @kopf.on.event("apps", "v1", "statefulsets", labels=children, id=f"{kind.singular}-members-statefulsets")
-    @kopf.on.event("persistentvolumeclaims", labels=children, id=f"{kind.singular}-members-claims")
-    @kopf.on.event("apps", "v1", "deployments", labels=children, id=f"{kind.singular}-members-proxy")
-    @metrics.instrumented(kind.kind)
-    def members_changed(namespace: str, labels: dict, member_pods: kopf.Index, stateful_sets: kopf.Index,
-                        volume_claims: kopf.Index, node_zones: kopf.Index, proxies: kopf.Index,
-                        proxy_pods: kopf.Index, **indexes: object) -> None:  # fmt: skip
-        owner = owner_of(labels)
-        servers: kopf.Index = indexes[index]  # type: ignore[assignment]
+    def refresh(namespace: str, owner: tuple[str, str] | None, indexes: dict) -> None:
+        servers: kopf.Index = indexes[index]
         if owner is None or not servers.get((namespace, owner[1])):
             return
         key = (namespace, *owner)
@@ -275,16 +293,35 @@ def _register_server(kind: Kind, handler: ModuleType) -> None:
         def read() -> Members:  # the indexes as they are when the refresh runs
             return Members(
                 body=_one(servers, (namespace, owner[1])),
-                pods=list(member_pods.get(key, [])),
-                claims=list(volume_claims.get(key, [])),
-                stateful_set=_one(stateful_sets, key),
-                zones=_zones(node_zones),
-                proxy=_one(proxies, key),
-                proxy_pods=list(proxy_pods.get(key, [])),
+                pods=list(indexes["member_pods"].get(key, [])),
+                claims=list(indexes["volume_claims"].get(key, [])),
+                stateful_set=_one(indexes["stateful_sets"], key),
+                zones=_zones(indexes["node_zones"]),
+                proxy=_one(indexes["proxies"], key),
+                proxy_pods=list(indexes["proxy_pods"].get(key, [])),
+                leader=_one(indexes["ha_leaders"], key),
             )
 
         action = handler.refresh(Operator.kube, Operator.config, namespace, owner[1], read)
         log.debug("%s %s/%s: %s", kind.kind, namespace, owner[1], action)
+
+    @kopf.on.event("pods", labels=children, id=f"{kind.singular}-members-pods")
+    @kopf.on.event("apps", "v1", "statefulsets", labels=children, id=f"{kind.singular}-members-statefulsets")
+    @kopf.on.event("persistentvolumeclaims", labels=children, id=f"{kind.singular}-members-claims")
+    @kopf.on.event("apps", "v1", "deployments", labels=children, id=f"{kind.singular}-members-proxy")
+    @metrics.instrumented(kind.kind)
+    def members_changed(namespace: str, labels: dict, **indexes: object) -> None:
+        refresh(namespace, owner_of(labels), indexes)
+
+    @kopf.on.event("configmaps", labels={COMPONENT: DATABASE, OWNER_KIND_LABEL: label}, when=_is_leader_object,
+                   id=f"{kind.singular}-leader-lease")  # fmt: skip
+    @metrics.instrumented(kind.kind)
+    def lease_changed(namespace: str, labels: dict, body: kopf.Body, **indexes: object) -> None:
+        # The lease is renewed every few seconds: a refresh only when its holder changed (or
+        # the endpoints were last written a while ago).
+        owner = owner_of(labels)
+        if owner and routing.due((kind.kind, namespace, owner[1]), dict(body)):
+            refresh(namespace, owner, indexes)
 
 
 SERVER_KINDS = {k.owner_label: (k, SERVER_HANDLERS[k.kind]) for k in KINDS if k.kind in SERVER_HANDLERS}

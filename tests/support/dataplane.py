@@ -30,6 +30,7 @@ from kuberds.agent.postgres.patroni_api import api_context
 from kuberds.api.schema import parse
 from kuberds.api.v1alpha1 import DBInstanceSpec
 from kuberds.builders import certificates
+from kuberds.builders.dbcluster import STRICT_FROM
 from kuberds.builders.dbinstance import instance_server
 from kuberds.builders.meta import Owner
 from kuberds.builders.rbac import agent_rbac, snapshot_grant
@@ -121,9 +122,10 @@ class LocalServer:
     def __init__(self, cluster: Cluster, namespace: str, name: str, workdir: Path, s3: SeaweedFS | None,
                  *, multi_az: bool = True, spec: dict | None = None, restore: RestorePlan | None = None,
                  restore_cipher: str | None = None, standby: StandbySource | None = None,
-                 credentials_of: LocalServer | None = None):  # fmt: skip
+                 credentials_of: LocalServer | None = None, members: int | None = None):  # fmt: skip
         """`standby`: a read replica following that source; `credentials_of`: the server whose
-        database passwords this one holds (a replica's are copies of its source's)."""
+        database passwords this one holds (a replica's are copies of its source's); `members`:
+        three or more make a DBCluster's shape (strict synchronous commit)."""
         self.cluster, self.namespace, self.name, self.s3 = cluster, namespace, name, s3
         self.workdir = workdir
         self.tls_dir = workdir / "tls"
@@ -152,10 +154,12 @@ class LocalServer:
             self.superuser_password = credentials_of.superuser_password
             self.proxy_password = credentials_of.proxy_password
         self.cipher_pass = secrets.token_urlsafe(24)
-        count = 2 if multi_az else 1
+        count = members or (2 if multi_az else 1)
         self.members = [Member(i, f"{name}-{i}", workdir / f"{name}-{i}") for i in range(count)]
         self.server = instance_server(self.owner, self.spec, POSTGRES, OperatorConfig(), claim_size="1Gi",
                                       backup=self.backup, restore=restore)  # fmt: skip
+        if count >= STRICT_FROM:  # what builders.dbcluster makes of a cluster of this size
+            self.server = replace(self.server, replicas=count, synchronous=True, synchronous_strict=True)
         if standby:
             self.server = replace(self.server, standby=standby, replica_of=ReplicaOf(f"{standby.host}:{standby.port}"))
         if self.server.issues_certificate:  # as in a pod: the agent serves its HA API over TLS

@@ -98,11 +98,13 @@ def test_resources_follow_the_instance_class() -> None:
     assert resources == {"requests": {"cpu": "2", "memory": "16Gi"}, "limits": {"cpu": "2", "memory": "16Gi"}}
 
 
-def test_services_route_writers_to_the_primary_and_readers_to_replicas() -> None:
+def test_routed_services_select_no_pods_and_the_headless_one_selects_every_member() -> None:
     services = {s["metadata"]["name"]: s for s in by_kind(dbinstance.server_objects(make_server(port=6432)))["Service"]}
-    assert services["orders"]["spec"]["selector"]["kuberds.io/role"] == "master"  # the value Patroni writes
-    assert services["orders-ro"]["spec"]["selector"]["kuberds.io/role"] == "replica"
+    # kuberds writes the EndpointSlices of the writer and reader from the leader lease.
+    assert "selector" not in services["orders"]["spec"] and "selector" not in services["orders-ro"]["spec"]
+    assert services["orders"]["spec"]["ports"][0]["targetPort"] == 6432
     assert services["orders-pods"]["spec"]["clusterIP"] == "None"
+    assert services["orders-pods"]["spec"]["selector"]["app.kubernetes.io/instance"] == "orders"
     assert services["orders"]["spec"]["ports"][0]["port"] == 6432
 
 

@@ -28,6 +28,9 @@ LAG_RESOLUTION_BYTES = 16 * 2**20
 FREE_RESOLUTION = 0.005
 FREE_RESOLUTION_BYTES = 64 * 2**20
 TIME_RESOLUTION_SECONDS = 60
+# Readings that move all the time, republished only when they moved this much (or crossed
+# from or to nothing): seconds of lag, points of CPU, client sessions.
+RESOLUTIONS = {"replicaLagSeconds": 1.0, "cpuPercent": 5.0, "clientConnections": 5}
 
 
 class AgentMetrics:
@@ -107,6 +110,9 @@ def worth_publishing(status: dict, published: dict) -> bool:
         elif key == "volumeFreeBytes" and value is not None and old is not None:
             step = min(FREE_RESOLUTION * (status.get("volumeBytes") or 0), FREE_RESOLUTION_BYTES)
             if abs(value - old) >= max(step, 1):
+                return True
+        elif key in RESOLUTIONS and value is not None and old is not None:
+            if abs(value - old) >= RESOLUTIONS[key]:
                 return True
         elif key in TIME_FIELDS and value and old:
             moved = abs(datetime.fromisoformat(value).timestamp() - datetime.fromisoformat(old).timestamp())

@@ -16,10 +16,12 @@ CATEGORY = "kuberds"
 
 def crd(kind: Kind) -> dict:
     subresources: dict = {"status": {}}
-    if kind.scale_replicas:
+    if kind.scale:
+        spec_path, status_path, selector_path = kind.scale
         subresources["scale"] = {
-            "specReplicasPath": kind.scale_replicas,
-            "statusReplicasPath": ".status.readyInstances",
+            "specReplicasPath": spec_path,
+            "statusReplicasPath": status_path,
+            "labelSelectorPath": selector_path,
         }
     return {
         "apiVersion": "apiextensions.k8s.io/v1",

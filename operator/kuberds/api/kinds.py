@@ -22,7 +22,8 @@ class Kind:
     spec: type
     status: type
     columns: tuple[Column, ...]
-    scale_replicas: str | None = None  # spec path of a replica count, for the scale subresource
+    # The scale subresource: (spec replicas, status replicas, status label selector) paths.
+    scale: tuple[str, str, str] | None = None
     deletion_protected: bool = False
     # Rules on the whole object (metadata.name among them), at the root of the CRD's schema.
     object_rules: tuple[Rule, ...] = ()

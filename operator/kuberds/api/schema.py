@@ -66,6 +66,8 @@ class FieldInfo:
     min_length: int | None = None
     max_length: int | None = None
     max_items: int | None = None
+    items_minimum: int | None = None  # bounds of each item of a list of integers
+    items_maximum: int | None = None
     # Maps: how many entries, and what each value must look like (validated by the schema
     # itself, which names the entry's key in its error, at no CEL cost).
     max_properties: int | None = None
@@ -189,6 +191,9 @@ def _field_schema(tp: Any, info: FieldInfo, default: Any) -> dict:
         schema.setdefault("maxItems", DEFAULT_MAX_ITEMS)
         if schema["items"].get("type") == "string":
             schema["items"].setdefault("maxLength", DEFAULT_MAX_LENGTH)
+        for key, value in (("minimum", info.items_minimum), ("maximum", info.items_maximum)):
+            if value is not None:
+                schema["items"][key] = value
     if schema["type"] == "object" and "additionalProperties" in schema:
         schema["maxProperties"] = info.max_properties or DEFAULT_MAX_ITEMS * 4
         values = schema["additionalProperties"]

@@ -35,7 +35,8 @@ def foreign_keys_patch(desired: dict, actual: dict) -> dict:
     """A JSON merge patch that deletes keys others added to the maps in EXACT_MAPS."""
     patch: dict = {}
     for path in EXACT_MAPS.get(desired.get("kind", ""), ()):
-        ours, theirs = _at(desired, path), _at(actual, path)
+        # A map we leave out (a routed Service's selector) must stay empty.
+        ours, theirs = _at(desired, path) or {}, _at(actual, path)
         extra = sorted(set(theirs) - set(ours)) if isinstance(ours, dict) and isinstance(theirs, dict) else []
         if extra:
             node = patch

@@ -8,12 +8,22 @@ from __future__ import annotations
 
 
 def writer_service(server: str) -> str:
-    """The writer endpoint: selects the pod its HA manager labels primary."""
+    """The writer endpoint: routed to the holder of the leader lease (builders.routing)."""
     return server
+
+
+def custom_endpoint(server: str, endpoint: str) -> str:
+    """A DBCluster's custom endpoint (the API refuses endpoint names that collide: ro, pods, …)."""
+    return f"{server}-{endpoint}"
 
 
 def reader_service(server: str) -> str:
     return f"{server}-ro"
+
+
+def leader_object(server: str) -> str:
+    """The HA manager's leader lease (Patroni's Kubernetes DCS: a ConfigMap it keeps)."""
+    return f"{server}-leader"
 
 
 def headless_service(server: str) -> str:

@@ -49,9 +49,16 @@ class Server:
     master_secret: str  # the Secret holding the master password
     replicas: int = 1  # database pods
     synchronous: bool = False  # a standby confirms every commit (Multi-AZ); its zone must differ
+    # Commits wait for a standby even when none is left (three or more members: one can go).
+    synchronous_strict: bool = False
     backup: BackupPlan | None = None  # None: no object store configured anywhere
     restore: RestorePlan | None = None
     secrets: SecretRefs = field(default_factory=lambda: SecretRefs())
+    # A member removed by scaling in leaves no volume behind (a DBCluster reader's copy has no
+    # value alone: a new member is seeded from the backups again).
+    scale_in_deletes_volumes: bool = False
+    # A DBCluster's members' promotion tiers by ordinal (None: a kind without tiers).
+    promotion_tiers: tuple[int, ...] | None = None
     standby: StandbySource | None = None  # a read replica following its source (None once promoted)
     replica_of: ReplicaOf | None = None  # a read replica, promoted or not
 

@@ -1,16 +1,20 @@
-"""A server's Services: writer, reader, and the headless one for the pods' own names. Pure."""
+"""A server's Services: writer, reader (and a DBCluster's custom endpoints), whose
+EndpointSlices kuberds writes from the leader lease (builders.routing), and the headless one
+for the pods' own names. Pure."""
 
 from __future__ import annotations
 
 from kuberds.builders import names
+from kuberds.builders.routing import routes
 from kuberds.builders.server import Server
-from kuberds.contract import PRIMARY, REPLICA, ROLE_LABEL
 
 
-def _service(server: Server, name: str, selector: dict[str, str], headless: bool = False) -> dict:
+def _service(server: Server, name: str, selector: dict[str, str] | None, headless: bool = False) -> dict:
     engine = server.spec.engine
-    ports = [{"name": engine, "port": server.port, "targetPort": engine, "protocol": "TCP"}]
-    spec: dict = {"type": "ClusterIP", "selector": selector, "ports": ports}
+    # Without a selector the port is the EndpointSlice's, matched by name.
+    target = engine if selector else server.port
+    ports = [{"name": engine, "port": server.port, "targetPort": target, "protocol": "TCP"}]
+    spec: dict = {"type": "ClusterIP", "ports": ports, **({"selector": selector} if selector else {})}
     if headless:
         spec |= {"clusterIP": "None", "publishNotReadyAddresses": True}
         agent_port = server.engine.layout.agent_port
@@ -19,10 +23,6 @@ def _service(server: Server, name: str, selector: dict[str, str], headless: bool
 
 
 def services(server: Server) -> list[dict]:
-    """The writer and reader select pods by the role label their HA manager writes."""
-    selector, role = server.selector(), server.engine.role_label_values
-    return [
-        _service(server, names.headless_service(server.name), selector, headless=True),
-        _service(server, names.writer_service(server.name), {**selector, ROLE_LABEL: role[PRIMARY]}),
-        _service(server, names.reader_service(server.name), {**selector, ROLE_LABEL: role[REPLICA]}),
-    ]
+    """The headless Service selects every member; the routed ones select none."""
+    headless = _service(server, names.headless_service(server.name), server.selector(), headless=True)
+    return [headless, *(_service(server, route.service, None) for route in routes(server))]

@@ -53,7 +53,7 @@ def agent_config(server: Server) -> AgentConfig:
         labels=labels,
         role_label=ROLE_LABEL,
         synchronous=server.synchronous,
-        synchronous_strict=False,  # two members: strict would stop writes when one is lost
+        synchronous_strict=server.synchronous_strict,
         memory_limit=size.memory,
         parameters=server.engine.parameters(size, spec.parameters, server.claim_size),
         master_username=spec.master_username,

@@ -26,8 +26,23 @@ def _spread(server: Server) -> list[dict]:
             "topologyKey": ZONE,
             "whenUnsatisfiable": "DoNotSchedule" if server.synchronous else "ScheduleAnyway",
             "labelSelector": {"matchLabels": server.selector()},
+            # Zones whose nodes the pods may not go to (tainted) are not zones to spread over:
+            # counted, one empty zone would hold the third member of a cluster back.
+            "nodeTaintsPolicy": "Honor",
         }
     ]
+
+
+# Up to this many members each needs a node of its own; a larger DBCluster prefers it (its
+# zones are spread strictly anyway), so it is not held back by a cluster with fewer nodes.
+HOSTS_REQUIRED_UP_TO = 2
+
+
+def _apart(server: Server) -> dict:
+    term = {"topologyKey": HOSTNAME, "labelSelector": {"matchLabels": server.selector()}}
+    if server.replicas <= HOSTS_REQUIRED_UP_TO:
+        return {"requiredDuringSchedulingIgnoredDuringExecution": [term]}
+    return {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": term}]}
 
 
 def _env(server: Server) -> list[dict]:
@@ -104,13 +119,7 @@ def _pod_spec(server: Server) -> dict:
             *([_tls_volume(server.tls_secret, server.issues_certificate)] if server.tls_secret else []),
         ],
         "topologySpreadConstraints": _spread(server),
-        "affinity": {
-            "podAntiAffinity": {
-                "requiredDuringSchedulingIgnoredDuringExecution": [
-                    {"topologyKey": HOSTNAME, "labelSelector": {"matchLabels": server.selector()}}
-                ]
-            }
-        },
+        "affinity": {"podAntiAffinity": _apart(server)},
     }
     if scheduling.node_selector:
         spec["nodeSelector"] = dict(scheduling.node_selector)
@@ -152,7 +161,10 @@ def stateful_set(server: Server) -> dict:
             # The operator rolls pods itself: replicas first, the primary last (after a switchover).
             "updateStrategy": {"type": "OnDelete"},
             # Deleting the server or scaling down never deletes a volume.
-            "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
+            "persistentVolumeClaimRetentionPolicy": {
+                "whenDeleted": "Retain",
+                "whenScaled": "Delete" if server.scale_in_deletes_volumes else "Retain",
+            },
             "template": {"metadata": {"labels": server.pod_labels()}, "spec": _pod_spec(server)},
             "volumeClaimTemplates": [
                 {"metadata": {"name": DATA_VOLUME, "labels": server.labels()}, "spec": claim_spec}

@@ -66,6 +66,16 @@ class Member:
     # server still holds its source's). Counts for availability, not for rolling: a pod that
     # runs is replaced like any other, so a stuck agent can be rolled away.
     serving: bool = True
+    ip: str | None = None
+    node: str | None = None
+    # A replica's agent: seconds behind the writer (0 while streaming with all it received
+    # replayed); None: not reported.
+    lag_seconds: float | None = None
+    promotion_tier: int | None = None  # a DBCluster member's (None: the kind has no tiers)
+
+    @property
+    def ordinal(self) -> int:
+        return int(self.name.rsplit("-", 1)[1])
 
     @property
     def in_service(self) -> bool:
@@ -76,6 +86,10 @@ class Member:
         out = {"name": self.name, "role": self.role, "ready": self.in_service}
         if self.zone:
             out["zone"] = self.zone
+        if self.lag_seconds is not None and self.role != PRIMARY:
+            out["lagSeconds"] = self.lag_seconds
+        if self.promotion_tier is not None:
+            out["promotionTier"] = self.promotion_tier
         return out
 
 
@@ -100,6 +114,9 @@ def member_from_pod(pod: dict, zone_of_node: dict[str, str], role_label_values: 
         serving=serving,
         revision=labels.get("controller-revision-hash"),
         deleting=bool(meta.get("deletionTimestamp")),
+        ip=status.get("podIP") or None,
+        node=node,
+        lag_seconds=report.replica_lag_seconds,
     )
 
 

@@ -29,10 +29,14 @@ class AgentReport:
     last_backup_time: str | None = None
     archive_segments_behind: int | None = None
     replication_lag_bytes: int | None = None
-    # A read replica's leader: how far behind its source it is, in seconds (0 when it has
-    # replayed all it received and is streaming; else the age of the newest source heartbeat
-    # or commit it replayed, so an idle source does not look like a lagging one).
+    # A replica: how far behind its primary it is, in seconds (a read replica's leader: behind
+    # its source). 0 when it has replayed all it received and is streaming; else the age of
+    # the newest heartbeat or commit it replayed, so an idle primary does not look like lag.
     replica_lag_seconds: float | None = None
+    # Load, for reader autoscaling: CPU used since the last report in percent of the
+    # container's limit, and client sessions open now.
+    cpu_percent: float | None = None
+    client_connections: int | None = None
     # A read replica's leader is streaming from its source now.
     streaming: bool | None = None
     # The data volume as the member sees it (statvfs of the data directory): the filesystem's

@@ -1,6 +1,7 @@
 """One handler per kind, each a few thin functions over kuberds.operations.
 
     dbinstance   DBInstance: a server kind (pods, members, drift, a final snapshot)
+    dbcluster    DBCluster: a server kind of a writer and readers behind routed endpoints
     readreplica  ReadReplica: a server kind that follows a DBInstance until promoted
     dbsnapshot   DBSnapshot: checked by the operator, taken and removed by the source's agent
     unsupported  every kind of the API without a handler yet: told so, never ignored
@@ -11,11 +12,11 @@ from SERVER_HANDLERS, the others from HANDLERS, the rest as unsupported.
 
 from __future__ import annotations
 
-from kuberds.handlers import dbinstance, dbsnapshot, readreplica
+from kuberds.handlers import dbcluster, dbinstance, dbsnapshot, readreplica
 
 # Kinds whose objects own database pods: reconciled, refreshed from their members' events,
 # their Services and NetworkPolicies kept as built, a final snapshot on deletion.
-SERVER_HANDLERS = {dbinstance.KIND: dbinstance, readreplica.KIND: readreplica}
+SERVER_HANDLERS = {dbinstance.KIND: dbinstance, dbcluster.KIND: dbcluster, readreplica.KIND: readreplica}
 # Kinds reconciled on their own (no children); DBSnapshot is the one, and its handler keeps
 # its source agent's grant to write its status (triggers._register_snapshots).
 HANDLERS = {dbsnapshot.KIND: dbsnapshot}

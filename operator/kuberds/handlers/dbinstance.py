@@ -7,17 +7,17 @@ nothing here sleeps.
 
 from __future__ import annotations
 
-import kopf
+import functools
 
 from kuberds.api import v1alpha1 as api
-from kuberds.api.schema import parse
 from kuberds.builders import dbinstance as build
 from kuberds.builders.meta import Owner
 from kuberds.builders.server import Server
 from kuberds.config import OperatorConfig
 from kuberds.engines import engine_for
+from kuberds.handlers import shared
 from kuberds.kube import Kube
-from kuberds.operations import drift, final_snapshot, ownership, rollout, server_pass, storage_autoscaler
+from kuberds.operations import final_snapshot, ownership, server_pass
 
 KIND = "DBInstance"
 
@@ -33,10 +33,7 @@ BUILDERS = Builders()
 
 
 def spec_of(body: dict) -> api.DBInstanceSpec:
-    try:
-        return parse(api.DBInstanceSpec, body.get("spec"))
-    except (ValueError, TypeError) as error:  # the schema normally refuses this first
-        raise kopf.PermanentError(f"invalid spec: {error}") from error
+    return shared.spec_of(api.DBInstanceSpec, body)
 
 
 def reconcile(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], zones: dict[str, str],
@@ -58,22 +55,6 @@ def _known_server(config: OperatorConfig, body: dict, stateful_set: dict | None)
     return server_pass.known_server(BUILDERS, body, spec, config, stateful_set)
 
 
-def refresh(kube: Kube, config: OperatorConfig, namespace: str, name: str, read: rollout.Read) -> str:
-    """Members changed: status, and one rolling step."""
-    return rollout.refresh(kube, (KIND, namespace, name), read, lambda body, sts: _known_server(config, body, sts))
-
-
-def check_storage(kube: Kube, config: OperatorConfig, body: dict, stateful_set: dict | None, pods: list[dict],
-                  claims: list[dict], zones: dict[str, str]) -> str:  # fmt: skip
-    """The volumes' free space: storage autoscaling's look."""
-    server = _known_server(config, body, stateful_set)
-    if server is None:
-        return "nothing: paused, unsupported or deleting"
-    key = (KIND, body["metadata"]["namespace"], body["metadata"]["name"])
-    return storage_autoscaler.check(kube, config, key, body, server, stateful_set, pods, claims, zones)
-
-
-def correct_drift(kube: Kube, config: OperatorConfig, body: dict, event: dict, kind: str, name: str) -> str:
-    """A Service or NetworkPolicy of the instance changed or vanished: put it back."""
-    server = _known_server(config, body, None)
-    return drift.correct_child(kube, body, event, kind, name, build.server_objects(server) if server else None)
+refresh = functools.partial(shared.refresh, KIND, _known_server)
+check_storage = functools.partial(shared.check_storage, KIND, _known_server)
+correct_drift = functools.partial(shared.correct_drift, _known_server, build.server_objects)

@@ -12,6 +12,7 @@ Thin: each function is one trigger's work in kuberds.triggers, over the shared o
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,8 +28,9 @@ from kuberds.config import OperatorConfig
 from kuberds.contract import PRIMARY, ROLE_LABEL, SETTINGS_FILE
 from kuberds.contract.settings import AgentConfig, StandbySource
 from kuberds.engines import engine_for
+from kuberds.handlers import shared
 from kuberds.kube import Kube
-from kuberds.operations import agents, drift, ownership, rollout, server_pass, storage_autoscaler
+from kuberds.operations import agents, ownership, rollout, server_pass
 from kuberds.operations.secrets import not_reconciled
 from kuberds.operations.status import post_event, publish_status
 
@@ -38,10 +40,7 @@ ReplicasOf = Callable[[str, str, str], list[tuple[str, str]]]
 
 
 def spec_of(body: dict) -> api.ReadReplicaSpec:
-    try:
-        return parse(api.ReadReplicaSpec, body.get("spec"))
-    except (ValueError, TypeError) as error:  # the schema normally refuses this first
-        raise kopf.PermanentError(f"invalid spec: {error}") from error
+    return shared.spec_of(api.ReadReplicaSpec, body)
 
 
 def source_of(body: dict) -> tuple[str, str | None]:
@@ -194,20 +193,6 @@ def _known_server(config: OperatorConfig | None, body: dict, stateful_set: dict 
     return server_pass.known_server(Builders(follow), body, server_spec, config or OperatorConfig(), stateful_set)
 
 
-def refresh(kube: Kube, config: OperatorConfig, namespace: str, name: str, read: rollout.Read) -> str:
-    """Members changed: status (lag, Replicating), and one rolling step."""
-    return rollout.refresh(kube, (KIND, namespace, name), read, lambda body, sts: _known_server(config, body, sts))
-
-
-def check_storage(kube: Kube, config: OperatorConfig, body: dict, stateful_set: dict | None, pods: list[dict],
-                  claims: list[dict], zones: dict[str, str]) -> str:  # fmt: skip
-    server = _known_server(config, body, stateful_set)
-    if server is None:
-        return "nothing: paused, deleting, or the source not seen yet"
-    key = (KIND, body["metadata"]["namespace"], body["metadata"]["name"])
-    return storage_autoscaler.check(kube, config, key, body, server, stateful_set, pods, claims, zones)
-
-
-def correct_drift(kube: Kube, config: OperatorConfig, body: dict, event: dict, kind: str, name: str) -> str:
-    server = _known_server(config, body, None)
-    return drift.correct_child(kube, body, event, kind, name, build.server_objects(server) if server else None)
+refresh = functools.partial(shared.refresh, KIND, _known_server)
+check_storage = functools.partial(shared.check_storage, KIND, _known_server)
+correct_drift = functools.partial(shared.correct_drift, _known_server, build.server_objects)

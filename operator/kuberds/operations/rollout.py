@@ -23,10 +23,11 @@ from kuberds.builders import names
 from kuberds.builders.rollout import handover, next_pod_to_roll
 from kuberds.builders.server import Server
 from kuberds.builders.status import Member, member_from_pod, storage_condition
-from kuberds.contract import PRIMARY, ROLE_LABEL, environment
+from kuberds.builders.tiers import after_failover
+from kuberds.contract import environment
 from kuberds.contract.report import AgentReport
 from kuberds.kube import Kube
-from kuberds.operations import agents, claim_template, proxy, storage
+from kuberds.operations import agents, claim_template, proxy, routing, storage
 from kuberds.operations.secrets import secret_text
 from kuberds.operations.server_status import ProxySeen, publish_server_status
 from kuberds.operations.status import post_event
@@ -37,6 +38,10 @@ log = logging.getLogger("kuberds")
 # After a switchover request the pods' role labels change within seconds; until then (or
 # after a refusal) a new request waits this long, and a pass is scheduled to look again.
 SWITCHOVER_RETRY_SECONDS = 15.0
+# A lease that moves this long after our last switchover request moved by a failover.
+REQUESTED_WITHIN_SECONDS = 60.0
+# How long after a failover promotion tiers may still move the writer (builders.tiers).
+TIER_WINDOW_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,7 @@ class Members:
     zones: dict[str, str]
     proxy: dict | None = None  # the proxy's Deployment
     proxy_pods: list[dict] = field(default_factory=list)
+    leader: dict | None = None  # the HA manager's leader object (the lease)
 
 
 @dataclass
@@ -58,6 +64,7 @@ class _Refresh:
     dirty: bool = False
     switchover_at: float | None = None  # monotonic time of the last switchover request
     retry: threading.Timer | None = None  # a pass scheduled while a switchover is under way
+    failover_at: float | None = None  # monotonic time the lease moved without our asking
 
 
 _refreshes: dict[tuple[str, str, str], _Refresh] = defaultdict(_Refresh)
@@ -80,11 +87,36 @@ def refresh(kube: Kube, key: tuple[str, str, str], read: Read, server_of: Server
             action = _refresh_once(kube, key, read(), server_of, state)
             if not actions or action != actions[-1]:
                 actions.append(action)
-        if state.switchover_at is not None and state.retry is None:
+        if (state.switchover_at is not None or state.failover_at is not None) and state.retry is None:
             _schedule_retry(state, lambda: refresh(kube, key, read, server_of))
         return "; ".join(actions)
     finally:
         state.lock.release()
+
+
+def _promotion_tier_step(kube: Kube, seen: Members, server: Server, members: list[Member], routed: routing.Routed,
+                         state: _Refresh) -> str | None:  # fmt: skip
+    """Right after a failover, the switchover that puts the writer on the best promotion tier
+    (builders.tiers); None when there is nothing to do (the rolling step goes on)."""
+    now = time.monotonic()
+    asked = state.switchover_at is not None and now - state.switchover_at < REQUESTED_WITHIN_SECONDS
+    if routed.changed and routed.leader and routed.previous and not asked:
+        state.failover_at = now
+    if state.failover_at is None or now - state.failover_at > TIER_WINDOW_SECONDS:
+        state.failover_at = None
+        return None
+    step = after_failover(members, routed.leader, server.promotion_tiers, server.synchronous)
+    if step.action == "none":
+        state.failover_at = None
+        return None
+    if step.action == "wait":  # refresh() schedules the look again while failover_at is set
+        return f"promotion tier: {step.reason}"
+    if asked:
+        return f"promotion tier: switchover requested {now - state.switchover_at:.0f}s ago"
+    writer = next(m for m in members if m.name == routed.leader)
+    state.switchover_at = now
+    post_event(seen.body, "Normal", "PromotionTier", message=f"after the failover: {step.reason}; switching over")
+    return switch_over(kube, seen.body, server, seen.pods, writer, step.target, seen.proxy_pods, seen.zones)
 
 
 def _schedule_retry(state: _Refresh, again: Callable[[], str]) -> None:
@@ -114,6 +146,11 @@ def _refresh_once(kube: Kube, key: tuple[str, str, str], seen: Members, server_o
     server = server_of(seen.body, seen.stateful_set)
     if server is None:
         return "nothing: paused, unsupported or deleting"
+    members = [member_from_pod(p, seen.zones, server.engine.role_label_values) for p in seen.pods]
+    routed = routing.route(kube, key, server, members, seen.leader)  # first: clients wait on it
+    if routed.changed:
+        post_event(seen.body, "Normal", "WriterMoved",
+                   message=f"the writer endpoint follows the leader lease: {routed.describe()}")  # fmt: skip
     conditions, allocated = [], None
     if seen.claims:
         status = seen.body.get("status") or {}
@@ -125,8 +162,11 @@ def _refresh_once(kube: Kube, key: tuple[str, str, str], seen: Members, server_o
             conditions.append(resized)
     publish_server_status(kube, seen.body, server, seen.pods, seen.zones, conditions, allocated,
                           proxy=ProxySeen(seen.proxy))  # fmt: skip
+    if server.promotion_tiers is not None:
+        tiered = _promotion_tier_step(kube, seen, server, members, routed, state)
+        if tiered:
+            return tiered
     update_revision = ((seen.stateful_set or {}).get("status") or {}).get("updateRevision")
-    members = [member_from_pod(p, seen.zones, server.engine.role_label_values) for p in seen.pods]
     target = next_pod_to_roll(members, update_revision, server.replicas)
     if target is None:
         state.switchover_at = None
@@ -140,7 +180,7 @@ def _refresh_once(kube: Kube, key: tuple[str, str, str], seen: Members, server_o
     if since < SWITCHOVER_RETRY_SECONDS:
         return f"switchover requested {since:.0f}s ago: waiting for the roles to change"
     state.switchover_at = time.monotonic()
-    return switch_over(kube, seen.body, server, seen.pods, target, step.standby, seen.proxy_pods)
+    return switch_over(kube, seen.body, server, seen.pods, target, step.standby, seen.proxy_pods, seen.zones)
 
 
 def agent_api_password(kube: Kube, namespace: str, server: str) -> str | None:
@@ -163,7 +203,7 @@ def agent_tls(kube: Kube, server: Server, pod: dict) -> agents.AgentTls | None:
 
 
 def switch_over(kube: Kube, body: dict, server: Server, pods: list[dict], primary: Member, standby: Member,
-                proxy_pods: list[dict] = ()) -> str:  # fmt: skip
+                proxy_pods: list[dict] = (), zones: dict[str, str] | None = None) -> str:  # fmt: skip
     """Asks the primary's agent for a planned switchover, holding the proxy's clients meanwhile
     (operations.proxy); the old primary, now a standby, is replaced on a later pass. A refusal
     is reported, and tried again after SWITCHOVER_RETRY_SECONDS."""
@@ -180,7 +220,9 @@ def switch_over(kube: Kube, body: dict, server: Server, pods: list[dict], primar
     consoles = proxy_consoles(kube, server, proxy_pods)
     try:
         if consoles:
-            held = proxy.held_switchover(consoles, switch, lambda: writer_moved(kube, server, primary, standby))
+            held = proxy.held_switchover(
+                consoles, switch, lambda: writer_moved(kube, body, server, standby, pods, zones or {})
+            )
             answer = held.answer
             post_event(body, "Normal" if held.clean else "Warning",
                        "ProxyHeld" if held.clean else "ProxyHeldWithProblems", message=held.summary())  # fmt: skip
@@ -210,17 +252,17 @@ def proxy_consoles(kube: Kube, server: Server, proxy_pods: list[dict]) -> list[p
     return [proxy.Console(p["metadata"]["name"], p["status"]["podIP"], port, password) for p in running]
 
 
-def writer_moved(kube: Kube, server: Server, old: Member, new: Member) -> bool:
-    """The writer Service selects by the role label: the new primary wears it, the old one not.
-    Asked of the API server, not the pod index: the event that brought this refresh may be the
-    new primary's own, and Kopf indexes a pod's next change only after that event's handlers."""
-    primary = server.engine.role_label_values[PRIMARY]
-
-    def role(name: str) -> str | None:
-        pod = kube.get("Pod", server.owner.namespace, name) or {}
-        return (pod.get("metadata", {}).get("labels") or {}).get(ROLE_LABEL)
-
-    return role(new.name) == primary and role(old.name) != primary
+def writer_moved(kube: Kube, body: dict, server: Server, new: Member, pods: list[dict], zones: dict[str, str]) -> bool:
+    """Whether `new` holds the leader lease; when it does, the writer endpoint is routed to it
+    at once (this runs inside the refresh that would otherwise do it). The lease is asked of
+    the API server, not an index: the event that moves it is handled only after this one."""
+    leader_object = kube.get("ConfigMap", server.owner.namespace, names.leader_object(server.name))
+    if routing.leader_of(leader_object) != new.name:
+        return False
+    members = [member_from_pod(p, zones, server.engine.role_label_values) for p in pods]
+    key = (body["kind"], server.owner.namespace, server.name)
+    routing.route(kube, key, server, members, leader_object)
+    return True
 
 
 def roll(kube: Kube, body: dict, member: Member, pods: list[dict]) -> str:

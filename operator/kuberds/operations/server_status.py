@@ -7,8 +7,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 
 from kuberds.builders import proxy as proxy_build
+from kuberds.builders import routing as routing_build
 from kuberds.builders.server import Server, proxy_endpoint, reader_endpoint, writer_endpoint
-from kuberds.builders.status import FALSE, TRUE, UNKNOWN, Condition, Observed, availability, member_from_pod
+from kuberds.builders.status import FALSE, TRUE, UNKNOWN, Condition, Member, Observed, availability, member_from_pod
 from kuberds.contract import PRIMARY
 from kuberds.contract.report import AgentReport
 from kuberds.kube import Kube
@@ -30,7 +31,7 @@ def publish_server_status(kube: Kube, body: dict, server: Server, pods: list[dic
     """`proxy`: what was seen of the proxy (None: not looked at, ProxyReady is left as it is);
     `storage_updates`: status.storage fields the caller decided (a growth's time and size)."""
     roles = server.engine.role_label_values
-    members = sorted((member_from_pod(p, zones, roles) for p in pods), key=lambda m: m.name)
+    members = sorted((with_tier(server, member_from_pod(p, zones, roles)) for p in pods), key=lambda m: m.name)
     status = body.get("status") or {}
     leader = next((m.name for m in members if m.role == PRIMARY and m.in_service), None)
     if server.standby:  # a replica's leader is a standby of its source, whatever its label says
@@ -53,6 +54,8 @@ def publish_server_status(kube: Kube, body: dict, server: Server, pods: list[dic
         fields["certificateSecretName"] = server.tls_secret
     proxy_fields, proxy_conditions = proxy_status(server, proxy, status)
     fields |= proxy_fields
+    if server.promotion_tiers is not None:
+        fields |= cluster_status(server, members, primary)
     report = primary_report(pods, primary)
     if report.latest_restorable_time:
         fields["latestRestorableTime"] = report.latest_restorable_time
@@ -73,6 +76,31 @@ def publish_server_status(kube: Kube, body: dict, server: Server, pods: list[dic
         return {**fields, "storage": storage_status(server, now, allocated, volume, storage_updates or {})[0]}
 
     return publish_status(kube, body, [*conditions, *availability(observed)], with_storage, observed)
+
+
+def with_tier(server: Server, member: Member) -> Member:
+    tiers = server.promotion_tiers
+    if tiers is None or member.ordinal >= len(tiers):
+        return member
+    return replace(member, promotion_tier=tiers[member.ordinal])
+
+
+def cluster_status(server: Server, members: list[Member], writer: str | None) -> dict:
+    """A DBCluster's writer, ready readers (what the scale subresource reports), the pods'
+    selector (what HPA or KEDA scale by), and its custom endpoints as routed now."""
+    max_lag = server.spec.reader_max_lag_seconds
+    custom = []
+    for route in routing_build.routes(server):
+        if route.role == "custom":
+            chosen = routing_build.chosen(route, members, writer, max_lag)
+            custom.append({"name": route.endpoint, "endpoint": f"{route.service}.{server.owner.namespace}.svc:"
+                           f"{server.port}", "members": [m.name for m in chosen]})  # fmt: skip
+    return {
+        "writer": writer,
+        "readyReaders": len(routing_build.readers(members, writer, max_lag)),
+        "selector": ",".join(f"{k}={v}" for k, v in server.selector().items()),
+        "customEndpoints": custom,
+    }
 
 
 def storage_status(server: Server, status: dict, allocated: str | None, volume: storage.VolumeSeen | None,

@@ -22,6 +22,7 @@ import psycopg
 
 from kuberds.agent.decisions import Backoff, Observation, Step
 from kuberds.agent.kube import KubeError
+from kuberds.agent.load import CpuMeter
 from kuberds.agent.pod import Pod
 from kuberds.agent.postgres import database, patroni
 from kuberds.agent.postgres.backups import PgBackRest, rfc3339
@@ -61,6 +62,7 @@ class PostgresAgent:
         self.database = Database(self.port, credentials.superuser_password, socket_dir=pod.run_dir)
         self.api = PatroniApi(pod.agent_port, credentials.api_password)
         self.metrics = AgentMetrics("postgres")
+        self.cpu = CpuMeter()
         snapshots = Snapshots(kube, self.config.namespace, self.config.scope)
         self.backups = PgBackRest(pod, self.port, self.config.backup, self.config.restore, credentials,
                                   self.user, self.metrics, snapshots, backoff or Backoff(),
@@ -321,12 +323,16 @@ class PostgresAgent:
         self.metrics.update(observation, archiving, lag, latest, earliest, last_backup)
         volume_bytes, volume_free = volume_usage(self.pod.data_dir.parent)  # the mount, even before initdb
         self.metrics.volume(volume_bytes, volume_free)
-        replica_lag, streaming = None, None
-        if observation.standby_leader and observation.state == RUNNING:
+        replica_lag, streaming, sessions = None, None, None
+        if observation.state == RUNNING:
             try:
-                replica_lag, streaming = database.replica_lag(self.database)
+                sessions = database.client_connections(self.database)
+                # A read replica's leader: behind its source; a replica: behind its primary
+                # (the reader endpoints leave out one too far behind).
+                if observation.standby_leader or observation.role == REPLICA:
+                    replica_lag, streaming = database.replica_lag(self.database)
             except psycopg.Error as error:
-                log.warning("reading the replica's lag failed: %s", error)
+                log.warning("reading the lag or the sessions failed: %s", error)
         synchronous = None
         if observation.role == REPLICA and self.config.synchronous:
             # The operator switches over only to a synchronous standby (a rolling update).
@@ -351,6 +357,8 @@ class PostgresAgent:
             else None,
             replication_lag_bytes=lag,
             replica_lag_seconds=replica_lag,
+            cpu_percent=self.cpu.percent(),
+            client_connections=sessions,
             streaming=streaming,
             volume_bytes=volume_bytes,
             volume_free_bytes=volume_free,

@@ -193,13 +193,16 @@ def ensure_accounts(db: Database, config: AgentConfig, master_password: str, rew
 
 
 def heartbeat(db: Database) -> tuple[datetime, str]:
-    """Commits a heartbeat; its time, and the WAL position after the commit."""
-    rows = db.query(
-        "INSERT INTO kuberds.heartbeat VALUES (1, now()) ON CONFLICT (id) DO UPDATE SET at = now() RETURNING at"
-    )
-    # Read after the commit (autocommit): the position is past the commit record, so a
-    # segment counted as archived really holds this heartbeat.
-    return rows[0][0], db.query("SELECT pg_current_wal_lsn()::text")[0][0]
+    """Commits a heartbeat; its time, and the WAL position after the commit.
+
+    The commit does not wait for a synchronous standby: with strict synchronous commit and
+    every standby gone it would wait for good, and the agent's loop with it."""
+    db.query("BEGIN; SET LOCAL synchronous_commit TO local; INSERT INTO kuberds.heartbeat VALUES (1, now())"
+             " ON CONFLICT (id) DO UPDATE SET at = now(); COMMIT")  # fmt: skip
+    # Read after the commit: the position is past the commit record, so a segment counted as
+    # archived really holds this heartbeat.
+    rows = db.query("SELECT at, pg_current_wal_lsn()::text FROM kuberds.heartbeat WHERE id = 1")
+    return rows[0][0], rows[0][1]
 
 
 def archiver(db: Database) -> tuple:
@@ -246,6 +249,12 @@ def replica_lag(db: Database) -> tuple[float | None, bool]:
     if streaming and replayed_all:
         return 0.0, True
     return (max(0.0, round(float(age), 1)) if age is not None else None), streaming
+
+
+def client_connections(db: Database) -> int:
+    """Client sessions open now, the superuser's (the agent's, Patroni's) left out."""
+    return db.query("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+                    " AND usename IS DISTINCT FROM current_user")[0][0]  # fmt: skip
 
 
 def reload_configuration(db: Database) -> None:

@@ -163,3 +163,5 @@ class MemberStatus:
     role: str = field("primary, standby, replica, or unknown.", default="unknown")
     zone: str | None = field("Zone of the pod's node.")
     ready: bool = field("Whether the pod is ready to serve.", default=False)
+    lag_seconds: float | None = field("A replica's lag behind the writer, in seconds, as its agent reports it.")
+    promotion_tier: int | None = field("A DBCluster member's promotion tier (0 is promoted first).")

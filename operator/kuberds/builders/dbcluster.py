@@ -1,0 +1,62 @@
+"""A DBCluster's objects: one server of a writer and `readers` members (Aurora). Pure.
+
+Durability by size: with three or more members every commit waits for a reader, strictly
+(Patroni's synchronous_mode_strict), so losing the writer loses no acknowledged commit and
+losing a reader leaves another to confirm; with two, the Multi-AZ rule (synchronous while
+the reader is there, writes go on without it); one member is a single server.
+"""
+
+from __future__ import annotations
+
+from kuberds.api import v1alpha1 as api
+from kuberds.builders import names
+from kuberds.builders.dbinstance import server_objects
+from kuberds.builders.meta import Owner
+from kuberds.builders.server import SecretRefs, Server
+from kuberds.config import OperatorConfig
+from kuberds.contract.settings import BackupPlan, RestorePlan
+from kuberds.engines import Engine
+
+DEFAULT_TIER = 1  # Aurora's default promotion tier
+STRICT_FROM = 3  # members from which commits wait for a reader even when one is lost
+
+__all__ = ["DEFAULT_TIER", "cluster_server", "member_problems", "server_objects", "tier_of"]
+
+
+def cluster_server(owner: Owner, spec: api.DBClusterSpec, engine: Engine, config: OperatorConfig, *,
+                   claim_size: str, backup: BackupPlan | None = None, restore: RestorePlan | None = None,
+                   secrets: SecretRefs | None = None, members: int | None = None) -> Server:  # fmt: skip
+    """`members`: how many to keep now, when scaling in must wait for the writer to move."""
+    members = max(members or 0, 1 + spec.readers)
+    return Server(
+        owner=owner,
+        spec=spec,
+        engine=engine,
+        config=config,
+        claim_size=claim_size,
+        master_secret=spec.master_user_secret_name or names.master_secret(owner.name),
+        replicas=members,
+        synchronous=members >= 2,
+        synchronous_strict=members >= STRICT_FROM,
+        scale_in_deletes_volumes=True,
+        promotion_tiers=tuple(tier_of(spec, ordinal) for ordinal in range(members)),
+        backup=backup,
+        restore=restore,
+        secrets=secrets or SecretRefs(),
+    )
+
+
+def tier_of(spec: api.DBClusterSpec, ordinal: int) -> int:
+    return next((t.promotion_tier for t in spec.promotion_tiers if t.member == ordinal), DEFAULT_TIER)
+
+
+def member_problems(spec: api.DBClusterSpec) -> list[str]:
+    """What the schema cannot judge, since spec.readers moves: custom endpoints naming members
+    that do not exist. (A tier for a member not there yet is kept for when it is.)"""
+    members, problems = 1 + spec.readers, []
+    for endpoint in spec.custom_endpoints:
+        missing = sorted({*endpoint.static_members, *endpoint.excluded_members} - set(range(members)))
+        if missing:
+            problems.append(f"customEndpoints {endpoint.name} names member(s) {', '.join(map(str, missing))}, "
+                            f"but the cluster has members 0-{members - 1}")  # fmt: skip
+    return problems

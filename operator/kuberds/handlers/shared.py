@@ -1,0 +1,48 @@
+"""What every server kind's handler does the same way, given how the kind knows its server
+now (`Known`: None when kuberds leaves it alone: paused, unsupported engine, deleting)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import kopf
+
+from kuberds.api.schema import parse
+from kuberds.builders.server import Server
+from kuberds.config import OperatorConfig
+from kuberds.kube import Kube
+from kuberds.operations import drift, rollout, storage_autoscaler
+
+T = TypeVar("T")
+Known = Callable[[OperatorConfig, dict, dict | None], Server | None]
+
+
+def spec_of(model: type[T], body: dict) -> T:
+    try:
+        return parse(model, body.get("spec"))
+    except (ValueError, TypeError) as error:  # the schema normally refuses this first
+        raise kopf.PermanentError(f"invalid spec: {error}") from error
+
+
+def refresh(kind: str, known: Known, kube: Kube, config: OperatorConfig, namespace: str, name: str,
+            read: rollout.Read) -> str:  # fmt: skip
+    """Members or the leader lease changed: endpoints, status, and one rolling step."""
+    return rollout.refresh(kube, (kind, namespace, name), read, lambda body, sts: known(config, body, sts))
+
+
+def check_storage(kind: str, known: Known, kube: Kube, config: OperatorConfig, body: dict, stateful_set: dict | None,
+                  pods: list[dict], claims: list[dict], zones: dict[str, str]) -> str:  # fmt: skip
+    """The volumes' free space: storage autoscaling's look."""
+    server = known(config, body, stateful_set)
+    if server is None:
+        return "nothing: paused, unsupported, deleting, or not known yet"
+    key = (kind, body["metadata"]["namespace"], body["metadata"]["name"])
+    return storage_autoscaler.check(kube, config, key, body, server, stateful_set, pods, claims, zones)
+
+
+def correct_drift(known: Known, objects: Callable[[Server], list[dict]], kube: Kube, config: OperatorConfig,
+                  body: dict, event: dict, kind: str, name: str) -> str:  # fmt: skip
+    """A Service or NetworkPolicy of the server changed or vanished: put it back."""
+    server = known(config, body, None)
+    return drift.correct_child(kube, body, event, kind, name, objects(server) if server else None)
