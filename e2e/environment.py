@@ -145,9 +145,10 @@ def finish_namespace(e2e: E2E, keep: bool) -> None:
 
 def release_and_delete(e2e: E2E) -> None:
     """Lets the namespace's servers go (protection off, no final snapshot) and deletes it."""
-    for item in e2e.items("dbinstance"):
-        e2e.patch("dbinstance", item["metadata"]["name"], {"spec": {"deletionProtection": False,
-                                                                     "skipFinalSnapshot": True}})  # fmt: skip
-    e2e.kubectl("delete", "readreplica,dbinstance,dbsnapshot", "--all", "-n", e2e.namespace, "--wait=true",
+    for kind in ("dbinstance", "dbcluster"):
+        for item in e2e.items(kind):
+            e2e.patch(kind, item["metadata"]["name"], {"spec": {"deletionProtection": False,
+                                                                "skipFinalSnapshot": True}})  # fmt: skip
+    e2e.kubectl("delete", "readreplica,dbinstance,dbcluster,dbsnapshot", "--all", "-n", e2e.namespace, "--wait=true",
                 "--timeout=300s", check=False, timeout=320)  # fmt: skip
     e2e.kubectl("delete", "namespace", e2e.namespace, "--wait=false", check=False)

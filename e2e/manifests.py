@@ -133,6 +133,12 @@ def dbinstance(namespace: str, name: str, **spec: object) -> dict:
     }
 
 
+def dbcluster(namespace: str, name: str, **spec: object) -> dict:
+    """A PostgreSQL DBCluster (a writer and readers) of the smallest class."""
+    body = dbinstance(namespace, name, **spec)
+    return {**body, "kind": "DBCluster"}
+
+
 def object_store(s3_namespace: str) -> dict:
     # Verified against the gateway's self-signed certificate, handed over as a private CA.
     return {"bucket": BUCKET, "endpoint": s3_endpoint(s3_namespace), "path": "e2e",

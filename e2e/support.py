@@ -105,7 +105,7 @@ class E2E:
         if kind == "readreplica":  # the source's database
             database = status["source"]["databaseName"]
         else:
-            database = (self.get("dbinstance", instance) or {})["spec"].get("databaseName", "app")
+            database = (self.get(kind, instance) or {})["spec"].get("databaseName", "app")
         dsn = f"host={hostname} port={port} user={user} password={password} dbname={database} connect_timeout=5"
         if status.get("certificateSecretName"):
             dsn += f" sslmode=verify-full sslrootcert={self.ca_file(instance, status['certificateSecretName'])}"
@@ -127,19 +127,20 @@ class E2E:
                             input=input, timeout=timeout).stdout  # fmt: skip
 
     def sql(self, instance: str, statement: str, reader: bool = False, proxy: bool = False,
-            kind: str = "dbinstance") -> list[list[str]]:  # fmt: skip
-        """Runs one statement through the instance's writer (or reader, or proxy) Service from
-        the client pod; rows as lists of text."""
+            kind: str = "dbinstance", host: str | None = None) -> list[list[str]]:  # fmt: skip
+        """Runs one statement through the instance's writer (or reader, or proxy, or `host`:port)
+        Service from the client pod; rows as lists of text."""
         status = self.status(instance, kind)
-        host = status["readerEndpoint"] if reader else status["proxyEndpoint"] if proxy else None
+        host = host or (status["readerEndpoint"] if reader else status["proxyEndpoint"] if proxy else None)
         dsn = self.dsn(instance, host, kind)
         out = self.exec(["psql", dsn, "-v", "ON_ERROR_STOP=1", "-XAtF", "\t", "-c", statement])
         return [line.split("\t") for line in out.splitlines() if line]
 
-    def writer(self, instance: str, seconds: float, table: str = "writes", proxy: bool = False) -> Writer:
+    def writer(self, instance: str, seconds: float, table: str = "writes", proxy: bool = False,
+               kind: str = "dbinstance") -> Writer:  # fmt: skip
         stop_file = f"/tmp/stop-{table}"
-        host = self.status(instance)["proxyEndpoint"] if proxy else None
-        command = ["/opt/kuberds/bin/python", "/scripts/writer.py", "--dsn", self.dsn(instance, host),
+        host = self.status(instance, kind)["proxyEndpoint"] if proxy else None
+        command = ["/opt/kuberds/bin/python", "/scripts/writer.py", "--dsn", self.dsn(instance, host, kind),
                    "--seconds", str(seconds), "--table", table, "--stop-file", stop_file]  # fmt: skip
         args = [self.cluster.kubectl_path, f"--kubeconfig={self.cluster.kubeconfig}",
                 "exec", "-n", self.namespace, CLIENT, "--", *command]  # fmt: skip
@@ -152,7 +153,7 @@ class E2E:
         """What an engineer would look at first: objects, events, the operator's and the
         database pods' last log lines."""
         parts = []
-        for args in (["get", "dbinstance,dbsnapshot,pods,pvc", "-n", self.namespace, "-o", "wide"],
+        for args in (["get", "dbinstance,dbcluster,dbsnapshot,pods,pvc", "-n", self.namespace, "-o", "wide"],
                      ["get", "events", "-n", self.namespace, "--sort-by=.lastTimestamp"],
                      ["logs", "-n", OPERATOR_NAMESPACE, f"deploy/{RELEASE}", "--tail=40"]):  # fmt: skip
             result = self.kubectl(*args, check=False)

@@ -313,15 +313,17 @@ def _register_server(kind: Kind, handler: ModuleType) -> None:
     def members_changed(namespace: str, labels: dict, **indexes: object) -> None:
         refresh(namespace, owner_of(labels), indexes)
 
-    @kopf.on.event("configmaps", labels={COMPONENT: DATABASE, OWNER_KIND_LABEL: label}, when=_is_leader_object,
+    def lease_moved(name: str, namespace: str, labels: dict, body: kopf.Body, **_: object) -> bool:
+        # The lease is renewed every few seconds: a refresh only when its holder changed (or
+        # the endpoints were last written a while ago); a filter, so renewals cost no handler.
+        owner = owner_of(labels)
+        return _is_leader_object(name, labels) and routing.due((kind.kind, namespace, owner[1]), dict(body))
+
+    @kopf.on.event("configmaps", labels={COMPONENT: DATABASE, OWNER_KIND_LABEL: label}, when=lease_moved,
                    id=f"{kind.singular}-leader-lease")  # fmt: skip
     @metrics.instrumented(kind.kind)
-    def lease_changed(namespace: str, labels: dict, body: kopf.Body, **indexes: object) -> None:
-        # The lease is renewed every few seconds: a refresh only when its holder changed (or
-        # the endpoints were last written a while ago).
-        owner = owner_of(labels)
-        if owner and routing.due((kind.kind, namespace, owner[1]), dict(body)):
-            refresh(namespace, owner, indexes)
+    def lease_changed(namespace: str, labels: dict, **indexes: object) -> None:
+        refresh(namespace, owner_of(labels), indexes)
 
 
 SERVER_KINDS = {k.owner_label: (k, SERVER_HANDLERS[k.kind]) for k in KINDS if k.kind in SERVER_HANDLERS}

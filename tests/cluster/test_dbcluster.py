@@ -10,7 +10,7 @@ import time
 import kubernetes
 import pytest
 
-from tests.support.dbinstances import GROUP, VERSION, DBInstances, agent_json
+from tests.support.dbinstances import GROUP, STORE, VERSION, DBInstances, agent_json, store_credentials
 from tests.support.kube import wait_for
 
 pytestmark = pytest.mark.cluster
@@ -141,3 +141,21 @@ def test_custom_endpoint_naming_a_missing_member_is_said(dbi: DBInstances) -> No
         assert "customEndpoints batch names member(s) 5" in condition["message"]
     finally:
         release(dbi, "odd")
+
+
+def test_a_clone_restores_its_source_cluster_at_its_latest_restorable_time(dbi: DBInstances) -> None:
+    store_credentials(dbi)
+    create_cluster(dbi, "origin", readers=0, backup={"objectStore": STORE})
+    create_cluster(dbi, "copy", readers=0, cloneFrom="origin")
+    try:
+        # No agent runs on kwok: the source has no restorable time, and the clone waits for one.
+        # (Until the source has made its backup passphrase, the clone says it waits for that.)
+        condition = wait_for(lambda: next((c for c in (cluster(dbi, "copy").get("status") or {}).get("conditions", [])
+                                           if c["type"] == "Reconciled" and c["reason"] == "RestoreWindowEmpty"), None),
+                             timeout=30, what="the clone waiting for its source's backups")  # fmt: skip
+        assert condition["status"] == "False" and condition["message"].startswith("origin has no restorable time")
+        built = dbi.apps.list_namespaced_stateful_set(dbi.namespace, label_selector="app.kubernetes.io/instance=copy")
+        assert built.items == [], "nothing is built before it can restore"
+    finally:
+        release(dbi, "origin")
+        release(dbi, "copy")

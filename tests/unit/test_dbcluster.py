@@ -14,7 +14,7 @@ from kuberds.api.v1alpha1 import DBClusterSpec
 from kuberds.api.v1alpha1.dbcluster import ReaderAutoscaling
 from kuberds.builders import dbcluster, reader_autoscaling, routing, settings
 from kuberds.builders.meta import Owner
-from kuberds.builders.server import Server
+from kuberds.builders.server import Server, endpoint_names
 from kuberds.builders.status import Member
 from kuberds.builders.tiers import after_failover, before_scale_in
 from kuberds.config import OperatorConfig
@@ -237,3 +237,8 @@ def test_cpu_meter_reads_cgroup_v2_and_v1(tmp_path) -> None:
     meter = load.CpuMeter(v2)
     assert meter.percent() is None, "the first reading has nothing to compare with"
     assert load.usage_seconds(tmp_path / "none") is None
+
+
+def test_the_certificate_names_every_custom_endpoint() -> None:
+    server = make_cluster(customEndpoints=[{"name": "reporting"}])
+    assert "ledger-reporting.shop.svc" in endpoint_names(server)

@@ -20,7 +20,8 @@ SNAPSHOT_LIST_SECONDS = 10.0
 class Snapshots:
     def __init__(self, kube, namespace: str, server: str, source_kind: str = "DBInstance"):
         self.kube, self.namespace, self.server = kube, namespace, server
-        self.source_field = snapshots.SOURCE_FIELDS[source_kind]
+        # A kind DBSnapshots cannot name (a ReadReplica) has none to take.
+        self.source_field = snapshots.SOURCE_FIELDS.get(source_kind)
         self.cache: tuple[float, list[dict]] = (0.0, [])
 
     def requests(self, label_for: Callable[[str], str | None], found: Callable[[str, str], None] | None = None

@@ -114,12 +114,13 @@ def proxy_endpoint(server: Server, reader: bool = False) -> str:
 
 
 def endpoint_names(server: Server) -> list[str]:
-    """Every DNS name a client may reach the server by: the writer and reader Services (and
-    the proxy's, which serves the same certificate) and each pod through the headless
-    Service, short and fully qualified."""
+    """Every DNS name a client may reach the server by: the writer, reader and custom
+    endpoints' Services (and the proxy's, which serves the same certificate) and each pod
+    through the headless Service, short and fully qualified."""
     namespace, domain = server.owner.namespace, server.config.cluster_domain
     dns = []
     services = [names.writer_service(server.name), names.reader_service(server.name)]
+    services += [names.custom_endpoint(server.name, e.name) for e in getattr(server.spec, "custom_endpoints", [])]
     if server.spec.proxy.enabled:
         services.append(names.proxy(server.name))
         if server.spec.proxy.reader_endpoint:

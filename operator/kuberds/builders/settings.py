@@ -45,6 +45,7 @@ def agent_config(server: Server) -> AgentConfig:
     labels = {k: v for k, v in server.selector().items() if k != INSTANCE_LABEL}
     return AgentConfig(
         scope=server.name,
+        kind=server.owner.kind,
         namespace=server.owner.namespace,
         port=server.port,
         engine_version=server.version,

@@ -107,6 +107,7 @@ class AgentConfig:
     standby: StandbySource | None = None  # a read replica until promoted (then None)
     ha: HaTiming = field(default_factory=HaTiming)
     tls: ClientTls | None = None
+    kind: str = "DBInstance"  # the server's kind: the source field its DBSnapshots name it by
 
     def to_json(self) -> str:
         return json.dumps(codec.encode(self, codec.same, omit_none=False), indent=1, sort_keys=True)

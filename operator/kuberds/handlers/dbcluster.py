@@ -9,6 +9,7 @@ one trigger's work in kuberds.triggers, over the shared operations.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 
@@ -48,7 +49,13 @@ BUILDERS = Builders()
 
 
 def spec_of(body: dict) -> api.DBClusterSpec:
-    return shared.spec_of(api.DBClusterSpec, body)
+    """The spec; a clone (cloneFrom) is a restore of the source cluster at its latest
+    restorable time (Aurora clones share pages; here the clone is a full copy)."""
+    spec = shared.spec_of(api.DBClusterSpec, body)
+    if spec.clone_from and spec.restore is None:
+        clone = api.Restore(point_in_time=api.PointInTime(source=spec.clone_from, latest=True))
+        spec = dataclasses.replace(spec, restore=clone)
+    return spec
 
 
 def endpoints_condition(spec: api.DBClusterSpec) -> Condition:

@@ -69,7 +69,7 @@ def restoring_from(kube: Kube, namespace: str, snapshot: str) -> list[str]:
     """Servers of this namespace that are being restored from the snapshot (not yet once
     serving): its backup must stay until they are."""
     restoring = []
-    for server in kube.list("DBInstance", namespace):
+    for server in [*kube.list("DBInstance", namespace), *kube.list("DBCluster", namespace)]:
         restore = ((server.get("spec") or {}).get("restore") or {}).get("fromSnapshot")
         conditions = {c["type"]: c["status"] for c in (server.get("status") or {}).get("conditions", [])}
         deleting = server["metadata"].get("deletionTimestamp")

@@ -51,7 +51,8 @@ def _source_spec(source: dict) -> api.DBInstanceSpec:
 
 def _source_name(restore: api.Restore, snapshot: dict | None) -> str | None:
     if restore.from_snapshot:
-        return (((snapshot or {}).get("spec") or {}).get("source") or {}).get("dbInstance")
+        source = ((snapshot or {}).get("spec") or {}).get("source") or {}
+        return source.get("dbInstance") or source.get("dbCluster")
     return restore.point_in_time.source
 
 
@@ -99,7 +100,9 @@ def read_source(kube: Kube, namespace: str, spec: api.ServerSpec, config: Operat
     name = _source_name(restore, snapshot)
     # A point in time needs the live source (its restorable window); a snapshot that recorded
     # its repository does not.
-    source = kube.get("DBInstance", namespace, name) if name and not _recorded(snapshot) else None
+    source = None
+    if name and not _recorded(snapshot):  # a DBInstance or a DBCluster: names are unique across both here
+        source = kube.get("DBInstance", namespace, name) or kube.get("DBCluster", namespace, name)
     where = _where(RestoreSeen(snapshot, source), config)
     if where is None:
         return RestoreSeen(snapshot, source)
@@ -147,7 +150,8 @@ def resolve(spec: api.ServerSpec, seen: RestoreSeen, config: OperatorConfig, now
     name = _source_name(restore, seen.snapshot)
     if seen.source is None and restore.point_in_time:
         return Restore(problem=not_reconciled(
-            "RestoreSourceNotFound", f"{name} (restore.pointInTime.source) is not a DBInstance here"))  # fmt: skip
+            "RestoreSourceNotFound", f"{name} (restore.pointInTime.source) is not a DBInstance or DBCluster "
+            "here"))  # fmt: skip
     where = _where(seen, config)
     if where is None and seen.source is None:
         return Restore(

@@ -63,7 +63,7 @@ class PostgresAgent:
         self.api = PatroniApi(pod.agent_port, credentials.api_password)
         self.metrics = AgentMetrics("postgres")
         self.cpu = CpuMeter()
-        snapshots = Snapshots(kube, self.config.namespace, self.config.scope)
+        snapshots = Snapshots(kube, self.config.namespace, self.config.scope, self.config.kind)
         self.backups = PgBackRest(pod, self.port, self.config.backup, self.config.restore, credentials,
                                   self.user, self.metrics, snapshots, backoff or Backoff(),
                                   self.config.engine_version)  # fmt: skip
