@@ -7,20 +7,26 @@ Prints figures; asserts nothing about time (it stops only when something is wron
 never Available, an acknowledged row lost).
 - the setup as this run saw it: cluster up (or reused), images built and loaded, Helm
   install, the S3 server;
-- apply → Available for a Single-AZ and a Multi-AZ DBInstance (with backups to the in-cluster
-  S3 server), each created, measured and deleted `--runs` times, one at a time;
-- failover through Kubernetes: the primary pod deleted under continuous inserts from a
+- apply → Available for a Single-AZ and a Multi-AZ DBInstance and a DBCluster of 1 + 2 (with
+  backups to the in-cluster S3 server), each created, measured and deleted `--runs` times,
+  one at a time;
+- failover through Kubernetes: the writer's pod deleted under continuous inserts from a
   client pod through the writer Service → the first acknowledged insert after the delete,
   and the longest time without one (what the application sees), over `--failovers` runs on
-  one Multi-AZ server; every acknowledged row checked;
+  one Multi-AZ DBInstance, then one DBCluster of 1 + 2; every acknowledged row checked;
 - the same once with the object store down for a while first (`--store-outage`, on by
-  default): WAL archiving failing when the primary goes must not hold the failover back.
+  default): WAL archiving failing when the primary goes must not hold the failover back;
+- node loss (`--node-freezes`): the real node under the writer frozen whole (its kubelet,
+  containerd and every process of its pods, `hack/cluster.py freeze`) under writes, for a
+  Multi-AZ DBInstance and a DBCluster of 1 + 2 → the first acknowledged write through the
+  writer endpoint, the longest gap; then thawed, and every acknowledged row checked.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +39,7 @@ sys.path.insert(0, str(ROOT / "operator"))
 
 from bench.figures import seconds_summary  # noqa: E402
 from e2e import environment  # noqa: E402
-from e2e.manifests import dbinstance, object_store  # noqa: E402
+from e2e.manifests import dbcluster, dbinstance, object_store  # noqa: E402
 from e2e.support import E2E  # noqa: E402
 from tests.support.kube import Cluster, wait_for  # noqa: E402
 
@@ -57,16 +63,23 @@ def spec(multi_az: bool) -> dict:
             "backup": {"objectStore": object_store(environment.S3_NAMESPACE), "retentionDays": 1}}  # fmt: skip
 
 
-def create_and_delete(bench: E2E, name: str, multi_az: bool) -> tuple[float, float]:
+def cluster(bench: E2E, name: str) -> dict:
+    """A DBCluster of a writer and two readers (a DBInstance's spec without multiAZ)."""
+    fields = {k: v for k, v in spec(False).items() if k != "multiAZ"}
+    return dbcluster(bench.namespace, name, readers=2, **fields)
+
+
+def create_and_delete(bench: E2E, manifest: dict) -> tuple[float, float]:
     """apply → Available, then delete → gone (its claims removed too: volumes are retained
     by design, and the next run should not inherit them)."""
+    kind, name = manifest["kind"].lower(), manifest["metadata"]["name"]
     started = time.monotonic()
-    bench.apply(dbinstance(bench.namespace, name, **spec(multi_az)))
-    bench.wait_available(name, timeout=900)
+    bench.apply(manifest)
+    bench.wait_available(name, timeout=900, kind=kind)
     available = time.monotonic() - started
     started = time.monotonic()
-    bench.kubectl("delete", "dbinstance", name, "-n", bench.namespace, "--wait=false")
-    wait_for(lambda: bench.get("dbinstance", name) is None, timeout=600, interval=1, what=f"{name} deleted")
+    bench.kubectl("delete", kind, name, "-n", bench.namespace, "--wait=false")
+    wait_for(lambda: bench.get(kind, name) is None, timeout=600, interval=1, what=f"{name} deleted")
     deleted = time.monotonic() - started
     bench.kubectl("delete", "pvc", "-n", bench.namespace, "-l", f"app.kubernetes.io/instance={name}",
                   "--wait=true", "--timeout=120s", timeout=140)  # fmt: skip
@@ -74,11 +87,14 @@ def create_and_delete(bench: E2E, name: str, multi_az: bool) -> tuple[float, flo
 
 
 def creates(bench: E2E, runs: int) -> None:
-    for label, multi_az in (("Single-AZ", False), ("Multi-AZ", True)):
+    shapes = (("Single-AZ", lambda n: dbinstance(bench.namespace, n, **spec(False))),
+              ("Multi-AZ", lambda n: dbinstance(bench.namespace, n, **spec(True))),
+              ("DBCluster 1+2", lambda n: cluster(bench, n)))  # fmt: skip
+    for label, manifest in shapes:
         say(f"==> {label}: apply → Available, {runs} runs")
         available, deleted = [], []
         for run in range(1, runs + 1):
-            up, gone = create_and_delete(bench, f"bench-{'maz' if multi_az else 'saz'}-{run}", multi_az)
+            up, gone = create_and_delete(bench, manifest(f"bench-{label.split()[0].lower()}-{run}"))
             available.append(up)
             deleted.append(gone)
             say(f"    run {run}: Available after {up:.1f}s, deleted in {gone:.1f}s")
@@ -86,22 +102,23 @@ def creates(bench: E2E, runs: int) -> None:
         say(f"    {label} delete → gone: {seconds_summary(deleted)}")
 
 
-def one_failover(bench: E2E, name: str, run: int | str) -> tuple[float, float, int]:
-    """Deletes the primary pod under writes; (delete → first acknowledged write, longest gap,
+def one_failover(bench: E2E, name: str, run: int | str, kind: str = "dbinstance") -> tuple[float, float, int]:
+    """Deletes the writer's pod under writes; (delete → first acknowledged write, longest gap,
     acknowledged rows)."""
-    old = bench.primary(name)
+    old = writer_of(bench, name, kind)
     table = f"failover_{run}"
-    writer = bench.writer(name, seconds=300, table=table)
+    writer = bench.writer(name, seconds=300, table=table, kind=kind)
     time.sleep(8)  # steady inserts first
     deleted_at = time.time()
     bench.kubectl("delete", "pod", old, "-n", bench.namespace, "--wait=false")
-    wait_for(lambda: bench.primary(name) not in (None, old), timeout=180, interval=0.5, what="a new primary")
+    wait_for(lambda: writer_of(bench, name, kind) not in (None, old), timeout=180, interval=0.5,
+             what="a new writer")  # fmt: skip
     # Labelled primary is not yet writable (a promotion can wait on the archive): wait for that.
-    wait_for(lambda: _writable(bench, name), timeout=600, interval=1, what="the new primary taking writes")
-    time.sleep(3)  # writes on the new primary for a while
+    wait_for(lambda: _writable(bench, name, kind), timeout=600, interval=1, what="the new writer taking writes")
+    time.sleep(3)  # writes on the new writer for a while
     writer.stop()
     result = writer.result()
-    present = {int(row[0]) for row in bench.sql(name, f"SELECT id FROM {table}")}
+    present = {int(row[0]) for row in bench.sql(name, f"SELECT id FROM {table}", kind=kind)}
     lost = sorted(set(result["acked"]) - present)
     if lost:
         raise SystemExit(f"run {run}: acknowledged rows lost: {lost[:20]}")
@@ -110,33 +127,37 @@ def one_failover(bench: E2E, name: str, run: int | str) -> tuple[float, float, i
         raise SystemExit(f"run {run}: the longest gap did not follow the delete: {result}")
     # Same clock here (one machine); on another cluster, the pod's and this host's NTP clocks.
     first_write = gap_started + gap - deleted_at
-    # The deleted pod comes back as the standby before the next run.
-    wait_for(lambda: bench.status(name).get("phase") == "Available", timeout=600, interval=2,
-             what="the old primary back as a ready standby")  # fmt: skip
+    # The deleted pod comes back as a replica before the next run.
+    wait_for(lambda: bench.status(name, kind).get("phase") == "Available", timeout=600, interval=2,
+             what="the old writer back as a ready replica")  # fmt: skip
     return first_write, gap, len(result["acked"])
 
 
-def _writable(bench: E2E, name: str) -> bool:
+def _writable(bench: E2E, name: str, kind: str = "dbinstance") -> bool:
     try:
-        return bench.sql(name, "SELECT pg_is_in_recovery()") == [["f"]]
+        return bench.sql(name, "SELECT pg_is_in_recovery()", kind=kind) == [["f"]]
     except AssertionError:  # psql failed: not reachable or refused yet
         return False
 
 
 def failovers(bench: E2E, runs: int) -> None:
-    name = "bench-failover"
-    say(f"==> failover through Kubernetes: primary pod deleted under writes, {runs} runs")
-    bench.apply(dbinstance(bench.namespace, name, **spec(True)))
-    bench.wait_available(name, timeout=900)
-    first_writes, gaps = [], []
-    for run in range(1, runs + 1):
-        first_write, gap, acked = one_failover(bench, name, run)
-        first_writes.append(first_write)
-        gaps.append(gap)
-        say(f"    run {run}: first write {first_write:.2f}s after the delete, longest gap {gap:.2f}s, "
-            f"{acked} acknowledged, 0 lost")  # fmt: skip
-    say(f"    pod delete → first acknowledged write: {seconds_summary(first_writes)}")
-    say(f"    longest write gap: {seconds_summary(gaps)}")
+    for kind, manifest in (("dbinstance", dbinstance(bench.namespace, "bench-failover", **spec(True))),
+                           ("dbcluster", cluster(bench, "bench-failover-c"))):  # fmt: skip
+        name = manifest["metadata"]["name"]
+        say(f"==> failover through Kubernetes: the writer's pod deleted under writes, {kind}, {runs} runs")
+        bench.apply(manifest)
+        bench.wait_available(name, timeout=900, kind=kind)
+        first_writes, gaps = [], []
+        for run in range(1, runs + 1):
+            first_write, gap, acked = one_failover(bench, name, run, kind)
+            first_writes.append(first_write)
+            gaps.append(gap)
+            say(f"    run {run}: first write {first_write:.2f}s after the delete, longest gap {gap:.2f}s, "
+                f"{acked} acknowledged, 0 lost")  # fmt: skip
+        say(f"    {kind}: pod delete → first acknowledged write: {seconds_summary(first_writes)}")
+        say(f"    {kind}: longest write gap: {seconds_summary(gaps)}")
+        if kind == "dbcluster":  # the store-outage run uses the DBInstance
+            bench.kubectl("delete", kind, name, "-n", bench.namespace, "--wait=true", "--timeout=300s", timeout=320)
 
 
 def failover_with_the_store_down(bench: E2E) -> None:
@@ -163,12 +184,92 @@ def failover_with_the_store_down(bench: E2E) -> None:
     say(f"    store back: BackupHealthy True again after {time.monotonic() - started:.0f}s")
 
 
+def node_of(bench: E2E, pod: str) -> str | None:
+    return ((bench.get("pod", pod) or {}).get("spec") or {}).get("nodeName")
+
+
+def writer_of(bench: E2E, name: str, kind: str) -> str | None:
+    status = bench.status(name, kind)
+    return status.get("writer") if kind == "dbcluster" else status.get("currentPrimary")
+
+
+def node_command(command: str, node: str) -> None:
+    subprocess.run([sys.executable, str(ROOT / "hack" / "cluster.py"), command, node], check=True,
+                   stdout=subprocess.DEVNULL)  # fmt: skip
+
+
+def one_freeze(bench: E2E, name: str, kind: str, run: int) -> tuple[float, float, int, str]:
+    """Freezes the writer's node under writes from the client pod (on the other node: the
+    writer is moved there first by deleting its pod when needed)."""
+    client = node_of(bench, "client")
+    for _ in range(4):
+        writer = writer_of(bench, name, kind)
+        if writer and node_of(bench, writer) != client:
+            break
+        bench.kubectl("delete", "pod", writer, "-n", bench.namespace)
+        wait_for(lambda old=writer: writer_of(bench, name, kind) not in (None, old), timeout=180, interval=0.5,
+                 what="a writer away from the client's node")  # fmt: skip
+        wait_for(lambda: bench.status(name, kind).get("phase") == "Available", timeout=600, interval=2,
+                 what="all members back")  # fmt: skip
+    node, table = node_of(bench, writer), f"freeze_{kind}_{run}"
+    load = bench.writer(name, seconds=600, table=table, kind=kind)
+    time.sleep(8)
+    frozen_at = time.time()
+    frozen_with = [p for p in bench.pods(name) if p != writer and node_of(bench, p) == node]
+    node_command("freeze", node)
+    moved = True
+    try:
+        wait_for(lambda: writer_of(bench, name, kind) not in (None, writer), timeout=120, interval=0.5,
+                 what="a writer on the other node")  # fmt: skip
+        time.sleep(5)  # writes on the new writer for a while
+    except AssertionError:  # with the synchronous standby frozen too, no member may be promoted
+        moved = False
+        say(f"    no failover within 120 s: {', '.join(frozen_with) or 'no other member'} frozen with the writer")
+    finally:
+        node_command("thaw", node)
+    load.stop()
+    result = load.result()
+    wait_for(lambda: bench.status(name, kind).get("phase") == "Available", timeout=900, interval=2,
+             what=f"{name}: the thawed members back")  # fmt: skip
+    present = {int(row[0]) for row in bench.sql(name, f"SELECT id FROM {table}", kind=kind)}
+    lost = sorted(set(result["acked"]) - present)
+    if lost:
+        raise SystemExit(f"{name} freeze {run}: acknowledged rows lost: {lost[:20]}")
+    gap, gap_started = result["longest_gap_seconds"], result["longest_gap_started_epoch"]
+    first_write = gap_started + gap - frozen_at if moved else None
+    return first_write, gap, len(result["acked"]), node + (f" (with {', '.join(frozen_with)})" if frozen_with else "")
+
+
+def node_freezes(bench: E2E, runs: int) -> None:
+    for kind, name, manifest in (
+        ("dbinstance", "bench-freeze", dbinstance(bench.namespace, "bench-freeze", **spec(True))),
+        ("dbcluster", "bench-freeze-c", cluster(bench, "bench-freeze-c")),
+    ):
+        say(f"==> node loss: the writer's real node frozen under writes, {kind}, {runs} runs")
+        bench.apply(manifest)
+        bench.wait_available(name, timeout=900, kind=kind)
+        first_writes, gaps = [], []
+        for run in range(1, runs + 1):
+            first_write, gap, acked, node = one_freeze(bench, name, kind, run)
+            gaps.append(gap)
+            if first_write is not None:
+                first_writes.append(first_write)
+            after = f"first write {first_write:.2f}s after" if first_write is not None else "no failover until thawed"
+            say(f"    run {run}: {node} frozen; {after}, longest gap {gap:.2f}s, {acked} acknowledged, 0 lost "
+                "after the thaw")  # fmt: skip
+        say(f"    {kind}: node frozen → first acknowledged write: {seconds_summary(first_writes)} "
+            f"({runs - len(first_writes)} of {runs} runs without a failover)")  # fmt: skip
+        bench.kubectl("delete", kind, name, "-n", bench.namespace, "--wait=true", "--timeout=300s", timeout=320)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5, help="creates per kind (Single-AZ, Multi-AZ)")
     parser.add_argument("--failovers", type=int, default=5)
     parser.add_argument("--store-outage", action=argparse.BooleanOptionalAction, default=True,
                         help="one more failover with the S3 server down")  # fmt: skip
+    parser.add_argument("--node-freezes", type=int, default=3,
+                        help="frozen writer nodes per kind (Multi-AZ DBInstance, DBCluster); 0: none")  # fmt: skip
     parser.add_argument("--kubeconfig", help="another cluster whose nodes have the images (default: the local one)")
     parser.add_argument("--keep", action="store_true", help="leave the cluster, kuberds and the namespace")
     args = parser.parse_args()
@@ -189,6 +290,8 @@ def main() -> int:
             failovers(bench, args.failovers)
         if args.failovers and args.store_outage:
             failover_with_the_store_down(bench)
+        if args.node_freezes and not args.kubeconfig:  # freezing needs the local real nodes
+            node_freezes(bench, args.node_freezes)
     finally:
         if not args.keep:
             environment.release_and_delete(bench)

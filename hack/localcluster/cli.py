@@ -4,6 +4,8 @@
     python3 hack/cluster.py up --real-nodes  # the same plus two real nodes (root; KUBERDS_REAL_NODES=1)
     python3 hack/cluster.py status           # what runs, where the logs and kubeconfig are
     python3 hack/cluster.py down             # stop what `up` started, remove the state
+    python3 hack/cluster.py freeze node-a    # a real node hangs: its kubelet, containerd and pods
+    python3 hack/cluster.py thaw node-a      # ... and goes on where it stopped
 
 Runs etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok as local
 processes from the binaries hack/build-binaries.sh builds, and registers three kwok nodes,
@@ -29,6 +31,7 @@ import argparse
 import os
 import sys
 
+from . import freeze
 from .layout import default_layout
 from .lifecycle import down, status, up
 from .provisioner import run_provisioner
@@ -36,7 +39,8 @@ from .provisioner import run_provisioner
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["up", "down", "status", "provisioner"])
+    parser.add_argument("command", choices=["up", "down", "status", "provisioner", "freeze", "thaw"])
+    parser.add_argument("node", nargs="?", help="freeze/thaw: the real node (node-a, node-b)")
     parser.add_argument(
         "--real-nodes",
         action="store_true",
@@ -47,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     layout = default_layout()
     if args.command == "up":
         return up(layout, args.real_nodes)
+    if args.command in ("freeze", "thaw"):
+        if not args.node:
+            parser.error(f"{args.command} needs a node name")
+        print((freeze.freeze if args.command == "freeze" else freeze.thaw)(layout, args.node))
+        return 0
     return {"down": down, "status": status, "provisioner": run_provisioner}[args.command](layout)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .client import apply, kubectl
+from .freeze import thaw_all
 from .health import ClusterError, start_together
 from .host import (
     clean_iptables,
@@ -228,6 +229,7 @@ def stop_real_nodes(layout: Layout, errors: list[str]) -> list[str]:
         except (OSError, RuntimeError, subprocess.SubprocessError) as error:
             errors.append(f"{what}: {error}")
 
+    attempt("thawing frozen nodes", lambda: thaw_all(layout))  # a frozen process cannot even die
     listed = [c.name for c in reversed(node_components(Path("/nonexistent"), layout))]
     stopped = [n for n in listed if not n.startswith("containerd-") and stop(layout, n)]
     attempt("killing pod processes", kill_pod_processes)

@@ -9,12 +9,10 @@ the reader is there, writes go on without it); one member is a single server.
 from __future__ import annotations
 
 from kuberds.api import v1alpha1 as api
-from kuberds.builders import names
 from kuberds.builders.dbinstance import server_objects
 from kuberds.builders.meta import Owner
-from kuberds.builders.server import SecretRefs, Server
+from kuberds.builders.server import Server, database_server
 from kuberds.config import OperatorConfig
-from kuberds.contract.settings import BackupPlan, RestorePlan
 from kuberds.engines import Engine
 
 DEFAULT_TIER = 1  # Aurora's default promotion tier
@@ -24,26 +22,14 @@ __all__ = ["DEFAULT_TIER", "cluster_server", "member_problems", "server_objects"
 
 
 def cluster_server(owner: Owner, spec: api.DBClusterSpec, engine: Engine, config: OperatorConfig, *,
-                   claim_size: str, backup: BackupPlan | None = None, restore: RestorePlan | None = None,
-                   secrets: SecretRefs | None = None, members: int | None = None) -> Server:  # fmt: skip
+                   members: int | None = None, **passed: object) -> Server:  # fmt: skip
     """`members`: how many to keep now, when scaling in must wait for the writer to move."""
     members = max(members or 0, 1 + spec.readers)
-    return Server(
-        owner=owner,
-        spec=spec,
-        engine=engine,
-        config=config,
-        claim_size=claim_size,
-        master_secret=spec.master_user_secret_name or names.master_secret(owner.name),
-        replicas=members,
-        synchronous=members >= 2,
-        synchronous_strict=members >= STRICT_FROM,
-        scale_in_deletes_volumes=True,
-        promotion_tiers=tuple(tier_of(spec, ordinal) for ordinal in range(members)),
-        backup=backup,
-        restore=restore,
-        secrets=secrets or SecretRefs(),
-    )
+    return database_server(
+        owner, spec, engine, config, replicas=members, synchronous=members >= 2,
+        synchronous_strict=members >= STRICT_FROM, scale_in_deletes_volumes=True,
+        promotion_tiers=tuple(tier_of(spec, ordinal) for ordinal in range(members)), **passed,
+    )  # fmt: skip
 
 
 def tier_of(spec: api.DBClusterSpec, ordinal: int) -> int:

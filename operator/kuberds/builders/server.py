@@ -100,6 +100,16 @@ class Server:
         return self.spec.tls.enabled and not self.spec.tls.certificate_secret_name
 
 
+def database_server(owner: Owner, spec: api.ServerSpec, engine: Engine, config: OperatorConfig, *, claim_size: str,
+                    backup: BackupPlan | None = None, restore: RestorePlan | None = None,
+                    secrets: SecretRefs | None = None, **shape: object) -> Server:  # fmt: skip
+    """A server as every kind's pass hands it over; `shape`: what the kind decides (replicas,
+    synchronous commit, tiers, …)."""
+    return Server(owner=owner, spec=spec, engine=engine, config=config, claim_size=claim_size,
+                  master_secret=spec.master_user_secret_name or names.master_secret(owner.name), backup=backup,
+                  restore=restore, secrets=secrets or SecretRefs(), **shape)  # fmt: skip
+
+
 def writer_endpoint(server: Server) -> str:
     return f"{names.writer_service(server.name)}.{server.owner.namespace}.svc:{server.port}"
 

@@ -113,12 +113,8 @@ def delete(kube: Kube, config: OperatorConfig, body: dict) -> None:
     ownership.forget(Owner.of(body))
 
 
-def _known_server(config: OperatorConfig, body: dict, stateful_set: dict | None) -> Server | None:
-    """The server for status, endpoints and drift; None when kuberds leaves it alone now."""
-    spec = spec_of(body)
-    if spec.automation_paused or engine_for(spec.engine) is None or body["metadata"].get("deletionTimestamp"):
-        return None
-    return server_pass.known_server(BUILDERS, body, spec, config, stateful_set)
+# The server for status, endpoints and drift; None when kuberds leaves it alone now.
+_known_server = shared.known_server(BUILDERS, spec_of)
 
 
 def autoscale_readers(kube: Kube, body: dict, pods: list[dict]) -> str:

@@ -12,9 +12,7 @@ import functools
 from kuberds.api import v1alpha1 as api
 from kuberds.builders import dbinstance as build
 from kuberds.builders.meta import Owner
-from kuberds.builders.server import Server
 from kuberds.config import OperatorConfig
-from kuberds.engines import engine_for
 from kuberds.handlers import shared
 from kuberds.kube import Kube
 from kuberds.operations import final_snapshot, ownership, server_pass
@@ -47,12 +45,8 @@ def delete(kube: Kube, config: OperatorConfig, body: dict) -> None:
     ownership.forget(Owner.of(body))
 
 
-def _known_server(config: OperatorConfig, body: dict, stateful_set: dict | None) -> Server | None:
-    """The server for status and drift; None when kuberds leaves it alone now."""
-    spec = spec_of(body)
-    if spec.automation_paused or engine_for(spec.engine) is None or body["metadata"].get("deletionTimestamp"):
-        return None
-    return server_pass.known_server(BUILDERS, body, spec, config, stateful_set)
+# The server for status, endpoints and drift; None when kuberds leaves it alone now.
+_known_server = shared.known_server(BUILDERS, spec_of)
 
 
 refresh = functools.partial(shared.refresh, KIND, _known_server)

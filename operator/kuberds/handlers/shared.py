@@ -11,8 +11,9 @@ import kopf
 from kuberds.api.schema import parse
 from kuberds.builders.server import Server
 from kuberds.config import OperatorConfig
+from kuberds.engines import engine_for
 from kuberds.kube import Kube
-from kuberds.operations import drift, rollout, storage_autoscaler
+from kuberds.operations import drift, rollout, server_pass, storage_autoscaler
 
 T = TypeVar("T")
 Known = Callable[[OperatorConfig, dict, dict | None], Server | None]
@@ -23,6 +24,19 @@ def spec_of(model: type[T], body: dict) -> T:
         return parse(model, body.get("spec"))
     except (ValueError, TypeError) as error:  # the schema normally refuses this first
         raise kopf.PermanentError(f"invalid spec: {error}") from error
+
+
+def known_server(builders: server_pass.ServerKind, spec_of: Callable[[dict], object]) -> Known:
+    """How a kind whose spec alone makes its server knows it: None while paused, with an engine
+    kuberds cannot run yet, or deleting."""
+
+    def known(config: OperatorConfig, body: dict, stateful_set: dict | None) -> Server | None:
+        spec = spec_of(body)
+        if spec.automation_paused or engine_for(spec.engine) is None or body["metadata"].get("deletionTimestamp"):
+            return None
+        return server_pass.known_server(builders, body, spec, config, stateful_set)
+
+    return known
 
 
 def refresh(kind: str, known: Known, kube: Kube, config: OperatorConfig, namespace: str, name: str,

@@ -95,8 +95,10 @@ def cluster_status(server: Server, members: list[Member], writer: str | None) ->
             chosen = routing_build.chosen(route, members, writer, max_lag)
             custom.append({"name": route.endpoint, "endpoint": f"{route.service}.{server.owner.namespace}.svc:"
                            f"{server.port}", "members": [m.name for m in chosen]})  # fmt: skip
+    lags = [m.lag_seconds for m in members if m.name != writer and m.lag_seconds is not None]
     return {
         "writer": writer,
+        "replicationLagSeconds": max(lags, default=None),
         "readyReaders": len(routing_build.readers(members, writer, max_lag)),
         "selector": ",".join(f"{k}={v}" for k, v in server.selector().items()),
         "customEndpoints": custom,
