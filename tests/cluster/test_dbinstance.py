@@ -393,8 +393,9 @@ def test_a_proxy_is_made_when_asked_says_when_it_is_ready_and_goes_when_turned_o
     created = dbi.create("pooled", proxy={"enabled": True, "readerEndpoint": True})
     ns, uid = dbi.namespace, created["metadata"]["uid"]
     dbi.wait_phase("pooled", "Available")
-    ready = dbi.wait_condition("pooled", "ProxyReady", "True", "ProxyPodsReady")
-    assert ready["message"] == "2 of 2 proxy pods ready"
+    # The condition turns True with the first ready proxy pod; the second follows.
+    wait_for(lambda: (dbi.condition("pooled", "ProxyReady") or {}).get("message") == "2 of 2 proxy pods ready",
+             timeout=30, what="both proxy pods ready")  # fmt: skip
     assert dbi.get("pooled")["status"]["proxyEndpoint"] == f"pooled-proxy.{ns}.svc:5432"
     assert dbi.get("pooled")["status"]["proxyReaderEndpoint"] == f"pooled-proxy-ro.{ns}.svc:5432"
     policy, net = kubernetes.client.PolicyV1Api(api), kubernetes.client.NetworkingV1Api(api)
@@ -408,7 +409,8 @@ def test_a_proxy_is_made_when_asked_says_when_it_is_ready_and_goes_when_turned_o
     dns = names.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
     assert f"pooled-proxy.{ns}.svc" in dns
     # The proxy's pods are not members: status counts the database pods only.
-    assert [m["name"] for m in dbi.get("pooled")["status"]["members"]] == ["pooled-0"]
+    wait_for(lambda: [m["name"] for m in dbi.get("pooled")["status"]["members"]] == ["pooled-0"], timeout=10,
+             what=f"the database pod alone in members: {dbi.get('pooled')['status']}")  # fmt: skip
 
     assert _deployment(dbi, "pooled-proxy-ro") is not None
     dbi.patch("pooled", {"proxy": {"readerEndpoint": False}})

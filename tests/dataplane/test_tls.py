@@ -53,5 +53,8 @@ def test_tls_is_served_required_and_renewed_in_place(servers) -> None:
             return False
 
     wait_for(new_certificate_served, timeout=30, what=f"the renewed certificate served\n{server.logs()}")
+    # Patroni's API serves the same certificate, reloaded too: verified by the new CA from now on.
+    for member in server.members:
+        member.api_ca = new_ca_file
     with server.superuser(server.primary()) as conn:
         assert conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0] == started, "no restart"
