@@ -108,6 +108,7 @@ def test_deleting_the_writer_loses_nothing_and_the_tier_decides_the_next(e2e: E2
 
 
 def test_readers_scale_out_and_in(e2e: E2E) -> None:
+    before = {n: p["metadata"]["uid"] for n, p in e2e.pods(CLUSTER).items()}
     e2e.patch(DBC, CLUSTER, {"spec": {"readers": 3}})
     started = time.monotonic()
     wait_readers(e2e, 3)
@@ -117,8 +118,14 @@ def test_readers_scale_out_and_in(e2e: E2E) -> None:
     e2e.patch(DBC, CLUSTER, {"spec": {"readers": 1}})
     wait_for(lambda: len(e2e.pods(CLUSTER)) == 2 and status(e2e).get("readyReaders") == 1, timeout=300, interval=2,
              what=f"two members left\n{e2e.diagnostics(CLUSTER)}")  # fmt: skip
-    writer = status(e2e)["writer"]
+    settled = wait_for(lambda: (s := status(e2e)).get("phase") == "Available" and s, timeout=120, interval=2,
+                       what="Available with two members")  # fmt: skip
+    writer = settled["writer"]
     assert writer in ("ledger-0", "ledger-1"), f"the writer stays among the members left: {writer}"
+    # Scaling changes no pod template: the members that stay are the pods they were.
+    assert {n: p["metadata"]["uid"] for n, p in e2e.pods(CLUSTER).items()} == {
+        n: before[n] for n in ("ledger-0", "ledger-1")
+    }
     claims = {c["metadata"]["name"] for c in e2e.items("pvc", f"app.kubernetes.io/instance={CLUSTER}", NAMESPACE)}
     wait_for(lambda: not {"data-ledger-2", "data-ledger-3"} & {
         c["metadata"]["name"] for c in e2e.items("pvc", f"app.kubernetes.io/instance={CLUSTER}", NAMESPACE)},

@@ -3,6 +3,7 @@ promotion-tier step after a failover."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -135,11 +136,16 @@ def test_tier_decides_the_writer_after_a_failover() -> None:
     assert step.reason == "writer ledger-1 has tier 2; ledger-2 has tier 0"
 
 
-def test_tier_step_waits_for_the_best_member_to_be_synchronous() -> None:
+def test_a_worse_tier_holding_the_synchronous_standby_is_restarted_so_the_best_can_take_it() -> None:
     members = [member(0), member(1, synchronous=False), member(2, synchronous=True)]
     step = after_failover(members, "ledger-0", (5, 0, 3), synchronous=True)
-    assert step.action == "wait"
-    assert step.reason == "tier-0 ledger-1 not a synchronous standby yet (writer ledger-0 has tier 5)"
+    assert (step.action, step.target.name) == ("restart", "ledger-2")
+    assert step.reason == ("tier-0 ledger-1 not a synchronous standby yet: restarting ledger-2 (synchronous "
+                           "standby, tier 3) so that the writer picks one")  # fmt: skip
+    # No synchronous standby to make room (it is the best tier's, or not reported): wait.
+    waiting = after_failover([member(0), member(1, synchronous=False)], "ledger-0", (5, 0), synchronous=True)
+    assert waiting.action == "wait"
+    assert waiting.reason == "tier-0 ledger-1 not a synchronous standby yet (writer ledger-0 has tier 5)"
 
 
 def test_tier_step_does_nothing_when_the_writer_is_best_or_better_members_are_unhealthy() -> None:
@@ -242,3 +248,10 @@ def test_cpu_meter_reads_cgroup_v2_and_v1(tmp_path) -> None:
 def test_the_certificate_names_every_custom_endpoint() -> None:
     server = make_cluster(customEndpoints=[{"name": "reporting"}])
     assert "ledger-reporting.shop.svc" in endpoint_names(server)
+
+
+def test_scaling_never_changes_the_pod_template() -> None:
+    """A changed template rolls every pod: the member count must not reach it."""
+    templates = {json.dumps(by_kind(dbcluster.server_objects(make_cluster(readers=n)))["StatefulSet"][0]["spec"][
+        "template"], sort_keys=True) for n in (0, 1, 2, 5)}  # fmt: skip
+    assert len(templates) == 1

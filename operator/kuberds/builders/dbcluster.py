@@ -27,7 +27,8 @@ def cluster_server(owner: Owner, spec: api.DBClusterSpec, engine: Engine, config
     members = max(members or 0, 1 + spec.readers)
     return database_server(
         owner, spec, engine, config, replicas=members, synchronous=members >= 2,
-        synchronous_strict=members >= STRICT_FROM, scale_in_deletes_volumes=True,
+        synchronous_strict=members >= STRICT_FROM, scale_in_deletes_volumes=True, zones_required=True,
+        hosts_required=False,
         promotion_tiers=tuple(tier_of(spec, ordinal) for ordinal in range(members)), **passed,
     )  # fmt: skip
 

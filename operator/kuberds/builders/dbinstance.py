@@ -18,7 +18,7 @@ from kuberds.engines import Engine
 def instance_server(owner: Owner, spec, engine: Engine, config: OperatorConfig, **passed: object) -> Server:
     """The server a DBInstance is: Multi-AZ adds one synchronous standby in another zone."""
     return database_server(owner, spec, engine, config, replicas=2 if spec.multi_az else 1,
-                           synchronous=spec.multi_az, **passed)  # fmt: skip
+                           synchronous=spec.multi_az, zones_required=spec.multi_az, **passed)  # fmt: skip
 
 
 def server_objects(server: Server) -> list[dict]:

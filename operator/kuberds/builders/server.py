@@ -51,6 +51,11 @@ class Server:
     synchronous: bool = False  # a standby confirms every commit (Multi-AZ); its zone must differ
     # Commits wait for a standby even when none is left (three or more members: one can go).
     synchronous_strict: bool = False
+    # Placement, fixed per kind (never by the member count: the pod template would change and
+    # every pod roll when a cluster scales): members in different zones, required; and on
+    # different nodes, required (else preferred: more members than nodes may share one).
+    zones_required: bool = False
+    hosts_required: bool = True
     backup: BackupPlan | None = None  # None: no object store configured anywhere
     restore: RestorePlan | None = None
     secrets: SecretRefs = field(default_factory=lambda: SecretRefs())

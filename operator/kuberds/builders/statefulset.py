@@ -18,13 +18,13 @@ PRIVATE_SIZE = "64Mi"  # configuration files and keys: a few kB; counted against
 
 
 def _spread(server: Server) -> list[dict]:
-    """Multi-AZ: the two pods MUST be in different zones (a standby in the primary's zone
-    protects nothing). Single-AZ: spreading is only a preference."""
+    """Multi-AZ and DBClusters: the pods MUST spread over zones (a standby in the primary's
+    zone protects nothing). Single-AZ: spreading is only a preference."""
     return [
         {
             "maxSkew": 1,
             "topologyKey": ZONE,
-            "whenUnsatisfiable": "DoNotSchedule" if server.synchronous else "ScheduleAnyway",
+            "whenUnsatisfiable": "DoNotSchedule" if server.zones_required else "ScheduleAnyway",
             "labelSelector": {"matchLabels": server.selector()},
             # Zones whose nodes the pods may not go to (tainted) are not zones to spread over:
             # counted, one empty zone would hold the third member of a cluster back.
@@ -33,14 +33,9 @@ def _spread(server: Server) -> list[dict]:
     ]
 
 
-# Up to this many members each needs a node of its own; a larger DBCluster prefers it (its
-# zones are spread strictly anyway), so it is not held back by a cluster with fewer nodes.
-HOSTS_REQUIRED_UP_TO = 2
-
-
 def _apart(server: Server) -> dict:
     term = {"topologyKey": HOSTNAME, "labelSelector": {"matchLabels": server.selector()}}
-    if server.replicas <= HOSTS_REQUIRED_UP_TO:
+    if server.hosts_required:
         return {"requiredDuringSchedulingIgnoredDuringExecution": [term]}
     return {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": term}]}
 

@@ -5,8 +5,9 @@ Patroni 3.0 has no failover priority: it promotes the synchronous standby (or, w
 synchronous mode, the healthiest replica), whatever its tier. So the operator makes tiers
 true afterwards: right after a failover, when a healthy member has a better tier than the new
 writer, it asks for a switchover to it. In synchronous mode Patroni accepts only a
-synchronous standby as the target, and the new writer picks one among the members left
-within seconds; until the best-tier member is one, the step waits.
+synchronous standby as the target, and it keeps the synchronous standby it has while that
+streams: when it is a member of a worse tier, the step restarts it, the writer picks another
+meanwhile (a best-tier member, if it streams), and the switchover follows.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from kuberds.builders.status import Member
 
 @dataclass(frozen=True)
 class TierStep:
-    action: Literal["none", "wait", "switchover"]
+    # restart: the target is the synchronous standby of a worse tier, restarted so that the
+    # writer picks a best-tier member instead (Patroni keeps its synchronous standby while it
+    # streams, so the best tier would otherwise never be one).
+    action: Literal["none", "wait", "switchover", "restart"]
     reason: str
     target: Member | None = None
 
@@ -58,6 +62,11 @@ def after_failover(members: list[Member], leader: str | None, tiers: tuple[int, 
                                 "members")  # fmt: skip
     target, why = best_target(better, tiers, synchronous)
     if target is None:
+        best = min(_tier(m, tiers) for m in better)
+        holding = next((m for m in healthy if m.synchronous and _tier(m, tiers) > best), None)
+        if holding:
+            return TierStep("restart", f"{why}: restarting {holding.name} (synchronous standby, tier "
+                                       f"{_tier(holding, tiers)}) so that the writer picks one", holding)  # fmt: skip
         return TierStep("wait", f"{why} (writer {writer.name} has tier {_tier(writer, tiers)})")
     return TierStep("switchover", f"writer {writer.name} has tier {_tier(writer, tiers)}; {why}", target)
 

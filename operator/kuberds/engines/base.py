@@ -105,5 +105,10 @@ class Engine(Protocol):
 
     def switchover(self, leader: str, candidate: str) -> AgentRequest: ...
 
+    def restart_member(self) -> AgentRequest:
+        """Sent to a replica: restart its engine (it reconnects; the writer meanwhile picks
+        another synchronous standby among the replicas still streaming)."""
+        ...
+
     def promote_replica(self) -> AgentRequest:
         """Sent to a read replica's leader: stop following the source, become writable."""

@@ -110,6 +110,10 @@ class Postgres:
         leader cleanly and answers once the candidate is the new leader."""
         return AgentRequest("POST", "/switchover", {"leader": leader, "candidate": candidate})
 
+    def restart_member(self) -> AgentRequest:
+        """Patroni restarts PostgreSQL on that member (a replica: its walreceiver reconnects)."""
+        return AgentRequest("POST", "/restart", {})
+
     def promote_replica(self) -> AgentRequest:
         """A standby cluster without standby_cluster in its settings is an ordinary one:
         Patroni promotes its standby leader at once (the agent would do the same once the

@@ -26,6 +26,7 @@ from kuberds.builders.status import Member, member_from_pod, storage_condition
 from kuberds.builders.tiers import after_failover
 from kuberds.contract import environment
 from kuberds.contract.report import AgentReport
+from kuberds.engines import AgentRequest
 from kuberds.kube import Kube
 from kuberds.operations import agents, claim_template, proxy, routing, storage
 from kuberds.operations.secrets import secret_text
@@ -112,11 +113,28 @@ def _promotion_tier_step(kube: Kube, seen: Members, server: Server, members: lis
     if step.action == "wait":  # refresh() schedules the look again while failover_at is set
         return f"promotion tier: {step.reason}"
     if asked:
-        return f"promotion tier: switchover requested {now - state.switchover_at:.0f}s ago"
-    writer = next(m for m in members if m.name == routed.leader)
+        return f"promotion tier: a request {now - state.switchover_at:.0f}s ago is under way"
     state.switchover_at = now
+    if step.action == "restart":
+        post_event(seen.body, "Normal", "PromotionTier", message=f"after the failover: {step.reason}")
+        return ask_member(kube, server, seen.pods, step.target, server.engine.restart_member())
+    writer = next(m for m in members if m.name == routed.leader)
     post_event(seen.body, "Normal", "PromotionTier", message=f"after the failover: {step.reason}; switching over")
     return switch_over(kube, seen.body, server, seen.pods, writer, step.target, seen.proxy_pods, seen.zones)
+
+
+def ask_member(kube: Kube, server: Server, pods: list[dict], member: Member, request: AgentRequest) -> str:
+    """Sends one request to a member's agent; what it answered, or why not."""
+    pod = next((p for p in pods if p["metadata"]["name"] == member.name), {})
+    ip = (pod.get("status") or {}).get("podIP")
+    if not ip:
+        return f"waiting for the address of {member.name}"
+    password = agent_api_password(kube, server.owner.namespace, server.name)
+    try:
+        answer = agents.send(ip, server.engine.layout.agent_port, request, password, tls=agent_tls(kube, server, pod))
+    except agents.AgentError as error:
+        return f"{request.method} {request.path} on {member.name} failed: {error}"
+    return f"{request.method} {request.path} on {member.name}: {answer}"
 
 
 def _schedule_retry(state: _Refresh, again: Callable[[], str]) -> None:
