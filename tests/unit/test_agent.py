@@ -441,3 +441,14 @@ def test_the_agent_never_sends_standby_cluster_but_its_removal() -> None:
     promoted = replace(config, standby=None)
     assert patroni.settings_to_send(promoted, None, following)["standby_cluster"] is None
     assert "standby_cluster" not in patroni.settings_to_send(promoted, None, {"ttl": 6}), "already promoted"
+
+
+def test_restore_to_the_latest_moment_names_no_target_action() -> None:
+    """pgBackRest refuses --target-action with --type=default (a clone, pointInTime latest);
+    with a time or a snapshot's set it is needed, so the restored server promotes."""
+    commands = pgbackrest.Commands(Path("/run/pgbackrest-restore.conf"), "src")
+    latest = commands.restore(Path("/data"), None)
+    assert "--type=default" in latest and not any(a.startswith("--target-action") for a in latest)
+    timed = commands.restore(Path("/data"), None, "2026-12-05 01:00:00+00")
+    assert "--type=time" in timed and "--target-action=promote" in timed
+    assert "--target-action=promote" in commands.restore(Path("/data"), "20261205-010000F")

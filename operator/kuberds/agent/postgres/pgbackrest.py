@@ -214,12 +214,12 @@ class Commands:
         picks the newest backup that ended before it (not simply the newest one); else the
         newest. The recovery settings pgBackRest writes are replaced by Patroni's own."""
         if snapshot_set:
-            target = [f"--repo={SNAPSHOTS}", f"--set={snapshot_set}", "--type=immediate"]
+            target = [f"--repo={SNAPSHOTS}", f"--set={snapshot_set}", "--type=immediate", "--target-action=promote"]
         elif target_time:
-            target = [f"--repo={AUTOMATED}", "--type=time", f"--target={target_time}"]
-        else:
+            target = [f"--repo={AUTOMATED}", "--type=time", f"--target={target_time}", "--target-action=promote"]
+        else:  # to the end of the archive, where recovery ends by itself (pgBackRest refuses a target action)
             target = [f"--repo={AUTOMATED}", "--type=default"]
-        return self.base(f"--pg1-path={data_dir}", *target, "--target-action=promote", "restore")
+        return self.base(f"--pg1-path={data_dir}", *target, "restore")
 
     def replica_restore(self, data_dir: Path) -> str:
         """Patroni's create_replica method: a standby from the newest automated backup."""
