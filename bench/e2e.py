@@ -118,6 +118,8 @@ def one_failover(bench: E2E, name: str, run: int | str, kind: str = "dbinstance"
     time.sleep(3)  # writes on the new writer for a while
     writer.stop()
     result = writer.result()
+    if not result["acked"]:
+        raise SystemExit(f"run {run}: no insert was acknowledged: {result.get('errors', [])[-5:]}")
     present = {int(row[0]) for row in bench.sql(name, f"SELECT id FROM {table}", kind=kind)}
     lost = sorted(set(result["acked"]) - present)
     if lost:
