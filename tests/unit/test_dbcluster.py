@@ -17,7 +17,7 @@ from kuberds.builders import dbcluster, reader_autoscaling, routing, settings
 from kuberds.builders.meta import Owner
 from kuberds.builders.server import Server, endpoint_names
 from kuberds.builders.status import Member
-from kuberds.builders.tiers import after_failover, before_scale_in
+from kuberds.builders.tiers import after_failover, before_scale_in, failed_over
 from kuberds.config import OperatorConfig
 from kuberds.engines import engine_for
 from tests.unit.test_builders import assert_golden, by_kind
@@ -255,3 +255,11 @@ def test_scaling_never_changes_the_pod_template() -> None:
     templates = {json.dumps(by_kind(dbcluster.server_objects(make_cluster(readers=n)))["StatefulSet"][0]["spec"][
         "template"], sort_keys=True) for n in (0, 1, 2, 5)}  # fmt: skip
     assert len(templates) == 1
+
+
+def test_a_failover_is_a_new_holder_after_another_even_through_nobody() -> None:
+    assert failed_over("ledger-0", "ledger-1", asked=False), "ledger-1 → (nobody) → ledger-0"
+    assert not failed_over("ledger-0", "ledger-1", asked=True), "a switchover the operator asked for"
+    assert not failed_over("ledger-0", None, asked=False), "the first holder: bootstrap"
+    assert not failed_over(None, "ledger-1", asked=False), "released, nobody yet"
+    assert not failed_over("ledger-1", "ledger-1", asked=False), "the same holder back"

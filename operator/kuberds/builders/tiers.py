@@ -28,6 +28,13 @@ class TierStep:
     target: Member | None = None
 
 
+def failed_over(leader: str | None, last_holder: str | None, asked: bool) -> bool:
+    """Whether the lease moved by a failover: a new member holds it, after another (the lease
+    may have passed through nobody: a stopping writer releases it first), and the operator did
+    not ask for the move."""
+    return bool(leader) and last_holder not in (None, leader) and not asked
+
+
 def _healthy(member: Member, leader: str) -> bool:
     return member.name != leader and member.in_service and not member.deleting and member.lag_seconds is not None
 

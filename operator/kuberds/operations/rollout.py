@@ -23,7 +23,7 @@ from kuberds.builders import names
 from kuberds.builders.rollout import handover, next_pod_to_roll
 from kuberds.builders.server import Server
 from kuberds.builders.status import Member, member_from_pod, storage_condition
-from kuberds.builders.tiers import after_failover
+from kuberds.builders.tiers import after_failover, failed_over
 from kuberds.contract import environment
 from kuberds.contract.report import AgentReport
 from kuberds.engines import AgentRequest
@@ -101,7 +101,7 @@ def _promotion_tier_step(kube: Kube, seen: Members, server: Server, members: lis
     (builders.tiers); None when there is nothing to do (the rolling step goes on)."""
     now = time.monotonic()
     asked = state.switchover_at is not None and now - state.switchover_at < REQUESTED_WITHIN_SECONDS
-    if routed.changed and routed.leader and routed.previous and not asked:
+    if routed.changed and failed_over(routed.leader, routed.last_holder, asked):
         state.failover_at = now
     if state.failover_at is None or now - state.failover_at > TIER_WINDOW_SECONDS:
         state.failover_at = None

@@ -24,6 +24,7 @@ REWRITE_SECONDS = 60.0
 _lock = threading.Lock()
 _written: dict[tuple[str, str], tuple[dict, float]] = {}  # (namespace, slice) → (slice, monotonic time)
 _leaders: dict[tuple[str, str, str], tuple[str | None, float]] = {}  # server key → (lease holder, when routed)
+_holders: dict[tuple[str, str, str], str] = {}  # server key → the last member seen holding the lease
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ class Routed:
     leader: str | None  # the lease holder now
     previous: str | None  # the holder the last step saw (None: none, or the first step)
     changed: bool  # the holder differs from the one the last step saw
+    # The last member seen holding the lease before this one (a handover passes through
+    # "nobody" when the old holder releases it first): a failover is a new holder after it.
+    last_holder: str | None = None
     written: tuple[str, ...] = ()  # the slices written
     members: dict[str, tuple[str, ...]] | None = None  # route's Service → the pods it lists
 
@@ -68,12 +72,16 @@ def route(kube: Kube, key: tuple[str, str, str], server: Server, members: list[M
         previous, _ = _leaders.get(key, (None, None))
         first = key not in _leaders
         _leaders[key] = (leader, now)
-    return Routed(leader, previous, not first and previous != leader, tuple(written), listed)
+        last_holder = _holders.get(key)
+        if leader:
+            _holders[key] = leader
+    return Routed(leader, previous, not first and previous != leader, tuple(written), listed, last_holder)
 
 
 def forget(namespace: str, name: str, key: tuple[str, str, str]) -> None:
     """The server is gone: its slices go with it (owner references), and from memory here."""
     with _lock:
         _leaders.pop(key, None)
+        _holders.pop(key, None)
         for slice_key in [k for k in _written if k[0] == namespace and (k[1] == name or k[1].startswith(name + "-"))]:
             _written.pop(slice_key, None)
