@@ -223,6 +223,10 @@ def one_freeze(bench: E2E, name: str, kind: str, run: int) -> tuple[float, float
     try:
         wait_for(lambda: writer_of(bench, name, kind) not in (None, writer), timeout=120, interval=0.5,
                  what="a writer on the other node")  # fmt: skip
+        # Status names the new writer before clients may write to it (one run stopped the load
+        # 5 s after that with no insert acknowledged since the freeze, and the gap measured
+        # nothing): wait for a write through the endpoint first.
+        wait_for(lambda: _writable(bench, name, kind), timeout=120, interval=1, what="the new writer taking writes")
         time.sleep(5)  # writes on the new writer for a while
     except AssertionError:  # with the synchronous standby frozen too, no member may be promoted
         moved = False
