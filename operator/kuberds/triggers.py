@@ -228,7 +228,7 @@ def replica_source_changed(event: dict, namespace: str, name: str, replicas_of_s
             initial_delay=READER_AUTOSCALING, when=lambda spec, **_: bool(spec.get("readerAutoscaling")))  # fmt: skip
 @reported("DBCluster")
 def reader_autoscaling(body: kopf.Body, namespace: str, name: str, member_pods: kopf.Index, **_: object) -> None:
-    pods = list(member_pods.get((namespace, "dbcluster", name), []))
+    pods = list(member_pods.get((namespace, dbcluster.KIND.lower(), name), []))
     log.debug("DBCluster %s/%s readers: %s", namespace, name, dbcluster.autoscale_readers(Operator.kube, dict(body),
                                                                                           pods))  # fmt: skip
 

@@ -29,7 +29,8 @@ def cluster_server(owner: Owner, spec: api.DBClusterSpec, engine: Engine, config
         owner, spec, engine, config, replicas=members, synchronous=members >= 2,
         synchronous_strict=members >= STRICT_FROM, scale_in_deletes_volumes=True, zones_required=True,
         hosts_required=False,
-        promotion_tiers=tuple(tier_of(spec, ordinal) for ordinal in range(members)), **passed,
+        promotion_tiers=tuple(tier_of(spec, ordinal) for ordinal in range(members)),
+        custom_endpoints=tuple(spec.custom_endpoints), reader_max_lag_seconds=spec.reader_max_lag_seconds, **passed,
     )  # fmt: skip
 
 

@@ -25,8 +25,6 @@ SLICE_MANAGER_LABEL = "endpointslice.kubernetes.io/managed-by"
 SLICE_MANAGER = "operator.kuberds.io"
 # The annotation on the HA manager's leader object naming the member that holds the lease.
 LEADER_ANNOTATION = "leader"
-# Readers further behind than this are left out of the reader endpoint (a kind may say otherwise).
-DEFAULT_READER_MAX_LAG_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -50,7 +48,7 @@ def leader_of(leader_object: dict | None) -> str | None:
 def routes(server: Server) -> list[Route]:
     """Every endpoint of the server that kuberds routes: writer, reader, custom ones."""
     out = [Route(names.writer_service(server.name), "writer"), Route(names.reader_service(server.name), "reader")]
-    for custom in getattr(server.spec, "custom_endpoints", []):
+    for custom in server.custom_endpoints:
         service = names.custom_endpoint(server.name, custom.name)
         out.append(Route(service, "custom", custom.name, custom.type == "ANY", tuple(custom.static_members),
                          tuple(custom.excluded_members)))  # fmt: skip
@@ -110,5 +108,5 @@ def endpoint_slice(server: Server, route: Route, members: list[Member]) -> dict:
 
 def endpoint_slices(server: Server, members: list[Member], leader: str | None) -> list[tuple[Route, dict]]:
     """Every routed endpoint's slice, from the members as observed and the lease holder."""
-    max_lag = getattr(server.spec, "reader_max_lag_seconds", DEFAULT_READER_MAX_LAG_SECONDS)
+    max_lag = server.reader_max_lag_seconds
     return [(r, endpoint_slice(server, r, chosen(r, members, leader, max_lag))) for r in routes(server)]

@@ -64,6 +64,10 @@ class Server:
     scale_in_deletes_volumes: bool = False
     # A DBCluster's members' promotion tiers by ordinal (None: a kind without tiers).
     promotion_tiers: tuple[int, ...] | None = None
+    # Endpoints over chosen members (a DBCluster's customEndpoints), and how far behind a
+    # reader may be and still serve the reader endpoint.
+    custom_endpoints: tuple[api.CustomEndpoint, ...] = ()
+    reader_max_lag_seconds: float = 30.0
     standby: StandbySource | None = None  # a read replica following its source (None once promoted)
     replica_of: ReplicaOf | None = None  # a read replica, promoted or not
 
@@ -135,7 +139,7 @@ def endpoint_names(server: Server) -> list[str]:
     namespace, domain = server.owner.namespace, server.config.cluster_domain
     dns = []
     services = [names.writer_service(server.name), names.reader_service(server.name)]
-    services += [names.custom_endpoint(server.name, e.name) for e in getattr(server.spec, "custom_endpoints", [])]
+    services += [names.custom_endpoint(server.name, e.name) for e in server.custom_endpoints]
     if server.spec.proxy.enabled:
         services.append(names.proxy(server.name))
         if server.spec.proxy.reader_endpoint:

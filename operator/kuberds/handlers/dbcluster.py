@@ -23,7 +23,6 @@ from kuberds.builders.status import FALSE, TRUE, Condition, member_from_pod
 from kuberds.builders.tiers import before_scale_in
 from kuberds.config import OperatorConfig
 from kuberds.contract import PRIMARY
-from kuberds.engines import engine_for
 from kuberds.handlers import shared
 from kuberds.kube import Kube
 from kuberds.operations import final_snapshot, ownership, reader_autoscaling, rollout, server_pass
@@ -84,10 +83,8 @@ def _scale_in(kube: Kube, config: OperatorConfig, body: dict, spec: api.DBCluste
     how many members to keep meanwhile (None: as the spec says; else up to the writer's) and
     what is awaited."""
     wanted, current = 1 + spec.readers, len(pods)
-    if spec.automation_paused or current <= wanted or engine_for(spec.engine) is None:
-        return None, None
-    server = _known_server(config, body, None)
-    if server is None:
+    server = _known_server(config, body, None) if current > wanted else None
+    if server is None:  # not scaling in; or paused, an engine not run yet, deleting
         return None, None
     members = [member_from_pod(p, zones, server.engine.role_label_values) for p in pods]
     writer = next((m for m in members if m.role == PRIMARY), None)

@@ -154,6 +154,7 @@ def _refresh_once(kube: Kube, key: tuple[str, str, str], seen: Members, server_o
     # The index may lag behind a status write; publish_status then re-reads on the conflict.
     if seen.body is None:
         _refreshes.pop(key, None)
+        routing.forget(key)
         return "nothing: the server is gone"
     namespace, name = key[1], key[2]
     try:  # a StatefulSet being re-created with larger claim templates is made once the old one is gone

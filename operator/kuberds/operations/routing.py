@@ -11,18 +11,18 @@ import time
 from dataclasses import dataclass
 
 from kuberds.builders.routing import endpoint_slices, leader_of
-
-__all__ = ["Routed", "due", "forget", "leader_of", "route"]
 from kuberds.builders.server import Server
 from kuberds.builders.status import Member
 from kuberds.kube import Kube
+
+__all__ = ["Routed", "due", "forget", "leader_of", "route"]
 
 # A slice is written again after this long even when nothing changed (drift); the leader
 # object is renewed every few seconds, so its events bring the refresh that does it.
 REWRITE_SECONDS = 60.0
 
 _lock = threading.Lock()
-_written: dict[tuple[str, str], tuple[dict, float]] = {}  # (namespace, slice) → (slice, monotonic time)
+_written: dict[tuple[tuple[str, str, str], str], tuple[dict, float]] = {}  # (server key, slice) → (it, when)
 _leaders: dict[tuple[str, str, str], tuple[str | None, float]] = {}  # server key → (lease holder, when routed)
 _holders: dict[tuple[str, str, str], str] = {}  # server key → the last member seen holding the lease
 
@@ -38,7 +38,6 @@ class Routed:
     # "nobody" when the old holder releases it first): a failover is a new holder after it.
     last_holder: str | None = None
     written: tuple[str, ...] = ()  # the slices written
-    members: dict[str, tuple[str, ...]] | None = None  # route's Service → the pods it lists
 
     def describe(self) -> str:
         moved = f"writer endpoint {self.previous or 'nobody'} → {self.leader or 'nobody'}; " if self.changed else ""
@@ -56,10 +55,8 @@ def route(kube: Kube, key: tuple[str, str, str], server: Server, members: list[M
           leader_object: dict | None) -> Routed:  # fmt: skip
     """Write the slices that changed; `key` is (kind, namespace, name) of the server."""
     leader, now, written = leader_of(leader_object), time.monotonic(), []
-    listed = {}
-    for route_, slice_ in endpoint_slices(server, members, leader):
-        listed[route_.service] = tuple(e["targetRef"]["name"] for e in slice_["endpoints"])
-        slice_key = (server.owner.namespace, slice_["metadata"]["name"])
+    for _route, slice_ in endpoint_slices(server, members, leader):
+        slice_key = (key, slice_["metadata"]["name"])
         with _lock:
             last, at = _written.get(slice_key, (None, 0.0))
         if last == slice_ and now - at < REWRITE_SECONDS:
@@ -75,13 +72,13 @@ def route(kube: Kube, key: tuple[str, str, str], server: Server, members: list[M
         last_holder = _holders.get(key)
         if leader:
             _holders[key] = leader
-    return Routed(leader, previous, not first and previous != leader, tuple(written), listed, last_holder)
+    return Routed(leader, previous, not first and previous != leader, last_holder, tuple(written))
 
 
-def forget(namespace: str, name: str, key: tuple[str, str, str]) -> None:
-    """The server is gone: its slices go with it (owner references), and from memory here."""
+def forget(key: tuple[str, str, str]) -> None:
+    """The server is gone (its slices go with it by their owner reference): forget it here."""
     with _lock:
         _leaders.pop(key, None)
         _holders.pop(key, None)
-        for slice_key in [k for k in _written if k[0] == namespace and (k[1] == name or k[1].startswith(name + "-"))]:
+        for slice_key in [k for k in _written if k[0] == key]:
             _written.pop(slice_key, None)

@@ -88,7 +88,7 @@ def with_tier(server: Server, member: Member) -> Member:
 def cluster_status(server: Server, members: list[Member], writer: str | None) -> dict:
     """A DBCluster's writer, ready readers (what the scale subresource reports), the pods'
     selector (what HPA or KEDA scale by), and its custom endpoints as routed now."""
-    max_lag = server.spec.reader_max_lag_seconds
+    max_lag = server.reader_max_lag_seconds
     custom = []
     for route in routing_build.routes(server):
         if route.role == "custom":

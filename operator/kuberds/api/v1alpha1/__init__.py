@@ -27,7 +27,7 @@ from kuberds.api.v1alpha1.common import (
     Tls,
     Toleration,
 )
-from kuberds.api.v1alpha1.dbcluster import DBClusterSpec
+from kuberds.api.v1alpha1.dbcluster import CustomEndpoint, DBClusterSpec
 from kuberds.api.v1alpha1.dbinstance import DBInstanceSpec
 from kuberds.api.v1alpha1.dbsnapshot import DBSnapshotSpec, DBSnapshotStatus, SnapshotRepository
 from kuberds.api.v1alpha1.readreplica import MAX_REPLICAS_PER_SOURCE, ReadReplicaSpec, ReadReplicaStatus
@@ -41,7 +41,8 @@ __all__ = [
     "IDENTIFIER_PATTERN", "KINDS", "MANAGED_PARAMETERS", "MAX_REPLICAS_PER_SOURCE", "NAME_PATTERN",
     "RESERVED_USERNAMES",
     "Backup", "BackupEncryption", "CacheClusterSpec", "CacheClusterStatus", "ClientSelector", "Condition",
-    "DBClusterSpec", "DBInstanceSpec", "DBSnapshotSpec", "DBSnapshotStatus", "LabelSelector", "MemberStatus",
+    "CustomEndpoint", "DBClusterSpec", "DBInstanceSpec", "DBSnapshotSpec", "DBSnapshotStatus", "LabelSelector",
+    "MemberStatus",
     "Monitoring", "Network", "ObjectStore", "PointInTime", "Proxy", "ReadReplicaSpec",
     "ReadReplicaStatus", "Restore", "Scheduling",
     "ServerSpec", "ServerStatus", "SnapshotRepository", "Storage", "StorageAutoscaling", "StorageStatus", "Tls",
