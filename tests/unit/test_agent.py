@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shlex
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +24,7 @@ from kuberds.contract.settings import (
     AgentConfig,
     BackupPlan,
     ClientTls,
+    HaTiming,
     ObjectStoreTarget,
     Repository,
     RestorePlan,
@@ -192,7 +195,7 @@ def test_patroni_configuration_for_a_multi_az_member() -> None:
     # An unreachable store reads as "no such WAL" within a second instead of pgBackRest's
     # minutes of retries, which held promotions back.
     restore_command = doc["postgresql"]["recovery_conf"]["restore_command"]
-    probe = """timeout 1 bash -c 'exec 3<>"/dev/tcp/$1/$2"' probe s3.local 8443 2>/dev/null && """
+    probe = f"bash -c {shlex.quote(pgbackrest.STORE_PROBE)} store-probe s3.local 8443 /tmp/kuberds-store-silent && "
     assert restore_command.startswith(probe)
     assert restore_command.endswith('archive-get %f "%p"')
 
@@ -216,9 +219,53 @@ def test_the_store_probe_never_runs_an_address_as_shell_text(tmp_path: Path) -> 
 
     marker = tmp_path / "owned"
     command = pgbackrest.Commands(Path("/nonexistent.conf"), "db").archive_get((f"s3$(touch {marker})x", 9))
-    probe = command.split(" && ")[0]
+    probe = command.rsplit(" && ", 1)[0]
     subprocess.run(["sh", "-c", probe], cwd=tmp_path, timeout=10)
     assert not marker.exists()
+
+
+def test_the_store_probe_passes_a_store_that_answers_and_fails_a_silent_one_once_per_ten_seconds(
+    tmp_path: Path,
+) -> None:
+    """A frozen store's kernel still completes the handshake (a listener that never accepts
+    behaves the same): the probe waits for an answer, gives up after half a second, and then
+    answers "silent" at once for the archive reads that follow."""
+    import socket
+    import subprocess
+    import threading
+    import time
+
+    marker = tmp_path / "silent"
+
+    def probe(port: int) -> tuple[int, float]:
+        command = pgbackrest.Commands(Path("/nonexistent.conf"), "db").archive_get(("127.0.0.1", port), str(marker))
+        started = time.monotonic()
+        result = subprocess.run(["sh", "-c", command.rsplit(" && ", 1)[0]], timeout=10)
+        return result.returncode, time.monotonic() - started
+
+    with socket.socket() as silent, socket.socket() as answering:
+        for listener in (silent, answering):
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(8)
+
+        def answer(times: int) -> None:  # reads the request line and closes, as a TLS server would
+            for _ in range(times):
+                connection, _ = answering.accept()
+                with connection:
+                    connection.recv(64)
+
+        threading.Thread(target=answer, args=(2,), daemon=True).start()
+        assert probe(answering.getsockname()[1])[0] == 0
+        assert not marker.exists()
+        code, seconds = probe(silent.getsockname()[1])
+        assert code != 0 and 0.4 < seconds < 3, (code, seconds)
+        code, seconds = probe(silent.getsockname()[1])
+        assert code != 0 and seconds < 0.3, f"the second read waited {seconds:.2f}s"
+        # The verdict lasts 10 s, whatever answers meanwhile; then the store is asked again.
+        assert probe(answering.getsockname()[1])[0] != 0
+        old = time.time() - 11
+        os.utime(marker, (old, old))
+        assert probe(answering.getsockname()[1])[0] == 0
 
 
 def test_configuration_files_refuse_control_characters() -> None:
@@ -345,7 +392,7 @@ def test_cluster_wide_parameters_go_where_patroni_reads_them() -> None:
     assert boot["parameters"]["max_connections"] == "450" and boot["use_pg_rewind"]
     held = {
         **dcs,
-        "ttl": 6,
+        "ttl": HaTiming().ttl,
         "postgresql": {"use_slots": True, "parameters": {"max_connections": 450, "max_locks_per_transaction": "128"}},
     }
     assert patroni.settings_current(held, dcs), "100 and '100' are the same value"

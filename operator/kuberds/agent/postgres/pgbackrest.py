@@ -33,6 +33,19 @@ CIPHER = "aes-256-cbc"
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+# Arguments: the store's host and port, and a marker file. Connects, sends a request line and
+# waits half a second at most (two round trips) for the first byte back or the close (head exits 0 on either). A store
+# found silent is taken as silent for 10 s without asking again (the marker's age), so the
+# several archive reads of one promotion cost one wait, not one each (measured: five, 5 s).
+STORE_PROBE = (
+    'if [ -n "$(find "$3" -newermt "-10 seconds" 2>/dev/null)" ]; then exit 1; fi; '
+    "if timeout 0.5 bash -c 'exec 3<>\"/dev/tcp/$1/$2\" && printf \"HEAD / HTTP/1.0\\r\\n\\r\\n\" >&3 && "
+    "head -c1 <&3 >/dev/null' probe \"$1\" \"$2\" 2>/dev/null; then exit 0; fi; "
+    'touch "$3"; exit 1'
+)
+SILENT_STORE_MARKER = "/tmp/kuberds-store-silent"
+
+
 def store_address(store: ObjectStoreTarget) -> tuple[str, int]:
     """Host and port pgBackRest connects to (always HTTPS: 443 unless the endpoint says)."""
     endpoint = urlsplit(store.endpoint) if store.endpoint else None
@@ -170,20 +183,25 @@ class Commands:
     def archive_push(self) -> str:
         return " ".join(self.base("archive-push", '"%p"'))
 
-    def archive_get(self, probe: tuple[str, int] | None = None) -> str:
+    def archive_get(self, probe: tuple[str, int] | None = None, marker: str = SILENT_STORE_MARKER) -> str:
         """PostgreSQL's restore_command. With `probe` (the store's address), a store that does
-        not take a connection within a second reads as "no such file" at once: pgBackRest
-        itself retries for minutes (measured: over 300 s per call with its defaults), which
-        held a promotion back (the new primary stays read-only while it asks the archive for
-        timeline history) and kept a standby from falling back to streaming."""
+        not answer within half a second reads as "no such file" at once: pgBackRest itself retries
+        for minutes (measured: over 300 s per call with its defaults), which held a promotion
+        back (the new primary stays read-only while it asks the archive for timeline history)
+        and kept a standby from falling back to streaming.
+
+        The probe wants an answer, not only a connection: a frozen store's kernel still
+        completes the TCP handshake (measured: a node frozen whole, its S3 pod with it, left
+        the promoted standby read-only past 120 s). A plain request line draws a reply or a
+        close from a plain HTTP server and from a TLS one alike (not a TLS record), at once."""
         command = " ".join(self.base("archive-get", "%f", '"%p"'))
         if probe is None:
             return command
         host, port = probe
         # The address goes to bash as arguments, never as script text: $1 and $2 are not
         # parsed again, whatever they hold (the API also admits only host names and addresses).
-        script = shlex.quote('exec 3<>"/dev/tcp/$1/$2"')
-        return f"timeout 1 bash -c {script} probe {shlex.join([host, str(port)])} 2>/dev/null && {command}"
+        arguments = shlex.join([host, str(port), marker])
+        return f"bash -c {shlex.quote(STORE_PROBE)} store-probe {arguments} && {command}"
 
     def push_now(self, wal_path: Path) -> list[str]:
         """One segment, synchronously (the async queue belongs to PostgreSQL's archiver)."""
