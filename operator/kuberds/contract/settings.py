@@ -79,9 +79,15 @@ class ClientTls:
 
 @dataclass(frozen=True)
 class HaTiming:
-    """The HA manager's clock. loop_wait + 2 * retry_timeout must not exceed ttl (Patroni's rule)."""
+    """The HA manager's clock. loop_wait + 2 * retry_timeout must not exceed ttl (Patroni's rule).
 
-    ttl: int = 6
+    ttl is what a dead or frozen primary costs before a standby may take the lease (measured on
+    a frozen node: the lease taken ttl + 1.3 s after the freeze, of which up to loop_wait is the
+    standby's own cycle). 5 s meets the rule exactly; a primary still demotes itself after
+    retry_timeout without the API server, and a standby with a stale view cannot take the
+    lease (the API server refuses its write), so a shorter ttl adds no split brain."""
+
+    ttl: int = 5
     loop_wait: int = 1
     retry_timeout: int = 2
 
