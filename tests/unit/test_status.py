@@ -140,8 +140,11 @@ def test_a_member_reads_its_agents_synchronous_report() -> None:
     report = {"kuberds.io/agent-status": json.dumps({"role": "replica", "synchronousStandby": True})}
     pod = {"metadata": {"name": "db-1", "labels": {"kuberds.io/role": "replica"}, "annotations": report}}
     assert member_from_pod(pod, {}).synchronous is True
+    # Status says it: a Multi-AZ server whose standby is not synchronous cannot fail over yet.
+    assert member_from_pod(pod, {}).as_status()["synchronous"] is True
     pod["metadata"]["annotations"] = {"kuberds.io/agent-status": "not json"}
     assert member_from_pod(pod, {}).synchronous is None
+    assert "synchronous" not in member_from_pod(pod, {}).as_status(), "not said: not shown"
 
 
 def test_a_primary_is_in_service_only_once_its_agent_has_set_the_accounts() -> None:

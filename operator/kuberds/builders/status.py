@@ -90,6 +90,8 @@ class Member:
             out["lagSeconds"] = self.lag_seconds
         if self.promotion_tier is not None:
             out["promotionTier"] = self.promotion_tier
+        if self.synchronous is not None and self.role != PRIMARY:
+            out["synchronous"] = self.synchronous
         return out
 
 

@@ -165,3 +165,7 @@ class MemberStatus:
     ready: bool = field("Whether the pod is ready to serve.", default=False)
     lag_seconds: float | None = field("A replica's lag behind the writer, in seconds, as its agent reports it.")
     promotion_tier: int | None = field("A DBCluster member's promotion tier (0 is promoted first).")
+    synchronous: bool | None = field(
+        "A standby's own report: it confirms every commit before the writer acknowledges it, so it may "
+        "be promoted without losing one (Multi-AZ and DBCluster fail over only to such a member)."
+    )
