@@ -29,6 +29,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,8 +40,8 @@ sys.path.insert(0, str(ROOT / "operator"))
 
 from bench.figures import seconds_summary  # noqa: E402
 from e2e import environment  # noqa: E402
-from e2e.manifests import dbcluster, dbinstance, object_store  # noqa: E402
-from e2e.support import E2E  # noqa: E402
+from e2e.manifests import CLIENT, client_pod, dbcluster, dbinstance, object_store  # noqa: E402
+from e2e.support import E2E, OPERATOR_NAMESPACE  # noqa: E402
 from tests.support.kube import Cluster, wait_for  # noqa: E402
 
 NAMESPACE = "kuberds-bench"
@@ -78,12 +79,17 @@ def create_and_delete(bench: E2E, manifest: dict) -> tuple[float, float]:
     bench.wait_available(name, timeout=900, kind=kind)
     available = time.monotonic() - started
     started = time.monotonic()
+    delete_server(bench, kind, name)
+    return available, time.monotonic() - started
+
+
+def delete_server(bench: E2E, kind: str, name: str) -> None:
+    """Deletes the server, then its claims: volumes are retained by design, and the next run
+    of the same name would be refused them."""
     bench.kubectl("delete", kind, name, "-n", bench.namespace, "--wait=false")
     wait_for(lambda: bench.get(kind, name) is None, timeout=600, interval=1, what=f"{name} deleted")
-    deleted = time.monotonic() - started
     bench.kubectl("delete", "pvc", "-n", bench.namespace, "-l", f"app.kubernetes.io/instance={name}",
                   "--wait=true", "--timeout=120s", timeout=140)  # fmt: skip
-    return available, deleted
 
 
 def creates(bench: E2E, runs: int) -> None:
@@ -159,7 +165,7 @@ def failovers(bench: E2E, runs: int) -> None:
         say(f"    {kind}: pod delete → first acknowledged write: {seconds_summary(first_writes)}")
         say(f"    {kind}: longest write gap: {seconds_summary(gaps)}")
         if kind == "dbcluster":  # the store-outage run uses the DBInstance
-            bench.kubectl("delete", kind, name, "-n", bench.namespace, "--wait=true", "--timeout=300s", timeout=320)
+            delete_server(bench, kind, name)
 
 
 def failover_with_the_store_down(bench: E2E) -> None:
@@ -200,24 +206,93 @@ def node_command(command: str, node: str) -> None:
                    stdout=subprocess.DEVNULL)  # fmt: skip
 
 
-def one_freeze(bench: E2E, name: str, kind: str, run: int) -> tuple[float, float, int, str]:
-    """Freezes the writer's node under writes from the client pod (on the other node: the
-    writer is moved there first by deleting its pod when needed)."""
-    client = node_of(bench, "client")
+class Timeline:
+    """Samples, about every 0.3 s, who holds the leader lease and where the writer Service's
+    EndpointSlice points, and keeps when each changed: which step of a failover took the time."""
+
+    def __init__(self, bench: E2E, name: str) -> None:
+        self.bench, self.name, self.changes = bench, name, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> tuple[str, str]:
+        lease = self.bench.kubectl("get", "configmap", f"{self.name}-leader", "-n", self.bench.namespace, "-o",
+                                   "jsonpath={.metadata.annotations.leader}", check=False).stdout  # fmt: skip
+        slices = self.bench.kubectl("get", "endpointslices", "-n", self.bench.namespace, "-l",
+                                    f"kubernetes.io/service-name={self.name}", "-o",
+                                    "jsonpath={.items[*].endpoints[*].targetRef.name}", check=False).stdout  # fmt: skip
+        return lease.strip() or "-", slices.strip() or "-"
+
+    def _sample(self) -> None:
+        last = (None, None)
+        while not self._stop.is_set():
+            now, seen = time.time(), self._read()
+            for what, old, new in (("lease", last[0], seen[0]), ("endpoint", last[1], seen[1])):
+                if old is not None and new != old:
+                    self.changes.append((now, what, new))
+            last = seen
+            self._stop.wait(0.3)
+
+    def stop(self, since: float) -> str:
+        self._stop.set()
+        self._thread.join(10)
+        return ", ".join(f"{what} → {new} +{at - since:.1f}s" for at, what, new in self.changes) or "no change seen"
+
+
+FREEZE_CLIENT_DEADLINE = 1.0
+
+
+def failover_ready(bench: E2E, name: str, kind: str) -> bool:
+    """Available, with a ready standby that reports itself synchronous."""
+    status = bench.status(name, kind)
+    standbys = [m for m in status.get("members", []) if m.get("role") != "primary"]
+    return status.get("phase") == "Available" and any(m.get("ready") and m.get("synchronous") for m in standbys)
+
+
+def node_of_first(bench: E2E, selector: str, namespace: str) -> str | None:
+    pods = bench.items("pod", selector, namespace=namespace)
+    return (pods[0].get("spec") or {}).get("nodeName") if pods else None
+
+
+def spared_node(bench: E2E) -> str:
+    """The node a freeze must spare: the operator's (endpoints move only while it runs: a
+    frozen operator is another scenario, in the README's limits). The client pod is made again
+    there (with the current writer: a kept namespace's pod may mount an older one); the object
+    store's node is reported (a frozen store delays what reads the archive)."""
+    operator = node_of_first(bench, "app.kubernetes.io/component=operator", OPERATOR_NAMESPACE)
+    if operator is None:
+        raise SystemExit("no operator pod found")
+    bench.kubectl("delete", "pod", CLIENT, "-n", bench.namespace, "--wait=true")
+    writer_source = (ROOT / "e2e" / "writer.py").read_text()
+    bench.apply(*client_pod(bench.namespace, environment.IMAGES["postgres"], writer_source, node=operator))
+    bench.kubectl("wait", "pod", CLIENT, "-n", bench.namespace, "--for=condition=Ready", "--timeout=180s",
+                  timeout=200)  # fmt: skip
+    store = node_of_first(bench, "app.kubernetes.io/name=s3", environment.S3_NAMESPACE)
+    say(f"    the operator and the client on {operator}; the object store on {store}")
+    return operator
+
+
+def one_freeze(bench: E2E, name: str, kind: str, run: int, spared: str) -> tuple[float, float, int, str]:
+    """Freezes the writer's node under writes from the client pod (on the spared node: the
+    writer is moved off it first by deleting its pod when needed)."""
     for _ in range(4):
+        # Only a synchronous standby may be promoted: a member back from the last run has to
+        # catch up first, or deleting the writer just restarts it.
+        wait_for(lambda: failover_ready(bench, name, kind), timeout=600, interval=1, what="a synchronous standby")
         writer = writer_of(bench, name, kind)
-        if writer and node_of(bench, writer) != client:
+        if writer and node_of(bench, writer) != spared:
             break
         bench.kubectl("delete", "pod", writer, "-n", bench.namespace)
         wait_for(lambda old=writer: writer_of(bench, name, kind) not in (None, old), timeout=180, interval=0.5,
                  what="a writer away from the client's node")  # fmt: skip
-        wait_for(lambda: bench.status(name, kind).get("phase") == "Available", timeout=600, interval=2,
-                 what="all members back")  # fmt: skip
     node, table = node_of(bench, writer), f"freeze_{kind}_{run}"
-    load = bench.writer(name, seconds=600, table=table, kind=kind)
+    # A 1 s deadline per statement: the client retries often enough to see the moment writes resume.
+    load = bench.writer(name, seconds=600, table=table, kind=kind, deadline=FREEZE_CLIENT_DEADLINE)
     time.sleep(8)
     frozen_at = time.time()
     frozen_with = [p for p in bench.pods(name) if p != writer and node_of(bench, p) == node]
+    timeline = Timeline(bench, name)
     node_command("freeze", node)
     moved = True
     try:
@@ -233,8 +308,10 @@ def one_freeze(bench: E2E, name: str, kind: str, run: int) -> tuple[float, float
         say(f"    no failover within 120 s: {', '.join(frozen_with) or 'no other member'} frozen with the writer")
     finally:
         node_command("thaw", node)
+        say(f"    run {run}: {timeline.stop(frozen_at)}")
     load.stop()
     result = load.result()
+    say(f"    run {run}: the writer's errors ({result['error_count']}): {'; '.join(result['errors'][:4])}")
     wait_for(lambda: bench.status(name, kind).get("phase") == "Available", timeout=900, interval=2,
              what=f"{name}: the thawed members back")  # fmt: skip
     present = {int(row[0]) for row in bench.sql(name, f"SELECT id FROM {table}", kind=kind)}
@@ -246,17 +323,45 @@ def one_freeze(bench: E2E, name: str, kind: str, run: int) -> tuple[float, float
     return first_write, gap, len(result["acked"]), node + (f" (with {', '.join(frozen_with)})" if frozen_with else "")
 
 
-def node_freezes(bench: E2E, runs: int) -> None:
+def cluster_with_one_member_off(bench: E2E, manifest: dict, spared: str) -> None:
+    """Three members on the two real nodes are two and one: the pair is placed on the spared
+    node (the third member made while the other node is cordoned; local volumes keep each
+    member on its node after), so the frozen node holds the writer alone and two members stay
+    to promote and confirm. Were the pair frozen, strict synchronous commit would (rightly)
+    hold every write until the thaw: one node per zone in three zones is the real answer."""
+    name = manifest["metadata"]["name"]
+    bench.apply({**manifest, "spec": {**manifest["spec"], "readers": 1}})
+    bench.wait_available(name, timeout=900, kind="dbcluster")
+    others = sorted({node_of(bench, pod) for pod in bench.pods(name)} - {spared, None})
+    for node in others:
+        bench.kubectl("cordon", node)
+    try:
+        bench.patch("dbcluster", name, {"spec": {"readers": manifest["spec"]["readers"]}})
+        wait_for(lambda: bench.status(name, "dbcluster").get("readyReaders") == manifest["spec"]["readers"],
+                 timeout=600, interval=2, what=f"{name}: the new reader on {spared}")  # fmt: skip
+    finally:
+        for node in others:
+            bench.kubectl("uncordon", node)
+    say(f"    members: {', '.join(f'{pod} on {node_of(bench, pod)}' for pod in sorted(bench.pods(name)))}")
+
+
+def node_freezes(bench: E2E, runs: int, kinds: list[str]) -> None:
+    spared = spared_node(bench)
     for kind, name, manifest in (
         ("dbinstance", "bench-freeze", dbinstance(bench.namespace, "bench-freeze", **spec(True))),
         ("dbcluster", "bench-freeze-c", cluster(bench, "bench-freeze-c")),
     ):
+        if kind not in kinds:
+            continue
         say(f"==> node loss: the writer's real node frozen under writes, {kind}, {runs} runs")
-        bench.apply(manifest)
-        bench.wait_available(name, timeout=900, kind=kind)
+        if kind == "dbcluster":
+            cluster_with_one_member_off(bench, manifest, spared)
+        else:
+            bench.apply(manifest)
+            bench.wait_available(name, timeout=900, kind=kind)
         first_writes, gaps = [], []
         for run in range(1, runs + 1):
-            first_write, gap, acked, node = one_freeze(bench, name, kind, run)
+            first_write, gap, acked, node = one_freeze(bench, name, kind, run, spared)
             gaps.append(gap)
             if first_write is not None:
                 first_writes.append(first_write)
@@ -265,7 +370,7 @@ def node_freezes(bench: E2E, runs: int) -> None:
                 "after the thaw")  # fmt: skip
         say(f"    {kind}: node frozen → first acknowledged write: {seconds_summary(first_writes)} "
             f"({runs - len(first_writes)} of {runs} runs without a failover)")  # fmt: skip
-        bench.kubectl("delete", kind, name, "-n", bench.namespace, "--wait=true", "--timeout=300s", timeout=320)
+        delete_server(bench, kind, name)
 
 
 def main() -> int:
@@ -276,6 +381,7 @@ def main() -> int:
                         help="one more failover with the S3 server down")  # fmt: skip
     parser.add_argument("--node-freezes", type=int, default=3,
                         help="frozen writer nodes per kind (Multi-AZ DBInstance, DBCluster); 0: none")  # fmt: skip
+    parser.add_argument("--freeze-kinds", default="dbinstance,dbcluster", help="kinds the node freezes run for")
     parser.add_argument("--kubeconfig", help="another cluster whose nodes have the images (default: the local one)")
     parser.add_argument("--keep", action="store_true", help="leave the cluster, kuberds and the namespace")
     args = parser.parse_args()
@@ -288,6 +394,8 @@ def main() -> int:
     timed("helm install of kuberds", lambda: environment.install_kuberds(cluster))
     with tempfile.TemporaryDirectory() as workdir:
         s3_ca = timed("S3 server in the cluster", lambda: environment.start_s3(cluster, Path(workdir)))
+    # A kept namespace's client pod may be pinned to a node (a freeze run): made again.
+    cluster.kubectl("delete", "pod", CLIENT, "-n", NAMESPACE, "--ignore-not-found", "--wait=true", check=False)
     bench = timed("namespace and client pod", lambda: environment.prepare_namespace(cluster, NAMESPACE, s3_ca))
     try:
         if args.runs:
@@ -297,7 +405,7 @@ def main() -> int:
         if args.failovers and args.store_outage:
             failover_with_the_store_down(bench)
         if args.node_freezes and not args.kubeconfig:  # freezing needs the local real nodes
-            node_freezes(bench, args.node_freezes)
+            node_freezes(bench, args.node_freezes, args.freeze_kinds.split(","))
     finally:
         if not args.keep:
             environment.release_and_delete(bench)

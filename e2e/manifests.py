@@ -91,10 +91,12 @@ def s3_credentials(namespace: str, ca: str) -> list[dict]:
              "stringData": {"ca.crt": ca}}]  # fmt: skip
 
 
-def client_pod(namespace: str, image: str, writer_source: str) -> list[dict]:
+def client_pod(namespace: str, image: str, writer_source: str, node: str | None = None) -> list[dict]:
     """A long-running pod from the postgres image (psql, and psycopg in /opt/kuberds) that the
-    suite execs into: every database connection of the suite starts inside the cluster."""
+    suite execs into: every database connection of the suite starts inside the cluster (on
+    `node` when given: a node-loss run keeps its client off the node it freezes)."""
     meta = {"name": CLIENT, "namespace": namespace, "labels": labels(CLIENT)}
+    placement = {"nodeSelector": {"kubernetes.io/hostname": node}} if node else {}
     return [
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {**meta, "name": "e2e-writer"},
          "data": {"writer.py": writer_source}},
@@ -103,6 +105,7 @@ def client_pod(namespace: str, image: str, writer_source: str) -> list[dict]:
                                 "seccompProfile": {"type": "RuntimeDefault"}},
             "terminationGracePeriodSeconds": 1,
             "enableServiceLinks": False,
+            **placement,
             "containers": [{
                 "name": CLIENT,
                 "image": image,

@@ -137,11 +137,13 @@ class E2E:
         return [line.split("\t") for line in out.splitlines() if line]
 
     def writer(self, instance: str, seconds: float, table: str = "writes", proxy: bool = False,
-               kind: str = "dbinstance") -> Writer:  # fmt: skip
+               kind: str = "dbinstance", deadline: float | None = None) -> Writer:  # fmt: skip
+        """Inserts from the client pod (e2e/writer.py); `deadline`: seconds each statement gets."""
         stop_file = f"/tmp/stop-{table}"
         host = self.status(instance, kind)["proxyEndpoint"] if proxy else None
         command = ["/opt/kuberds/bin/python", "/scripts/writer.py", "--dsn", self.dsn(instance, host, kind),
-                   "--seconds", str(seconds), "--table", table, "--stop-file", stop_file]  # fmt: skip
+                   "--seconds", str(seconds), "--table", table, "--stop-file", stop_file,
+                   *(["--deadline", str(deadline)] if deadline else [])]  # fmt: skip
         args = [self.cluster.kubectl_path, f"--kubeconfig={self.cluster.kubeconfig}",
                 "exec", "-n", self.namespace, CLIENT, "--", *command]  # fmt: skip
         process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -5,8 +5,11 @@ the pod through a ConfigMap, not installed.
     python writer.py --dsn "host=db.ns.svc user=… password=… dbname=app" --seconds 60
 
 One autocommit INSERT per id, one id at a time; an id is acknowledged only once its commit
-returned. A hung statement is abandoned after 3 s (statement_timeout, TCP keepalives) and the
-connection rebuilt, so the writer follows the writer Service to a new primary. At the end it
+returned. A statement gets 3 s (`--deadline`), as an application's request deadline: past it the connection
+is abandoned and rebuilt, so the writer follows the writer Service to a new primary. The
+deadline is the client's own, because nothing else ends the wait on a frozen server: its
+kernel still acknowledges every packet (no TCP timeout or keepalive fires) while postgres,
+frozen, never answers nor enforces its statement_timeout. At the end it
 prints one JSON object: the acknowledged ids and the longest time without an acknowledged
 write (what an application sees of a failover).
 """
@@ -18,6 +21,7 @@ import itertools
 import json
 import os
 import sys
+import threading
 import time
 
 import psycopg
@@ -29,7 +33,36 @@ CONNECT = {"connect_timeout": 3, "keepalives": 1, "keepalives_idle": 2, "keepali
            "prepare_threshold": None}  # fmt: skip
 
 
-def run(dsn: str, table: str, seconds: float, interval: float, stop_file: str | None = None) -> dict:
+DEADLINE_SECONDS = 3.0
+
+
+class Deadline(Exception):
+    """The server did not answer in time; the connection is left to its hung thread."""
+
+
+def within_deadline(work, *args, seconds: float = DEADLINE_SECONDS, **kwargs):
+    """Runs work(*args, **kwargs) in a daemon thread and waits at most `seconds` for it. A hung call keeps
+    its thread (and its connection) until the process ends: one per outage, not per insert."""
+    outcome: dict = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = work(*args, **kwargs)
+        except BaseException as error:  # handed to the caller's thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise Deadline(f"no answer within {seconds:.0f}s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def run(dsn: str, table: str, seconds: float, interval: float, stop_file: str | None = None,
+        deadline: float = DEADLINE_SECONDS) -> dict:  # fmt: skip
     acked: list[int] = []
     errors: list[str] = []
     ack_times: list[float] = []
@@ -39,24 +72,27 @@ def run(dsn: str, table: str, seconds: float, interval: float, stop_file: str | 
     while time.monotonic() - started < seconds and not (stop_file and os.path.exists(stop_file)):
         try:
             if connection is None:
-                connection = psycopg.connect(dsn, **CONNECT)
-                connection.execute(f"CREATE TABLE IF NOT EXISTS {table} (id bigint PRIMARY KEY, at timestamptz "
-                                   "NOT NULL DEFAULT clock_timestamp())")  # fmt: skip
-            connection.execute(f"INSERT INTO {table} (id) VALUES (%s) ON CONFLICT (id) DO NOTHING", (next_id,))
+                connection = within_deadline(psycopg.connect, dsn, seconds=deadline, **CONNECT)
+                create = (f"CREATE TABLE IF NOT EXISTS {table} (id bigint PRIMARY KEY, at timestamptz NOT NULL "
+                          "DEFAULT clock_timestamp())")  # fmt: skip
+                within_deadline(connection.execute, create, seconds=deadline)
+            insert = f"INSERT INTO {table} (id) VALUES (%s) ON CONFLICT (id) DO NOTHING"
+            within_deadline(connection.execute, insert, (next_id,), seconds=deadline)
             acked.append(next_id)
             ack_times.append(time.monotonic() - started)
             next_id += 1
-        except psycopg.Error as error:
+        except (psycopg.Error, Deadline) as error:
             # The commit's outcome is unknown: the id is not acknowledged, and it is retried
             # (ON CONFLICT keeps the retry harmless if the first attempt did commit).
             errors.append(f"{time.monotonic() - started:.2f}s {type(error).__name__}: {str(error).strip()[:160]}")
-            if connection is not None:
+            if connection is not None and not isinstance(error, Deadline):  # closing a hung one hangs too
                 connection.close()
             connection = None
             time.sleep(0.2)
             continue
         time.sleep(interval)
-    gaps = [b - a for a, b in itertools.pairwise(ack_times)]
+    # An outage still going on when the load stops counts too: up to the end of the run.
+    gaps = [b - a for a, b in itertools.pairwise([*ack_times, time.monotonic() - started])]
     longest = max(gaps, default=0.0)
     at = ack_times[gaps.index(longest)] if gaps else 0.0
     # Wall-clock start of the longest gap, for comparing with what the caller did when.
@@ -72,8 +108,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--interval", type=float, default=0.05)
     parser.add_argument("--stop-file", help="stop early once this file exists")
+    parser.add_argument("--deadline", type=float, default=DEADLINE_SECONDS, help="seconds a statement may take")
     args = parser.parse_args()
-    print(json.dumps(run(args.dsn, args.table, args.seconds, args.interval, args.stop_file)), flush=True)
+    print(json.dumps(run(args.dsn, args.table, args.seconds, args.interval, args.stop_file, args.deadline)), flush=True)
     return 0
 
 
