@@ -39,8 +39,8 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # several archive reads of one promotion cost one wait, not one each (measured: five, 5 s).
 STORE_PROBE = (
     'if [ -n "$(find "$3" -newermt "-10 seconds" 2>/dev/null)" ]; then exit 1; fi; '
-    "if timeout 0.5 bash -c 'exec 3<>\"/dev/tcp/$1/$2\" && printf \"HEAD / HTTP/1.0\\r\\n\\r\\n\" >&3 && "
-    "head -c1 <&3 >/dev/null' probe \"$1\" \"$2\" 2>/dev/null; then exit 0; fi; "
+    'if timeout 0.5 bash -c \'exec 3<>"/dev/tcp/$1/$2" && printf "HEAD / HTTP/1.0\\r\\n\\r\\n" >&3 && '
+    'head -c1 <&3 >/dev/null\' probe "$1" "$2" 2>/dev/null; then exit 0; fi; '
     'touch "$3"; exit 1'
 )
 SILENT_STORE_MARKER = "/tmp/kuberds-store-silent"
