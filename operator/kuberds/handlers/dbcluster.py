@@ -105,9 +105,9 @@ def _scale_in(kube: Kube, config: OperatorConfig, body: dict, spec: api.DBCluste
 _handovers: dict[tuple[str, str], float] = {}
 
 
-def delete(kube: Kube, config: OperatorConfig, body: dict) -> None:
+def delete(kube: Kube, config: OperatorConfig, body: dict, members: list[dict]) -> None:
     final_snapshot.delete(kube, config, body, spec_of(body))
-    ha_state.remove(kube, body)
+    ha_state.remove(kube, body, members)
     ownership.forget(Owner.of(body))
 
 

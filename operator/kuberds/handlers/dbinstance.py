@@ -40,9 +40,9 @@ def reconcile(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], 
     server_pass.run(kube, config, BUILDERS, body, spec_of(body), pods, zones)
 
 
-def delete(kube: Kube, config: OperatorConfig, body: dict) -> None:
+def delete(kube: Kube, config: OperatorConfig, body: dict, members: list[dict]) -> None:
     final_snapshot.delete(kube, config, body, spec_of(body))
-    ha_state.remove(kube, body)
+    ha_state.remove(kube, body, members)
     ownership.forget(Owner.of(body))
 
 

@@ -172,10 +172,10 @@ def _promote(kube: Kube, body: dict, follow: build.Follow, pods: list[dict]) -> 
         post_event(body, "Normal", "Promoting", message=f"stopped following {follow.description}: promoting")
 
 
-def delete(kube: Kube, config: OperatorConfig, body: dict) -> None:
+def delete(kube: Kube, config: OperatorConfig, body: dict, members: list[dict]) -> None:
     """A replica's volume is retained, as every server's; no final snapshot (the schema keeps
     skipFinalSnapshot true: DBSnapshots of replicas are not offered yet)."""
-    ha_state.remove(kube, body)
+    ha_state.remove(kube, body, members)
     post_event(body, "Normal", "DeletedWithoutFinalSnapshot", message="a read replica; its volume is retained")
     ownership.forget(Owner.of(body))
 

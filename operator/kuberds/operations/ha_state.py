@@ -19,11 +19,10 @@ MEMBERS = "database"  # the component label of the members and of Patroni's Conf
 STOP_WAIT_SECONDS = 5
 
 
-def remove(kube: Kube, body: dict) -> None:
+def remove(kube: Kube, body: dict, members: list[dict]) -> None:
     """Stops the members (their StatefulSet goes; the volumes stay, as always), then deletes the
-    ConfigMaps the HA manager left. One read of each at a deletion: no index is worth it."""
+    ConfigMaps the HA manager left. `members`: the server's pods as the index last saw them."""
     owner = Owner.of(body)
-    members = kube.list("Pod", owner.namespace, owner.selector(MEMBERS))
     if members:
         kube.delete("StatefulSet", owner.namespace, names.stateful_set(owner.name))
         raise kopf.TemporaryError(f"waiting for {len(members)} member(s) to stop before their HA state is removed",
