@@ -279,8 +279,8 @@ def _register_server(kind: Kind, handler: ModuleType) -> None:
 
     @kopf.on.delete(*resource, id=f"delete_{kind.singular}")
     @reported(kind.kind)
-    def delete(body: kopf.Body, namespace: str, name: str, member_pods: kopf.Index, **_: object) -> None:
-        handler.delete(Operator.kube, Operator.config, dict(body), list(member_pods.get((namespace, label, name), [])))
+    def delete(body: kopf.Body, **_: object) -> None:
+        handler.delete(Operator.kube, Operator.config, dict(body))
 
     children = {**MANAGED_BY, OWNER_KIND_LABEL: label}
 

@@ -25,7 +25,7 @@ from kuberds.config import OperatorConfig
 from kuberds.contract import PRIMARY
 from kuberds.handlers import shared
 from kuberds.kube import Kube
-from kuberds.operations import final_snapshot, ha_state, ownership, reader_autoscaling, rollout, server_pass
+from kuberds.operations import final_snapshot, ownership, reader_autoscaling, rollout, server_pass
 from kuberds.operations.status import post_event
 
 KIND = "DBCluster"
@@ -105,9 +105,8 @@ def _scale_in(kube: Kube, config: OperatorConfig, body: dict, spec: api.DBCluste
 _handovers: dict[tuple[str, str], float] = {}
 
 
-def delete(kube: Kube, config: OperatorConfig, body: dict, members: list[dict]) -> None:
+def delete(kube: Kube, config: OperatorConfig, body: dict) -> None:
     final_snapshot.delete(kube, config, body, spec_of(body))
-    ha_state.remove(kube, body, members)
     ownership.forget(Owner.of(body))
 
 

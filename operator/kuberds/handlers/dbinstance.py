@@ -15,7 +15,7 @@ from kuberds.builders.meta import Owner
 from kuberds.config import OperatorConfig
 from kuberds.handlers import shared
 from kuberds.kube import Kube
-from kuberds.operations import final_snapshot, ha_state, ownership, server_pass
+from kuberds.operations import final_snapshot, ownership, server_pass
 
 KIND = "DBInstance"
 
@@ -40,9 +40,8 @@ def reconcile(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], 
     server_pass.run(kube, config, BUILDERS, body, spec_of(body), pods, zones)
 
 
-def delete(kube: Kube, config: OperatorConfig, body: dict, members: list[dict]) -> None:
+def delete(kube: Kube, config: OperatorConfig, body: dict) -> None:
     final_snapshot.delete(kube, config, body, spec_of(body))
-    ha_state.remove(kube, body, members)
     ownership.forget(Owner.of(body))
 
 

@@ -30,7 +30,7 @@ from kuberds.contract.settings import AgentConfig, StandbySource
 from kuberds.engines import engine_for
 from kuberds.handlers import shared
 from kuberds.kube import Kube
-from kuberds.operations import agents, ha_state, ownership, rollout, server_pass
+from kuberds.operations import agents, ownership, rollout, server_pass
 from kuberds.operations.secrets import not_reconciled
 from kuberds.operations.status import post_event, publish_status
 
@@ -172,10 +172,9 @@ def _promote(kube: Kube, body: dict, follow: build.Follow, pods: list[dict]) -> 
         post_event(body, "Normal", "Promoting", message=f"stopped following {follow.description}: promoting")
 
 
-def delete(kube: Kube, config: OperatorConfig, body: dict, members: list[dict]) -> None:
+def delete(kube: Kube, config: OperatorConfig, body: dict) -> None:
     """A replica's volume is retained, as every server's; no final snapshot (the schema keeps
     skipFinalSnapshot true: DBSnapshots of replicas are not offered yet)."""
-    ha_state.remove(kube, body, members)
     post_event(body, "Normal", "DeletedWithoutFinalSnapshot", message="a read replica; its volume is retained")
     ownership.forget(Owner.of(body))
 

@@ -13,7 +13,7 @@ from kuberds.api import v1alpha1 as api
 from kuberds.builders import names
 from kuberds.builders.meta import Owner
 from kuberds.builders.snapshot import final_snapshot
-from kuberds.builders.status import FALSE, TRUE, Condition
+from kuberds.builders.status import FALSE, Condition
 from kuberds.config import OperatorConfig
 from kuberds.contract import snapshots
 from kuberds.kube import Kube, NamespaceTerminating
@@ -31,8 +31,8 @@ def delete(kube: Kube, config: OperatorConfig, body: dict, spec: api.ServerSpec)
 def _delete(kube: Kube, config: OperatorConfig, body: dict, spec: api.ServerSpec) -> None:
     meta = body["metadata"]
     if spec.skip_final_snapshot:
-        _settled(kube, body, Condition("FinalSnapshot", FALSE, "Skipped", "skipFinalSnapshot is true; the volumes "
-                                       "are retained"), "DeletedWithoutFinalSnapshot")  # fmt: skip
+        post_event(body, "Normal", "DeletedWithoutFinalSnapshot",
+                   message="skipFinalSnapshot is true; the volumes are retained")  # fmt: skip
         return
     deleted_at = meta.get("deletionTimestamp") or now()
     name = spec.final_snapshot_name or names.final_snapshot(meta["name"], deleted_at)
@@ -52,8 +52,7 @@ def _delete(kube: Kube, config: OperatorConfig, body: dict, spec: api.ServerSpec
         raise kopf.TemporaryError(f"final snapshot name {name} is taken", delay=60)
     phase = (snapshot.get("status") or {}).get("phase")
     if phase == snapshots.AVAILABLE:
-        _settled(kube, body, Condition("FinalSnapshot", TRUE, "Taken", f"DBSnapshot {name} is available"),
-                 "FinalSnapshotTaken", {"finalSnapshot": name})  # fmt: skip
+        post_event(body, "Normal", "FinalSnapshotTaken", message=f"DBSnapshot {name} is available")
         return
     waited = (parse_time(now()) - parse_time(deleted_at)).total_seconds()
     if waited > config.final_snapshot_timeout_seconds:
@@ -67,13 +66,3 @@ def _delete(kube: Kube, config: OperatorConfig, body: dict, spec: api.ServerSpec
     publish_status(kube, body, [condition], {"finalSnapshot": name})
     # Short delay either way: setting skipFinalSnapshot must take effect soon.
     raise kopf.TemporaryError(condition.message, delay=10)
-
-
-def _settled(kube: Kube, body: dict, condition: Condition, event: str, fields: dict | None = None) -> None:
-    """Says once (an Event and the condition) how the final snapshot ended: the deletion's
-    later steps retry this handler while the members stop."""
-    conditions = (body.get("status") or {}).get("conditions") or []
-    if any(c.get("type") == condition.type and c.get("reason") == condition.reason for c in conditions):
-        return
-    post_event(body, "Normal", event, message=condition.message)
-    publish_status(kube, body, [condition], fields)
