@@ -84,12 +84,16 @@ def create_and_delete(bench: E2E, manifest: dict) -> tuple[float, float]:
 
 
 def delete_server(bench: E2E, kind: str, name: str) -> None:
-    """Deletes the server, then its claims: volumes are retained by design, and the next run
-    of the same name would be refused them."""
+    """Deletes the server, then its claims (volumes are retained by design, and the next run
+    of the same name would be refused them) and, once its pods are gone, Patroni's own
+    ConfigMaps (no owner: left, they hold a same-named server waiting to bootstrap)."""
     bench.kubectl("delete", kind, name, "-n", bench.namespace, "--wait=false")
     wait_for(lambda: bench.get(kind, name) is None, timeout=600, interval=1, what=f"{name} deleted")
     bench.kubectl("delete", "pvc", "-n", bench.namespace, "-l", f"app.kubernetes.io/instance={name}",
                   "--wait=true", "--timeout=120s", timeout=140)  # fmt: skip
+    wait_for(lambda: not bench.pods(name), timeout=300, interval=1, what=f"{name}'s pods gone")
+    bench.kubectl("delete", "configmap", "-n", bench.namespace, "-l",
+                  f"app.kubernetes.io/instance={name},app.kubernetes.io/component=database", timeout=60)  # fmt: skip
 
 
 def creates(bench: E2E, runs: int) -> None:

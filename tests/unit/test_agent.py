@@ -258,10 +258,10 @@ def test_the_store_probe_passes_a_store_that_answers_and_fails_a_silent_one_once
         assert probe(answering.getsockname()[1])[0] == 0
         assert not marker.exists()
         code, seconds = probe(silent.getsockname()[1])
-        assert code != 0 and 0.4 < seconds < 3, (code, seconds)
-        code, seconds = probe(silent.getsockname()[1])
-        assert code != 0 and seconds < 0.3, f"the second read waited {seconds:.2f}s"
-        # The verdict lasts 10 s, whatever answers meanwhile; then the store is asked again.
+        assert code != 0 and seconds < 5, (code, seconds)  # its own bound, not pgBackRest's minutes
+        assert marker.exists()
+        # The verdict lasts 10 s, whatever answers meanwhile (no connection is even made);
+        # then the store is asked again.
         assert probe(answering.getsockname()[1])[0] != 0
         old = time.time() - 11
         os.utime(marker, (old, old))
