@@ -5,11 +5,12 @@ the pod through a ConfigMap, not installed.
     python writer.py --dsn "host=db.ns.svc user=… password=… dbname=app" --seconds 60
 
 One autocommit INSERT per id, one id at a time; an id is acknowledged only once its commit
-returned. A statement gets 3 s (`--deadline`), as an application's request deadline: past it the connection
-is abandoned and rebuilt, so the writer follows the writer Service to a new primary. The
-deadline is the client's own, because nothing else ends the wait on a frozen server: its
-kernel still acknowledges every packet (no TCP timeout or keepalive fires) while postgres,
-frozen, never answers nor enforces its statement_timeout. At the end it
+returned. A hung statement is abandoned after 3 s (statement_timeout, TCP keepalives) and the
+connection rebuilt, so the writer follows the writer Service to a new primary. `--deadline`
+adds the client's own limit, as an application's request deadline: nothing else ends the
+wait on a frozen server, whose kernel still acknowledges every packet (no TCP timeout or
+keepalive fires) while postgres, frozen, never answers nor enforces its statement_timeout.
+Off by default: a proxy holding queries through a switchover is not an error. At the end it
 prints one JSON object: the acknowledged ids and the longest time without an acknowledged
 write (what an application sees of a failover).
 """
@@ -33,16 +34,16 @@ CONNECT = {"connect_timeout": 3, "keepalives": 1, "keepalives_idle": 2, "keepali
            "prepare_threshold": None}  # fmt: skip
 
 
-DEADLINE_SECONDS = 3.0
-
-
 class Deadline(Exception):
     """The server did not answer in time; the connection is left to its hung thread."""
 
 
-def within_deadline(work, *args, seconds: float = DEADLINE_SECONDS, **kwargs):
-    """Runs work(*args, **kwargs) in a daemon thread and waits at most `seconds` for it. A hung call keeps
-    its thread (and its connection) until the process ends: one per outage, not per insert."""
+def within_deadline(work, *args, seconds: float | None = None, **kwargs):
+    """Runs work(*args, **kwargs) in a daemon thread and waits at most `seconds` for it (None:
+    in this thread, no limit). A hung call keeps its thread (and its connection) until the
+    process ends: one per outage, not per insert."""
+    if seconds is None:
+        return work(*args, **kwargs)
     outcome: dict = {}
 
     def target() -> None:
@@ -62,7 +63,7 @@ def within_deadline(work, *args, seconds: float = DEADLINE_SECONDS, **kwargs):
 
 
 def run(dsn: str, table: str, seconds: float, interval: float, stop_file: str | None = None,
-        deadline: float = DEADLINE_SECONDS) -> dict:  # fmt: skip
+        deadline: float | None = None) -> dict:  # fmt: skip
     acked: list[int] = []
     errors: list[str] = []
     ack_times: list[float] = []
@@ -108,7 +109,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--interval", type=float, default=0.05)
     parser.add_argument("--stop-file", help="stop early once this file exists")
-    parser.add_argument("--deadline", type=float, default=DEADLINE_SECONDS, help="seconds a statement may take")
+    parser.add_argument("--deadline", type=float, help="seconds a statement may take (default: no client limit)")
     args = parser.parse_args()
     print(json.dumps(run(args.dsn, args.table, args.seconds, args.interval, args.stop_file, args.deadline)), flush=True)
     return 0
