@@ -195,8 +195,11 @@ def test_patroni_configuration_for_a_multi_az_member() -> None:
     # An unreachable store reads as "no such WAL" within a second instead of pgBackRest's
     # minutes of retries, which held promotions back.
     restore_command = doc["postgresql"]["recovery_conf"]["restore_command"]
-    probe = f"bash -c {shlex.quote(pgbackrest.STORE_PROBE)} store-probe s3.local 8443 /tmp/kuberds-store-silent && "
+    marker = pgbackrest.silent_store_marker("s3.local", 8443)
+    probe = f"bash -c {shlex.quote(pgbackrest.STORE_PROBE)} store-probe s3.local 8443 {marker} && "
     assert restore_command.startswith(probe)
+    # A store's silence is its own: another store's reads are not skipped for it.
+    assert marker.startswith("/tmp/kuberds-store-silent-") and marker != pgbackrest.silent_store_marker("src", 8443)
     assert restore_command.endswith('archive-get %f "%p"')
 
 

@@ -82,10 +82,11 @@ class HaTiming:
     """The HA manager's clock. loop_wait + 2 * retry_timeout must not exceed ttl (Patroni's rule).
 
     ttl is what a dead or frozen primary costs before a standby may take the lease (measured on
-    a frozen node: the lease taken ttl + 1.3 s after the freeze, of which up to loop_wait is the
-    standby's own cycle). 5 s meets the rule exactly; a primary still demotes itself after
-    retry_timeout without the API server, and a standby with a stale view cannot take the
-    lease (the API server refuses its write), so a shorter ttl adds no split brain."""
+    a frozen node: the lease taken ttl + 2.1-2.7 s after the freeze: up to loop_wait of the
+    standby's own cycle, then Patroni's fixed 2 s wait on the old leader's API). 5 s meets the
+    rule exactly; a primary still demotes itself after retry_timeout without the API server,
+    and a standby with a stale view cannot take the lease (the API server refuses its write),
+    so a shorter ttl adds no split brain."""
 
     ttl: int = 5
     loop_wait: int = 1

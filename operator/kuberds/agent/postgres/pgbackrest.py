@@ -13,6 +13,7 @@ passphrase go into the (0600, memory-backed) configuration file (see `secret_opt
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shlex
 from dataclasses import dataclass
@@ -34,16 +35,23 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 # Arguments: the store's host and port, and a marker file. Connects, sends a request line and
-# waits half a second at most (two round trips) for the first byte back or the close (head exits 0 on either). A store
-# found silent is taken as silent for 10 s without asking again (the marker's age), so the
-# several archive reads of one promotion cost one wait, not one each (measured: five, 5 s).
+# waits half a second at most (two round trips) for the first byte back or the close (head
+# exits 0 on either). A store found silent is taken as silent for 10 s without asking again
+# (the marker's age), so the several archive reads of one promotion cost one wait, not one
+# each (measured: five, 5 s).
 STORE_PROBE = (
     'if [ -n "$(find "$3" -newermt "-10 seconds" 2>/dev/null)" ]; then exit 1; fi; '
     'if timeout 0.5 bash -c \'exec 3<>"/dev/tcp/$1/$2" && printf "HEAD / HTTP/1.0\\r\\n\\r\\n" >&3 && '
     'head -c1 <&3 >/dev/null\' probe "$1" "$2" 2>/dev/null; then exit 0; fi; '
     'touch "$3"; exit 1'
 )
-SILENT_STORE_MARKER = "/tmp/kuberds-store-silent"
+SILENT_STORE_MARKERS = "/tmp/kuberds-store-silent-"
+
+
+def silent_store_marker(host: str, port: int) -> str:
+    """One marker per store (a replica reads its source's archive and, promoted, its own): the
+    address hashed, so no spec text becomes a path."""
+    return SILENT_STORE_MARKERS + hashlib.sha256(f"{host}:{port}".encode()).hexdigest()[:16]
 
 
 def store_address(store: ObjectStoreTarget) -> tuple[str, int]:
@@ -183,10 +191,10 @@ class Commands:
     def archive_push(self) -> str:
         return " ".join(self.base("archive-push", '"%p"'))
 
-    def archive_get(self, probe: tuple[str, int] | None = None, marker: str = SILENT_STORE_MARKER) -> str:
+    def archive_get(self, probe: tuple[str, int] | None = None, marker: str | None = None) -> str:
         """PostgreSQL's restore_command. With `probe` (the store's address), a store that does
-        not answer within half a second reads as "no such file" at once: pgBackRest itself retries
-        for minutes (measured: over 300 s per call with its defaults), which held a promotion
+        not answer within half a second reads as "no such file" at once: pgBackRest itself
+        retries for minutes (measured: over 300 s per call with its defaults), which held a promotion
         back (the new primary stays read-only while it asks the archive for timeline history)
         and kept a standby from falling back to streaming.
 
@@ -200,7 +208,7 @@ class Commands:
         host, port = probe
         # The address goes to bash as arguments, never as script text: $1 and $2 are not
         # parsed again, whatever they hold (the API also admits only host names and addresses).
-        arguments = shlex.join([host, str(port), marker])
+        arguments = shlex.join([host, str(port), marker or silent_store_marker(host, port)])
         return f"bash -c {shlex.quote(STORE_PROBE)} store-probe {arguments} && {command}"
 
     def push_now(self, wal_path: Path) -> list[str]:
