@@ -58,6 +58,20 @@ EXPOSE 5432 8008 9187
 ENTRYPOINT ["/usr/bin/catatonit", "--", "/opt/kuberds/bin/kuberds"]
 CMD ["agent", "postgres"]
 
+# Memcached and the kuberds agent that runs it (and serves Auto Discovery). memcached gets the
+# fixed uid/gid 999 the pods run as.
+FROM python AS memcached
+RUN groupadd --system --gid 999 memcache \
+ && useradd --system --uid 999 --gid 999 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin memcache \
+ && apt-get update \
+ && apt-get install -y --no-install-recommends memcached catatonit \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=kuberds-venv /opt/kuberds /opt/kuberds
+USER 999:999
+EXPOSE 11211 11212 9150
+ENTRYPOINT ["/usr/bin/catatonit", "--", "/opt/kuberds/bin/kuberds"]
+CMD ["agent", "memcached"]
+
 # SeaweedFS's S3 gateway for the e2e suite. No Go toolchain image exists here (no registry)
 # and Debian's golang is too old, so the `weed` that hack/build-binaries.sh builds (linked
 # against bookworm's glibc, like this image) comes in through a named build context:

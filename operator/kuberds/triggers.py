@@ -22,13 +22,15 @@ from kuberds import API_GROUP, API_VERSION, metrics
 from kuberds.api.kinds import Kind
 from kuberds.api.v1alpha1 import KINDS
 from kuberds.builders import names
+from kuberds.builders.cache import CACHE
 from kuberds.builders.meta import MANAGED_BY, OWNER_KIND_LABEL, owner_of
 from kuberds.builders.proxy import PROXY
 from kuberds.builders.routing import LEADER_ANNOTATION
 from kuberds.builders.server import DATABASE
 from kuberds.config import OperatorConfig
 from kuberds.contract import AGENT_STATUS_ANNOTATION
-from kuberds.handlers import HANDLERS, SERVER_HANDLERS, dbcluster, readreplica, unsupported
+from kuberds.handlers import CACHE_HANDLERS, HANDLERS, SERVER_HANDLERS, dbcluster, readreplica, unsupported
+from kuberds.indexes import by_name, by_owner, one, slim, zones
 from kuberds.kube import Kube, terminating
 from kuberds.operations import routing, storage_autoscaler
 from kuberds.operations.rollout import Members
@@ -123,38 +125,17 @@ def reported(kind: str) -> Callable:
 # ---------------------------------------------------------------- indexes (observed state)
 
 
-# The indexes keep only what the handlers read, not whole objects: with hundreds of
-# servers, full pod and claim bodies would be most of the operator's memory.
-def _slim(body: kopf.Body, spec_keys: tuple[str, ...], status_keys: tuple[str, ...],
-          annotations: tuple[str, ...] = ()) -> dict:  # fmt: skip
-    meta = body.get("metadata", {})
-    kept = {k: v for k, v in (meta.get("annotations") or {}).items() if k in annotations}
-    return {
-        "metadata": {
-            **{k: meta[k] for k in ("name", "uid", "labels", "deletionTimestamp") if k in meta},
-            **({"annotations": kept} if kept else {}),
-        },
-        "spec": {k: v for k, v in (body.get("spec") or {}).items() if k in spec_keys},
-        "status": {k: v for k, v in (body.get("status") or {}).items() if k in status_keys},
-    }
-
-
-def _by_owner(namespace: str, labels: dict, value: dict) -> dict | None:
-    owner = owner_of(labels)
-    return {(namespace, *owner): value} if owner else None
-
-
 @kopf.index("pods", labels={**MANAGED_BY, COMPONENT: DATABASE})
 def member_pods(namespace: str, labels: dict, body: kopf.Body, **_: object) -> dict | None:
-    return _by_owner(
-        namespace, labels, _slim(body, ("nodeName",), ("conditions", "phase", "podIP"), (AGENT_STATUS_ANNOTATION,))
+    return by_owner(
+        namespace, labels, slim(body, ("nodeName",), ("conditions", "phase", "podIP"), (AGENT_STATUS_ANNOTATION,))
     )
 
 
 @kopf.index("pods", labels={**MANAGED_BY, COMPONENT: PROXY})
 def proxy_pods(namespace: str, labels: dict, body: kopf.Body, **_: object) -> dict | None:
     # Their addresses: the operator pauses their consoles around a switchover.
-    return _by_owner(namespace, labels, _slim(body, (), ("podIP", "phase")))
+    return by_owner(namespace, labels, slim(body, (), ("podIP", "phase")))
 
 
 def _is_leader_object(name: str, labels: dict, **_: object) -> bool:
@@ -166,26 +147,26 @@ def _is_leader_object(name: str, labels: dict, **_: object) -> bool:
 def ha_leaders(namespace: str, labels: dict, body: kopf.Body, **_: object) -> dict | None:
     # The leader lease of each server: the writer endpoint follows its holder.
     leader = (body["metadata"].get("annotations") or {}).get(LEADER_ANNOTATION)
-    return _by_owner(namespace, labels, {"metadata": {"annotations": {LEADER_ANNOTATION: leader} if leader else {}}})
+    return by_owner(namespace, labels, {"metadata": {"annotations": {LEADER_ANNOTATION: leader} if leader else {}}})
 
 
 @kopf.index("apps", "v1", "deployments", labels={**MANAGED_BY, COMPONENT: PROXY})
 def proxies(namespace: str, labels: dict, body: kopf.Body, **_: object) -> dict | None:
-    return _by_owner(namespace, labels, _slim(body, ("replicas",), ("readyReplicas", "replicas")))
+    return by_owner(namespace, labels, slim(body, ("replicas",), ("readyReplicas", "replicas")))
 
 
 @kopf.index("apps", "v1", "statefulsets", labels=MANAGED_BY)
 def stateful_sets(namespace: str, labels: dict, body: kopf.Body, **_: object) -> dict | None:
-    return _by_owner(namespace, labels, _slim(body, ("volumeClaimTemplates",), ("updateRevision",)))
+    return by_owner(namespace, labels, slim(body, ("volumeClaimTemplates",), ("updateRevision",)))
 
 
 @kopf.index("persistentvolumeclaims", labels=MANAGED_BY)
 def volume_claims(namespace: str, labels: dict, body: kopf.Body, **_: object) -> dict | None:
-    return _by_owner(namespace, labels, _slim(body, ("resources", "storageClassName"), ("capacity",)))
+    return by_owner(namespace, labels, slim(body, ("resources", "storageClassName"), ("capacity",)))
 
 
 @kopf.index("nodes")
-def node_zones(name: str, labels: dict, **_: object) -> dict:
+def nodezones(name: str, labels: dict, **_: object) -> dict:
     return {name: labels.get(ZONE, "")}
 
 
@@ -194,14 +175,6 @@ def namespace_changed(name: str, status: dict, meta: dict, **_: object) -> None:
     # A namespace being deleted takes nothing new, Events included: say nothing there from now.
     if status.get("phase") == "Terminating" or meta.get("deletionTimestamp"):
         terminating(name, seen=True)
-
-
-def _zones(node_zones: kopf.Index) -> dict[str, str]:
-    return {name: next(iter(zones), "") for name, zones in node_zones.items()}
-
-
-def _one(index: kopf.Index, key: tuple) -> dict | None:
-    return next(iter(index.get(key, [])), None)
 
 
 @kopf.index(API_GROUP, API_VERSION, "readreplicas", id="replicas_of_sources")
@@ -219,7 +192,7 @@ def replica_source_changed(event: dict, namespace: str, name: str, replicas_of_s
     if event.get("type") != "DELETED":
         return
     for _created, replica in replicas_of_sources.get((namespace, "DBInstance", name), []):
-        body = _one(readreplicas, (namespace, replica))
+        body = one(readreplicas, (namespace, replica))
         if body is not None:
             readreplica.source_gone(Operator.kube, Operator.config, body)
 
@@ -244,12 +217,7 @@ def _server_index(kind: Kind) -> str:
 def _register_server(kind: Kind, handler: ModuleType) -> None:
     resource, label, index = _resource(kind), kind.owner_label, _server_index(kind)
 
-    @kopf.index(*resource, id=index)
-    def bodies(namespace: str, name: str, body: kopf.Body, **_: object) -> dict:
-        # What drift correction rebuilds children from and status refreshes start from.
-        meta = {k: v for k, v in body["metadata"].items() if k not in ("managedFields", "annotations")}
-        kept = {k: body[k] for k in ("apiVersion", "kind", "spec", "status") if k in body}
-        return {(namespace, name): {**kept, "metadata": meta}}
+    kopf.index(*resource, id=index)(by_name)
 
     @kopf.on.resume(*resource, id=f"reconcile_{kind.singular}")
     @kopf.on.create(*resource, id=f"reconcile_{kind.singular}")
@@ -263,7 +231,7 @@ def _register_server(kind: Kind, handler: ModuleType) -> None:
         def replicas_of(namespace: str, kind: str, source: str) -> list[tuple[str, str]]:
             return sorted(replicas_of_sources.get((namespace, kind, source), []))
 
-        handler.reconcile(Operator.kube, Operator.config, dict(body), pods, _zones(node_zones), replicas_of)
+        handler.reconcile(Operator.kube, Operator.config, dict(body), pods, zones(node_zones), replicas_of)
 
     @kopf.timer(*resource, id=f"storage_{kind.singular}", interval=STORAGE_CHECK, initial_delay=STORAGE_CHECK)
     @reported(kind.kind)
@@ -272,9 +240,9 @@ def _register_server(kind: Kind, handler: ModuleType) -> None:
         if not storage_autoscaler.wanted(dict(body)):
             return  # nothing to look at: the refresh reports free space already
         key = (namespace, label, name)
-        action = handler.check_storage(Operator.kube, Operator.config, dict(body), _one(stateful_sets, key),
+        action = handler.check_storage(Operator.kube, Operator.config, dict(body), one(stateful_sets, key),
                                        list(member_pods.get(key, [])), list(volume_claims.get(key, [])),
-                                       _zones(node_zones))  # fmt: skip
+                                       zones(node_zones))  # fmt: skip
         log.debug("%s %s/%s storage: %s", kind.kind, namespace, name, action)
 
     @kopf.on.delete(*resource, id=f"delete_{kind.singular}")
@@ -292,14 +260,14 @@ def _register_server(kind: Kind, handler: ModuleType) -> None:
 
         def read() -> Members:  # the indexes as they are when the refresh runs
             return Members(
-                body=_one(servers, (namespace, owner[1])),
+                body=one(servers, (namespace, owner[1])),
                 pods=list(indexes["member_pods"].get(key, [])),
                 claims=list(indexes["volume_claims"].get(key, [])),
-                stateful_set=_one(indexes["stateful_sets"], key),
-                zones=_zones(indexes["node_zones"]),
-                proxy=_one(indexes["proxies"], key),
+                stateful_set=one(indexes["stateful_sets"], key),
+                zones=zones(indexes["node_zones"]),
+                proxy=one(indexes["proxies"], key),
                 proxy_pods=list(indexes["proxy_pods"].get(key, [])),
-                leader=_one(indexes["ha_leaders"], key),
+                leader=one(indexes["ha_leaders"], key),
             )
 
         action = handler.refresh(Operator.kube, Operator.config, namespace, owner[1], read)
@@ -338,13 +306,49 @@ def _register_drift_watch(child_kind: str, resource: tuple) -> None:
         if owner is None or owner[0] not in SERVER_KINDS:
             return
         kind, handler = SERVER_KINDS[owner[0]]
-        body = _one(indexes[_server_index(kind)], (namespace, owner[1]))  # type: ignore[arg-type]
+        body = one(indexes[_server_index(kind)], (namespace, owner[1]))  # type: ignore[arg-type]
         if body is not None:
             handler.correct_drift(Operator.kube, Operator.config, body, event, child_kind, name)
 
 
 for _child, _child_resource in WATCHED_CHILDREN.items():
     _register_drift_watch(_child, _child_resource)
+
+
+# ---------------------------------------------------------------- cache kinds
+
+
+@kopf.index("pods", labels={**MANAGED_BY, COMPONENT: CACHE})
+def cache_pods(namespace: str, labels: dict, body: kopf.Body, **_: object) -> dict | None:
+    return by_owner(namespace, labels, slim(body, ("nodeName",), ("conditions", "phase", "podIP")))
+
+
+def _register_cache(kind: Kind, handler: ModuleType) -> None:
+    resource, label = _resource(kind), kind.owner_label
+
+    kopf.index(*resource, id=kind.plural)(by_name)
+
+    @kopf.on.resume(*resource, id=f"reconcile_{kind.singular}")
+    @kopf.on.create(*resource, id=f"reconcile_{kind.singular}")
+    @kopf.on.update(*resource, id=f"reconcile_{kind.singular}")
+    @kopf.timer(*resource, id=f"reconcile_{kind.singular}", interval=RESYNC, initial_delay=RESYNC, idle=60)
+    @reported(kind.kind)
+    def reconcile(body: kopf.Body, namespace: str, name: str, cache_pods: kopf.Index, node_zones: kopf.Index,
+                  **_: object) -> None:  # fmt: skip
+        pods = list(cache_pods.get((namespace, label, name), []))
+        handler.reconcile(Operator.kube, Operator.config, dict(body), pods, zones(node_zones))
+
+    @kopf.on.event("pods", labels={**MANAGED_BY, COMPONENT: CACHE, OWNER_KIND_LABEL: label},
+                   id=f"{kind.singular}-nodes-pods")  # fmt: skip
+    @metrics.instrumented(kind.kind)
+    def nodes_changed(namespace: str, labels: dict, cache_pods: kopf.Index, node_zones: kopf.Index,
+                      **indexes: object) -> None:  # fmt: skip
+        owner = owner_of(labels)
+        body = one(indexes[kind.plural], (namespace, owner[1]))  # type: ignore[arg-type]
+        if body is not None:
+            pods = list(cache_pods.get((namespace, *owner), []))
+            action = handler.refresh(Operator.kube, Operator.config, body, pods, zones(node_zones))
+            log.debug("%s %s/%s: %s", kind.kind, namespace, owner[1], action)
 
 
 # ---------------------------------------------------------------- plain kinds, and those still to come
@@ -385,5 +389,7 @@ def _register_unsupported(kind: Kind) -> None:
 for _kind in KINDS:
     if _kind.kind in HANDLERS:
         _register_snapshots(_kind, HANDLERS[_kind.kind])
+    elif _kind.kind in CACHE_HANDLERS:
+        _register_cache(_kind, CACHE_HANDLERS[_kind.kind])
     elif _kind.kind not in SERVER_HANDLERS:
         _register_unsupported(_kind)

@@ -14,7 +14,7 @@ NEUTRAL = {"kuberds", "kuberds.contract", "kuberds.codec", "kuberds.quantity", "
 POD_SIDE = {"kuberds.agent"}
 OPERATOR_SIDE = {
     "kuberds.api", "kuberds.builders", "kuberds.handlers", "kuberds.operations", "kuberds.engines", "kuberds.kube",
-    "kuberds.triggers", "kuberds.config", "kuberds.operator_main", "kuberds.metrics",
+    "kuberds.triggers", "kuberds.indexes", "kuberds.config", "kuberds.operator_main", "kuberds.metrics",
 }  # fmt: skip
 MAX_LINES = 400
 

@@ -1,5 +1,5 @@
-"""The agent's Kubernetes client: the report on its own pod, and its server's DBSnapshots
-(what the agent's Role allows). Every call is bounded by a timeout, and any failure —
+"""The agent's Kubernetes client: the report on its own pod, its server's DBSnapshots, a cache
+node's membership ConfigMap (what the agent's Role allows). Every call is bounded by a timeout, and any failure —
 refused, unreachable, timed out — is a KubeError the loop survives."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from kubernetes.client.rest import ApiException
 from kuberds.contract import snapshots
 from kuberds.restclient import CORE, RestClient, custom, error_message
 
-RESOURCES = {"Pod": CORE["Pod"], snapshots.KIND: custom(snapshots.PLURAL)}
+RESOURCES = {"Pod": CORE["Pod"], "ConfigMap": CORE["ConfigMap"], snapshots.KIND: custom(snapshots.PLURAL)}
 TIMEOUT_SECONDS = 10.0
 
 

@@ -94,7 +94,7 @@ def render() -> str:
 def _parameters() -> str:
     """The parameters users may set, per engine with an allow-list: name, type, range or values."""
     out = []
-    for engine in engines.ENGINES.values():
+    for engine in [*engines.ENGINES.values(), *engines.CACHE_ENGINES.values()]:
         allowed = engine.allowed_parameters()
         if not allowed:
             continue

@@ -6,6 +6,8 @@ name rules (kuberds.api) keep a server's name short enough for all of them.
 
 from __future__ import annotations
 
+from kuberds.contract.memcached import discovery_object
+
 
 def writer_service(server: str) -> str:
     """The writer endpoint: routed to the holder of the leader lease (builders.routing)."""
@@ -104,3 +106,13 @@ def final_snapshot(server: str, deleted_at: str) -> str:
     """Stable across retries of the finalizer: derived from the deletion timestamp."""
     stamp = deleted_at.replace("-", "").replace(":", "").replace("T", "-").rstrip("Z").lower()
     return f"{server[:40]}-final-{stamp}"
+
+
+def discovery(cluster: str) -> str:
+    """A Memcached cluster's membership (ElastiCache Auto Discovery), read by its agents."""
+    return discovery_object(cluster)
+
+
+def configuration_endpoint(cluster: str) -> str:
+    """A Memcached cluster's configuration endpoint: the Service clients discover nodes through."""
+    return cluster

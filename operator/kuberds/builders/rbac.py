@@ -22,10 +22,16 @@ def _role_and_binding(meta: dict, rules: list[dict], account: str) -> list[dict]
 
 
 def agent_rbac(server: Server) -> list[dict]:
+    return agent_objects(server, server.replicas)
+
+
+def agent_objects(server, pods: int) -> list[dict]:
+    """The agent's ServiceAccount, and a Role (the engine's rules for these pods) bound to it.
+    `server`: anything with a name, meta() and engine (a database server, a cache)."""
     name = names.agent(server.name)
-    pods = [names.pod(server.name, ordinal) for ordinal in range(server.replicas)]
+    members = [names.pod(server.name, ordinal) for ordinal in range(pods)]
     account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": server.meta(name)}
-    return [account, *_role_and_binding(server.meta(name), server.engine.agent_rules(server.name, pods), name)]
+    return [account, *_role_and_binding(server.meta(name), server.engine.agent_rules(server.name, members), name)]
 
 
 def snapshot_grant(source: Owner, snapshots: list[str]) -> list[dict]:

@@ -32,7 +32,21 @@ POSTGRES = PodLayout(
     metrics_port=9187,
 )
 
-LAYOUTS: dict[str, PodLayout] = {"postgres": POSTGRES}
+# No data volume: Memcached keeps everything in memory. The agent port serves Auto Discovery
+# (`config get cluster`), which the configuration endpoint routes to.
+MEMCACHED = PodLayout(
+    uid=999,
+    data_mount="",
+    data_dir="/tmp",
+    run_dir="/var/run/memcached",
+    writable_paths=("/tmp",),
+    private_paths=(),
+    bin_dir="/usr/bin",
+    agent_port=11212,
+    metrics_port=9150,
+)
+
+LAYOUTS: dict[str, PodLayout] = {"postgres": POSTGRES, "memcached": MEMCACHED}
 
 
 @dataclass(frozen=True)

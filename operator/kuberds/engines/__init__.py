@@ -11,17 +11,24 @@ kuberds.contract.layouts, its agent package, and its image target in the Dockerf
 from __future__ import annotations
 
 from kuberds.engines import mariadb, memcached, mysql, postgres, redis
-from kuberds.engines.base import AgentRequest, Engine, EngineInfo, Family
+from kuberds.engines.base import AgentRequest, CacheEngine, Engine, EngineInfo, Family
 
 MODULES = (postgres, mysql, mariadb, redis, memcached)
 INFOS: dict[str, EngineInfo] = {m.INFO.name: m.INFO for m in MODULES}
-# Engines whose data plane runs; the others are accepted by the API and told so.
-ENGINES: dict[str, Engine] = {m.INFO.name: m.ENGINE for m in MODULES if getattr(m, "ENGINE", None)}
+# Engines whose data plane runs, by family; the others are accepted by the API and told so.
+_RUNNING = [m for m in MODULES if getattr(m, "ENGINE", None)]
+ENGINES: dict[str, Engine] = {m.INFO.name: m.ENGINE for m in _RUNNING if m.INFO.family == "database"}
+CACHE_ENGINES: dict[str, CacheEngine] = {m.INFO.name: m.ENGINE for m in _RUNNING if m.INFO.family == "cache"}
 
 
 def engine_for(name: str) -> Engine | None:
     """The engine, or None while its data plane is not implemented."""
     return ENGINES.get(name)
+
+
+def cache_engine_for(name: str) -> CacheEngine | None:
+    """The cache engine, or None while its data plane is not implemented."""
+    return CACHE_ENGINES.get(name)
 
 
 def info(name: str) -> EngineInfo:
@@ -45,4 +52,17 @@ def reserved_usernames() -> list[str]:
     return sorted({u for i in INFOS.values() for u in i.reserved_usernames})
 
 
-__all__ = ["ENGINES", "INFOS", "MODULES", "AgentRequest", "Engine", "EngineInfo", "engine_for", "info", "names"]
+__all__ = [
+    "CACHE_ENGINES",
+    "ENGINES",
+    "INFOS",
+    "MODULES",
+    "AgentRequest",
+    "CacheEngine",
+    "Engine",
+    "EngineInfo",
+    "cache_engine_for",
+    "engine_for",
+    "info",
+    "names",
+]

@@ -112,3 +112,26 @@ class Engine(Protocol):
 
     def promote_replica(self) -> AgentRequest:
         """Sent to a read replica's leader: stop following the source, become writable."""
+
+
+class CacheEngine(Protocol):
+    """A cache engine's data plane (CacheCluster). Pure, like Engine: `agent_config` is the
+    node's agent.json from the node type and the user's parameters (which must have passed
+    `parameter_problems`); `probes(port)` ask the engine's process only; `agent_rules` are
+    the agent's rights, limited to the cluster's own objects by name."""
+
+    info: EngineInfo
+    layout: PodLayout
+
+    @property
+    def name(self) -> str: ...
+
+    def parameter_problems(self, user: Mapping[str, str]) -> list[str]: ...
+
+    def allowed_parameters(self) -> list[Parameter]: ...
+
+    def agent_config(self, cluster: str, namespace: str, port: int, size: Size, user: Mapping[str, str]) -> str: ...
+
+    def probes(self, port: int) -> dict[str, dict]: ...
+
+    def agent_rules(self, cluster: str, pods: list[str]) -> list[dict]: ...

@@ -4,6 +4,7 @@
     dbcluster    DBCluster: a server kind of a writer and readers behind routed endpoints
     readreplica  ReadReplica: a server kind that follows a DBInstance until promoted
     dbsnapshot   DBSnapshot: checked by the operator, taken and removed by the source's agent
+    cachecluster CacheCluster: cache nodes (Memcached with Auto Discovery)
     unsupported  every kind of the API without a handler yet: told so, never ignored
 
 kuberds.triggers registers every kind of the API (kuberds.api.v1alpha1.KINDS): server kinds
@@ -12,7 +13,7 @@ from SERVER_HANDLERS, the others from HANDLERS, the rest as unsupported.
 
 from __future__ import annotations
 
-from kuberds.handlers import dbcluster, dbinstance, dbsnapshot, readreplica
+from kuberds.handlers import cachecluster, dbcluster, dbinstance, dbsnapshot, readreplica
 
 # Kinds whose objects own database pods: reconciled, refreshed from their members' events,
 # their Services and NetworkPolicies kept as built, a final snapshot on deletion.
@@ -20,3 +21,5 @@ SERVER_HANDLERS = {dbinstance.KIND: dbinstance, dbcluster.KIND: dbcluster, readr
 # Kinds reconciled on their own (no children); DBSnapshot is the one, and its handler keeps
 # its source agent's grant to write its status (triggers._register_snapshots).
 HANDLERS = {dbsnapshot.KIND: dbsnapshot}
+# Kinds whose objects own cache pods: reconciled, and refreshed from their nodes' events.
+CACHE_HANDLERS = {cachecluster.KIND: cachecluster}

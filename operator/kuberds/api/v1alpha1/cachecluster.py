@@ -19,6 +19,7 @@ from kuberds.api.v1alpha1.common import (
     Tls,
     version_rule,
 )
+from kuberds.api.v1alpha1.server import engine_parameter_rules
 
 
 @model()
@@ -70,7 +71,7 @@ def _cache_rules() -> tuple[Rule, ...]:
     )  # fmt: skip
 
 
-@model(*_cache_rules(), version_rule(engines.versions("cache")))
+@model(*_cache_rules(), *engine_parameter_rules("cache"), version_rule(engines.versions("cache")))
 class CacheClusterSpec:
     """Redis (a primary, replicas and Sentinel failover) or Memcached (sharded nodes), like ElastiCache."""
 

@@ -53,11 +53,11 @@ def engine_identifier_rules() -> tuple[Rule, ...]:
     return tuple(rules)
 
 
-def engine_parameter_rules() -> tuple[Rule, ...]:
+def engine_parameter_rules(family: str = "database") -> tuple[Rule, ...]:
     """Each engine's allow-list of parameter names (values are judged by the operator)."""
     rules = []
     for info in engines.INFOS.values():
-        if info.family != "database" or info.allowed_parameters is None:
+        if info.family != family or info.allowed_parameters is None:
             continue
         allowed = list(info.allowed_parameters)
         rules.append(Rule(

@@ -1,0 +1,287 @@
+"""A CacheCluster as the builders see it, and the objects of a Memcached cluster: its nodes (a
+StatefulSet without volumes: Memcached keeps nothing), the headless Service that names each
+node, the configuration endpoint (a Service over every node's Auto Discovery port), the
+membership ConfigMap the agents answer discovery from, agent.json, the agent's rights, a
+disruption budget and a NetworkPolicy. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kuberds.api import v1alpha1 as api
+from kuberds.api.classes import CACHE_NODE_TYPES, Size
+from kuberds.api.schema import to_json
+from kuberds.builders import names
+from kuberds.builders.meta import Owner
+from kuberds.builders.network_policy import allowed_clients, scrapers
+from kuberds.builders.rbac import agent_objects
+from kuberds.builders.statefulset import HOSTNAME, ZONE
+from kuberds.builders.status import TRUE, Condition
+from kuberds.config import OperatorConfig
+from kuberds.contract import CONFIG_DIR, SETTINGS_FILE, environment
+from kuberds.contract.memcached import Membership, Node, next_membership
+from kuberds.engines import CacheEngine
+
+CACHE = "cache"  # the app.kubernetes.io/component of a cache's pods and objects
+DISCOVERY_PORT_NAME = "discovery"
+
+
+@dataclass(frozen=True)
+class Cache:
+    owner: Owner
+    spec: api.CacheClusterSpec
+    engine: CacheEngine
+    config: OperatorConfig
+
+    @property
+    def name(self) -> str:
+        return self.owner.name
+
+    @property
+    def port(self) -> int:
+        return self.spec.port or self.engine.info.default_port
+
+    @property
+    def version(self) -> str:
+        return self.spec.engine_version or self.engine.info.default_version
+
+    @property
+    def nodes(self) -> int:
+        return self.spec.num_nodes
+
+    @property
+    def size(self) -> Size:
+        return CACHE_NODE_TYPES[self.spec.node_type]
+
+    def labels(self) -> dict[str, str]:
+        return self.owner.labels(CACHE, self.spec.engine, self.version)
+
+    def selector(self) -> dict[str, str]:
+        return self.owner.selector(CACHE)
+
+    def meta(self, name: str, **extra: dict) -> dict:
+        return self.owner.metadata(name, self.labels(), **extra)
+
+    def node_host(self, ordinal: int) -> str:
+        """A node's stable DNS name, fully qualified (clients outside the namespace resolve it)."""
+        pods = names.headless_service(self.name)
+        return f"{names.pod(self.name, ordinal)}.{pods}.{self.owner.namespace}.svc.{self.config.cluster_domain}"
+
+
+def configuration_endpoint(cache: Cache) -> str:
+    return f"{names.configuration_endpoint(cache.name)}.{cache.owner.namespace}.svc:{cache.port}"
+
+
+# ---------------------------------------------------------------- membership
+
+
+def _ready(pod: dict) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == TRUE for c in conditions)
+
+
+def membership(cache: Cache, pods: list[dict], current: Membership | None) -> Membership:
+    """The nodes clients hash over: a node joins once its pod is first ready, and leaves only
+    when the spec scales it away — a node restarting keeps its place (its new address, when
+    it has one), so a blip does not move every client's keys twice."""
+    by_name = {p["metadata"]["name"]: p for p in pods if not p["metadata"].get("deletionTimestamp")}
+    listed = {n.host: n for n in (current.nodes if current else ())}
+    nodes = []
+    for ordinal in range(cache.nodes):
+        host, pod = cache.node_host(ordinal), by_name.get(names.pod(cache.name, ordinal))
+        ip = ((pod or {}).get("status") or {}).get("podIP") or ""
+        if pod is not None and ip and _ready(pod):
+            nodes.append(Node(host, ip, cache.port))
+        elif host in listed:
+            nodes.append(Node(host, ip or listed[host].ip, cache.port))
+    return next_membership(current, tuple(nodes))
+
+
+def discovery_config_map(cache: Cache, current: Membership, read_at: str | None = None) -> dict:
+    """`read_at`: the resourceVersion the membership was computed from; the write is refused
+    (409) if another pass wrote since, so two passes never publish one version twice."""
+    meta = cache.meta(names.discovery(cache.name), **({"resourceVersion": read_at} if read_at else {}))
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": current.data()}
+
+
+# ---------------------------------------------------------------- objects
+
+
+def settings_config_map(cache: Cache) -> dict:
+    agent_json = cache.engine.agent_config(cache.name, cache.owner.namespace, cache.port, cache.size,
+                                           cache.spec.parameters)  # fmt: skip
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": cache.meta(names.settings(cache.name)),
+            "data": {SETTINGS_FILE: agent_json}}  # fmt: skip
+
+
+def _service(cache: Cache, name: str, ports: list[dict], headless: bool = False) -> dict:
+    spec: dict = {"type": "ClusterIP", "selector": cache.selector(), "ports": ports}
+    if headless:
+        # Every node keeps its name while it is not ready: clients find a restarting node
+        # where it was (discovery still lists it).
+        spec |= {"clusterIP": "None", "publishNotReadyAddresses": True}
+    return {"apiVersion": "v1", "kind": "Service", "metadata": cache.meta(name), "spec": spec}
+
+
+def services(cache: Cache) -> list[dict]:
+    engine = cache.spec.engine
+    node_port = {"name": engine, "port": cache.port, "targetPort": engine, "protocol": "TCP"}
+    discovery = {"name": DISCOVERY_PORT_NAME, "port": cache.port, "targetPort": DISCOVERY_PORT_NAME,
+                 "protocol": "TCP"}  # fmt: skip
+    return [
+        _service(cache, names.headless_service(cache.name), [node_port], headless=True),
+        _service(cache, names.configuration_endpoint(cache.name), [discovery]),
+    ]
+
+
+def _pod_spec(cache: Cache) -> dict:
+    engine, layout, scheduling = cache.engine, cache.engine.layout, cache.spec.scheduling
+
+    def field_ref(path: str) -> dict:
+        return {"valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+    scratch = [(f"scratch-{i}", path) for i, path in enumerate(layout.writable_paths)]
+    container = {
+        "name": engine.name,
+        "image": cache.config.images[engine.name],
+        "imagePullPolicy": cache.config.image_pull_policy,
+        "args": ["agent", engine.name],
+        "env": [
+            {"name": environment.POD_NAME, **field_ref("metadata.name")},
+            {"name": environment.POD_NAMESPACE, **field_ref("metadata.namespace")},
+            {"name": environment.POD_IP, **field_ref("status.podIP")},
+        ],
+        "ports": [
+            {"name": engine.name, "containerPort": cache.port, "protocol": "TCP"},
+            {"name": DISCOVERY_PORT_NAME, "containerPort": layout.agent_port, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": layout.metrics_port, "protocol": "TCP"},
+        ],
+        "resources": cache.size.resources(),
+        **engine.probes(cache.port),
+        "volumeMounts": [
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            *({"name": name, "mountPath": path} for name, path in scratch),
+        ],
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    selector = {"matchLabels": cache.selector()}
+    spec: dict = {
+        "serviceAccountName": names.agent(cache.name),
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": layout.uid,
+            "runAsGroup": layout.uid,
+            "fsGroup": layout.uid,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "terminationGracePeriodSeconds": 10,  # nothing to save: memcached exits at once
+        "enableServiceLinks": False,
+        "containers": [container],
+        "volumes": [
+            {"name": "config", "configMap": {"name": names.settings(cache.name)}},
+            *({"name": name, "emptyDir": {}} for name, _ in scratch),
+        ],
+        # Nodes spread over zones and hosts where they can: losing a zone loses a share of
+        # the keys, not all of them. A preference, so a cluster larger than the nodes starts.
+        "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": ZONE, "whenUnsatisfiable": "ScheduleAnyway",
+                                       "labelSelector": selector, "nodeTaintsPolicy": "Honor"}],
+        "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 100, "podAffinityTerm": {"topologyKey": HOSTNAME, "labelSelector": selector}}]}},
+    }  # fmt: skip
+    if scheduling.node_selector:
+        spec["nodeSelector"] = dict(scheduling.node_selector)
+    if scheduling.tolerations:
+        spec["tolerations"] = [to_json(t) for t in scheduling.tolerations]
+    if scheduling.priority_class_name:
+        spec["priorityClassName"] = scheduling.priority_class_name
+    return spec
+
+
+def stateful_set(cache: Cache) -> dict:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": cache.meta(names.stateful_set(cache.name)),
+        "spec": {
+            "replicas": cache.nodes,
+            "serviceName": names.headless_service(cache.name),
+            "selector": {"matchLabels": cache.selector()},
+            "podManagementPolicy": "Parallel",
+            # A changed template restarts one node at a time: each restart empties that node.
+            "updateStrategy": {"type": "RollingUpdate"},
+            "template": {"metadata": {"labels": cache.labels()}, "spec": _pod_spec(cache)},
+        },
+    }
+
+
+def disruption_budget(cache: Cache) -> dict:
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": cache.meta(names.disruption_budget(cache.name)),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": cache.selector()},
+                 "unhealthyPodEvictionPolicy": "AlwaysAllow"},
+    }  # fmt: skip
+
+
+def network_policy(cache: Cache) -> dict:
+    """The allowed clients (default: this namespace) reach the nodes and the discovery port;
+    metrics scrapes come from the operator's namespace or labelled ones. Nothing else."""
+    layout = cache.engine.layout
+
+    def port(number: int) -> dict:
+        return {"protocol": "TCP", "port": number}
+
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": cache.meta(names.network_policy(cache.name)),
+        "spec": {
+            "podSelector": {"matchLabels": cache.selector()},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {"from": allowed_clients(cache), "ports": [port(cache.port), port(layout.agent_port)]},
+                {"from": scrapers(cache), "ports": [port(layout.metrics_port)]},
+            ],
+        },
+    }
+
+
+def cache_objects(cache: Cache, discovery: Membership, read_at: str | None = None) -> list[dict]:
+    """Every object of the cluster, in apply order: what the pods mount and the agent's rights
+    before the StatefulSet that starts them."""
+    return [
+        settings_config_map(cache),
+        discovery_config_map(cache, discovery, read_at),
+        *agent_objects(cache, cache.nodes),
+        *services(cache),
+        network_policy(cache),
+        disruption_budget(cache),
+        stateful_set(cache),
+    ]
+
+
+# ---------------------------------------------------------------- status
+
+
+def member(cache: Cache, pod: dict, zones: dict[str, str]) -> dict:
+    node = (pod.get("spec") or {}).get("nodeName")
+    out = {"name": pod["metadata"]["name"], "role": "node",
+           "ready": _ready(pod) and not pod["metadata"].get("deletionTimestamp")}  # fmt: skip
+    if node and zones.get(node):
+        out["zone"] = zones[node]
+    return out
+
+
+def availability(ready: int, desired: int) -> list[Condition]:
+    return [
+        Condition("Available", TRUE if ready else "False", "NodesReady" if ready else "NoNodeReady",
+                  f"{ready}/{desired} nodes ready"),
+        Condition("Ready", TRUE if ready >= desired else "False",
+                  "AllNodesReady" if ready >= desired else "NodesNotReady", f"{ready}/{desired} nodes ready"),
+    ]  # fmt: skip
