@@ -72,6 +72,20 @@ EXPOSE 11211 11212 9150
 ENTRYPOINT ["/usr/bin/catatonit", "--", "/opt/kuberds/bin/kuberds"]
 CMD ["agent", "memcached"]
 
+# Redis and the kuberds agent that runs it (and decides with the other members' agents who is
+# primary). redis gets the fixed uid/gid 999 the pods run as.
+FROM python AS redis
+RUN groupadd --system --gid 999 redis \
+ && useradd --system --uid 999 --gid 999 --home-dir /var/lib/redis --shell /usr/sbin/nologin redis \
+ && apt-get update \
+ && apt-get install -y --no-install-recommends redis-server catatonit \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=kuberds-venv /opt/kuberds /opt/kuberds
+USER 999:999
+EXPOSE 6379 8010 9121
+ENTRYPOINT ["/usr/bin/catatonit", "--", "/opt/kuberds/bin/kuberds"]
+CMD ["agent", "redis"]
+
 # SeaweedFS's S3 gateway for the e2e suite. No Go toolchain image exists here (no registry)
 # and Debian's golang is too old, so the `weed` that hack/build-binaries.sh builds (linked
 # against bookworm's glibc, like this image) comes in through a named build context:

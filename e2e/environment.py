@@ -21,7 +21,8 @@ from e2e.manifests import BUCKET, CLIENT, client_pod, s3_credentials, s3_server
 from e2e.support import E2E, OPERATOR_NAMESPACE, RELEASE
 
 VERSION = "0.1.0"
-IMAGES = {target: f"docker.io/kuberds/{target}:{VERSION}" for target in ("operator", "postgres", "memcached", "s3")}
+TARGETS = ("operator", "postgres", "memcached", "redis", "s3")
+IMAGES = {target: f"docker.io/kuberds/{target}:{VERSION}" for target in TARGETS}
 S3_NAMESPACE = "kuberds-e2e-s3"
 # Storage autoscaling in seconds, not RDS's minutes and hours; no trend (a test fills a volume in
 # seconds, which the 7-hour prediction would turn into one growth straight to maxSize).

@@ -55,6 +55,7 @@ CORE: dict[str, Resource] = {
     "PodDisruptionBudget": Resource("policy/v1", "poddisruptionbudgets"),
     "NetworkPolicy": Resource("networking.k8s.io/v1", "networkpolicies"),
     "EndpointSlice": Resource("discovery.k8s.io/v1", "endpointslices"),
+    "Lease": Resource("coordination.k8s.io/v1", "leases"),
     "Role": Resource("rbac.authorization.k8s.io/v1", "roles"),
     "RoleBinding": Resource("rbac.authorization.k8s.io/v1", "rolebindings"),
 }

@@ -166,7 +166,7 @@ def volume_claims(namespace: str, labels: dict, body: kopf.Body, **_: object) ->
 
 
 @kopf.index("nodes")
-def nodezones(name: str, labels: dict, **_: object) -> dict:
+def node_zones(name: str, labels: dict, **_: object) -> dict:
     return {name: labels.get(ZONE, "")}
 
 

@@ -103,6 +103,8 @@ BAD_CREATES = [
     ("CacheCluster", {"engine": "memcached", "snapshots": {"retentionDays": 3}}, "spec.snapshots.retentionDays",
      "Memcached has no backups"),
     ("CacheCluster", {"engine": "redis", "numNodes": 3}, "spec.numNodes", "numNodes is for Memcached"),
+    ("CacheCluster", {"engine": "memcached", "parameters": {"maxmemory-policy": "allkeys-lru"}}, "spec.parameters",
+     "only the memcached parameters users may set"),
     ("CacheCluster", {"engine": "redis", "automaticFailover": True}, "spec.automaticFailover",
      "needs at least one replica"),
     ("CacheCluster", {"engine": "redis", "engineVersion": "1.6"}, "spec.engineVersion", "not offered"),

@@ -304,20 +304,6 @@ def test_restore_from_a_missing_snapshot_is_a_condition(dbi: DBInstances) -> Non
     assert not dbi.apps.list_namespaced_stateful_set(dbi.namespace).items
 
 
-def test_kinds_without_a_reconciler_say_so(api, namespace: str, operator) -> None:
-    objects = kubernetes.client.CustomObjectsApi(api)
-    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "CacheCluster", "metadata": {"name": "sessions"},
-            "spec": {"engine": "redis"}}  # fmt: skip
-    objects.create_namespaced_custom_object(GROUP, VERSION, namespace, "cacheclusters", body)
-
-    def told():
-        status = objects.get_namespaced_custom_object(GROUP, VERSION, namespace, "cacheclusters", "sessions")
-        return (status.get("status") or {}).get("phase") == "Unsupported" and status["status"]
-
-    status = wait_for(told, what="the CacheCluster to be marked Unsupported")
-    assert status["conditions"][0]["reason"] == "NotImplemented"
-
-
 def test_operator_exposes_metrics(dbi: DBInstances, operator) -> None:
     dbi.create("measured")
     dbi.wait_phase("measured", "Available")

@@ -193,3 +193,9 @@ def test_agent_json_names_the_cluster_and_port() -> None:
     settings = build.settings_config_map(make_cache(port=11311))
     config = json.loads(settings["data"]["agent.json"])
     assert (config["cluster"], config["port"], config["namespace"]) == ("sessions", 11311, "shop")
+
+
+def test_tls_asked_of_memcached_is_said_not_offered() -> None:
+    condition = build.tls_condition(make_cache())
+    assert (condition.status, condition.reason) == ("False", "NotOffered")
+    assert build.tls_condition(make_cache(tls={"enabled": False})).reason == "Disabled"

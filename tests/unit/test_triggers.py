@@ -29,3 +29,17 @@ def test_children_are_selected_by_the_api_server() -> None:
     # The custom resources themselves are users' objects: never filtered by our labels.
     dbinstances = resource("kuberds.io", "v1alpha1", "dbinstances", "DBInstance")
     assert list(settings.watching.label_selectors.collect(dbinstances)) == []
+
+
+def test_every_index_a_handler_asks_for_is_registered() -> None:
+    """Kopf passes each index as the keyword of its id: a handler parameter annotated as an
+    index that no index is registered under would fail every call of that handler."""
+    import ast
+    import inspect
+
+    registered = {h.id for h in kopf.get_default_registry()._indexing.get_all_handlers()}
+    tree = ast.parse(inspect.getsource(triggers))
+    asked = {arg.arg for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
+             for arg in node.args.args + node.args.kwonlyargs
+             if isinstance(arg.annotation, ast.Attribute) and arg.annotation.attr == "Index"}  # fmt: skip
+    assert asked and asked <= registered, f"not registered: {sorted(asked - registered)}"

@@ -10,12 +10,17 @@ from kubernetes.client.rest import ApiException
 from kuberds.contract import snapshots
 from kuberds.restclient import CORE, RestClient, custom, error_message
 
-RESOURCES = {"Pod": CORE["Pod"], "ConfigMap": CORE["ConfigMap"], snapshots.KIND: custom(snapshots.PLURAL)}
+RESOURCES = {"Pod": CORE["Pod"], "ConfigMap": CORE["ConfigMap"], "Lease": CORE["Lease"],
+             snapshots.KIND: custom(snapshots.PLURAL)}  # fmt: skip
 TIMEOUT_SECONDS = 10.0
 
 
 class KubeError(RuntimeError):
     """The API server refused or did not answer."""
+
+
+class KubeConflict(KubeError):
+    """409: the object changed since it was read (or exists already): someone else won."""
 
 
 class AgentKube:
@@ -32,7 +37,8 @@ class AgentKube:
         except ApiException as error:
             if error.status == 404:
                 return None
-            raise KubeError(f"{method} {path}: {error.status} {error_message(error)}") from error
+            failure = KubeConflict if error.status == 409 else KubeError
+            raise failure(f"{method} {path}: {error.status} {error_message(error)}") from error
         except (urllib3.exceptions.HTTPError, OSError) as error:
             raise KubeError(f"{method} {path}: {error}") from error
 
@@ -42,6 +48,12 @@ class AgentKube:
     def list(self, kind: str, namespace: str) -> list[dict]:
         return (self._request("GET", self.rest.path(kind, namespace)) or {}).get("items", [])
 
-    def merge_patch(self, kind: str, namespace: str, name: str, patch: dict, subresource: str | None = None) -> None:
-        self._request("PATCH", self.rest.path(kind, namespace, name, subresource), body=patch,
-                      content_type="application/merge-patch+json")  # fmt: skip
+    def merge_patch(self, kind: str, namespace: str, name: str, patch: dict,
+                    subresource: str | None = None) -> dict | None:  # fmt: skip
+        """With metadata.resourceVersion in `patch`, conditional: KubeConflict if it moved."""
+        return self._request("PATCH", self.rest.path(kind, namespace, name, subresource), body=patch,
+                             content_type="application/merge-patch+json")  # fmt: skip
+
+    def create(self, kind: str, namespace: str, body: dict) -> dict | None:
+        """KubeConflict when it exists already."""
+        return self._request("POST", self.rest.path(kind, namespace), body=body)

@@ -1,8 +1,9 @@
-"""A CacheCluster as the builders see it, and the objects of a Memcached cluster: its nodes (a
-StatefulSet without volumes: Memcached keeps nothing), the headless Service that names each
-node, the configuration endpoint (a Service over every node's Auto Discovery port), the
-membership ConfigMap the agents answer discovery from, agent.json, the agent's rights, a
-disruption budget and a NetworkPolicy. Pure."""
+"""A CacheCluster as the builders see it, and its objects: its members (a StatefulSet without
+volumes: the engines keep their data in memory), the headless Service that names each
+member, the engine's endpoints (Memcached: the configuration endpoint over every node's Auto
+Discovery port; Redis: the primary and reader endpoints over the role label its agents
+move), Memcached's membership ConfigMap, agent.json, the agent's rights, a disruption budget
+and a NetworkPolicy. Pure."""
 
 from __future__ import annotations
 
@@ -18,12 +19,12 @@ from kuberds.builders.rbac import agent_objects
 from kuberds.builders.statefulset import HOSTNAME, ZONE
 from kuberds.builders.status import TRUE, Condition
 from kuberds.config import OperatorConfig
-from kuberds.contract import CONFIG_DIR, SETTINGS_FILE, environment
+from kuberds.contract import CONFIG_DIR, ROLE_LABEL, SETTINGS_FILE, environment
 from kuberds.contract.memcached import Membership, Node, next_membership
 from kuberds.engines import CacheEngine
+from kuberds.engines.base import CacheEndpoint
 
 CACHE = "cache"  # the app.kubernetes.io/component of a cache's pods and objects
-DISCOVERY_PORT_NAME = "discovery"
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,20 @@ class Cache:
 
     @property
     def nodes(self) -> int:
-        return self.spec.num_nodes
+        """Pods: Memcached's nodes, or Redis's primary and replicas."""
+        return self.engine.members(self.spec)
+
+    @property
+    def auth_secret(self) -> str | None:
+        """The Secret with the AUTH password the pods use (None: no AUTH)."""
+        auth = self.spec.auth
+        if not self.engine.auth or (auth is not None and not auth.enabled):
+            return None
+        return (auth.secret_name if auth else None) or names.cache_auth(self.name)
+
+    @property
+    def generates_auth(self) -> bool:
+        return self.auth_secret == names.cache_auth(self.name)
 
     @property
     def size(self) -> Size:
@@ -68,8 +82,14 @@ class Cache:
         return f"{names.pod(self.name, ordinal)}.{pods}.{self.owner.namespace}.svc.{self.config.cluster_domain}"
 
 
-def configuration_endpoint(cache: Cache) -> str:
-    return f"{names.configuration_endpoint(cache.name)}.{cache.owner.namespace}.svc:{cache.port}"
+def endpoint_address(cache: Cache, endpoint: CacheEndpoint) -> str:
+    return f"{cache.name}{endpoint.suffix}.{cache.owner.namespace}.svc:{cache.port}"
+
+
+def endpoint_fields(cache: Cache) -> dict[str, str]:
+    """status.endpoint (primary or configuration endpoint) and readerEndpoint."""
+    field = {"primary": "endpoint", "configuration": "endpoint", "reader": "readerEndpoint"}
+    return {field[e.kind]: endpoint_address(cache, e) for e in cache.engine.endpoints}
 
 
 # ---------------------------------------------------------------- membership
@@ -97,6 +117,12 @@ def membership(cache: Cache, pods: list[dict], current: Membership | None) -> Me
     return next_membership(current, tuple(nodes))
 
 
+def auth_secret(cache: Cache, password: str) -> dict:
+    """Made once (create-if-absent), never overwritten: the members hold it."""
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": cache.meta(names.cache_auth(cache.name)),
+            "type": "Opaque", "stringData": {environment.CACHE_PASSWORD.key: password}}  # fmt: skip
+
+
 def discovery_config_map(cache: Cache, current: Membership, read_at: str | None = None) -> dict:
     """`read_at`: the resourceVersion the membership was computed from; the write is refused
     (409) if another pass wrote since, so two passes never publish one version twice."""
@@ -109,13 +135,14 @@ def discovery_config_map(cache: Cache, current: Membership, read_at: str | None 
 
 def settings_config_map(cache: Cache) -> dict:
     agent_json = cache.engine.agent_config(cache.name, cache.owner.namespace, cache.port, cache.size,
-                                           cache.spec.parameters)  # fmt: skip
+                                           cache.spec.parameters, cache.nodes, cache.config.cluster_domain)  # fmt: skip
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": cache.meta(names.settings(cache.name)),
             "data": {SETTINGS_FILE: agent_json}}  # fmt: skip
 
 
-def _service(cache: Cache, name: str, ports: list[dict], headless: bool = False) -> dict:
-    spec: dict = {"type": "ClusterIP", "selector": cache.selector(), "ports": ports}
+def _service(cache: Cache, name: str, ports: list[dict], headless: bool = False, role: str | None = None) -> dict:
+    selector = {**cache.selector(), **({ROLE_LABEL: role} if role else {})}
+    spec: dict = {"type": "ClusterIP", "selector": selector, "ports": ports}
     if headless:
         # Every node keeps its name while it is not ready: clients find a restarting node
         # where it was (discovery still lists it).
@@ -126,12 +153,12 @@ def _service(cache: Cache, name: str, ports: list[dict], headless: bool = False)
 def services(cache: Cache) -> list[dict]:
     engine = cache.spec.engine
     node_port = {"name": engine, "port": cache.port, "targetPort": engine, "protocol": "TCP"}
-    discovery = {"name": DISCOVERY_PORT_NAME, "port": cache.port, "targetPort": DISCOVERY_PORT_NAME,
-                 "protocol": "TCP"}  # fmt: skip
-    return [
-        _service(cache, names.headless_service(cache.name), [node_port], headless=True),
-        _service(cache, names.configuration_endpoint(cache.name), [discovery]),
-    ]
+    endpoints = [
+        _service(cache, cache.name + e.suffix, [{"name": e.target_port, "port": cache.port,
+                                                  "targetPort": e.target_port, "protocol": "TCP"}], role=e.role)
+        for e in cache.engine.endpoints
+    ]  # fmt: skip
+    return [_service(cache, names.headless_service(cache.name), [node_port], headless=True), *endpoints]
 
 
 def _pod_spec(cache: Cache) -> dict:
@@ -150,10 +177,11 @@ def _pod_spec(cache: Cache) -> dict:
             {"name": environment.POD_NAME, **field_ref("metadata.name")},
             {"name": environment.POD_NAMESPACE, **field_ref("metadata.namespace")},
             {"name": environment.POD_IP, **field_ref("status.podIP")},
+            *([environment.secret_env(environment.CACHE_PASSWORD, cache.auth_secret)] if cache.auth_secret else []),
         ],
         "ports": [
             {"name": engine.name, "containerPort": cache.port, "protocol": "TCP"},
-            {"name": DISCOVERY_PORT_NAME, "containerPort": layout.agent_port, "protocol": "TCP"},
+            {"name": engine.agent_port_name, "containerPort": layout.agent_port, "protocol": "TCP"},
             {"name": "metrics", "containerPort": layout.metrics_port, "protocol": "TCP"},
         ],
         "resources": cache.size.resources(),
@@ -170,6 +198,7 @@ def _pod_spec(cache: Cache) -> dict:
         },
     }
     selector = {"matchLabels": cache.selector()}
+    spread = "DoNotSchedule" if cache.spec.multi_az else "ScheduleAnyway"
     spec: dict = {
         "serviceAccountName": names.agent(cache.name),
         "securityContext": {
@@ -179,16 +208,19 @@ def _pod_spec(cache: Cache) -> dict:
             "fsGroup": layout.uid,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "terminationGracePeriodSeconds": 10,  # nothing to save: memcached exits at once
+        # Time for a primary to hand over (writes paused until its replicas have every write).
+        "terminationGracePeriodSeconds": 30,
         "enableServiceLinks": False,
         "containers": [container],
         "volumes": [
             {"name": "config", "configMap": {"name": names.settings(cache.name)}},
-            *({"name": name, "emptyDir": {}} for name, _ in scratch),
+            *({"name": name, "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"} if path in layout.private_paths
+               else {}} for name, path in scratch),
         ],
-        # Nodes spread over zones and hosts where they can: losing a zone loses a share of
-        # the keys, not all of them. A preference, so a cluster larger than the nodes starts.
-        "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": ZONE, "whenUnsatisfiable": "ScheduleAnyway",
+        # Members spread over zones and hosts: losing a zone loses a share of Memcached's keys,
+        # not all of them, and a Redis replica survives its primary's zone. Required with
+        # multiAZ; else a preference, so a cluster larger than the zones still starts.
+        "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": ZONE, "whenUnsatisfiable": spread,
                                        "labelSelector": selector, "nodeTaintsPolicy": "Honor"}],
         "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
             {"weight": 100, "podAffinityTerm": {"topologyKey": HOSTNAME, "labelSelector": selector}}]}},
@@ -230,12 +262,17 @@ def disruption_budget(cache: Cache) -> dict:
 
 
 def network_policy(cache: Cache) -> dict:
-    """The allowed clients (default: this namespace) reach the nodes and the discovery port;
-    metrics scrapes come from the operator's namespace or labelled ones. Nothing else."""
+    """The members reach each other (replication), the allowed clients (default: this
+    namespace) reach the members and, where an endpoint is served by the agent (Auto
+    Discovery), its port; metrics scrapes come from the operator's namespace or labelled ones.
+    Nothing else."""
     layout = cache.engine.layout
+    agent_served = any(e.target_port == cache.engine.agent_port_name for e in cache.engine.endpoints)
 
     def port(number: int) -> dict:
         return {"protocol": "TCP", "port": number}
+
+    client_ports = [port(cache.port), *([port(layout.agent_port)] if agent_served else [])]
 
     return {
         "apiVersion": "networking.k8s.io/v1",
@@ -245,19 +282,22 @@ def network_policy(cache: Cache) -> dict:
             "podSelector": {"matchLabels": cache.selector()},
             "policyTypes": ["Ingress"],
             "ingress": [
-                {"from": allowed_clients(cache), "ports": [port(cache.port), port(layout.agent_port)]},
+                {"from": [{"podSelector": {"matchLabels": cache.selector()}}], "ports": [port(cache.port)]},
+                {"from": allowed_clients(cache), "ports": client_ports},
                 {"from": scrapers(cache), "ports": [port(layout.metrics_port)]},
             ],
         },
     }
 
 
-def cache_objects(cache: Cache, discovery: Membership, read_at: str | None = None) -> list[dict]:
+def cache_objects(cache: Cache, discovery: Membership | None = None, read_at: str | None = None) -> list[dict]:
     """Every object of the cluster, in apply order: what the pods mount and the agent's rights
-    before the StatefulSet that starts them."""
+    before the StatefulSet that starts them (`discovery`: the membership to publish, for an
+    engine that publishes one)."""
+    published = [discovery_config_map(cache, discovery, read_at)] if cache.engine.publishes_membership else []
     return [
         settings_config_map(cache),
-        discovery_config_map(cache, discovery, read_at),
+        *published,
         *agent_objects(cache, cache.nodes),
         *services(cache),
         network_policy(cache),
@@ -270,12 +310,23 @@ def cache_objects(cache: Cache, discovery: Membership, read_at: str | None = Non
 
 
 def member(cache: Cache, pod: dict, zones: dict[str, str]) -> dict:
+    """A pod in status: its role is the agents' label (Redis), or "node" (Memcached)."""
     node = (pod.get("spec") or {}).get("nodeName")
-    out = {"name": pod["metadata"]["name"], "role": "node",
+    labels = pod["metadata"].get("labels") or {}
+    role = labels.get(ROLE_LABEL, "unknown") if any(e.role for e in cache.engine.endpoints) else "node"
+    out = {"name": pod["metadata"]["name"], "role": role,
            "ready": _ready(pod) and not pod["metadata"].get("deletionTimestamp")}  # fmt: skip
     if node and zones.get(node):
         out["zone"] = zones[node]
     return out
+
+
+def tls_condition(cache: Cache) -> Condition:
+    """Said, not hidden: the nodes serve plain TCP whatever spec.tls asks (not offered yet)."""
+    if cache.spec.tls.enabled:
+        return Condition("TLS", "False", "NotOffered", f"{cache.engine.name} nodes serve plain TCP: TLS in transit "
+                         "is not offered for them yet, so spec.tls is not applied")  # fmt: skip
+    return Condition("TLS", "False", "Disabled", "spec.tls.enabled is false")
 
 
 def availability(ready: int, desired: int) -> list[Condition]:

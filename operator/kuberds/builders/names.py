@@ -113,6 +113,6 @@ def discovery(cluster: str) -> str:
     return discovery_object(cluster)
 
 
-def configuration_endpoint(cluster: str) -> str:
-    """A Memcached cluster's configuration endpoint: the Service clients discover nodes through."""
-    return cluster
+def cache_auth(cluster: str) -> str:
+    """A Redis cluster's generated AUTH password (made once, never overwritten)."""
+    return f"{cluster}-auth"

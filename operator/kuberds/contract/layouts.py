@@ -46,7 +46,21 @@ MEMCACHED = PodLayout(
     metrics_port=9150,
 )
 
-LAYOUTS: dict[str, PodLayout] = {"postgres": POSTGRES, "memcached": MEMCACHED}
+# Redis keeps its dataset in memory (no data volume); redis.conf holds the passwords, so the
+# run directory is memory. The agent port answers the kubelet's probes.
+REDIS = PodLayout(
+    uid=999,
+    data_mount="",
+    data_dir="/var/lib/redis",
+    run_dir="/var/run/redis",
+    writable_paths=("/tmp", "/var/run/redis", "/var/lib/redis"),
+    private_paths=("/var/run/redis",),
+    bin_dir="/usr/bin",
+    agent_port=8010,
+    metrics_port=9121,
+)
+
+LAYOUTS: dict[str, PodLayout] = {"postgres": POSTGRES, "memcached": MEMCACHED, "redis": REDIS}
 
 
 @dataclass(frozen=True)

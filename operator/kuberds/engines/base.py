@@ -114,23 +114,44 @@ class Engine(Protocol):
         """Sent to a read replica's leader: stop following the source, become writable."""
 
 
+@dataclass(frozen=True)
+class CacheEndpoint:
+    """A Service clients reach a cache by."""
+
+    kind: str  # primary, reader, configuration: the status field it fills
+    suffix: str  # after the cluster's name ("" for the cluster's own name)
+    target_port: str  # the pods' port, by name
+    role: str | None = None  # only pods the agents labelled with this role (contract.ROLE_LABEL)
+
+
 class CacheEngine(Protocol):
     """A cache engine's data plane (CacheCluster). Pure, like Engine: `agent_config` is the
-    node's agent.json from the node type and the user's parameters (which must have passed
+    member's agent.json from the node type and the user's parameters (which must have passed
     `parameter_problems`); `probes(port)` ask the engine's process only; `agent_rules` are
-    the agent's rights, limited to the cluster's own objects by name."""
+    the agent's rights, limited to the cluster's own objects by name; `endpoints` are the
+    Services over its pods; `publishes_membership`: the operator keeps the Auto Discovery
+    membership ConfigMap the agents serve; `auth`: clients authenticate with the password of
+    spec.auth's Secret, which the pods get."""
 
     info: EngineInfo
     layout: PodLayout
+    endpoints: tuple[CacheEndpoint, ...]
+    agent_port_name: str
+    publishes_membership: bool
+    auth: bool
 
     @property
     def name(self) -> str: ...
+
+    def members(self, spec) -> int:
+        """Pods of a CacheCluster with this spec."""
 
     def parameter_problems(self, user: Mapping[str, str]) -> list[str]: ...
 
     def allowed_parameters(self) -> list[Parameter]: ...
 
-    def agent_config(self, cluster: str, namespace: str, port: int, size: Size, user: Mapping[str, str]) -> str: ...
+    def agent_config(self, cluster: str, namespace: str, port: int, size: Size, user: Mapping[str, str],
+                     members: int, cluster_domain: str) -> str: ...  # fmt: skip
 
     def probes(self, port: int) -> dict[str, dict]: ...
 

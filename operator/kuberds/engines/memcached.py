@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from kuberds.api.classes import Size
 from kuberds.contract.layouts import MEMCACHED, PodLayout
 from kuberds.contract.memcached import CacheAgentConfig, discovery_object
-from kuberds.engines.base import EngineInfo
+from kuberds.engines.base import CacheEndpoint, EngineInfo
 from kuberds.engines.parameters import Parameter, problems
 from kuberds.quantity import to_bytes
 
@@ -56,6 +56,14 @@ def _normalised(parameter: Parameter, value: str) -> str:
 class Memcached:
     info = INFO
     layout: PodLayout = MEMCACHED
+    # The configuration endpoint: every node's Auto Discovery port (the agent's).
+    endpoints = (CacheEndpoint("configuration", "", "discovery"),)
+    agent_port_name = "discovery"
+    publishes_membership = True
+    auth = False
+
+    def members(self, spec) -> int:
+        return spec.num_nodes
 
     @property
     def name(self) -> str:
@@ -74,7 +82,8 @@ class Memcached:
     def allowed_parameters(self) -> list[Parameter]:
         return list(ALLOWED.values())
 
-    def agent_config(self, cluster: str, namespace: str, port: int, size: Size, user: Mapping[str, str]) -> str:
+    def agent_config(self, cluster: str, namespace: str, port: int, size: Size, user: Mapping[str, str],
+                     members: int = 1, cluster_domain: str = "cluster.local") -> str:  # fmt: skip
         """agent.json; the parameters must have passed parameter_problems."""
         parameters = {name.lower(): _normalised(ALLOWED[name.lower()], value) for name, value in user.items()}
         return CacheAgentConfig(cluster, namespace, port, item_memory_mb(size), parameters).to_json()

@@ -1,5 +1,105 @@
-"""Redis (CacheCluster): in the API; its data plane (Sentinel, agent, image) is still to come."""
+"""Redis (CacheCluster): a primary and up to five replicas, the members' agents deciding who is
+primary over a Kubernetes Lease (kuberds.contract.redis; the agent: kuberds.agent.redis), the
+primary and reader endpoints following the role label the agents move."""
 
-from kuberds.engines.base import EngineInfo
+from __future__ import annotations
 
-INFO = EngineInfo(name="redis", family="cache", versions=("7.0",), default_port=6379)
+from collections.abc import Mapping
+
+from kuberds.api.classes import Size
+from kuberds.contract import PRIMARY, REPLICA
+from kuberds.contract.layouts import REDIS, PodLayout
+from kuberds.contract.redis import RedisAgentConfig, lease_name
+from kuberds.engines.base import CacheEndpoint, EngineInfo
+from kuberds.engines.parameters import Parameter, problems
+from kuberds.quantity import to_bytes
+
+EVICTION_POLICIES = (
+    "volatile-lru",
+    "allkeys-lru",
+    "volatile-lfu",
+    "allkeys-lfu",
+    "volatile-random",
+    "allkeys-random",
+    "volatile-ttl",
+    "noeviction",
+)
+# redis.conf directives users may set (ElastiCache's modifiable ones that are safe here).
+ALLOWED = {
+    p.name: p
+    for p in (
+        Parameter("maxmemory-policy", "enum", values=EVICTION_POLICIES),
+        Parameter("maxmemory-samples", "integer", None, 1, 64),
+        Parameter("timeout", "integer", None, 0, 86400),
+        Parameter("tcp-keepalive", "integer", None, 0, 3600),
+        Parameter("lazyfree-lazy-eviction", "bool"),
+        Parameter("lazyfree-lazy-expire", "bool"),
+        Parameter("activedefrag", "bool"),
+        Parameter("hz", "integer", None, 1, 500),
+        Parameter("slowlog-log-slower-than", "integer", None, -1, 10_000_000),
+        Parameter("slowlog-max-len", "integer", None, 0, 100_000),
+        Parameter("list-max-listpack-size", "integer", None, -5, 100_000),
+    )
+}
+INFO = EngineInfo(name="redis", family="cache", versions=("7.0",), default_port=6379, allowed_parameters=tuple(ALLOWED))  # fmt: skip
+# Of the pod's memory, what the dataset may use: the rest is replication buffers, a fork's
+# copy-on-write during a snapshot, and the agent (ElastiCache reserves 25% the same way).
+DATASET_SHARE = 0.7
+OVERHEAD_MB = 32
+
+
+def maxmemory_mb(size: Size) -> int:
+    return max(32, int(to_bytes(size.memory) / 2**20 * DATASET_SHARE) - OVERHEAD_MB)
+
+
+class Redis:
+    info = INFO
+    layout: PodLayout = REDIS
+    # The primary endpoint follows the role label the agents move; the reader one, replicas.
+    endpoints = (CacheEndpoint("primary", "", "redis", PRIMARY), CacheEndpoint("reader", "-ro", "redis", REPLICA))
+    agent_port_name = "agent"
+    publishes_membership = False
+    auth = True
+
+    @property
+    def name(self) -> str:
+        return INFO.name
+
+    def parameter_problems(self, user: Mapping[str, str]) -> list[str]:
+        return problems(ALLOWED, user, INFO.name)
+
+    def allowed_parameters(self) -> list[Parameter]:
+        return list(ALLOWED.values())
+
+    def members(self, spec) -> int:
+        return spec.replicas + 1
+
+    def agent_config(self, cluster: str, namespace: str, port: int, size: Size, user: Mapping[str, str],
+                     members: int = 1, cluster_domain: str = "cluster.local") -> str:  # fmt: skip
+        parameters = {name.lower(): value.strip() for name, value in user.items()}
+        return RedisAgentConfig(cluster, namespace, port, members, maxmemory_mb(size), parameters,
+                                cluster_domain).to_json()  # fmt: skip
+
+    def probes(self, port: int) -> dict[str, dict]:
+        # Ready: the primary holding the lease, or a replica streaming from it (the agent
+        # knows); alive: the process answers on its port, whatever the lease says.
+        return {
+            "readinessProbe": {"httpGet": {"path": "/ready", "port": REDIS.agent_port}, "periodSeconds": 1,
+                               "failureThreshold": 2, "timeoutSeconds": 1},
+            "livenessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 10, "failureThreshold": 3,
+                              "timeoutSeconds": 2},
+        }  # fmt: skip
+
+    def agent_rules(self, cluster: str, pods: list[str]) -> list[dict]:
+        """The members' agents keep the leader Lease (`create` cannot be limited by name:
+        Kubernetes checks names only of existing objects) and the role labels and reports of
+        the cluster's own pods; nothing else."""
+        return [
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "update", "patch"],
+             "resourceNames": [lease_name(cluster)]},
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"], "resourceNames": list(pods)},
+        ]  # fmt: skip
+
+
+ENGINE = Redis()

@@ -8,7 +8,8 @@
     unsupported  every kind of the API without a handler yet: told so, never ignored
 
 kuberds.triggers registers every kind of the API (kuberds.api.v1alpha1.KINDS): server kinds
-from SERVER_HANDLERS, the others from HANDLERS, the rest as unsupported.
+from SERVER_HANDLERS, cache kinds from CACHE_HANDLERS, the others from HANDLERS; a kind
+added to the API without a handler is registered as unsupported (told so, never ignored).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""CacheCluster: Memcached nodes with ElastiCache Auto Discovery (Redis is accepted by the API
-and answered EngineNotSupported until its data plane lands).
+"""CacheCluster: Memcached nodes with ElastiCache Auto Discovery, or Redis with a primary whose
+endpoint follows its agents' leader Lease.
 
 Thin: `reconcile` is the full pass (every object applied, drift corrected); `refresh` is what
-a node's pod event needs — the membership the agents serve, and status.
+a member's pod event needs — Memcached's published membership, and status.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from kuberds.builders import names
 from kuberds.builders.meta import Owner
 from kuberds.builders.status import TRUE, Condition, Observed
 from kuberds.config import OperatorConfig
+from kuberds.contract import PRIMARY, environment
 from kuberds.contract.memcached import Membership
 from kuberds.engines import cache_engine_for
 from kuberds.handlers import shared
 from kuberds.kube import Kube
 from kuberds.operations import ownership
-from kuberds.operations.secrets import not_reconciled
+from kuberds.operations.secrets import new_token, not_reconciled, reference_problem
 from kuberds.operations.server_pass import ACTIVE, publish_paused
 from kuberds.operations.status import post_event, publish_status
 
@@ -43,13 +44,18 @@ def _cache(config: OperatorConfig, body: dict) -> build.Cache | None:
     return build.Cache(Owner.of(body), spec, engine, config)
 
 
-def _problem(spec: api.CacheClusterSpec) -> Condition | None:
+def _problem(kube: Kube, spec: api.CacheClusterSpec, namespace: str, cache: build.Cache | None) -> Condition | None:
     engine = cache_engine_for(spec.engine)
     if engine is None:
         return not_reconciled("EngineNotSupported", f"engine {spec.engine} is accepted by the API but its data plane "
-                              "is not available yet; memcached clusters run today")  # fmt: skip
+                              "is not available yet")  # fmt: skip
     refused = engine.parameter_problems(spec.parameters)
-    return not_reconciled("InvalidParameter", "; ".join(refused)) if refused else None
+    if refused:
+        return not_reconciled("InvalidParameter", "; ".join(refused))
+    if cache and cache.auth_secret and not cache.generates_auth:
+        secret = kube.get("Secret", namespace, cache.auth_secret)
+        return reference_problem(secret, cache.auth_secret, "auth.secretName", (environment.CACHE_PASSWORD.key,))
+    return None
 
 
 def _current_membership(kube: Kube, cache: build.Cache) -> tuple[Membership | None, str | None]:
@@ -66,42 +72,53 @@ def reconcile(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], 
     if spec.automation_paused:
         publish_paused(kube, body)
         return
-    problem = _problem(spec)
+    cache = _cache(config, body)
+    problem = _problem(kube, spec, body["metadata"]["namespace"], cache)
     if problem:
         publish_status(kube, body, [problem, ACTIVE])
-        return  # nothing to retry: a change of the spec brings the next pass
-    cache = build.Cache(Owner.of(body), spec, cache_engine_for(spec.engine), config)
-    current, read_at = _current_membership(kube, cache)
-    discovery = build.membership(cache, pods, current)
+        return  # nothing to retry until the spec or the Secret changes: the resync looks again
+    current, read_at, discovery = None, None, None
+    if cache.engine.publishes_membership:
+        current, read_at = _current_membership(kube, cache)
+        discovery = build.membership(cache, pods, current)
     objects = build.cache_objects(cache, discovery, read_at)
     namespace = cache.owner.namespace
-    holders = {key: kube.get(key[0], namespace, key[2]) for key in ownership.unconfirmed(cache.owner, objects)}
-    taken = ownership.conflict(cache.owner, objects, holders)
+    generated = [build.auth_secret(cache, "")] if cache.generates_auth else []
+    holders = {key: kube.get(key[0], namespace, key[2])
+               for key in ownership.unconfirmed(cache.owner, [*generated, *objects])}  # fmt: skip
+    taken = ownership.conflict(cache.owner, [*generated, *objects], holders)
     if taken:
         publish_status(kube, body, [taken, ACTIVE])
         raise kopf.TemporaryError(taken.message, delay=config.retry_seconds)
+    if cache.generates_auth:
+        secret, _ = kube.create_if_absent(build.auth_secret(cache, new_token(24)))
+        ownership.confirm(cache.owner, secret)
     for obj in objects:
         ownership.confirm(cache.owner, kube.apply(obj))
-    _said_membership(body, current, discovery)
+    if discovery is not None:
+        _said_membership(body, current, discovery)
     generation = body["metadata"]["generation"]
     applied = Condition("Reconciled", TRUE, "ObjectsApplied", f"objects for generation {generation}")
-    _publish(kube, body, cache, pods, zones, [applied, ACTIVE])
+    _publish(kube, body, cache, pods, zones, [applied, ACTIVE, build.tls_condition(cache)])
 
 
 def refresh(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], zones: dict[str, str]) -> str:
-    """A node's pod changed: the membership clients discover, and status."""
+    """A member's pod changed: the membership clients discover (Memcached), and status."""
     cache = _cache(config, body)
     if cache is None:
         return "nothing: paused, unsupported, refused or deleting"
-    current, read_at = _current_membership(kube, cache)
-    if current is None:
-        return "nothing: the full pass has not made the discovery ConfigMap yet"
-    discovery = build.membership(cache, pods, current)
-    if discovery != current:
-        kube.apply(build.discovery_config_map(cache, discovery, read_at))
-        _said_membership(body, current, discovery)
+    said = "status"
+    if cache.engine.publishes_membership:
+        current, read_at = _current_membership(kube, cache)
+        if current is None:
+            return "nothing: the full pass has not made the discovery ConfigMap yet"
+        discovery = build.membership(cache, pods, current)
+        if discovery != current:
+            kube.apply(build.discovery_config_map(cache, discovery, read_at))
+            _said_membership(body, current, discovery)
+        said = f"discovery version {discovery.version}, {len(discovery.nodes)} nodes"
     _publish(kube, body, cache, pods, zones, [])
-    return f"discovery version {discovery.version}, {len(discovery.nodes)} nodes"
+    return said
 
 
 def _said_membership(body: dict, before: Membership | None, after: Membership) -> None:
@@ -115,6 +132,8 @@ def _publish(kube: Kube, body: dict, cache: build.Cache, pods: list[dict], zones
              conditions: list[Condition]) -> None:  # fmt: skip
     members = sorted((build.member(cache, p, zones) for p in pods), key=lambda m: m["name"])
     ready = sum(1 for m in members if m["ready"])
-    fields = {"endpoint": build.configuration_endpoint(cache), "engineVersion": cache.version, "members": members}
+    primary = next((m["name"] for m in members if m["role"] == PRIMARY and m["ready"]), None)
+    fields = {**build.endpoint_fields(cache), "engineVersion": cache.version, "members": members,
+              "currentPrimary": primary, "authSecretName": cache.auth_secret}  # fmt: skip
     publish_status(kube, body, [*conditions, *build.availability(ready, cache.nodes)], fields,
                    Observed(desired=cache.nodes))  # fmt: skip

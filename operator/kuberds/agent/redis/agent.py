@@ -1,0 +1,303 @@
+"""The Redis member's supervisor: redis-server as a child process, the HA loop (observe, decide,
+act: kuberds.agent.redis.decide), the role label the endpoints select on, readiness, metrics,
+and the report on the pod. redis-server exiting ends the agent (the kubelet restarts the
+container, which starts empty and is never a candidate until it has synced)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from kuberds.agent import report as reporting
+from kuberds.agent.kube import AgentKube, KubeConflict, KubeError
+from kuberds.agent.pod import Pod
+from kuberds.agent.processes import OsUser
+from kuberds.agent.redis.config import redis_conf
+from kuberds.agent.redis.decide import MASTER, REPLICA, Action, Member, Seen, decide
+from kuberds.agent.redis.lease import LeaderLease
+from kuberds.agent.redis.metrics import serve_metrics
+from kuberds.contract import PRIMARY, ROLE_LABEL, SETTINGS_FILE, environment
+from kuberds.contract import REPLICA as REPLICA_ROLE
+from kuberds.contract.redis import RedisAgentConfig, lease_name
+from kuberds.contract.report import AgentReport
+
+log = logging.getLogger("kuberds.agent")
+
+LOOP_SECONDS = 1.0
+TIMEOUT = 0.5  # a member that does not answer INFO within this is not reachable this loop
+PEERS_ENV = "KUBERDS_REDIS_PEERS"  # tests: name=host:port,… (in a pod: the members' DNS names)
+REPLICATION_USER = "kuberds"  # replicas sync as this user, which only a primary that took the lease has
+REPLICATION_RIGHTS = ("resetchannels", "-@all", "+psync", "+sync", "+replconf", "+ping")
+HANDOVER_SECONDS = 5  # a clean stop pauses writes this long at most while the replicas catch up
+
+
+@dataclass(frozen=True)
+class Address:
+    host: str
+    port: int
+
+
+def peer_addresses(config: RedisAgentConfig, env: dict[str, str]) -> dict[str, Address]:
+    given = env.get(PEERS_ENV)
+    if given:
+        pairs = (item.split("=", 1) for item in given.split(","))
+        return {name: Address(hostport.rsplit(":", 1)[0], int(hostport.rsplit(":", 1)[1])) for name, hostport in pairs}
+    return {f"{config.cluster}-{i}": Address(config.host(i), config.port) for i in range(config.members)}
+
+
+def replication(client: redis.Redis) -> dict | None:
+    try:
+        return client.info("replication")
+    except (redis.RedisError, OSError):
+        return None
+
+
+class RedisAgent:
+    def __init__(self, pod: Pod, kube: AgentKube | None, env: dict[str, str]):
+        self.pod, self.kube = pod, kube
+        self.config = RedisAgentConfig.from_json((pod.config_dir / SETTINGS_FILE).read_text())
+        self.password = env.get(environment.CACHE_PASSWORD.env, "")
+        self.addresses = peer_addresses(self.config, env)
+        self.me = pod.name
+        self.ordinals = {name: i for i, name in enumerate(sorted(self.addresses, key=_ordinal))}
+        self.port = pod.engine_port or self.addresses[self.me].port
+        self.clients = {name: self._client(a.host, a.port) for name, a in self.addresses.items() if name != self.me}
+        self.local = self._client("127.0.0.1", self.port)
+        self.lease = LeaderLease(kube, pod.namespace, lease_name(self.config.cluster), self.me,
+                                 self.config.lease_seconds) if kube else None  # fmt: skip
+        self.process: subprocess.Popen | None = None
+        self.stopping = False
+        self.failures = 0
+        self.renewed_at = 0.0
+        self.took_lease = False
+        self.labelled: str | None = None
+        self.answering: list[str] = []  # the peers that answered in the last observation
+        self.last: Action | None = None
+        self.state: dict = {}
+        self.published: dict = {}
+
+    def _client(self, host: str, port: int) -> redis.Redis:
+        # No retries: a member that does not answer at once is not reachable this loop (a
+        # frozen one would otherwise cost every loop seconds).
+        return redis.Redis(host=host, port=port, password=self.password or None, socket_timeout=TIMEOUT,
+                           socket_connect_timeout=TIMEOUT, decode_responses=True,
+                           retry=Retry(NoBackoff(), 0))  # fmt: skip
+
+    # ------------------------------------------------------------ observe
+
+    def _member(self, name: str, info: dict | None) -> Member:
+        if info is None:
+            return Member(name, self.ordinals[name])
+        role = MASTER if info.get("role") == "master" else REPLICA
+        offset = int(info.get("master_repl_offset") or 0)
+        return Member(name, self.ordinals[name], role, offset, has_data=offset > 0)
+
+    def _following(self, info: dict | None) -> str | None:
+        if not info or info.get("role") != "slave":
+            return None
+        source = Address(str(info.get("master_host")), int(info.get("master_port") or 0))
+        return next((name for name, address in self.addresses.items() if address == source), None)
+
+    def observe(self) -> Seen:
+        mine = replication(self.local)
+        self.failures = 0 if mine is not None else self.failures + 1
+        self.state = mine or {}
+        peers = tuple(self._member(name, replication(client)) for name, client in self.clients.items())
+        self.answering = [p.name for p in peers if p.role is not None]
+        lease = None
+        if self.lease is not None:
+            try:
+                lease = self.lease.observe()
+            except KubeError as error:
+                log.warning("reading the lease: %s", error)
+        renewed_ago = time.monotonic() - self.renewed_at if self.renewed_at else 0.0
+        return Seen(self._member(self.me, mine), self._following(mine), lease, peers, self.failures, renewed_ago,
+                    fence_after=self.config.lease_seconds - 1, took_lease=self.took_lease)  # fmt: skip
+
+    # ------------------------------------------------------------ act
+
+    def perform(self, action: Action) -> None:
+        try:
+            getattr(self, "_" + action.kind)(action)
+        except KubeConflict as error:
+            log.info("%s: another member moved the lease first (%s)", action.kind, error)
+        except (KubeError, redis.RedisError, OSError) as error:
+            log.warning("%s failed: %s", action.kind, error)
+
+    def _renew(self, action: Action) -> None:
+        self.lease.renew()
+        self.renewed_at = time.monotonic()
+        self._label(PRIMARY)
+
+    def _promote(self, action: Action) -> None:
+        self.lease.take()  # first: of two candidates, only the one that took the lease goes on
+        self.took_lease, self.renewed_at = True, time.monotonic()
+        self.local.execute_command("REPLICAOF", "NO", "ONE")
+        # Only now may replicas sync from this member: a member that restarted empty has no
+        # replication user, so a replica that reconnects to its address copies nothing.
+        self.local.execute_command("ACL", "SETUSER", REPLICATION_USER, "reset", "on", f">{self.password}",
+                                   *REPLICATION_RIGHTS)  # fmt: skip
+        self._label(PRIMARY)
+        for name in self.addresses:  # the endpoint leaves the old primary at once
+            if name != self.me:
+                self._label_pod(name, REPLICA_ROLE)
+        me = self.addresses[self.me]
+        for name in self.answering:  # the replicas that answer follow at once (their agents agree)
+            try:
+                self.clients[name].execute_command("REPLICAOF", me.host, str(me.port))
+            except (redis.RedisError, OSError) as error:
+                log.info("pointing %s at the new primary: %s", name, error)
+
+    def _follow(self, action: Action) -> None:
+        address = self.addresses[action.target]
+        self.local.execute_command("ACL", "DELUSER", REPLICATION_USER)  # no replica may copy a stale primary
+        self.local.execute_command("REPLICAOF", address.host, str(address.port))
+        self._label(REPLICA_ROLE)
+
+    _demote = _follow
+
+    def _release(self, action: Action) -> None:
+        self.lease.release()
+        self.took_lease = False
+        with contextlib.suppress(redis.RedisError, OSError):
+            self.local.execute_command("ACL", "DELUSER", REPLICATION_USER)
+        self._label(REPLICA_ROLE)
+
+    def _fence(self, action: Action) -> None:
+        self.local.execute_command("CLIENT", "PAUSE", str(int(LOOP_SECONDS * 1500)), "WRITE")
+
+    def _wait(self, action: Action) -> None:
+        if self.state.get("role") == "slave" and self.labelled != REPLICA_ROLE:
+            self._label(REPLICA_ROLE)
+
+    def _label(self, role: str) -> None:
+        if self.labelled != role:
+            self._label_pod(self.me, role)
+            self.labelled = role
+
+    def _label_pod(self, pod: str, role: str) -> None:
+        if self.kube is not None:
+            self.kube.merge_patch("Pod", self.pod.namespace, pod, {"metadata": {"labels": {ROLE_LABEL: role}}})
+
+    # ------------------------------------------------------------ the loop
+
+    def ready(self) -> bool:
+        """The primary holding the lease, or a replica streaming from it."""
+        if self.last is None:
+            return False
+        if self.last.kind == "renew":
+            return True
+        return self.state.get("role") == "slave" and self.state.get("master_link_status") == "up"
+
+    def report(self) -> AgentReport:
+        role = {"master": PRIMARY, "slave": REPLICA_ROLE}.get(self.state.get("role"))
+        return AgentReport(role=role, state="running" if self.state else "starting",
+                           doing=[self.last.reason] if self.last else [])  # fmt: skip
+
+    def step(self) -> Action:
+        action = decide(self.observe())
+        if self.last is None or action.reason != self.last.reason:
+            log.info("decision: %s", action.reason)
+        self.perform(action)
+        self.last = action
+        if self.kube is not None:
+            self.published = reporting.publish(self.kube, self.pod.namespace, self.me, self.report(), self.published)
+        return action
+
+    def run(self) -> int:
+        self.pod.run_dir.mkdir(parents=True, exist_ok=True)
+        self.pod.data_dir.mkdir(parents=True, exist_ok=True)
+        user = OsUser(self.pod.engine_user, {"PATH": "/usr/bin:/bin"}, self.pod.data_dir)
+        user.own(self.pod.run_dir, self.pod.data_dir)
+        conf = self.pod.run_dir / "redis.conf"
+        user.write_private(
+            conf,
+            redis_conf(
+                self.config,
+                password=self.password,
+                listen=self.pod.listen_address,
+                port=self.port,
+                announce_ip=self.pod.ip,
+                data_dir=str(self.pod.data_dir),
+            ),
+        )
+        self.process = user.popen([str(Path(self.pod.bin_dir) / "redis-server"), str(conf)])
+        serve_metrics(self)
+        _serve_health(self)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._stop)
+        while not self.stopping:
+            if self.process.poll() is not None:
+                log.error("redis-server exited with %s", self.process.returncode)
+                self._let_go()
+                return 1
+            self.step()
+            time.sleep(LOOP_SECONDS)
+        self._hand_over()
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        return 0
+
+    def _let_go(self) -> None:
+        if self.last is not None and self.last.kind in ("renew", "promote") and self.lease is not None:
+            try:
+                self.lease.observe()
+                self.lease.release()
+            except KubeError as error:
+                log.warning("releasing the lease: %s", error)
+
+    def _hand_over(self) -> None:
+        """A clean stop of the primary: writes paused, the replicas given time to have every
+        write, then the lease let go, so the most advanced replica takes over within a loop."""
+        if self.last is None or self.last.kind not in ("renew", "promote"):
+            return
+        try:
+            self.local.execute_command("CLIENT", "PAUSE", str(HANDOVER_SECONDS * 1000), "WRITE")
+            replicas = int(self.local.info("replication").get("connected_slaves") or 0)
+            if replicas:
+                self.local.execute_command("WAIT", str(replicas), str(HANDOVER_SECONDS * 1000 - 1000))
+        except redis.RedisError as error:
+            log.warning("handing over: %s", error)
+        self._let_go()
+        log.info("stopping: the lease is free for the replicas")
+
+    def _stop(self, signum: int, frame: object) -> None:
+        self.stopping = True
+
+
+def _ordinal(name: str) -> int:
+    return int(name.rsplit("-", 1)[1])
+
+
+def _serve_health(agent: RedisAgent) -> None:
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            ok = agent.ready() if self.path == "/ready" else agent.process.poll() is None
+            self.send_response(200 if ok else 503)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer((agent.pod.listen_address, agent.pod.agent_port), Health)
+    threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
+
+
+def main(use_kubernetes: bool = True) -> int:
+    from kuberds.contract.layouts import REDIS
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    kube = AgentKube.from_environment() if use_kubernetes else None
+    return RedisAgent(Pod.from_environment(REDIS), kube, dict(os.environ)).run()

@@ -1,0 +1,55 @@
+"""redis.conf of a member, from agent.json and the pod. Pure.
+
+Values come from agent.json, whose parameters the operator judged against its allow-list;
+each directive is still written on a line of its own with no control characters, so no
+value can add a directive.
+"""
+
+from __future__ import annotations
+
+import re
+
+from kuberds.contract.redis import MIN_REPLICAS_MAX_LAG, RedisAgentConfig
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Commands that can hurt the server or read its files: only an admin user may run them.
+DANGEROUS = ("@dangerous",)
+
+
+def _quoted(value: str) -> str:
+    if CONTROL.search(value):
+        raise ValueError("a redis.conf value has control characters")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def redis_conf(config: RedisAgentConfig, *, password: str, listen: str, port: int, announce_ip: str,
+               data_dir: str) -> str:  # fmt: skip
+    """No persistence (a member that restarts is re-synced from the primary; snapshots are
+    RDB files taken on demand), replicas read-only, a primary that takes writes only while a
+    replica keeps up, and every client authenticated."""
+    lines = {
+        "port": str(port),
+        "bind": listen,
+        "protected-mode": "yes",
+        "daemonize": "no",
+        "dir": _quoted(data_dir),
+        "save": '""',
+        "appendonly": "no",
+        "maxmemory": f"{config.maxmemory_mb}mb",
+        "maxmemory-policy": "volatile-lru",
+        "replica-read-only": "yes",
+        "replica-announce-ip": announce_ip,
+        "repl-diskless-sync": "yes",
+        "repl-diskless-sync-delay": "0",
+        "min-replicas-to-write": str(config.min_replicas_to_write),
+        "min-replicas-max-lag": str(MIN_REPLICAS_MAX_LAG),
+        "requirepass": _quoted(password),
+        "masteruser": "kuberds",  # the replication user: only a primary that took the lease has it
+        "masterauth": _quoted(password),
+        "enable-debug-command": "no",
+        "enable-module-command": "no",
+        "enable-protected-configs": "no",
+    }
+    for name, value in sorted(config.parameters.items()):
+        lines[name.lower()] = _quoted(value)
+    return "".join(f"{name} {value}\n" for name, value in lines.items())

@@ -1,0 +1,59 @@
+"""Redis between the operator and the agent of each member: agent.json, the leader Lease the
+agents decide over, and what the agent writes on pods (the role label the primary and reader
+endpoints select on). Pure.
+
+The HA decision is the agents': the primary's agent holds a coordination.k8s.io Lease
+(`NAME-leader`) and renews it every second; when it lapses, the replica with the most data
+among those reachable takes it and promotes itself, and moves the role labels at once (so
+the primary endpoint follows in the time the endpoints controller takes). See
+kuberds.agent.redis.decide for the rules.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from kuberds import codec
+
+LEASE_SECONDS = 5  # a primary whose agent has not renewed for this long is replaced
+# A primary refuses writes when no replica acknowledged for this long: shorter than the
+# lease, so a primary cut off from its replicas stops taking writes before one is promoted.
+MIN_REPLICAS_MAX_LAG = 4
+
+
+def lease_name(cluster: str) -> str:
+    return f"{cluster}-leader"
+
+
+def member_host(cluster: str, ordinal: int, namespace: str, domain: str = "cluster.local") -> str:
+    return f"{cluster}-{ordinal}.{cluster}-pods.{namespace}.svc.{domain}"
+
+
+@dataclass(frozen=True)
+class RedisAgentConfig:
+    """agent.json of a Redis member."""
+
+    cluster: str
+    namespace: str
+    port: int
+    members: int  # the primary and its replicas
+    maxmemory_mb: int
+    parameters: dict[str, str] = field(default_factory=dict)  # allowed redis.conf directives, judged
+    cluster_domain: str = "cluster.local"
+    lease_seconds: int = LEASE_SECONDS
+
+    def to_json(self) -> str:
+        return json.dumps(codec.encode(self, codec.same, omit_none=False), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> RedisAgentConfig:
+        return codec.decode(cls, json.loads(text), codec.same)
+
+    def host(self, ordinal: int) -> str:
+        return member_host(self.cluster, ordinal, self.namespace, self.cluster_domain)
+
+    @property
+    def min_replicas_to_write(self) -> int:
+        """With replicas, a primary takes writes only while one of them keeps up."""
+        return 1 if self.members > 1 else 0

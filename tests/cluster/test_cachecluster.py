@@ -1,0 +1,117 @@
+"""CacheCluster against the real API server and operator (kwok nodes: no agent runs, so no
+member is labelled primary): a Memcached cluster's objects, status and Auto Discovery
+membership as the nodes come and go; a Redis cluster's objects, endpoints and password; bad
+parameters and a missing Secret answered with conditions that say why."""
+
+from __future__ import annotations
+
+import kubernetes
+import pytest
+
+from kuberds.contract.memcached import Membership
+from tests.support.dbinstances import GROUP, VERSION
+from tests.support.kube import wait_for
+
+pytestmark = pytest.mark.cluster
+
+
+class Caches:
+    def __init__(self, api: kubernetes.client.ApiClient, namespace: str):
+        self.objects = kubernetes.client.CustomObjectsApi(api)
+        self.core = kubernetes.client.CoreV1Api(api)
+        self.apps = kubernetes.client.AppsV1Api(api)
+        self.namespace = namespace
+
+    def create(self, name: str, **spec) -> dict:
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "CacheCluster", "metadata": {"name": name},
+                "spec": {"engine": "memcached", **spec}}  # fmt: skip
+        return self.objects.create_namespaced_custom_object(GROUP, VERSION, self.namespace, "cacheclusters", body)
+
+    def patch(self, name: str, spec: dict) -> None:
+        self.objects.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, "cacheclusters", name,
+                                                    {"spec": spec})  # fmt: skip
+
+    def status(self, name: str) -> dict:
+        obj = self.objects.get_namespaced_custom_object(GROUP, VERSION, self.namespace, "cacheclusters", name)
+        return obj.get("status") or {}
+
+    def condition(self, name: str, type_: str) -> dict:
+        return next((c for c in self.status(name).get("conditions", []) if c["type"] == type_), {})
+
+    def membership(self, name: str) -> Membership | None:
+        try:
+            found = self.core.read_namespaced_config_map(f"{name}-discovery", self.namespace)
+        except kubernetes.client.ApiException:
+            return None
+        return Membership.from_data(found.data)
+
+    def events(self, name: str, reason: str) -> list:
+        selector = f"involvedObject.name={name},reason={reason}"
+        return self.core.list_namespaced_event(self.namespace, field_selector=selector).items
+
+
+@pytest.fixture
+def caches(api, namespace: str, operator) -> Caches:
+    return Caches(api, namespace)
+
+
+def test_a_memcached_cluster_runs_its_nodes_and_publishes_them_for_discovery(caches: Caches) -> None:
+    caches.create("sessions", numNodes=3, parameters={"threads": "2"})
+    status = wait_for(lambda: (s := caches.status("sessions")).get("phase") == "Available" and s, timeout=90,
+                      what="CacheCluster sessions Available")  # fmt: skip
+    assert status["endpoint"] == f"sessions.{caches.namespace}.svc:11211"
+    assert [m["name"] for m in status["members"]] == ["sessions-0", "sessions-1", "sessions-2"]
+    assert len({m.get("zone") for m in status["members"]}) == 3, "the nodes spread over the three zones"
+    sts = caches.apps.read_namespaced_stateful_set("sessions", caches.namespace)
+    assert sts.spec.replicas == 3 and not sts.spec.volume_claim_templates
+    endpoint = caches.core.read_namespaced_service("sessions", caches.namespace)
+    assert endpoint.spec.ports[0].target_port == "discovery"
+
+    pods = {p.metadata.name: p.status.pod_ip for p in caches.core.list_namespaced_pod(caches.namespace).items}
+    membership = wait_for(lambda: (m := caches.membership("sessions")) and len(m.nodes) == 3 and m,
+                          what="three nodes in the discovery ConfigMap")  # fmt: skip
+    assert [(n.host.split(".")[0], n.ip) for n in membership.nodes] == sorted(pods.items())
+    assert membership.nodes[0].host == f"sessions-0.sessions-pods.{caches.namespace}.svc.cluster.local"
+
+    caches.patch("sessions", {"numNodes": 2})
+    smaller = wait_for(lambda: (m := caches.membership("sessions")) and len(m.nodes) == 2 and m,
+                       what="the scaled-away node to leave discovery")  # fmt: skip
+    assert smaller.version > membership.version
+    assert wait_for(lambda: caches.events("sessions", "MembershipChanged"), what="a MembershipChanged Event")
+    wait_for(lambda: caches.status("sessions").get("phase") == "Available" and len(
+        caches.status("sessions")["members"]) == 2, what="two members")  # fmt: skip
+
+
+def test_a_parameter_value_memcached_would_refuse_is_named(caches: Caches) -> None:
+    caches.create("tuned", parameters={"threads": "0"})
+    condition = wait_for(lambda: (c := caches.condition("tuned", "Reconciled")).get("reason") == "InvalidParameter"
+                         and c, what="InvalidParameter")  # fmt: skip
+    assert "parameters.threads: 0 is below the minimum" in condition["message"]
+    assert not caches.apps.list_namespaced_stateful_set(caches.namespace).items
+    caches.patch("tuned", {"parameters": {"threads": "2"}})
+    wait_for(lambda: caches.status("tuned").get("phase") == "Available", timeout=90, what="tuned Available")
+
+
+def test_a_redis_cluster_gets_its_members_endpoints_and_a_generated_password(caches: Caches) -> None:
+    caches.create("queue", engine="redis", replicas=2, automaticFailover=True, parameters={"timeout": "300"})
+    status = wait_for(lambda: (s := caches.status("queue")).get("phase") == "Available" and s, timeout=90,
+                      what="CacheCluster queue Available")  # fmt: skip
+    assert (status["endpoint"], status["readerEndpoint"]) == (f"queue.{caches.namespace}.svc:6379",
+                                                              f"queue-ro.{caches.namespace}.svc:6379")  # fmt: skip
+    assert status["authSecretName"] == "queue-auth" and len(status["members"]) == 3
+    secret = caches.core.read_namespaced_secret("queue-auth", caches.namespace)
+    assert len(secret.data["password"]) > 20 and secret.metadata.owner_references[0].kind == "CacheCluster"
+    primary = caches.core.read_namespaced_service("queue", caches.namespace)
+    assert primary.spec.selector["kuberds.io/role"] == "primary"
+    assert caches.membership("queue") is None, "Redis publishes no Auto Discovery membership"
+    role = kubernetes.client.RbacAuthorizationV1Api(caches.core.api_client).read_namespaced_role(
+        "queue-agent", caches.namespace)  # fmt: skip
+    assert any(r.resource_names == ["queue-leader"] for r in role.rules)
+
+
+def test_a_missing_auth_secret_is_a_condition_naming_it(caches: Caches) -> None:
+    caches.create("locked", engine="redis", auth={"secretName": "no-such-password"})
+    condition = wait_for(lambda: (c := caches.condition("locked", "Reconciled")).get("reason") == "SecretNotFound"
+                         and c, what="SecretNotFound")  # fmt: skip
+    assert "no-such-password (auth.secretName)" in condition["message"]
+    assert not caches.apps.list_namespaced_stateful_set(caches.namespace).items

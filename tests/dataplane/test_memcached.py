@@ -1,0 +1,119 @@
+"""Memcached nodes as real processes (memcached under `kuberds agent memcached`), their
+membership read from the real API server: a cluster client discovers the nodes through any
+node's configuration port, hashes keys over them, and follows nodes joining and leaving."""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import kubernetes
+import pytest
+from tests.support.kube import Cluster, wait_for
+from tests.support.memcached import LocalCache, discover, hash_client
+
+from kuberds.agent.kube import AgentKube, KubeError
+from kuberds.agent.memcached.agent import read_stats
+from kuberds.restclient import CORE, RestClient
+
+
+@pytest.fixture
+def cache(cluster: Cluster, namespace: str, workroot: Path) -> Iterator[LocalCache]:
+    local = LocalCache(cluster, namespace, "sessions", Path(tempfile.mkdtemp(prefix="m", dir=workroot)))
+    with local:
+        try:
+            yield local
+        except BaseException:
+            print(local.logs())
+            raise
+
+
+def wait_version(port: int, version: int, timeout: float = 15) -> float:
+    """Seconds until the node at `port` serves `version`."""
+    began = time.monotonic()
+    wait_for(lambda: discover(port).version == version, timeout=timeout, what=f"discovery version {version}")
+    return time.monotonic() - began
+
+
+def items(port: int) -> int:
+    return int(read_stats(port)["curr_items"])
+
+
+def test_clients_discover_the_nodes_and_follow_them_joining_and_leaving(cache: LocalCache) -> None:
+    first, second, third = cache.nodes
+    two = cache.publish(0, 1)  # the operator's view: the third node is not ready yet
+    wait_version(first.discovery_port, two.version)
+    found = discover(second.discovery_port)
+    assert [n.port for n in found.nodes] == [first.port, second.port]
+    assert discover(first.discovery_port, legacy=True) == found  # clients from before `config`
+
+    client = hash_client(found)
+    for i in range(200):
+        assert client.set(f"key-{i}", f"value-{i}".encode())
+    assert all(client.get(f"key-{i}") == f"value-{i}".encode() for i in range(200))
+    assert items(first.port) > 20 and items(second.port) > 20 and items(third.port) == 0
+    assert items(first.port) + items(second.port) == 200
+
+    three = cache.publish(0, 1, 2)  # the third node became ready
+    assert three.version == two.version + 1
+    took = wait_version(third.discovery_port, three.version)
+    print(f"\n  a membership change reached the agents in {took:.2f} s")
+    joined = discover(first.discovery_port)
+    assert [n.port for n in joined.nodes] == [first.port, second.port, third.port]
+    client = hash_client(joined)
+    for i in range(200, 400):
+        client.set(f"key-{i}", b"x")
+    assert items(third.port) > 0  # consistent hashing sends a share to the new node
+
+    after = cache.publish(0, 2)  # scaled in: the second node leaves
+    wait_version(first.discovery_port, after.version)
+    left = discover(third.discovery_port)
+    assert [n.port for n in left.nodes] == [first.port, third.port]
+    # Every node serves the same answer once it has read the ConfigMap.
+    assert {discover(n.discovery_port) for n in cache.nodes} == {left}
+    client = hash_client(left)
+    kept = sum(1 for i in range(200) if client.get(f"key-{i}") == f"value-{i}".encode())
+    print(f"  after the second node left, {kept}/200 of the first keys still hit")
+    assert kept > 50  # the keys on the nodes that stayed are still found
+
+
+def test_metrics_come_from_memcached_itself(cache: LocalCache) -> None:
+    node = cache.nodes[0]
+    published = cache.publish(0, 1, 2)
+    wait_version(node.discovery_port, published.version)
+    client = hash_client(discover(node.discovery_port))
+    client.set("a", b"1")
+    client.get("a")
+    client.get("missing")
+    text = urllib.request.urlopen(f"http://127.0.0.1:{node.metrics_port}/metrics", timeout=5).read().decode()
+    figures = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+               if line.startswith("kuberds_memcached_")}  # fmt: skip
+    assert figures["kuberds_memcached_up"] == 1
+    assert figures["kuberds_memcached_discovery_version"] == published.version
+    assert figures["kuberds_memcached_limit_bytes"] == 361 * 2**20  # agent.json's item memory
+    total = sum(float(read_stats(n.port)["get_hits"]) for n in cache.nodes)
+    assert total == 1
+
+
+def test_the_agent_reads_its_own_membership_and_nothing_else(cache: LocalCache) -> None:
+    api = kubernetes.config.new_client_from_config(config_file=str(cache.kubeconfig))
+    kube = AgentKube(RestClient(api, {"ConfigMap": CORE["ConfigMap"]}))
+    assert kube.get("ConfigMap", cache.namespace, "sessions-discovery") is not None
+    with pytest.raises(KubeError, match="403"):
+        kube.get("ConfigMap", cache.namespace, "sessions-settings")
+
+
+def test_a_node_whose_memcached_dies_exits_so_the_kubelet_restarts_it(cache: LocalCache) -> None:
+    node = cache.nodes[1]
+    memcached = next(p for p in _children(node.process.pid) if "memcached" in Path(f"/proc/{p}/cmdline").read_text())
+    os.kill(memcached, signal.SIGKILL)
+    assert node.process.wait(timeout=15) == 1
+
+
+def _children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]

@@ -1,0 +1,228 @@
+"""Redis members on this host for the data-plane tests: each a real `kuberds agent redis`
+(redis-server as the `redis` user) with the rights the operator gives its agents, deciding
+over a real Lease in the real API server, moving the role label on pod objects (on kwok
+nodes) that the primary endpoint would select; and a writer that finds the primary as that
+endpoint does (the pod labelled primary) and records what was acknowledged."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import kubernetes
+import psutil
+import redis
+import yaml
+
+from kuberds.api.schema import parse
+from kuberds.api.v1alpha1 import CacheClusterSpec
+from kuberds.builders import cache as build
+from kuberds.builders.meta import Owner
+from kuberds.config import OperatorConfig
+from kuberds.contract import ROLE_LABEL
+from kuberds.engines import cache_engine_for
+from tests.support.kube import ROOT, Cluster, free_port, token_kubeconfig, wait_for
+
+ZONES = ("kwok-zone-a", "kwok-zone-b", "kwok-zone-c")
+
+
+@dataclass
+class LocalMember:
+    ordinal: int
+    name: str
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    agent_port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / "agent.log"
+
+
+class LocalRedis:
+    """A Redis CacheCluster's members on this host. Use as a context manager."""
+
+    def __init__(self, cluster: Cluster, namespace: str, name: str, workdir: Path, replicas: int = 2):
+        self.cluster, self.namespace, self.name, self.workdir = cluster, namespace, name, workdir
+        spec = parse(CacheClusterSpec, {"engine": "redis", "replicas": replicas, "automaticFailover": True})
+        owner = Owner("CacheCluster", name, namespace, "00000000-0000-4000-8000-0000000000cd")
+        self.cache = build.Cache(owner, spec, cache_engine_for("redis"), OperatorConfig())
+        self.members = [LocalMember(i, f"{name}-{i}", workdir / f"{name}-{i}") for i in range(replicas + 1)]
+        self.password = secrets.token_urlsafe(16)
+        self.core = kubernetes.client.CoreV1Api(cluster.client())
+
+    def __enter__(self) -> LocalRedis:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir.chmod(0o755)
+        objects = [o for o in build.cache_objects(self.cache) if o["kind"] in ("ServiceAccount", "Role", "RoleBinding")]
+        template = build.stateful_set(self.cache)["spec"]["template"]
+        for member in self.members:  # the pods the StatefulSet would make, for the role labels
+            objects.append({"apiVersion": "v1", "kind": "Pod",
+                            "metadata": {"name": member.name, "labels": template["metadata"]["labels"]},
+                            "spec": {"nodeName": ZONES[member.ordinal % 3], "containers": [
+                                {"name": "redis", "image": "kuberds/redis:test"}]}})  # fmt: skip
+        for obj in objects:
+            obj["metadata"]["namespace"] = self.namespace
+            obj["metadata"].pop("ownerReferences", None)
+        self.cluster.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(objects))
+        self.kubeconfig = token_kubeconfig(self.cluster, f"{self.name}-agent", self.namespace,
+                                           self.workdir / "kubeconfig", "agent")  # fmt: skip
+        for member in self.members:
+            self.start(member)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for member in self.members:
+            self.kill(member)
+
+    def start(self, member: LocalMember) -> None:
+        config = member.workdir / "config"
+        config.mkdir(parents=True, exist_ok=True)
+        member.workdir.chmod(0o755)
+        (config / "agent.json").write_text(build.settings_config_map(self.cache)["data"]["agent.json"])
+        peers = ",".join(f"{m.name}=127.0.0.1:{m.port}" for m in self.members)
+        env = {
+            "PATH": os.environ["PATH"],
+            "POD_NAME": member.name,
+            "POD_NAMESPACE": self.namespace,
+            "POD_IP": "127.0.0.1",
+            "KUBECONFIG": str(self.kubeconfig),
+            "KUBERDS_CONFIG_DIR": str(config),
+            "KUBERDS_RUN_DIR": str(member.workdir / "run"),
+            "KUBERDS_DATA_DIR": str(member.workdir / "data"),
+            "KUBERDS_LISTEN_ADDRESS": "127.0.0.1",
+            "KUBERDS_ENGINE_PORT": str(member.port),
+            "KUBERDS_AGENT_PORT": str(member.agent_port),
+            "KUBERDS_METRICS_PORT": str(member.metrics_port),
+            "KUBERDS_ENGINE_USER": "redis",
+            "KUBERDS_CACHE_PASSWORD": self.password,
+            "KUBERDS_REDIS_PEERS": peers,
+            "PYTHONPATH": str(ROOT / "operator"),
+        }
+        member.process = subprocess.Popen([sys.executable, "-m", "kuberds", "agent", "redis"], env=env,
+                                          stdout=member.log.open("ab"), stderr=subprocess.STDOUT,
+                                          start_new_session=True)  # fmt: skip
+
+    def processes(self, member: LocalMember) -> list[psutil.Process]:
+        if member.process is None:
+            return []
+        with contextlib.suppress(psutil.NoSuchProcess):
+            parent = psutil.Process(member.process.pid)
+            return [parent, *parent.children(recursive=True)]
+        return []
+
+    def kill(self, member: LocalMember) -> None:
+        """kill -9 of the whole member (agent and redis-server): a pod lost at once."""
+        self.signal(member, signal.SIGKILL)
+        if member.process is not None:
+            member.process.wait(timeout=20)
+        member.process = None
+
+    def signal(self, member: LocalMember, sig: signal.Signals) -> None:
+        for process in self.processes(member):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.send_signal(sig)
+
+    def client(self, member: LocalMember, timeout: float = 1.0) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=member.port, password=self.password, socket_timeout=timeout,
+                           socket_connect_timeout=timeout, decode_responses=True)  # fmt: skip
+
+    def replication(self, member: LocalMember) -> dict:
+        """INFO replication of a member; empty while it does not answer."""
+        with contextlib.suppress(redis.RedisError, OSError):
+            return self.client(member).info("replication")
+        return {}
+
+    def labelled_primary(self) -> LocalMember | None:
+        """The member the primary endpoint selects now (the pod labelled primary)."""
+        pods = self.core.list_namespaced_pod(self.namespace, label_selector=f"{ROLE_LABEL}=primary").items
+        names = {p.metadata.name for p in pods}
+        chosen = [m for m in self.members if m.name in names]
+        return chosen[0] if len(chosen) == 1 else None
+
+    def lease_holder(self) -> str | None:
+        lease = kubernetes.client.CoordinationV1Api(self.cluster.client()).read_namespaced_lease(
+            f"{self.name}-leader", self.namespace)  # fmt: skip
+        return lease.spec.holder_identity
+
+    def primary(self, timeout: float = 60) -> LocalMember:
+        return wait_for(self.labelled_primary, timeout=timeout, what="one member labelled primary")
+
+    def wait_replicas(self, count: int, timeout: float = 60) -> None:
+        def streaming() -> bool:
+            primary = self.labelled_primary()
+            with contextlib.suppress(redis.RedisError):
+                info = self.client(primary).info("replication") if primary else {}
+                return int(info.get("connected_slaves", 0)) >= count and all(
+                    info[f"slave{i}"]["state"] == "online" for i in range(count))  # fmt: skip
+            return False
+
+        wait_for(streaming, timeout=timeout, what=f"{count} replicas streaming")
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {m.name}\n{m.log.read_text()[-4000:]}" for m in self.members if m.log.exists())
+
+
+@dataclass
+class Acknowledged:
+    key: str
+    at: float
+    replicated: bool  # WAIT said every replica has it
+
+
+class Writer:
+    """Writes keys through whatever the primary endpoint selects (the labelled pod), one at a
+    time; a failed write is retried on the next key after a new look at the label."""
+
+    def __init__(self, local: LocalRedis, wait_every: int = 5):
+        self.local, self.wait_every = local, wait_every
+        self.acknowledged: list[Acknowledged] = []
+        self.errors = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Writer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=30)
+
+    def _run(self) -> None:
+        replicas = len(self.local.members) - 1
+        target, client, i = None, None, 0
+        while not self.stopping.is_set():
+            if client is None:
+                with contextlib.suppress(Exception):
+                    target = self.local.labelled_primary()
+                client = self.local.client(target, timeout=0.5) if target else None
+                if client is None:
+                    time.sleep(0.05)
+                    continue
+            key = f"w{i}"
+            try:
+                client.set(key, str(i))
+                replicated = False
+                if i % self.wait_every == 0:
+                    replicated = client.execute_command("WAIT", str(replicas), "300") >= replicas
+                self.acknowledged.append(Acknowledged(key, time.monotonic(), replicated))
+                i += 1
+            except (redis.RedisError, OSError):
+                self.errors += 1
+                client = None
+                i += 1
+                time.sleep(0.05)
+
+    def first_write_after(self, moment: float) -> float | None:
+        return next((a.at - moment for a in self.acknowledged if a.at > moment), None)

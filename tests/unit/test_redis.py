@@ -1,0 +1,185 @@
+"""Redis: the agents' HA decision (observation in, readable action out), redis.conf, metrics."""
+
+from __future__ import annotations
+
+import pytest
+
+from kuberds.agent.redis.agent import Address, peer_addresses
+from kuberds.agent.redis.config import redis_conf
+from kuberds.agent.redis.decide import MASTER, REPLICA, Lease, Member, Seen, decide
+from kuberds.agent.redis.metrics import replica_lag_bytes
+from kuberds.api.schema import parse
+from kuberds.api.v1alpha1 import CacheClusterSpec
+from kuberds.builders import cache as build
+from kuberds.builders.meta import Owner
+from kuberds.config import OperatorConfig
+from kuberds.contract.redis import RedisAgentConfig
+from kuberds.engines import cache_engine_for
+from tests.unit.test_builders import assert_golden, by_kind
+
+FREE = Lease(None, False)
+NEVER = Lease(None, False, exists=False)
+
+
+def held(by: str) -> Lease:
+    return Lease(by, True)
+
+
+def lapsed(by: str) -> Lease:
+    return Lease(by, False)
+
+
+def member(ordinal: int, role: str | None = REPLICA, offset: int = 100) -> Member:
+    return Member(f"c-{ordinal}", ordinal, role, offset, has_data=offset > 0)
+
+
+def seen(me: Member, lease: Lease | None, *peers: Member, following: str | None = None, **kw) -> Seen:
+    return Seen(me, following, lease, peers, **{"took_lease": True, **kw})
+
+
+def test_the_holder_renews_and_a_holder_that_is_a_replica_promotes() -> None:
+    assert decide(seen(member(0, MASTER), held("c-0"), member(1))).reason == "primary: renewed the lease"
+    assert decide(seen(member(0, REPLICA), held("c-0"), member(1))).reason == "holding the lease: promoted self"
+
+
+def test_members_follow_the_holder_and_a_stray_master_demotes() -> None:
+    action = decide(seen(member(1), held("c-0"), member(0, MASTER)))
+    assert (action.kind, action.target, action.reason) == ("follow", "c-0", "following the primary c-0")
+    assert decide(seen(member(1), held("c-0"), following="c-0")).reason == "replica: following c-0"
+    demote = decide(seen(member(2, MASTER), held("c-1"), member(1, MASTER)))
+    assert (demote.kind, demote.target) == ("demote", "c-1")
+    assert "demoted self" in demote.reason
+
+
+def test_the_replica_with_the_most_data_takes_a_lapsed_lease() -> None:
+    peers = (member(0, None), member(2, REPLICA, offset=900))
+    assert decide(seen(member(1, REPLICA, offset=950), lapsed("c-0"), *peers)).kind == "promote"
+    behind = decide(seen(member(1, REPLICA, offset=800), lapsed("c-0"), *peers))
+    assert behind.kind == "wait" and "c-2 has the most data (offset 900)" in behind.reason
+    # A tie goes to the lower ordinal: exactly one candidate.
+    tie = (member(0, None), member(2, REPLICA, offset=950))
+    assert decide(seen(member(1, REPLICA, offset=950), FREE, *tie)).kind == "promote"
+    assert decide(seen(member(2, REPLICA, offset=950), FREE, member(0, None), member(1, REPLICA, 950))).kind == "wait"
+
+
+def test_a_member_that_restarted_empty_never_becomes_primary() -> None:
+    empty = member(0, MASTER, offset=0)  # Redis starts as an empty master after a restart
+    with_data = member(1, REPLICA, offset=500)
+    assert decide(seen(empty, lapsed("c-0"), with_data)).kind == "wait"
+    assert decide(seen(with_data, lapsed("c-0"), empty)).kind == "promote"
+    # Even alone among those answering (the replica with data is frozen): it waits.
+    alone = decide(seen(empty, lapsed("c-0"), member(1, None)))
+    assert alone.kind == "wait" and "restarted empty" in alone.reason
+
+
+def test_a_lease_in_this_members_name_from_before_a_restart_is_let_go_at_once() -> None:
+    restarted = decide(seen(member(0, MASTER, offset=0), held("c-0"), member(1), took_lease=False))
+    assert restarted.kind == "release" and "before it restarted empty" in restarted.reason
+
+
+def test_bootstrap_and_starting_over_when_every_member_is_empty() -> None:
+    assert decide(seen(member(0, MASTER, 0), NEVER, member(1, MASTER, 0))).reason.startswith(
+        "no primary ever: member 0"
+    )
+    assert decide(seen(member(1, MASTER, 0), NEVER, member(0, MASTER, 0))).kind == "wait"
+    over = decide(seen(member(0, MASTER, 0), lapsed("c-1"), member(1, MASTER, 0), member(2, MASTER, 0)))
+    assert over.kind == "promote" and "starting over" in over.reason
+    assert decide(seen(member(1, MASTER, 0), lapsed("c-1"), member(0, MASTER, 0))).kind == "wait"
+
+
+def test_a_holder_whose_redis_stops_answering_lets_the_lease_go() -> None:
+    assert decide(seen(member(0, None), held("c-0"), redis_failures=1)).kind == "wait"
+    assert decide(seen(member(0, None), held("c-0"), redis_failures=2)).kind == "release"
+
+
+def test_a_primary_cut_off_from_the_api_server_pauses_writes_before_the_lease_can_move() -> None:
+    assert decide(seen(member(0, MASTER), None, renewed_ago=2.0)).kind == "wait"
+    fence = decide(seen(member(0, MASTER), None, renewed_ago=4.2))
+    assert fence.kind == "fence" and "writes paused" in fence.reason
+    assert decide(seen(member(1), None, renewed_ago=9.0)).kind == "wait"
+
+
+CONFIG = RedisAgentConfig("c", "shop", 6379, 3, 400, {"maxmemory-policy": "allkeys-lru"})
+
+
+def test_redis_conf_authenticates_everyone_and_bounds_what_a_lonely_primary_accepts() -> None:
+    text = redis_conf(CONFIG, password='p"w', listen="0.0.0.0", port=6379, announce_ip="10.0.0.5", data_dir="/d")
+    lines = dict(line.split(" ", 1) for line in text.splitlines())
+    assert lines["requirepass"] == '"p\\"w"' and lines["masterauth"] == lines["requirepass"]
+    assert (lines["min-replicas-to-write"], lines["min-replicas-max-lag"]) == ("1", "4")
+    assert lines["save"] == '""' and lines["appendonly"] == "no" and lines["maxmemory"] == "400mb"
+    assert lines["maxmemory-policy"] == '"allkeys-lru"'  # the user's, after the defaults
+    assert lines["enable-debug-command"] == "no"
+
+
+def test_a_value_with_a_newline_cannot_add_a_directive() -> None:
+    bad = RedisAgentConfig("c", "shop", 6379, 3, 400, {"maxmemory-policy": "x\nrename-command CONFIG ''"})
+    with pytest.raises(ValueError, match="control characters"):
+        redis_conf(bad, password="p", listen="0.0.0.0", port=6379, announce_ip="1.2.3.4", data_dir="/d")
+
+
+def test_peers_are_the_members_dns_names_unless_given() -> None:
+    peers = peer_addresses(CONFIG, {})
+    assert peers["c-2"] == Address("c-2.c-pods.shop.svc.cluster.local", 6379)
+    given = peer_addresses(CONFIG, {"KUBERDS_REDIS_PEERS": "c-0=127.0.0.1:7000,c-1=127.0.0.1:7001"})
+    assert given == {"c-0": Address("127.0.0.1", 7000), "c-1": Address("127.0.0.1", 7001)}
+
+
+def test_replica_lag_is_the_slowest_replicas_distance() -> None:
+    info = {"master_repl_offset": 1000, "slave0": {"offset": 990}, "slave1": {"offset": 700}}
+    assert replica_lag_bytes(info) == 300
+    assert replica_lag_bytes({"master_repl_offset": 5}) is None
+
+
+# ---------------------------------------------------------------- builders
+
+
+def make_redis(**spec) -> build.Cache:
+    parsed = parse(CacheClusterSpec, {"engine": "redis", "replicas": 2, "automaticFailover": True, **spec})
+    owner = Owner("CacheCluster", "queue", "shop", "0b7c5e0e-0000-4000-8000-00000000000d")
+    return build.Cache(owner, parsed, cache_engine_for("redis"), OperatorConfig())
+
+
+def test_redis_objects_match_the_golden_file() -> None:
+    assert_golden("cachecluster-redis.yaml", build.cache_objects(make_redis(multiAZ=True)))
+
+
+def test_the_endpoints_select_the_role_the_agents_label() -> None:
+    objects = by_kind(build.cache_objects(make_redis()))
+    services = {s["metadata"]["name"]: s["spec"] for s in objects["Service"]}
+    assert services["queue"]["selector"]["kuberds.io/role"] == "primary"
+    assert services["queue-ro"]["selector"]["kuberds.io/role"] == "replica"
+    assert "kuberds.io/role" not in services["queue-pods"]["selector"]
+    assert "ConfigMap" in objects and all(c["metadata"]["name"] != "queue-discovery" for c in objects["ConfigMap"])
+    assert build.endpoint_fields(make_redis()) == {"endpoint": "queue.shop.svc:6379",
+                                                   "readerEndpoint": "queue-ro.shop.svc:6379"}  # fmt: skip
+
+
+def test_members_get_the_auth_password_and_the_lease_rights_only() -> None:
+    objects = by_kind(build.cache_objects(make_redis()))
+    sts = objects["StatefulSet"][0]
+    assert sts["spec"]["replicas"] == 3
+    env = {e["name"]: e for e in sts["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["KUBERDS_CACHE_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "queue-auth", "key": "password"}
+    rules = objects["Role"][0]["rules"]
+    assert {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "update", "patch"],
+            "resourceNames": ["queue-leader"]} in rules  # fmt: skip
+    assert rules[-1]["resourceNames"] == ["queue-0", "queue-1", "queue-2"]
+    own = make_redis(auth={"secretName": "corp-redis"})
+    assert own.auth_secret == "corp-redis" and not own.generates_auth
+    assert make_redis(auth={"enabled": False}).auth_secret is None
+
+
+def test_multi_az_requires_the_spread_over_zones() -> None:
+    def spread(cache: build.Cache) -> str:
+        return build.stateful_set(cache)["spec"]["template"]["spec"]["topologySpreadConstraints"][0][
+            "whenUnsatisfiable"]  # fmt: skip
+
+    assert (spread(make_redis(multiAZ=True)), spread(make_redis())) == ("DoNotSchedule", "ScheduleAnyway")
+
+
+def test_redis_parameters_come_from_the_allow_list() -> None:
+    engine = cache_engine_for("redis")
+    assert engine.parameter_problems({"maxmemory-policy": "allkeys-lru", "timeout": "300"}) == []
+    assert "parameters.save: not a redis parameter" in engine.parameter_problems({"save": "60 1"})[0]
+    assert "is not one of" in engine.parameter_problems({"maxmemory-policy": "everything"})[0]
