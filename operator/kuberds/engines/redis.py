@@ -41,7 +41,8 @@ ALLOWED = {
         Parameter("list-max-listpack-size", "integer", None, -5, 100_000),
     )
 }
-INFO = EngineInfo(name="redis", family="cache", versions=("7.0",), default_port=6379, allowed_parameters=tuple(ALLOWED))  # fmt: skip
+INFO = EngineInfo(name="redis", family="cache", versions=("7.0",), default_port=6379,
+                  allowed_parameters=tuple(ALLOWED))  # fmt: skip
 # Of the pod's memory, what the dataset may use: the rest is replication buffers, a fork's
 # copy-on-write during a snapshot, and the agent (ElastiCache reserves 25% the same way).
 DATASET_SHARE = 0.7
