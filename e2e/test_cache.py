@@ -1,27 +1,40 @@
-"""A Memcached CacheCluster on the real nodes: three nodes across zones, found through the
+"""CacheClusters on the real nodes. Memcached: three nodes across zones, found through the
 configuration endpoint by a cluster client in another pod (ElastiCache Auto Discovery), which
 stores and reads keys on every node; scaled in, the client sees the node leave; a node's pod
-deleted comes back in its place."""
+deleted comes back in its place. Redis: a primary and a replica in different zones; the
+primary's pod deleted under writes through the primary endpoint, which follows the new
+primary; acknowledged writes counted."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 
 import pytest
 from tests.support.kube import ROOT, wait_for
 
+from e2e.manifests import CLIENT
 from e2e.support import E2E
 
 NAMESPACE = "kuberds-e2e-cache"
 NAME = "sessions"
+REDIS = "queue"
 CLIENT_SCRIPT = (ROOT / "e2e" / "memcached_client.py").read_text()
+REDIS_WRITER = (ROOT / "e2e" / "redis_writer.py").read_text()
 
 
 def servers() -> list[dict]:
-    return [{"apiVersion": "kuberds.io/v1alpha1", "kind": "CacheCluster",
-             "metadata": {"name": NAME, "namespace": NAMESPACE},
-             "spec": {"engine": "memcached", "numNodes": 3, "nodeType": "cache.t3.micro"}}]  # fmt: skip
+    def cache(name: str, spec: dict) -> dict:
+        return {
+            "apiVersion": "kuberds.io/v1alpha1",
+            "kind": "CacheCluster",
+            "metadata": {"name": name, "namespace": NAMESPACE},
+            "spec": {"nodeType": "cache.t3.micro", **spec},
+        }
+
+    return [cache(NAME, {"engine": "memcached", "numNodes": 3}),
+            cache(REDIS, {"engine": "redis", "replicas": 1, "automaticFailover": True, "multiAZ": True})]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +42,14 @@ def e2e(own_namespace: E2E) -> E2E:
     return own_namespace
 
 
-def client(e2e: E2E, prefix: str = "key") -> dict:
-    """What a cluster client in the client pod discovers and stores through the endpoint."""
+def client(e2e: E2E, prefix: str = "key") -> dict | None:
+    """What a cluster client in the client pod discovers and stores through the endpoint
+    (None: it failed, as a client does while the endpoint's pod is being replaced: retried)."""
     endpoint = e2e.status(NAME, "cachecluster")["endpoint"]
     host, port = endpoint.rsplit(":", 1)
-    return json.loads(e2e.exec(["/opt/kuberds/bin/python", "-", host, port, "300", prefix], input=CLIENT_SCRIPT))
+    done = e2e.kubectl("exec", "-i", "-n", e2e.namespace, CLIENT, "--", "/opt/kuberds/bin/python", "-", host, port,
+                       "300", prefix, input=CLIENT_SCRIPT, check=False)  # fmt: skip
+    return json.loads(done.stdout) if done.returncode == 0 else None
 
 
 def test_memcached_nodes_are_discovered_through_the_configuration_endpoint(e2e: E2E) -> None:
@@ -42,7 +58,7 @@ def test_memcached_nodes_are_discovered_through_the_configuration_endpoint(e2e: 
     e2e.record("memcached 3 nodes apply -> Available (s)", round(time.monotonic() - began, 1))
     assert len({m.get("zone") for m in status["members"]}) >= 2, f"nodes in one zone: {status['members']}"
 
-    seen = wait_for(lambda: (c := client(e2e)) and len(c["nodes"]) == 3 and c, timeout=60,
+    seen = wait_for(lambda: (c := client(e2e)) and len(c["nodes"]) == 3 and c["hits"] == 300 and c, timeout=60,
                     what="three nodes discovered")  # fmt: skip
     assert seen["hits"] == 300, seen
     assert all(count > 0 for count in seen["stored"].values()), f"a node got no key: {seen['stored']}"
@@ -75,3 +91,34 @@ def test_memcached_nodes_are_discovered_through_the_configuration_endpoint(e2e: 
     )
     if new_ip != old["status"]["podIP"]:
         assert back["version"] > smaller["version"], "a new address is a new version"
+
+
+def redis_writer(e2e: E2E, seconds: float, stop_file: str) -> subprocess.Popen:
+    host, port = e2e.status(REDIS, "cachecluster")["endpoint"].rsplit(":", 1)
+    password = e2e.secret_value(f"{REDIS}-auth", "password")
+    return e2e.cluster.kubectl_process("exec", "-i", "-n", e2e.namespace, CLIENT, "--", "/opt/kuberds/bin/python", "-",
+                                       host, port, password, str(seconds), stop_file, input=REDIS_WRITER)  # fmt: skip
+
+
+def test_redis_primary_endpoint_follows_a_deleted_primary_under_writes(e2e: E2E) -> None:
+    status = e2e.wait_available(REDIS, timeout=300, kind="cachecluster")
+    primary = wait_for(lambda: e2e.status(REDIS, "cachecluster").get("currentPrimary"), timeout=60,
+                       what="a Redis primary in status")  # fmt: skip
+    zones = {m.get("zone") for m in e2e.status(REDIS, "cachecluster")["members"]}
+    assert len(zones) == 2, f"multiAZ: primary and replica in different zones: {status['members']}"
+    stop_file = "/tmp/stop-redis"
+    writer = redis_writer(e2e, 120, stop_file)
+    time.sleep(6)
+    deleted = time.monotonic()
+    e2e.kubectl("delete", "pod", primary, "-n", e2e.namespace, "--wait=false")
+    new = wait_for(lambda: (p := e2e.status(REDIS, "cachecluster").get("currentPrimary")) not in (None, primary) and p,
+                   timeout=60, interval=0.5, what="another Redis primary in status")  # fmt: skip
+    e2e.record("redis pod deleted -> new primary in status (s)", round(time.monotonic() - deleted, 1))
+    time.sleep(8)
+    e2e.exec(["touch", stop_file])
+    out, err = writer.communicate(timeout=120)
+    assert writer.returncode == 0, err[-3000:]
+    result = json.loads(out.strip().splitlines()[-1])
+    e2e.record("redis primary pod deleted under writes", result)
+    assert result["acknowledged"] > 100 and result["lost_count"] == 0, result
+    assert new != primary

@@ -115,3 +115,16 @@ def test_a_missing_auth_secret_is_a_condition_naming_it(caches: Caches) -> None:
                          and c, what="SecretNotFound")  # fmt: skip
     assert "no-such-password (auth.secretName)" in condition["message"]
     assert not caches.apps.list_namespaced_stateful_set(caches.namespace).items
+
+
+def test_acl_rules_outside_the_allow_list_and_missing_user_secrets_are_named(caches: Caches) -> None:
+    users = [{"name": "app", "access": "~* +@all >sneaky", "passwordSecretName": "app-password"}]
+    caches.create("guarded", engine="redis", auth={"users": users})
+    condition = wait_for(lambda: (c := caches.condition("guarded", "Reconciled")).get("reason") == "InvalidAccessRule"
+                         and c, what="InvalidAccessRule")  # fmt: skip
+    assert "auth.users[0].access: '>sneaky' is not a key, channel or command rule" in condition["message"]
+    caches.patch("guarded", {"auth": {"users": [{**users[0], "access": "~* +@all"}]}})
+    condition = wait_for(lambda: (c := caches.condition("guarded", "Reconciled")).get("reason") == "SecretNotFound"
+                         and c, what="SecretNotFound")  # fmt: skip
+    assert "app-password (auth.users[0].passwordSecretName)" in condition["message"]
+    assert not caches.apps.list_namespaced_stateful_set(caches.namespace).items

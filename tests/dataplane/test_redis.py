@@ -23,8 +23,10 @@ from kuberds.contract.redis import MIN_REPLICAS_MAX_LAG
 def local_redis(
     cluster: Cluster, namespace: str, workroot: Path, request: pytest.FixtureRequest
 ) -> Iterator[LocalRedis]:
-    replicas = getattr(request, "param", 2)
-    local = LocalRedis(cluster, namespace, "queue", Path(tempfile.mkdtemp(prefix="r", dir=workroot)), replicas)
+    given = getattr(request, "param", {})
+    replicas = given.get("replicas", 2)
+    local = LocalRedis(cluster, namespace, "queue", Path(tempfile.mkdtemp(prefix="r", dir=workroot)), replicas,
+                       given.get("users"))  # fmt: skip
     with local:
         try:
             local.primary(timeout=60)
@@ -112,7 +114,7 @@ def test_a_frozen_primary_is_replaced_and_stops_taking_writes_when_it_thaws(loca
         local_redis.client(old).set("stale", "1")
 
 
-@pytest.mark.parametrize("local_redis", [1], indirect=True)
+@pytest.mark.parametrize("local_redis", [{"replicas": 1}], indirect=True)
 def test_a_member_that_restarts_empty_never_becomes_primary(local_redis: LocalRedis) -> None:
     primary, replica = local_redis.primary(), local_redis.members[1]
     local_redis.client(primary).set("precious", "1")
@@ -132,3 +134,42 @@ def test_a_member_that_restarts_empty_never_becomes_primary(local_redis: LocalRe
     assert local_redis.primary(timeout=30).name == replica.name
     wait_for(lambda: local_redis.client(primary).get("precious") == "1", timeout=30,
              what="the restarted member synced the data back")  # fmt: skip
+
+
+USERS = {"app": ("~app:* +@read +@write", "app-secret-1"), "ops": ("~* +@all", "ops-secret-1")}
+
+
+@pytest.mark.parametrize("local_redis", [{"replicas": 1, "users": USERS}], indirect=True)
+def test_acl_users_of_the_spec_work_and_are_refused_what_they_may_not_do(local_redis: LocalRedis) -> None:
+    primary, replica = local_redis.primary(), local_redis.members[1]
+
+    def as_user(member, user: str, password: str | None = None) -> redis.Redis:
+        return local_redis.client(member, user=user, password=password or USERS[user][1])
+
+    app = wait_for(lambda: _answers(as_user(primary, "app")), timeout=20, what="the app user applied")
+    app.set("app:1", "one")
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        app.set("billing:1", "x")  # outside its keys
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        app.flushall()  # a write command, but @dangerous
+    ops = as_user(primary, "ops")
+    ops.set("billing:1", "ok")
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        ops.execute_command("CONFIG", "GET", "maxmemory")  # +@all still leaves @dangerous refused
+    # ACLs are not replicated: the replica's agent applied them too.
+    reader = wait_for(lambda: _answers(as_user(replica, "app")), timeout=20, what="the app user on the replica")
+    wait_for(lambda: reader.get("app:1") == "one", timeout=10, what="the replica serving the app user")
+
+    local_redis.set_password("app", "app-secret-2")  # rotation: the Secret changes, the members follow
+    wait_for(lambda: _answers(as_user(primary, "app", "app-secret-2")), timeout=20, what="the new password")
+    with pytest.raises(redis.AuthenticationError):
+        as_user(primary, "app", "app-secret-1").get("app:1")
+
+
+def _answers(client: redis.Redis) -> redis.Redis | None:
+    """The client once it logs in and may read app:* (the app user may not even PING)."""
+    try:
+        client.get("app:probe")
+        return client
+    except (redis.AuthenticationError, redis.ConnectionError):
+        return None

@@ -33,6 +33,17 @@ class Cluster:
     def client(self) -> kubernetes.client.ApiClient:
         return kubernetes.config.new_client_from_config(config_file=str(self.kubeconfig))
 
+    def kubectl_process(self, *args: str, input: str = "") -> subprocess.Popen:
+        """kubectl running on in the background, `input` given whole on its stdin (a script
+        fed to a python in a pod); communicate() waits for it."""
+        pipe = subprocess.PIPE
+        process = subprocess.Popen([self.kubectl_path, f"--kubeconfig={self.kubeconfig}", *args], stdin=pipe,
+                                   stdout=pipe, stderr=pipe, text=True)  # fmt: skip
+        process.stdin.write(input)
+        process.stdin.close()
+        process.stdin = None  # given whole: communicate() must not flush it again
+        return process
+
     def kubectl(self, *args: str, input: str | None = None, check: bool = True,
                 timeout: float = 120) -> subprocess.CompletedProcess:  # fmt: skip
         result = subprocess.run(

@@ -52,9 +52,16 @@ class LocalMember:
 class LocalRedis:
     """A Redis CacheCluster's members on this host. Use as a context manager."""
 
-    def __init__(self, cluster: Cluster, namespace: str, name: str, workdir: Path, replicas: int = 2):
+    def __init__(self, cluster: Cluster, namespace: str, name: str, workdir: Path, replicas: int = 2,
+                 users: dict[str, tuple[str, str]] | None = None):  # fmt: skip
+        """`users`: ACL users of the spec, name → (access rules, password), each password in a
+        Secret NAME-PASSWORD as a user would keep it."""
         self.cluster, self.namespace, self.name, self.workdir = cluster, namespace, name, workdir
-        spec = parse(CacheClusterSpec, {"engine": "redis", "replicas": replicas, "automaticFailover": True})
+        self.users = users or {}
+        acl = [{"name": user, "access": access, "passwordSecretName": f"{user}-password"}
+               for user, (access, _) in self.users.items()]  # fmt: skip
+        spec = parse(CacheClusterSpec, {"engine": "redis", "replicas": replicas, "automaticFailover": True,
+                                        **({"auth": {"users": acl}} if acl else {})})  # fmt: skip
         owner = Owner("CacheCluster", name, namespace, "00000000-0000-4000-8000-0000000000cd")
         self.cache = build.Cache(owner, spec, cache_engine_for("redis"), OperatorConfig())
         self.members = [LocalMember(i, f"{name}-{i}", workdir / f"{name}-{i}") for i in range(replicas + 1)]
@@ -65,6 +72,8 @@ class LocalRedis:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.workdir.chmod(0o755)
         objects = [o for o in build.cache_objects(self.cache) if o["kind"] in ("ServiceAccount", "Role", "RoleBinding")]
+        objects += [{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"{user}-password"},
+                     "stringData": {"password": password}} for user, (_, password) in self.users.items()]  # fmt: skip
         template = build.stateful_set(self.cache)["spec"]["template"]
         for member in self.members:  # the pods the StatefulSet would make, for the role labels
             objects.append({"apiVersion": "v1", "kind": "Pod",
@@ -133,9 +142,13 @@ class LocalRedis:
             with contextlib.suppress(psutil.NoSuchProcess):
                 process.send_signal(sig)
 
-    def client(self, member: LocalMember, timeout: float = 1.0) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=member.port, password=self.password, socket_timeout=timeout,
-                           socket_connect_timeout=timeout, decode_responses=True)  # fmt: skip
+    def client(self, member: LocalMember, timeout: float = 1.0, user: str | None = None,
+               password: str | None = None) -> redis.Redis:  # fmt: skip
+        return redis.Redis(host="127.0.0.1", port=member.port, username=user, password=password or self.password,
+                           socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True)  # fmt: skip
+
+    def set_password(self, user: str, password: str) -> None:
+        self.core.patch_namespaced_secret(f"{user}-password", self.namespace, {"stringData": {"password": password}})
 
     def replication(self, member: LocalMember) -> dict:
         """INFO replication of a member; empty while it does not answer."""

@@ -110,8 +110,8 @@ def test_parameters_outside_the_allow_list_are_refused_by_name(given: dict, prob
 
 
 def test_agent_config_normalises_values_for_the_command_line() -> None:
-    text = ENGINE.agent_config("c", "shop", 11211, CACHE_NODE_TYPES["cache.t3.micro"],
-                               {"Threads": "8", "chunk_size_growth_factor": "1.5", "cas_disabled": "ON"})  # fmt: skip
+    spec = make_cache(parameters={"Threads": "8", "chunk_size_growth_factor": "1.5", "cas_disabled": "ON"}).spec
+    text = ENGINE.agent_config("c", "shop", 11211, CACHE_NODE_TYPES["cache.t3.micro"], spec)
     config = CacheAgentConfig.from_json(text)
     assert config.parameters == {"threads": "8", "chunk_size_growth_factor": "1.5", "cas_disabled": "true"}
     assert config.memory_mb == item_memory_mb(CACHE_NODE_TYPES["cache.t3.micro"]) == 361

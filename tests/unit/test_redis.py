@@ -13,7 +13,7 @@ from kuberds.api.v1alpha1 import CacheClusterSpec
 from kuberds.builders import cache as build
 from kuberds.builders.meta import Owner
 from kuberds.config import OperatorConfig
-from kuberds.contract.redis import RedisAgentConfig
+from kuberds.contract.redis import AclUser, RedisAgentConfig, acl_setuser
 from kuberds.engines import cache_engine_for
 from tests.unit.test_builders import assert_golden, by_kind
 
@@ -183,3 +183,38 @@ def test_redis_parameters_come_from_the_allow_list() -> None:
     assert engine.parameter_problems({"maxmemory-policy": "allkeys-lru", "timeout": "300"}) == []
     assert "parameters.save: not a redis parameter" in engine.parameter_problems({"save": "60 1"})[0]
     assert "is not one of" in engine.parameter_problems({"maxmemory-policy": "everything"})[0]
+
+
+def test_snapshots_asked_of_redis_are_said_not_taken_yet() -> None:
+    asked = build.snapshots_condition(make_redis(snapshots={"retentionDays": 3}))
+    assert (asked.status, asked.reason) == ("False", "NotOffered") and "no snapshot is being taken" in asked.message
+    assert build.snapshots_condition(make_redis()).reason == "Disabled"
+
+
+@pytest.mark.parametrize(("access", "problem"), [
+    ("~app:* +@read", None),
+    ("%R~cache:* &events:* +get +client|setname -@all allkeys", None),
+    ("~* +@everything", "'+@everything' names no ACL category"),
+    (">hunter2 +@all", "'>hunter2' is not a key, channel or command rule"),
+    ("on ~*", "'on' is not a key, channel or command rule"),
+    ("(~x +get)", "is not a key, channel or command rule"),
+    ("nopass", "'nopass' is not a key, channel or command rule"),
+])  # fmt: skip
+def test_acl_rules_are_an_allow_list_naming_the_user(access: str, problem: str | None) -> None:
+    spec = make_redis(auth={"users": [{"name": "app", "access": access, "passwordSecretName": "p"}]}).spec
+    found = cache_engine_for("redis").spec_problems(spec)
+    assert (found == []) if problem is None else (problem in found[0] and found[0].startswith("auth.users[0].access"))
+
+
+def test_acl_setuser_starts_from_nothing_and_refuses_dangerous_commands_unless_allowed() -> None:
+    user = AclUser("app", "~app:* +@read", "app-password")
+    assert acl_setuser(user, "s3cret") == ["app", "reset", "on", ">s3cret", "~app:*", "+@read", "-@dangerous"]
+    assert acl_setuser(AclUser("ops", "~* +@all", "p", allow_dangerous=True), "x")[-1] == "+@all"
+
+
+def test_the_agents_may_read_the_users_password_secrets_by_name_only() -> None:
+    cache = make_redis(auth={"users": [{"name": "app", "passwordSecretName": "app-password"}]})
+    role = by_kind(build.cache_objects(cache))["Role"][0]
+    assert role["rules"][0] == {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"],
+                                "resourceNames": ["app-password"]}  # fmt: skip
+    assert all(r["resources"] != ["secrets"] for r in by_kind(build.cache_objects(make_redis()))["Role"][0]["rules"])

@@ -10,7 +10,7 @@ from kubernetes.client.rest import ApiException
 from kuberds.contract import snapshots
 from kuberds.restclient import CORE, RestClient, custom, error_message
 
-RESOURCES = {"Pod": CORE["Pod"], "ConfigMap": CORE["ConfigMap"], "Lease": CORE["Lease"],
+RESOURCES = {"Pod": CORE["Pod"], "ConfigMap": CORE["ConfigMap"], "Lease": CORE["Lease"], "Secret": CORE["Secret"],
              snapshots.KIND: custom(snapshots.PLURAL)}  # fmt: skip
 TIMEOUT_SECONDS = 10.0
 

@@ -11,12 +11,11 @@ from dataclasses import dataclass
 
 from kuberds.api import v1alpha1 as api
 from kuberds.api.classes import CACHE_NODE_TYPES, Size
-from kuberds.api.schema import to_json
 from kuberds.builders import names
 from kuberds.builders.meta import Owner
 from kuberds.builders.network_policy import allowed_clients, scrapers
 from kuberds.builders.rbac import agent_objects
-from kuberds.builders.statefulset import HOSTNAME, ZONE
+from kuberds.builders.statefulset import HOSTNAME, RESTRICTED_CONTAINER, ZONE, downward_env, placement, pod_security
 from kuberds.builders.status import TRUE, Condition
 from kuberds.config import OperatorConfig
 from kuberds.contract import CONFIG_DIR, ROLE_LABEL, SETTINGS_FILE, environment
@@ -134,8 +133,8 @@ def discovery_config_map(cache: Cache, current: Membership, read_at: str | None 
 
 
 def settings_config_map(cache: Cache) -> dict:
-    agent_json = cache.engine.agent_config(cache.name, cache.owner.namespace, cache.port, cache.size,
-                                           cache.spec.parameters, cache.nodes, cache.config.cluster_domain)  # fmt: skip
+    agent_json = cache.engine.agent_config(cache.name, cache.owner.namespace, cache.port, cache.size, cache.spec,
+                                           cache.nodes, cache.config.cluster_domain)  # fmt: skip
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": cache.meta(names.settings(cache.name)),
             "data": {SETTINGS_FILE: agent_json}}  # fmt: skip
 
@@ -162,11 +161,7 @@ def services(cache: Cache) -> list[dict]:
 
 
 def _pod_spec(cache: Cache) -> dict:
-    engine, layout, scheduling = cache.engine, cache.engine.layout, cache.spec.scheduling
-
-    def field_ref(path: str) -> dict:
-        return {"valueFrom": {"fieldRef": {"fieldPath": path}}}
-
+    engine, layout = cache.engine, cache.engine.layout
     scratch = [(f"scratch-{i}", path) for i, path in enumerate(layout.writable_paths)]
     container = {
         "name": engine.name,
@@ -174,9 +169,7 @@ def _pod_spec(cache: Cache) -> dict:
         "imagePullPolicy": cache.config.image_pull_policy,
         "args": ["agent", engine.name],
         "env": [
-            {"name": environment.POD_NAME, **field_ref("metadata.name")},
-            {"name": environment.POD_NAMESPACE, **field_ref("metadata.namespace")},
-            {"name": environment.POD_IP, **field_ref("status.podIP")},
+            *downward_env(),
             *([environment.secret_env(environment.CACHE_PASSWORD, cache.auth_secret)] if cache.auth_secret else []),
         ],
         "ports": [
@@ -190,24 +183,13 @@ def _pod_spec(cache: Cache) -> dict:
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
             *({"name": name, "mountPath": path} for name, path in scratch),
         ],
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": dict(RESTRICTED_CONTAINER),
     }
     selector = {"matchLabels": cache.selector()}
     spread = "DoNotSchedule" if cache.spec.multi_az else "ScheduleAnyway"
     spec: dict = {
         "serviceAccountName": names.agent(cache.name),
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": layout.uid,
-            "runAsGroup": layout.uid,
-            "fsGroup": layout.uid,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": pod_security(layout.uid),
         # Time for a primary to hand over (writes paused until its replicas have every write).
         "terminationGracePeriodSeconds": 30,
         "enableServiceLinks": False,
@@ -224,13 +206,8 @@ def _pod_spec(cache: Cache) -> dict:
                                        "labelSelector": selector, "nodeTaintsPolicy": "Honor"}],
         "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
             {"weight": 100, "podAffinityTerm": {"topologyKey": HOSTNAME, "labelSelector": selector}}]}},
+        **placement(cache.spec.scheduling),
     }  # fmt: skip
-    if scheduling.node_selector:
-        spec["nodeSelector"] = dict(scheduling.node_selector)
-    if scheduling.tolerations:
-        spec["tolerations"] = [to_json(t) for t in scheduling.tolerations]
-    if scheduling.priority_class_name:
-        spec["priorityClassName"] = scheduling.priority_class_name
     return spec
 
 
@@ -298,7 +275,7 @@ def cache_objects(cache: Cache, discovery: Membership | None = None, read_at: st
     return [
         settings_config_map(cache),
         *published,
-        *agent_objects(cache, cache.nodes),
+        *agent_objects(cache, cache.nodes, [name for name, _ in cache.engine.secrets(cache.spec)]),
         *services(cache),
         network_policy(cache),
         disruption_budget(cache),
@@ -327,6 +304,14 @@ def tls_condition(cache: Cache) -> Condition:
         return Condition("TLS", "False", "NotOffered", f"{cache.engine.name} nodes serve plain TCP: TLS in transit "
                          "is not offered for them yet, so spec.tls is not applied")  # fmt: skip
     return Condition("TLS", "False", "Disabled", "spec.tls.enabled is false")
+
+
+def snapshots_condition(cache: Cache) -> Condition:
+    """Said, not hidden: snapshots asked for are not taken yet."""
+    if cache.spec.snapshots.retention_days:
+        return Condition("Snapshots", "False", "NotOffered", "snapshots.retentionDays is set, but kuberds does not "
+                         "take snapshots of caches yet: no snapshot is being taken")  # fmt: skip
+    return Condition("Snapshots", "False", "Disabled", "snapshots.retentionDays is 0")
 
 
 def availability(ready: int, desired: int) -> list[Condition]:

@@ -25,13 +25,15 @@ def agent_rbac(server: Server) -> list[dict]:
     return agent_objects(server, server.replicas)
 
 
-def agent_objects(server, pods: int) -> list[dict]:
-    """The agent's ServiceAccount, and a Role (the engine's rules for these pods) bound to it.
-    `server`: anything with a name, meta() and engine (a database server, a cache)."""
+def agent_objects(server, pods: int, secrets: list[str] | None = None) -> list[dict]:
+    """The agent's ServiceAccount, and a Role (the engine's rules for these pods, and the
+    Secrets it may read, when any) bound to it. `server`: anything with a name, meta() and
+    engine (a database server, a cache)."""
     name = names.agent(server.name)
     members = [names.pod(server.name, ordinal) for ordinal in range(pods)]
     account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": server.meta(name)}
-    return [account, *_role_and_binding(server.meta(name), server.engine.agent_rules(server.name, members), name)]
+    rules = server.engine.agent_rules(server.name, members, *([secrets] if secrets else []))
+    return [account, *_role_and_binding(server.meta(name), rules, name)]
 
 
 def snapshot_grant(source: Owner, snapshots: list[str]) -> list[dict]:

@@ -40,8 +40,23 @@ def _apart(server: Server) -> dict:
     return {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": term}]}
 
 
-def _env(server: Server) -> list[dict]:
-    refs, credentials = server.secrets, names.agent_credentials(server.name)
+# Every engine container: Pod Security "restricted".
+RESTRICTED_CONTAINER = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+}
+
+
+def pod_security(uid: int) -> dict:
+    """The pod's security context: the image's non-root user and group, RuntimeDefault seccomp."""
+    return {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "fsGroup": uid,
+            "seccompProfile": {"type": "RuntimeDefault"}}  # fmt: skip
+
+
+def downward_env() -> list[dict]:
+    """Who the pod is (contract.environment): its name, namespace and address."""
 
     def field_ref(path: str) -> dict:
         return {"valueFrom": {"fieldRef": {"fieldPath": path}}}
@@ -50,6 +65,25 @@ def _env(server: Server) -> list[dict]:
         {"name": environment.POD_NAME, **field_ref("metadata.name")},
         {"name": environment.POD_NAMESPACE, **field_ref("metadata.namespace")},
         {"name": environment.POD_IP, **field_ref("status.podIP")},
+    ]
+
+
+def placement(scheduling) -> dict:
+    """The spec's scheduling fields as pod spec fields (only those given)."""
+    spec: dict = {}
+    if scheduling.node_selector:
+        spec["nodeSelector"] = dict(scheduling.node_selector)
+    if scheduling.tolerations:
+        spec["tolerations"] = [to_json(t) for t in scheduling.tolerations]
+    if scheduling.priority_class_name:
+        spec["priorityClassName"] = scheduling.priority_class_name
+    return spec
+
+
+def _env(server: Server) -> list[dict]:
+    refs, credentials = server.secrets, names.agent_credentials(server.name)
+    return [
+        *downward_env(),
         {
             "name": environment.MEMORY_LIMIT,
             "valueFrom": {"resourceFieldRef": {"containerName": server.engine.name, "resource": "limits.memory"}},
@@ -87,23 +121,11 @@ def _pod_spec(server: Server) -> dict:
             *({"name": name, "mountPath": path} for name, path in scratch),
             *([{"name": TLS_VOLUME, "mountPath": TLS_DIR, "readOnly": True}] if server.tls_secret else []),
         ],
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": dict(RESTRICTED_CONTAINER),
     }
     spec: dict = {
         "serviceAccountName": names.agent(server.name),
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": layout.uid,
-            "runAsGroup": layout.uid,
-            "fsGroup": layout.uid,
-            "fsGroupChangePolicy": "OnRootMismatch",
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": {**pod_security(layout.uid), "fsGroupChangePolicy": "OnRootMismatch"},
         # Time for a clean shutdown, so a standby can take over without losing commits.
         "terminationGracePeriodSeconds": 60,
         "enableServiceLinks": False,
@@ -115,13 +137,8 @@ def _pod_spec(server: Server) -> dict:
         ],
         "topologySpreadConstraints": _spread(server),
         "affinity": {"podAntiAffinity": _apart(server)},
+        **placement(scheduling),
     }
-    if scheduling.node_selector:
-        spec["nodeSelector"] = dict(scheduling.node_selector)
-    if scheduling.tolerations:
-        spec["tolerations"] = [to_json(t) for t in scheduling.tolerations]
-    if scheduling.priority_class_name:
-        spec["priorityClassName"] = scheduling.priority_class_name
     return spec
 
 

@@ -31,6 +31,29 @@ def member_host(cluster: str, ordinal: int, namespace: str, domain: str = "clust
 
 
 @dataclass(frozen=True)
+class AclUser:
+    """An ACL user of the spec, as the agents apply it (rules judged by the operator)."""
+
+    name: str
+    access: str
+    password_secret: str  # key `password`; the agent reads it through the API
+    allow_dangerous: bool = False
+
+
+def acl_setuser(user: AclUser, password: str) -> list[str]:
+    """The ACL SETUSER arguments: from nothing (reset), on, the password, the user's rules,
+    and the @dangerous commands refused after them unless allowed."""
+    return [
+        user.name,
+        "reset",
+        "on",
+        f">{password}",
+        *user.access.split(),
+        *([] if user.allow_dangerous else ["-@dangerous"]),
+    ]
+
+
+@dataclass(frozen=True)
 class RedisAgentConfig:
     """agent.json of a Redis member."""
 
@@ -42,6 +65,7 @@ class RedisAgentConfig:
     parameters: dict[str, str] = field(default_factory=dict)  # allowed redis.conf directives, judged
     cluster_domain: str = "cluster.local"
     lease_seconds: int = LEASE_SECONDS
+    users: list[AclUser] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(codec.encode(self, codec.same, omit_none=False), indent=1, sort_keys=True)

@@ -148,11 +148,17 @@ class CacheEngine(Protocol):
 
     def parameter_problems(self, user: Mapping[str, str]) -> list[str]: ...
 
+    def spec_problems(self, spec) -> list[str]:
+        """One line per value of the spec the engine refuses (parameters, ACL rules), naming its field."""
+
+    def secrets(self, spec) -> list[tuple[str, str]]:
+        """The Secrets the spec names for the pods' agents (name, the field naming it)."""
+
     def allowed_parameters(self) -> list[Parameter]: ...
 
-    def agent_config(self, cluster: str, namespace: str, port: int, size: Size, user: Mapping[str, str],
-                     members: int, cluster_domain: str) -> str: ...  # fmt: skip
+    def agent_config(self, cluster: str, namespace: str, port: int, size: Size, spec, members: int,
+                     cluster_domain: str) -> str: ...  # fmt: skip
 
     def probes(self, port: int) -> dict[str, dict]: ...
 
-    def agent_rules(self, cluster: str, pods: list[str]) -> list[dict]: ...
+    def agent_rules(self, cluster: str, pods: list[str], secrets: list[str] = ()) -> list[dict]: ...

@@ -79,13 +79,21 @@ class Memcached:
                     "(memcached's largest slab chunk)"]  # fmt: skip
         return []
 
+    def spec_problems(self, spec) -> list[str]:
+        return self.parameter_problems(spec.parameters)
+
+    def secrets(self, spec) -> list[tuple[str, str]]:
+        return []
+
     def allowed_parameters(self) -> list[Parameter]:
         return list(ALLOWED.values())
 
-    def agent_config(self, cluster: str, namespace: str, port: int, size: Size, user: Mapping[str, str],
-                     members: int = 1, cluster_domain: str = "cluster.local") -> str:  # fmt: skip
-        """agent.json; the parameters must have passed parameter_problems."""
-        parameters = {name.lower(): _normalised(ALLOWED[name.lower()], value) for name, value in user.items()}
+    def agent_config(self, cluster: str, namespace: str, port: int, size: Size, spec, members: int = 1,
+                     cluster_domain: str = "cluster.local") -> str:  # fmt: skip
+        """agent.json; the spec must have passed spec_problems."""
+        parameters = {
+            name.lower(): _normalised(ALLOWED[name.lower()], value) for name, value in spec.parameters.items()
+        }
         return CacheAgentConfig(cluster, namespace, port, item_memory_mb(size), parameters).to_json()
 
     def probes(self, port: int) -> dict[str, dict]:
@@ -96,7 +104,7 @@ class Memcached:
             "livenessProbe": {**tcp, "periodSeconds": 10, "failureThreshold": 3, "timeoutSeconds": 2},
         }
 
-    def agent_rules(self, cluster: str, pods: list[str]) -> list[dict]:
+    def agent_rules(self, cluster: str, pods: list[str], secrets: list[str] = ()) -> list[dict]:
         """The agent reads its cluster's membership and writes its report on its own pod."""
         return [
             {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"],

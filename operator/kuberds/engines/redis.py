@@ -4,12 +4,13 @@ primary and reader endpoints following the role label the agents move."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from kuberds.api.classes import Size
 from kuberds.contract import PRIMARY, REPLICA
 from kuberds.contract.layouts import REDIS, PodLayout
-from kuberds.contract.redis import RedisAgentConfig, lease_name
+from kuberds.contract.redis import AclUser, RedisAgentConfig, lease_name
 from kuberds.engines.base import CacheEndpoint, EngineInfo
 from kuberds.engines.parameters import Parameter, problems
 from kuberds.quantity import to_bytes
@@ -53,6 +54,32 @@ def maxmemory_mb(size: Size) -> int:
     return max(32, int(to_bytes(size.memory) / 2**20 * DATASET_SHARE) - OVERHEAD_MB)
 
 
+# ACL categories of Redis 7.0 (ACL CAT).
+CATEGORIES = frozenset({"all", "keyspace", "read", "write", "set", "sortedset", "list", "hash", "string", "bitmap",
+                        "hyperloglog", "geo", "stream", "pubsub", "admin", "fast", "slow", "blocking", "dangerous",
+                        "connection", "transaction", "scripting"})  # fmt: skip
+# The ACL rules a spec may give: key, channel and command rules. Not passwords (they come from
+# a Secret), on/off, reset or selectors: kuberds writes those itself.
+RULE = re.compile(
+    r"^(?:(?:%(?:R|W|RW))?~[^\s()]+|&[^\s()]+|allkeys|resetkeys|allchannels|resetchannels|allcommands"
+    r"|nocommands|[+-]@(?P<category>[a-z]+)|[+-][a-z][a-z0-9_-]*(?:\|[a-z][a-z0-9_-]*)?)$"
+)
+
+
+def access_problems(users) -> list[str]:
+    """One line per ACL rule refused, naming the user's field."""
+    found = []
+    for i, user in enumerate(users):
+        for token in user.access.split():
+            match = RULE.match(token)
+            if match is None:
+                found.append(f"auth.users[{i}].access: {token!r} is not a key, channel or command rule")
+            elif match.group("category") and match.group("category") not in CATEGORIES:
+                found.append(f"auth.users[{i}].access: {token!r} names no ACL category of Redis "
+                             f"{INFO.default_version}")  # fmt: skip
+    return found
+
+
 class Redis:
     info = INFO
     layout: PodLayout = REDIS
@@ -69,17 +96,27 @@ class Redis:
     def parameter_problems(self, user: Mapping[str, str]) -> list[str]:
         return problems(ALLOWED, user, INFO.name)
 
+    def spec_problems(self, spec) -> list[str]:
+        return self.parameter_problems(spec.parameters) + access_problems(spec.auth.users if spec.auth else [])
+
+    def secrets(self, spec) -> list[tuple[str, str]]:
+        """Users' Secrets the spec names, with the field naming each."""
+        users = spec.auth.users if spec.auth else []
+        return [(u.password_secret_name, f"auth.users[{i}].passwordSecretName") for i, u in enumerate(users)]
+
     def allowed_parameters(self) -> list[Parameter]:
         return list(ALLOWED.values())
 
     def members(self, spec) -> int:
         return spec.replicas + 1
 
-    def agent_config(self, cluster: str, namespace: str, port: int, size: Size, user: Mapping[str, str],
-                     members: int = 1, cluster_domain: str = "cluster.local") -> str:  # fmt: skip
-        parameters = {name.lower(): value.strip() for name, value in user.items()}
-        return RedisAgentConfig(cluster, namespace, port, members, maxmemory_mb(size), parameters,
-                                cluster_domain).to_json()  # fmt: skip
+    def agent_config(self, cluster: str, namespace: str, port: int, size: Size, spec, members: int = 1,
+                     cluster_domain: str = "cluster.local") -> str:  # fmt: skip
+        parameters = {name.lower(): value.strip() for name, value in spec.parameters.items()}
+        users = [AclUser(u.name, u.access, u.password_secret_name, u.allow_dangerous)
+                 for u in (spec.auth.users if spec.auth else [])]  # fmt: skip
+        return RedisAgentConfig(cluster, namespace, port, members, maxmemory_mb(size), parameters, cluster_domain,
+                                users=users).to_json()  # fmt: skip
 
     def probes(self, port: int) -> dict[str, dict]:
         # Ready: the primary holding the lease, or a replica streaming from it (the agent
@@ -91,11 +128,12 @@ class Redis:
                               "timeoutSeconds": 2},
         }  # fmt: skip
 
-    def agent_rules(self, cluster: str, pods: list[str]) -> list[dict]:
+    def agent_rules(self, cluster: str, pods: list[str], secrets: list[str] = ()) -> list[dict]:
         """The members' agents keep the leader Lease (`create` cannot be limited by name:
-        Kubernetes checks names only of existing objects) and the role labels and reports of
-        the cluster's own pods; nothing else."""
-        return [
+        Kubernetes checks names only of existing objects), the role labels and reports of the
+        cluster's own pods, and read the ACL users' password Secrets by name; nothing else."""
+        read = [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"], "resourceNames": sorted(set(secrets))}]
+        return [*(read if secrets else []),
             {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
             {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "update", "patch"],
              "resourceNames": [lease_name(cluster)]},

@@ -39,7 +39,7 @@ def _cache(config: OperatorConfig, body: dict) -> build.Cache | None:
     engine = cache_engine_for(spec.engine)
     if spec.automation_paused or engine is None or body["metadata"].get("deletionTimestamp"):
         return None
-    if engine.parameter_problems(spec.parameters):
+    if engine.spec_problems(spec):
         return None
     return build.Cache(Owner.of(body), spec, engine, config)
 
@@ -49,12 +49,18 @@ def _problem(kube: Kube, spec: api.CacheClusterSpec, namespace: str, cache: buil
     if engine is None:
         return not_reconciled("EngineNotSupported", f"engine {spec.engine} is accepted by the API but its data plane "
                               "is not available yet")  # fmt: skip
-    refused = engine.parameter_problems(spec.parameters)
+    refused = engine.spec_problems(spec)
     if refused:
-        return not_reconciled("InvalidParameter", "; ".join(refused))
+        reason = "InvalidParameter" if refused[0].startswith("parameters.") else "InvalidAccessRule"
+        return not_reconciled(reason, "; ".join(refused))
+    named = engine.secrets(spec)
     if cache and cache.auth_secret and not cache.generates_auth:
-        secret = kube.get("Secret", namespace, cache.auth_secret)
-        return reference_problem(secret, cache.auth_secret, "auth.secretName", (environment.CACHE_PASSWORD.key,))
+        named = [(cache.auth_secret, "auth.secretName"), *named]
+    for secret, field in named:
+        problem = reference_problem(kube.get("Secret", namespace, secret), secret, field,
+                                    (environment.CACHE_PASSWORD.key,))  # fmt: skip
+        if problem:
+            return problem
     return None
 
 
@@ -99,7 +105,9 @@ def reconcile(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], 
         _said_membership(body, current, discovery)
     generation = body["metadata"]["generation"]
     applied = Condition("Reconciled", TRUE, "ObjectsApplied", f"objects for generation {generation}")
-    _publish(kube, body, cache, pods, zones, [applied, ACTIVE, build.tls_condition(cache)])
+    _publish(
+        kube, body, cache, pods, zones, [applied, ACTIVE, build.tls_condition(cache), build.snapshots_condition(cache)]
+    )
 
 
 def refresh(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], zones: dict[str, str]) -> str:

@@ -5,7 +5,9 @@ container, which starts empty and is never a candidate until it has synced)."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import logging
 import os
 import signal
@@ -30,7 +32,7 @@ from kuberds.agent.redis.lease import LeaderLease
 from kuberds.agent.redis.metrics import serve_metrics
 from kuberds.contract import PRIMARY, ROLE_LABEL, SETTINGS_FILE, environment
 from kuberds.contract import REPLICA as REPLICA_ROLE
-from kuberds.contract.redis import RedisAgentConfig, lease_name
+from kuberds.contract.redis import RedisAgentConfig, acl_setuser, lease_name
 from kuberds.contract.report import AgentReport
 
 log = logging.getLogger("kuberds.agent")
@@ -87,6 +89,7 @@ class RedisAgent:
         self.last: Action | None = None
         self.state: dict = {}
         self.published: dict = {}
+        self.users_applied: dict[str, str] = {}  # user → fingerprint of what was applied
 
     def _client(self, host: str, port: int) -> redis.Redis:
         # No retries: a member that does not answer at once is not reachable this loop (a
@@ -206,7 +209,38 @@ class RedisAgent:
         return AgentReport(role=role, state="running" if self.state else "starting",
                            doing=[self.last.reason] if self.last else [])  # fmt: skip
 
+    def keep_users(self) -> None:
+        """The spec's ACL users on this member's Redis (ACLs are not replicated: every member
+        applies them), re-applied when agent.json or a password changes; users gone from
+        the spec are deleted."""
+        try:
+            users = RedisAgentConfig.from_json((self.pod.config_dir / SETTINGS_FILE).read_text()).users
+        except (OSError, ValueError) as error:
+            log.warning("reading agent.json: %s", error)
+            return
+        for user in users:
+            secret = self.kube.get("Secret", self.pod.namespace, user.password_secret) if self.kube else None
+            password = secret_text(secret, environment.CACHE_PASSWORD.key)
+            if not password:
+                log.warning("ACL user %s: Secret %s has no password yet", user.name, user.password_secret)
+                continue
+            arguments = acl_setuser(user, password)
+            fingerprint = hashlib.sha256("\0".join(arguments).encode()).hexdigest()
+            if self.users_applied.get(user.name) != fingerprint:
+                self.local.execute_command("ACL", "SETUSER", *arguments)
+                self.users_applied[user.name] = fingerprint
+                log.info("ACL user %s applied", user.name)
+        for gone in set(self.users_applied) - {u.name for u in users}:
+            self.local.execute_command("ACL", "DELUSER", gone)
+            del self.users_applied[gone]
+            log.info("ACL user %s deleted", gone)
+
     def step(self) -> Action:
+        if self.state:
+            try:
+                self.keep_users()
+            except (KubeError, redis.RedisError, OSError) as error:
+                log.warning("ACL users: %s", error)
         action = decide(self.observe())
         if self.last is None or action.reason != self.last.reason:
             log.info("decision: %s", action.reason)
@@ -275,6 +309,11 @@ class RedisAgent:
 
     def _stop(self, signum: int, frame: object) -> None:
         self.stopping = True
+
+
+def secret_text(secret: dict | None, key: str) -> str | None:
+    value = ((secret or {}).get("data") or {}).get(key)
+    return base64.b64decode(value).decode() if value else None
 
 
 def _ordinal(name: str) -> int:

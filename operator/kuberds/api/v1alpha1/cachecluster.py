@@ -1,4 +1,4 @@
-"""CacheCluster: Redis with replicas and Sentinel, or sharded Memcached (ElastiCache)."""
+"""CacheCluster: Redis with replicas and automatic failover, or sharded Memcached (ElastiCache)."""
 
 from __future__ import annotations
 
@@ -22,15 +22,41 @@ from kuberds.api.v1alpha1.common import (
 from kuberds.api.v1alpha1.server import engine_parameter_rules
 
 
+@model(
+    Rule("!(self.name in ['default', 'kuberds'])", "auth.users: the name is kept by Redis or kuberds",
+         field_path=".name", message_expression="'auth.users: ' + self.name + ' is kept by Redis or kuberds; "
+                                                "choose another name'"),
+)  # fmt: skip
+class CacheUser:
+    """A Redis ACL user (like an ElastiCache RBAC user): its access rules and password Secret,
+    applied on every member and kept in sync."""
+
+    name: str = field("User name.", pattern=r"^[a-z][a-z0-9_-]*$", max_length=32)
+    access: str = field(
+        "ACL rules in Redis ACL SETUSER syntax, space separated: key patterns (`~app:*`, `%R~cache:*`, "
+        "`allkeys`), channels (`&events:*`, `allchannels`), commands and categories (`+@read`, `-@all`, "
+        "`+get`, `+client|setname`). Passwords, `on`/`off`, `reset` and selectors are not allowed: the password "
+        "comes from passwordSecretName. Commands of the @dangerous category stay refused unless allowDangerous.",
+        default="~* +@read",
+        max_length=1024,
+        pattern=r"^[^\x00-\x1f\x7f]*$",
+    )
+    password_secret_name: str = field("Secret (same namespace) with key `password`.", pattern=NAME_PATTERN)
+    allow_dangerous: bool = field("Let this user run @dangerous commands (FLUSHALL, CONFIG, KEYS, …).",
+                                  default=False)  # fmt: skip
+
+
 @model()
 class CacheAuth:
-    """Redis AUTH."""
+    """Redis AUTH and ACL users."""
 
     enabled: bool = field("Require a password (Redis AUTH).", default=True)
     secret_name: str | None = field(
         "Existing Secret with key `password`; kuberds generates <name>-auth when omitted.",
         pattern=NAME_PATTERN,
     )
+    users: list[CacheUser] = field("ACL users besides the default one.", default_factory=list,
+                                   list_map_keys=("name",), max_items=20)  # fmt: skip
 
 
 @model()
@@ -73,14 +99,18 @@ def _cache_rules() -> tuple[Rule, ...]:
 
 @model(*_cache_rules(), *engine_parameter_rules("cache"), version_rule(engines.versions("cache")))
 class CacheClusterSpec:
-    """Redis (a primary, replicas and Sentinel failover) or Memcached (sharded nodes), like ElastiCache."""
+    """Redis (a primary, replicas and automatic failover) or Memcached (sharded nodes), like ElastiCache."""
 
     engine: CacheEngine = field("Cache engine. Cannot change.", immutable="engine cannot change after creation")
     engine_version: str | None = field("Engine version; the newest offered when omitted.", max_length=16)
     node_type: CacheNodeType = field("Compute and memory of each node.", default="cache.t3.micro")
     replicas: int = field("Redis replicas of the primary.", default=0, minimum=0, maximum=5)
     num_nodes: int = field("Memcached nodes (shards).", default=1, minimum=1, maximum=40)
-    automatic_failover: bool = field("Promote a replica when the primary fails (Redis Sentinel).", default=False)
+    automatic_failover: bool = field(
+        "Promote a replica when the primary fails (decided by the members' agents over a Lease). Not yet "
+        "honoured when false: a Redis cluster with replicas always fails over.",
+        default=False,
+    )
     multi_az: bool = field("Keep the primary and replicas in different zones.", default=False)
     port: int | None = field("Port; the engine's usual port when omitted.", minimum=1024, maximum=65535)
     auth: CacheAuth | None = field("Redis AUTH; on by default for Redis. Not for Memcached.")
