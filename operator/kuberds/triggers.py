@@ -299,13 +299,17 @@ for _kind, _handler in SERVER_KINDS.values():
     _register_server(_kind, _handler)
 
 
+CACHE_KINDS = {k.owner_label: (k, CACHE_HANDLERS[k.kind]) for k in KINDS if k.kind in CACHE_HANDLERS}
+OWNING_KINDS = {**SERVER_KINDS, **CACHE_KINDS}  # their Services and NetworkPolicies are put back at once
+
+
 def _register_drift_watch(child_kind: str, resource: tuple) -> None:
     @kopf.on.event(*resource, labels=MANAGED_BY, id=f"drift-{child_kind.lower()}")
     def correct(event: dict, namespace: str, name: str, labels: dict, **indexes: object) -> None:
         owner = owner_of(labels)
-        if owner is None or owner[0] not in SERVER_KINDS:
+        if owner is None or owner[0] not in OWNING_KINDS:
             return
-        kind, handler = SERVER_KINDS[owner[0]]
+        kind, handler = OWNING_KINDS[owner[0]]
         body = one(indexes[_server_index(kind)], (namespace, owner[1]))  # type: ignore[arg-type]
         if body is not None:
             handler.correct_drift(Operator.kube, Operator.config, body, event, child_kind, name)
@@ -347,8 +351,8 @@ def _register_cache(kind: Kind, handler: ModuleType) -> None:
         body = one(indexes[kind.plural], (namespace, owner[1]))  # type: ignore[arg-type]
         if body is not None:
             pods = list(cache_pods.get((namespace, *owner), []))
-            action = handler.refresh(Operator.kube, Operator.config, body, pods, zones(node_zones))
-            log.debug("%s %s/%s: %s", kind.kind, namespace, owner[1], action)
+            log.debug("%s %s: %s", kind.kind, owner[1], handler.refresh(Operator.kube, Operator.config, body, pods,
+                                                                        zones(node_zones)))  # fmt: skip
 
 
 # ---------------------------------------------------------------- plain kinds, and those still to come

@@ -73,6 +73,16 @@ def test_a_memcached_cluster_runs_its_nodes_and_publishes_them_for_discovery(cac
     assert [(n.host.split(".")[0], n.ip) for n in membership.nodes] == sorted(pods.items())
     assert membership.nodes[0].host == f"sessions-0.sessions-pods.{caches.namespace}.svc.cluster.local"
 
+    # A hand edit of the configuration endpoint is undone at once, not at the next full pass.
+    caches.core.patch_namespaced_service("sessions", caches.namespace, {"spec": {"ports": [
+        {"name": "discovery", "port": 11211, "targetPort": 9999, "protocol": "TCP"}]}})  # fmt: skip
+    wait_for(lambda: caches.core.read_namespaced_service("sessions", caches.namespace).spec.ports[0].target_port
+             == "discovery", timeout=15, what="the edited configuration endpoint put back")  # fmt: skip
+    caches.core.delete_namespaced_service("sessions", caches.namespace)
+    named = "metadata.name=sessions"
+    wait_for(lambda: caches.core.list_namespaced_service(caches.namespace, field_selector=named).items, timeout=15,
+             what="the deleted endpoint back")  # fmt: skip
+
     caches.patch("sessions", {"numNodes": 2})
     smaller = wait_for(lambda: (m := caches.membership("sessions")) and len(m.nodes) == 2 and m,
                        what="the scaled-away node to leave discovery")  # fmt: skip

@@ -2,7 +2,8 @@
 endpoint follows its agents' leader Lease.
 
 Thin: `reconcile` is the full pass (every object applied, drift corrected); `refresh` is what
-a member's pod event needs — Memcached's published membership, and status.
+a member's pod event needs — Memcached's published membership, and status; `correct_drift`
+puts back a Service or NetworkPolicy edited or deleted by hand.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from kuberds.contract.memcached import Membership
 from kuberds.engines import cache_engine_for
 from kuberds.handlers import shared
 from kuberds.kube import Kube
-from kuberds.operations import ownership
+from kuberds.operations import drift, ownership
 from kuberds.operations.secrets import new_token, not_reconciled, reference_problem
 from kuberds.operations.server_pass import ACTIVE, publish_paused
 from kuberds.operations.status import post_event, publish_status
@@ -127,6 +128,13 @@ def refresh(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], zo
         said = f"discovery version {discovery.version}, {len(discovery.nodes)} nodes"
     _publish(kube, body, cache, pods, zones, [])
     return said
+
+
+def correct_drift(kube: Kube, config: OperatorConfig, body: dict, event: dict, kind: str, name: str) -> str:
+    """A Service or NetworkPolicy of the cluster changed or vanished: put it back."""
+    cache = _cache(config, body)
+    objects = build.cache_objects(cache, Membership(0, ())) if cache else None  # routing objects only are read
+    return drift.correct_child(kube, body, event, kind, name, objects)
 
 
 def _said_membership(body: dict, before: Membership | None, after: Membership) -> None:

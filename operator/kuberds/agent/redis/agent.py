@@ -42,7 +42,8 @@ TIMEOUT = 0.5  # a member that does not answer INFO within this is not reachable
 PEERS_ENV = "KUBERDS_REDIS_PEERS"  # tests: name=host:port,… (in a pod: the members' DNS names)
 REPLICATION_USER = "kuberds"  # replicas sync as this user, which only a primary that took the lease has
 REPLICATION_RIGHTS = ("resetchannels", "-@all", "+psync", "+sync", "+replconf", "+ping")
-HANDOVER_SECONDS = 5  # a clean stop pauses writes this long at most while the replicas catch up
+HANDOVER_SECONDS = 5
+LOOKUP_SECONDS = 3.0  # a clean stop pauses writes this long at most while the replicas catch up
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,14 @@ class RedisAgent:
         self.me = pod.name
         self.ordinals = {name: i for i, name in enumerate(sorted(self.addresses, key=_ordinal))}
         self.port = pod.engine_port or self.addresses[self.me].port
+        # In a pod, members are addressed by their pods' IPs, read through the API (the DNS
+        # names of pods that do not exist yet would be cached as missing for half a minute).
+        self.by_pod_ip = PEERS_ENV not in env and kube is not None
+        if self.by_pod_ip:
+            self.addresses[self.me] = Address(pod.ip, self.port)
+        self.looked_up: dict[str, float] = {}
         self.clients = {name: self._client(a.host, a.port) for name, a in self.addresses.items() if name != self.me}
+        self.min_replicas: int | None = None
         self.local = self._client("127.0.0.1", self.port)
         self.lease = LeaderLease(kube, pod.namespace, lease_name(self.config.cluster), self.me,
                                  self.config.lease_seconds) if kube else None  # fmt: skip
@@ -119,6 +127,9 @@ class RedisAgent:
         self.state = mine or {}
         peers = tuple(self._member(name, replication(client)) for name, client in self.clients.items())
         self.answering = [p.name for p in peers if p.role is not None]
+        for peer in peers:
+            if peer.role is None:
+                self._look_up(peer.name)
         lease = None
         if self.lease is not None:
             try:
@@ -128,6 +139,22 @@ class RedisAgent:
         renewed_ago = time.monotonic() - self.renewed_at if self.renewed_at else 0.0
         return Seen(self._member(self.me, mine), self._following(mine), lease, peers, self.failures, renewed_ago,
                     fence_after=self.config.lease_seconds - 1, took_lease=self.took_lease)  # fmt: skip
+
+    def _look_up(self, name: str) -> None:
+        """A member that does not answer may have a new pod (a new IP): read it again, at most
+        every few seconds."""
+        now = time.monotonic()
+        if not self.by_pod_ip or now - self.looked_up.get(name, -LOOKUP_SECONDS) < LOOKUP_SECONDS:
+            return
+        self.looked_up[name] = now
+        try:
+            ip = ((self.kube.get("Pod", self.pod.namespace, name) or {}).get("status") or {}).get("podIP")
+        except KubeError as error:
+            log.warning("looking up %s: %s", name, error)
+            return
+        if ip and self.addresses[name].host != ip:
+            self.addresses[name] = Address(ip, self.port)
+            self.clients[name] = self._client(ip, self.port)
 
     # ------------------------------------------------------------ act
 
@@ -143,6 +170,19 @@ class RedisAgent:
         self.lease.renew()
         self.renewed_at = time.monotonic()
         self._label(PRIMARY)
+        self._keep_min_replicas()
+
+    def _keep_min_replicas(self) -> None:
+        """Writes wait for a replica only while one is streaming: with every replica gone (its
+        node lost, its pod restarting) the primary keeps taking writes, as ElastiCache does,
+        instead of refusing them until a replica is back; and a primary whose replicas leave it
+        for a new primary stops at once (its agent lags a loop behind at most)."""
+        online = sum(1 for k, v in self.state.items() if k.startswith("slave") and isinstance(v, dict)
+                     and v.get("state") == "online")  # fmt: skip
+        wanted = 1 if online else 0
+        if wanted != self.min_replicas:
+            self.local.config_set("min-replicas-to-write", wanted)
+            self.min_replicas = wanted
 
     def _promote(self, action: Action) -> None:
         self.lease.take()  # first: of two candidates, only the one that took the lease goes on
