@@ -70,16 +70,18 @@ def test_clients_discover_the_nodes_and_follow_them_joining_and_leaving(cache: L
         client.set(f"key-{i}", b"x")
     assert items(third.port) > 0  # consistent hashing sends a share to the new node
 
+    before = hash_client(found)  # where the first keys went, as the two-node client hashed them
     after = cache.publish(0, 2)  # scaled in: the second node leaves
-    wait_version(first.discovery_port, after.version)
+    for node in cache.nodes:  # every node serves the same answer once its agent read the ConfigMap
+        wait_version(node.discovery_port, after.version)
     left = discover(third.discovery_port)
     assert [n.port for n in left.nodes] == [first.port, third.port]
-    # Every node serves the same answer once it has read the ConfigMap.
-    assert {discover(n.discovery_port) for n in cache.nodes} == {left}
     client = hash_client(left)
     kept = sum(1 for i in range(200) if client.get(f"key-{i}") == f"value-{i}".encode())
+    on_first = ("127.0.0.1", first.port)
+    expected = sum(1 for i in range(200) if _node(before, f"key-{i}") == on_first == _node(client, f"key-{i}"))
     print(f"  after the second node left, {kept}/200 of the first keys still hit")
-    assert kept > 50  # the keys on the nodes that stayed are still found
+    assert kept == expected > 0  # exactly the keys that stay on the node that stayed
 
 
 def test_metrics_come_from_memcached_itself(cache: LocalCache) -> None:
@@ -117,3 +119,8 @@ def test_a_node_whose_memcached_dies_exits_so_the_kubelet_restarts_it(cache: Loc
 
 def _children(pid: int) -> list[int]:
     return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _node(client, key: str) -> tuple[str, int]:
+    """The node a HashClient sends `key` to."""
+    return tuple(client._get_client(key).server)

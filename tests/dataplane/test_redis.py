@@ -54,6 +54,12 @@ def test_member_0_bootstraps_and_the_others_replicate(local_redis: LocalRedis) -
             replica.set("x", "1")
     with pytest.raises(redis.AuthenticationError):
         redis.Redis(host="127.0.0.1", port=primary.port, password="wrong").ping()
+    # The application's user may not touch what the agents' HA rests on.
+    app = local_redis.client(primary)
+    for command in (("REPLICAOF", "NO", "ONE"), ("ACL", "SETUSER", "kuberds", "on", ">x", "+psync"),
+                    ("CONFIG", "SET", "min-replicas-to-write", "0"), ("SHUTDOWN", "NOSAVE")):  # fmt: skip
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            app.execute_command(*command)
 
 
 def test_a_killed_primary_is_replaced_and_acknowledged_writes_survive(local_redis: LocalRedis) -> None:
@@ -91,6 +97,7 @@ def test_a_frozen_primary_is_replaced_and_stops_taking_writes_when_it_thaws(loca
     with Writer(local_redis) as writer:
         time.sleep(2)
         local_redis.signal(old, signal.SIGSTOP)
+        time.sleep(0.3)  # a reply already on its way when the signal lands is not a write after the freeze
         frozen = time.monotonic()
         try:
             wait_for(lambda: writer.first_write_after(frozen + 0.001) is not None, timeout=30,

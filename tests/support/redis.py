@@ -21,6 +21,8 @@ import kubernetes
 import psutil
 import redis
 import yaml
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from kuberds.api.schema import parse
 from kuberds.api.v1alpha1 import CacheClusterSpec
@@ -66,6 +68,7 @@ class LocalRedis:
         self.cache = build.Cache(owner, spec, cache_engine_for("redis"), OperatorConfig())
         self.members = [LocalMember(i, f"{name}-{i}", workdir / f"{name}-{i}") for i in range(replicas + 1)]
         self.password = secrets.token_urlsafe(16)
+        self.admin_password = secrets.token_urlsafe(16)
         self.core = kubernetes.client.CoreV1Api(cluster.client())
 
     def __enter__(self) -> LocalRedis:
@@ -115,6 +118,7 @@ class LocalRedis:
             "KUBERDS_METRICS_PORT": str(member.metrics_port),
             "KUBERDS_ENGINE_USER": "redis",
             "KUBERDS_CACHE_PASSWORD": self.password,
+            "KUBERDS_CACHE_ADMIN_PASSWORD": self.admin_password,
             "KUBERDS_REDIS_PEERS": peers,
             "PYTHONPATH": str(ROOT / "operator"),
         }
@@ -144,8 +148,11 @@ class LocalRedis:
 
     def client(self, member: LocalMember, timeout: float = 1.0, user: str | None = None,
                password: str | None = None) -> redis.Redis:  # fmt: skip
+        # No retries of its own: a failed command goes back to the label at once (what is measured
+        # is the failover, not the client library's retry policy).
         return redis.Redis(host="127.0.0.1", port=member.port, username=user, password=password or self.password,
-                           socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True)  # fmt: skip
+                           socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True,
+                           retry=Retry(NoBackoff(), 0))  # fmt: skip
 
     def set_password(self, user: str, password: str) -> None:
         self.core.patch_namespaced_secret(f"{user}-password", self.namespace, {"stringData": {"password": password}})

@@ -8,6 +8,7 @@ from kuberds.agent.redis.agent import Address, peer_addresses
 from kuberds.agent.redis.config import redis_conf
 from kuberds.agent.redis.decide import MASTER, REPLICA, Lease, Member, Seen, decide
 from kuberds.agent.redis.metrics import replica_lag_bytes
+from kuberds.api.classes import CACHE_NODE_TYPES
 from kuberds.api.schema import parse
 from kuberds.api.v1alpha1 import CacheClusterSpec
 from kuberds.builders import cache as build
@@ -77,6 +78,12 @@ def test_a_lease_in_this_members_name_from_before_a_restart_is_let_go_at_once() 
     assert restarted.kind == "release" and "before it restarted empty" in restarted.reason
 
 
+def test_a_deleted_lease_is_only_free_while_members_have_data() -> None:
+    # Deleted by hand: member 0, restarted empty, must not bootstrap over the replica's data.
+    assert decide(seen(member(0, MASTER, 0), NEVER, member(1, REPLICA, 500))).kind == "wait"
+    assert decide(seen(member(1, REPLICA, 500), NEVER, member(0, MASTER, 0))).kind == "promote"
+
+
 def test_bootstrap_and_starting_over_when_every_member_is_empty() -> None:
     assert decide(seen(member(0, MASTER, 0), NEVER, member(1, MASTER, 0))).reason.startswith(
         "no primary ever: member 0"
@@ -102,10 +109,14 @@ def test_a_primary_cut_off_from_the_api_server_pauses_writes_before_the_lease_ca
 CONFIG = RedisAgentConfig("c", "shop", 6379, 3, 400, {"maxmemory-policy": "allkeys-lru"})
 
 
-def test_redis_conf_authenticates_everyone_and_bounds_what_a_lonely_primary_accepts() -> None:
-    text = redis_conf(CONFIG, password='p"w', listen="0.0.0.0", port=6379, announce_ip="10.0.0.5", data_dir="/d")
-    lines = dict(line.split(" ", 1) for line in text.splitlines())
-    assert lines["requirepass"] == '"p\\"w"' and lines["masterauth"] == lines["requirepass"]
+def test_redis_conf_authenticates_everyone_and_keeps_the_server_to_the_agents() -> None:
+    text = redis_conf(CONFIG, password='p"w', admin_password="adm", listen="0.0.0.0", port=6379,
+                      announce_ip="10.0.0.5", data_dir="/d")  # fmt: skip
+    lines = dict(line.split(" ", 1) for line in text.splitlines() if not line.startswith("user "))
+    users = [line for line in text.splitlines() if line.startswith("user ")]
+    assert users == ['user default on ">p\\"w" ~* &* +@all -@admin', 'user kuberds-admin on ">adm" ~* &* +@all']
+    assert (lines["masteruser"], lines["masterauth"]) == ("kuberds", '"adm"')  # never the application's password
+    assert "requirepass" not in lines
     assert (lines["min-replicas-to-write"], lines["min-replicas-max-lag"]) == ("1", "4")
     assert lines["save"] == '""' and lines["appendonly"] == "no" and lines["maxmemory"] == "400mb"
     assert lines["maxmemory-policy"] == '"allkeys-lru"'  # the user's, after the defaults
@@ -115,7 +126,8 @@ def test_redis_conf_authenticates_everyone_and_bounds_what_a_lonely_primary_acce
 def test_a_value_with_a_newline_cannot_add_a_directive() -> None:
     bad = RedisAgentConfig("c", "shop", 6379, 3, 400, {"maxmemory-policy": "x\nrename-command CONFIG ''"})
     with pytest.raises(ValueError, match="control characters"):
-        redis_conf(bad, password="p", listen="0.0.0.0", port=6379, announce_ip="1.2.3.4", data_dir="/d")
+        redis_conf(bad, password="p", admin_password="a", listen="0.0.0.0", port=6379, announce_ip="1.2.3.4",
+                   data_dir="/d")  # fmt: skip
 
 
 def test_peers_are_the_members_dns_names_unless_given() -> None:
@@ -162,7 +174,7 @@ def test_members_get_the_auth_password_and_the_lease_rights_only() -> None:
     env = {e["name"]: e for e in sts["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["KUBERDS_CACHE_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "queue-auth", "key": "password"}
     rules = objects["Role"][0]["rules"]
-    assert {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "update", "patch"],
+    assert {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "patch"],
             "resourceNames": ["queue-leader"]} in rules  # fmt: skip
     assert rules[-1]["resourceNames"] == ["queue-0", "queue-1", "queue-2"]
     own = make_redis(auth={"secretName": "corp-redis"})
@@ -208,8 +220,9 @@ def test_acl_rules_are_an_allow_list_naming_the_user(access: str, problem: str |
 
 def test_acl_setuser_starts_from_nothing_and_refuses_dangerous_commands_unless_allowed() -> None:
     user = AclUser("app", "~app:* +@read", "app-password")
-    assert acl_setuser(user, "s3cret") == ["app", "reset", "on", ">s3cret", "~app:*", "+@read", "-@dangerous"]
-    assert acl_setuser(AclUser("ops", "~* +@all", "p", allow_dangerous=True), "x")[-1] == "+@all"
+    assert acl_setuser(user, "s3cret") == ["app", "reset", "on", ">s3cret", "~app:*", "+@read", "-@dangerous",
+                                           "-@admin"]  # fmt: skip
+    assert acl_setuser(AclUser("ops", "~* +@all", "p", allow_dangerous=True), "x")[-2:] == ["+@all", "-@admin"]
 
 
 def test_the_agents_may_read_the_users_password_secrets_by_name_only() -> None:
@@ -218,3 +231,10 @@ def test_the_agents_may_read_the_users_password_secrets_by_name_only() -> None:
     assert role["rules"][0] == {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"],
                                 "resourceNames": ["app-password"]}  # fmt: skip
     assert all(r["resources"] != ["secrets"] for r in by_kind(build.cache_objects(make_redis()))["Role"][0]["rules"])
+
+
+def test_redis_parameters_are_written_as_redis_conf_reads_them() -> None:
+    spec = make_redis(parameters={"activedefrag": "on", "timeout": "3e2", "maxmemory-policy": "AllKeys-LRU"}).spec
+    config = RedisAgentConfig.from_json(cache_engine_for("redis").agent_config("q", "s", 6379, CACHE_NODE_TYPES[
+        "cache.t3.micro"], spec))  # fmt: skip
+    assert config.parameters == {"activedefrag": "yes", "timeout": "300", "maxmemory-policy": "allkeys-lru"}

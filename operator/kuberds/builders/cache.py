@@ -122,6 +122,12 @@ def auth_secret(cache: Cache, password: str) -> dict:
             "type": "Opaque", "stringData": {environment.CACHE_PASSWORD.key: password}}  # fmt: skip
 
 
+def admin_secret(cache: Cache, password: str) -> dict:
+    """The agents' own password (made once, never overwritten, never given to applications)."""
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": cache.meta(names.agent_credentials(cache.name)),
+            "type": "Opaque", "stringData": {environment.CACHE_ADMIN_PASSWORD.key: password}}  # fmt: skip
+
+
 def discovery_config_map(cache: Cache, current: Membership, read_at: str | None = None) -> dict:
     """`read_at`: the resourceVersion the membership was computed from; the write is refused
     (409) if another pass wrote since, so two passes never publish one version twice."""
@@ -170,7 +176,14 @@ def _pod_spec(cache: Cache) -> dict:
         "args": ["agent", engine.name],
         "env": [
             *downward_env(),
-            *([environment.secret_env(environment.CACHE_PASSWORD, cache.auth_secret)] if cache.auth_secret else []),
+            *(
+                [
+                    environment.secret_env(environment.CACHE_PASSWORD, cache.auth_secret),
+                    environment.secret_env(environment.CACHE_ADMIN_PASSWORD, names.agent_credentials(cache.name)),
+                ]
+                if cache.auth_secret
+                else []
+            ),
         ],
         "ports": [
             {"name": engine.name, "containerPort": cache.port, "protocol": "TCP"},

@@ -30,6 +30,9 @@ class SecretVar:
 MASTER_PASSWORD = SecretVar("KUBERDS_MASTER_PASSWORD", "password")
 # A cache's AUTH password (Redis's default user), from spec.auth's Secret or the generated one.
 CACHE_PASSWORD = SecretVar("KUBERDS_CACHE_PASSWORD", "password")
+# The agents' own Redis user (replication, REPLICAOF, ACL, CONFIG): generated, never given to
+# applications, whose users may not run those commands.
+CACHE_ADMIN_PASSWORD = SecretVar("KUBERDS_CACHE_ADMIN_PASSWORD", "admin-password")
 SUPERUSER_PASSWORD = SecretVar("KUBERDS_SUPERUSER_PASSWORD", "superuser-password")
 REPLICATION_PASSWORD = SecretVar("KUBERDS_REPLICATION_PASSWORD", "replication-password")
 # Optional, these two: a pod made before the key existed starts without it (the operator adds
@@ -73,7 +76,7 @@ BACKUP_STORE = StoreVars("KUBERDS_BACKUP")
 RESTORE_STORE = StoreVars("KUBERDS_RESTORE")
 # Every variable that holds a secret: the agent reads them once and hands none of them on to
 # the engine's processes (a backend inherits its postmaster's environment).
-SECRET_VARS = (MASTER_PASSWORD, CACHE_PASSWORD, *GENERATED_CREDENTIALS,
+SECRET_VARS = (MASTER_PASSWORD, CACHE_PASSWORD, CACHE_ADMIN_PASSWORD, *GENERATED_CREDENTIALS,
                *(var for store in (BACKUP_STORE, RESTORE_STORE)
                  for var in (store.access_key, store.secret_key, store.cipher_pass)))  # fmt: skip
 

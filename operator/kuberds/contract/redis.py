@@ -42,15 +42,10 @@ class AclUser:
 
 def acl_setuser(user: AclUser, password: str) -> list[str]:
     """The ACL SETUSER arguments: from nothing (reset), on, the password, the user's rules,
-    and the @dangerous commands refused after them unless allowed."""
-    return [
-        user.name,
-        "reset",
-        "on",
-        f">{password}",
-        *user.access.split(),
-        *([] if user.allow_dangerous else ["-@dangerous"]),
-    ]
+    the @dangerous commands refused after them unless allowed, and @admin (replication,
+    REPLICAOF, ACL, CONFIG) always: the agents' HA rests on those."""
+    dangerous = [] if user.allow_dangerous else ["-@dangerous"]
+    return [user.name, "reset", "on", f">{password}", *user.access.split(), *dangerous, "-@admin"]
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,16 @@ RULE = re.compile(
 )
 
 
+def _normalised(parameter: Parameter, value: str) -> str:
+    """The value as redis.conf reads it: yes/no for booleans, plain integers."""
+    text = value.strip()
+    if parameter.type == "bool":
+        return "yes" if text.lower() in ("1", "on", "true", "yes") else "no"
+    if parameter.type == "integer":
+        return str(int(float(text)))
+    return text.lower() if parameter.type == "enum" else text
+
+
 def access_problems(users) -> list[str]:
     """One line per ACL rule refused, naming the user's field."""
     found = []
@@ -112,7 +122,9 @@ class Redis:
 
     def agent_config(self, cluster: str, namespace: str, port: int, size: Size, spec, members: int = 1,
                      cluster_domain: str = "cluster.local") -> str:  # fmt: skip
-        parameters = {name.lower(): value.strip() for name, value in spec.parameters.items()}
+        parameters = {
+            name.lower(): _normalised(ALLOWED[name.lower()], value) for name, value in spec.parameters.items()
+        }
         users = [AclUser(u.name, u.access, u.password_secret_name, u.allow_dangerous)
                  for u in (spec.auth.users if spec.auth else [])]  # fmt: skip
         return RedisAgentConfig(cluster, namespace, port, members, maxmemory_mb(size), parameters, cluster_domain,
@@ -135,7 +147,7 @@ class Redis:
         read = [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"], "resourceNames": sorted(set(secrets))}]
         return [*(read if secrets else []),
             {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
-            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "update", "patch"],
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "patch"],
              "resourceNames": [lease_name(cluster)]},
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"], "resourceNames": list(pods)},
         ]  # fmt: skip

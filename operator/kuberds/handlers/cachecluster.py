@@ -91,14 +91,15 @@ def reconcile(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], 
     objects = build.cache_objects(cache, discovery, read_at)
     namespace = cache.owner.namespace
     generated = [build.auth_secret(cache, "")] if cache.generates_auth else []
+    generated += [build.admin_secret(cache, "")] if cache.auth_secret else []
     holders = {key: kube.get(key[0], namespace, key[2])
                for key in ownership.unconfirmed(cache.owner, [*generated, *objects])}  # fmt: skip
     taken = ownership.conflict(cache.owner, [*generated, *objects], holders)
     if taken:
         publish_status(kube, body, [taken, ACTIVE])
         raise kopf.TemporaryError(taken.message, delay=config.retry_seconds)
-    if cache.generates_auth:
-        secret, _ = kube.create_if_absent(build.auth_secret(cache, new_token(24)))
+    for made in generated:  # passwords: made once, never overwritten
+        secret, _ = kube.create_if_absent(made | {"stringData": {k: new_token(24) for k in made["stringData"]}})
         ownership.confirm(cache.owner, secret)
     for obj in objects:
         ownership.confirm(cache.owner, kube.apply(obj))

@@ -8,6 +8,7 @@ primary and reader endpoints select on, and exports kuberds_redis_* metrics.
     lease    the leader Lease: read, take, renew, release (conditional writes)
     config   redis.conf (pure)
     agent    the supervisor loop, readiness, the report
+    users    the spec's ACL users, kept on this member's Redis
     metrics  the metrics, from INFO
 """
 

@@ -5,9 +5,7 @@ container, which starts empty and is never a candidate until it has synced)."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import logging
 import os
 import signal
@@ -26,24 +24,26 @@ from kuberds.agent import report as reporting
 from kuberds.agent.kube import AgentKube, KubeConflict, KubeError
 from kuberds.agent.pod import Pod
 from kuberds.agent.processes import OsUser
-from kuberds.agent.redis.config import redis_conf
+from kuberds.agent.redis.config import ADMIN_USER, REPLICATION_USER, redis_conf
 from kuberds.agent.redis.decide import MASTER, REPLICA, Action, Member, Seen, decide
 from kuberds.agent.redis.lease import LeaderLease
 from kuberds.agent.redis.metrics import serve_metrics
+from kuberds.agent.redis.users import AclUsers
 from kuberds.contract import PRIMARY, ROLE_LABEL, SETTINGS_FILE, environment
 from kuberds.contract import REPLICA as REPLICA_ROLE
-from kuberds.contract.redis import RedisAgentConfig, acl_setuser, lease_name
+from kuberds.contract.redis import RedisAgentConfig, lease_name
 from kuberds.contract.report import AgentReport
 
 log = logging.getLogger("kuberds.agent")
 
 LOOP_SECONDS = 1.0
 TIMEOUT = 0.5  # a member that does not answer INFO within this is not reachable this loop
-PEERS_ENV = "KUBERDS_REDIS_PEERS"  # tests: name=host:port,… (in a pod: the members' DNS names)
-REPLICATION_USER = "kuberds"  # replicas sync as this user, which only a primary that took the lease has
+PEERS_ENV = "KUBERDS_REDIS_PEERS"  # tests: name=host:port,… (in a pod: the pods' IPs, read through the API)
 REPLICATION_RIGHTS = ("resetchannels", "-@all", "+psync", "+sync", "+replconf", "+ping")
-HANDOVER_SECONDS = 5
-LOOKUP_SECONDS = 3.0  # a clean stop pauses writes this long at most while the replicas catch up
+HANDOVER_SECONDS = 5  # a clean stop pauses writes this long at most while the replicas catch up
+LOOKUP_SECONDS = 3.0  # a member that does not answer has its pod's IP read again at most this often
+LABEL_REFRESH_SECONDS = 10.0  # the primary writes its role label again this often (another may have changed it)
+KUBE_TIMEOUT = 2.0  # every API call: a hanging API server must not stretch a loop past the lease
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,7 @@ class RedisAgent:
         self.pod, self.kube = pod, kube
         self.config = RedisAgentConfig.from_json((pod.config_dir / SETTINGS_FILE).read_text())
         self.password = env.get(environment.CACHE_PASSWORD.env, "")
+        self.admin_password = env.get(environment.CACHE_ADMIN_PASSWORD.env, "")
         self.addresses = peer_addresses(self.config, env)
         self.me = pod.name
         self.ordinals = {name: i for i, name in enumerate(sorted(self.addresses, key=_ordinal))}
@@ -86,23 +87,34 @@ class RedisAgent:
         self.min_replicas: int | None = None
         self.local = self._client("127.0.0.1", self.port)
         self.lease = LeaderLease(kube, pod.namespace, lease_name(self.config.cluster), self.me,
-                                 self.config.lease_seconds) if kube else None  # fmt: skip
+                                 self.config.lease_seconds, self._controller()) if kube else None  # fmt: skip
         self.process: subprocess.Popen | None = None
         self.stopping = False
         self.failures = 0
         self.renewed_at = 0.0
         self.took_lease = False
         self.labelled: str | None = None
+        self.labelled_at = 0.0
         self.answering: list[str] = []  # the peers that answered in the last observation
         self.last: Action | None = None
         self.state: dict = {}
         self.published: dict = {}
-        self.users_applied: dict[str, str] = {}  # user → fingerprint of what was applied
+        self.users = AclUsers(kube, pod)
+
+    def _controller(self) -> dict | None:
+        """This pod's controller (the StatefulSet): the Lease is made owned by it, so it goes
+        with the cluster."""
+        try:
+            pod = self.kube.get("Pod", self.pod.namespace, self.me) or {}
+        except KubeError:
+            return None
+        return next((r for r in pod.get("metadata", {}).get("ownerReferences") or [] if r.get("controller")), None)
 
     def _client(self, host: str, port: int) -> redis.Redis:
         # No retries: a member that does not answer at once is not reachable this loop (a
         # frozen one would otherwise cost every loop seconds).
-        return redis.Redis(host=host, port=port, password=self.password or None, socket_timeout=TIMEOUT,
+        return redis.Redis(host=host, port=port, username=ADMIN_USER, password=self.admin_password,
+                           socket_timeout=TIMEOUT,
                            socket_connect_timeout=TIMEOUT, decode_responses=True,
                            retry=Retry(NoBackoff(), 0))  # fmt: skip
 
@@ -128,7 +140,7 @@ class RedisAgent:
         peers = tuple(self._member(name, replication(client)) for name, client in self.clients.items())
         self.answering = [p.name for p in peers if p.role is not None]
         for peer in peers:
-            if peer.role is None:
+            if peer.role is None or peer.name not in self.looked_up:  # first sight: its pod IP, not its DNS name
                 self._look_up(peer.name)
         lease = None
         if self.lease is not None:
@@ -167,8 +179,11 @@ class RedisAgent:
             log.warning("%s failed: %s", action.kind, error)
 
     def _renew(self, action: Action) -> None:
+        asked = time.monotonic()  # the Lease's renewTime is stamped before the request goes out
         self.lease.renew()
-        self.renewed_at = time.monotonic()
+        self.renewed_at = asked
+        if asked - self.labelled_at > LABEL_REFRESH_SECONDS:
+            self.labelled = None  # another member may have relabelled this pod meanwhile: write it again
         self._label(PRIMARY)
         self._keep_min_replicas()
 
@@ -185,17 +200,18 @@ class RedisAgent:
             self.min_replicas = wanted
 
     def _promote(self, action: Action) -> None:
+        asked = time.monotonic()
         self.lease.take()  # first: of two candidates, only the one that took the lease goes on
-        self.took_lease, self.renewed_at = True, time.monotonic()
+        self.took_lease, self.renewed_at = True, asked
         self.local.execute_command("REPLICAOF", "NO", "ONE")
         # Only now may replicas sync from this member: a member that restarted empty has no
         # replication user, so a replica that reconnects to its address copies nothing.
-        self.local.execute_command("ACL", "SETUSER", REPLICATION_USER, "reset", "on", f">{self.password}",
+        self.local.execute_command("ACL", "SETUSER", REPLICATION_USER, "reset", "on", f">{self.admin_password}",
                                    *REPLICATION_RIGHTS)  # fmt: skip
-        self._label(PRIMARY)
-        for name in self.addresses:  # the endpoint leaves the old primary at once
+        for name in self.addresses:  # the endpoint leaves the old primary first, then comes here
             if name != self.me:
                 self._label_pod(name, REPLICA_ROLE)
+        self._label(PRIMARY)
         me = self.addresses[self.me]
         for name in self.answering:  # the replicas that answer follow at once (their agents agree)
             try:
@@ -219,7 +235,8 @@ class RedisAgent:
         self._label(REPLICA_ROLE)
 
     def _fence(self, action: Action) -> None:
-        self.local.execute_command("CLIENT", "PAUSE", str(int(LOOP_SECONDS * 1500)), "WRITE")
+        # Until past the next loop, however long the API server makes it wait.
+        self.local.execute_command("CLIENT", "PAUSE", str(int((LOOP_SECONDS + KUBE_TIMEOUT) * 1000 * 1.5)), "WRITE")
 
     def _wait(self, action: Action) -> None:
         if self.state.get("role") == "slave" and self.labelled != REPLICA_ROLE:
@@ -228,7 +245,7 @@ class RedisAgent:
     def _label(self, role: str) -> None:
         if self.labelled != role:
             self._label_pod(self.me, role)
-            self.labelled = role
+            self.labelled, self.labelled_at = role, time.monotonic()
 
     def _label_pod(self, pod: str, role: str) -> None:
         if self.kube is not None:
@@ -249,36 +266,10 @@ class RedisAgent:
         return AgentReport(role=role, state="running" if self.state else "starting",
                            doing=[self.last.reason] if self.last else [])  # fmt: skip
 
-    def keep_users(self) -> None:
-        """The spec's ACL users on this member's Redis (ACLs are not replicated: every member
-        applies them), re-applied when agent.json or a password changes; users gone from
-        the spec are deleted."""
-        try:
-            users = RedisAgentConfig.from_json((self.pod.config_dir / SETTINGS_FILE).read_text()).users
-        except (OSError, ValueError) as error:
-            log.warning("reading agent.json: %s", error)
-            return
-        for user in users:
-            secret = self.kube.get("Secret", self.pod.namespace, user.password_secret) if self.kube else None
-            password = secret_text(secret, environment.CACHE_PASSWORD.key)
-            if not password:
-                log.warning("ACL user %s: Secret %s has no password yet", user.name, user.password_secret)
-                continue
-            arguments = acl_setuser(user, password)
-            fingerprint = hashlib.sha256("\0".join(arguments).encode()).hexdigest()
-            if self.users_applied.get(user.name) != fingerprint:
-                self.local.execute_command("ACL", "SETUSER", *arguments)
-                self.users_applied[user.name] = fingerprint
-                log.info("ACL user %s applied", user.name)
-        for gone in set(self.users_applied) - {u.name for u in users}:
-            self.local.execute_command("ACL", "DELUSER", gone)
-            del self.users_applied[gone]
-            log.info("ACL user %s deleted", gone)
-
     def step(self) -> Action:
         if self.state:
             try:
-                self.keep_users()
+                self.users.keep(self.local)
             except (KubeError, redis.RedisError, OSError) as error:
                 log.warning("ACL users: %s", error)
         action = decide(self.observe())
@@ -301,6 +292,7 @@ class RedisAgent:
             redis_conf(
                 self.config,
                 password=self.password,
+                admin_password=self.admin_password,
                 listen=self.pod.listen_address,
                 port=self.port,
                 announce_ip=self.pod.ip,
@@ -351,11 +343,6 @@ class RedisAgent:
         self.stopping = True
 
 
-def secret_text(secret: dict | None, key: str) -> str | None:
-    value = ((secret or {}).get("data") or {}).get(key)
-    return base64.b64decode(value).decode() if value else None
-
-
 def _ordinal(name: str) -> int:
     return int(name.rsplit("-", 1)[1])
 
@@ -378,5 +365,5 @@ def main(use_kubernetes: bool = True) -> int:
     from kuberds.contract.layouts import REDIS
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    kube = AgentKube.from_environment() if use_kubernetes else None
+    kube = AgentKube.from_environment(timeout=KUBE_TIMEOUT) if use_kubernetes else None
     return RedisAgent(Pod.from_environment(REDIS), kube, dict(os.environ)).run()

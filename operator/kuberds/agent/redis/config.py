@@ -22,11 +22,19 @@ def _quoted(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def redis_conf(config: RedisAgentConfig, *, password: str, listen: str, port: int, announce_ip: str,
-               data_dir: str) -> str:  # fmt: skip
+ADMIN_USER = "kuberds-admin"  # the agents' own user: every command
+REPLICATION_USER = "kuberds"  # replicas sync as this user, which only a primary that took the lease has
+# The application's default user may do anything with the data but not the server: no
+# replication, REPLICAOF, ACL, CONFIG, SHUTDOWN (the HA rules rest on those).
+DEFAULT_RULES = ("~*", "&*", "+@all", "-@admin")
+
+
+def redis_conf(config: RedisAgentConfig, *, password: str, admin_password: str, listen: str, port: int,
+               announce_ip: str, data_dir: str) -> str:  # fmt: skip
     """No persistence (a member that restarts is re-synced from the primary; snapshots are
     RDB files taken on demand), replicas read-only, a primary that takes writes only while a
-    replica keeps up, and every client authenticated."""
+    replica keeps up, every client authenticated, and the server's own commands kept for the
+    agents' user."""
     lines = {
         "port": str(port),
         "bind": listen,
@@ -43,13 +51,14 @@ def redis_conf(config: RedisAgentConfig, *, password: str, listen: str, port: in
         "repl-diskless-sync-delay": "0",
         "min-replicas-to-write": str(config.min_replicas_to_write),
         "min-replicas-max-lag": str(MIN_REPLICAS_MAX_LAG),
-        "requirepass": _quoted(password),
-        "masteruser": "kuberds",  # the replication user: only a primary that took the lease has it
-        "masterauth": _quoted(password),
+        "masteruser": REPLICATION_USER,  # only a primary that took the lease has it
+        "masterauth": _quoted(admin_password),
         "enable-debug-command": "no",
         "enable-module-command": "no",
         "enable-protected-configs": "no",
     }
     for name, value in sorted(config.parameters.items()):
         lines[name.lower()] = _quoted(value)
-    return "".join(f"{name} {value}\n" for name, value in lines.items())
+    users = [f"user default on {_quoted('>' + password)} {' '.join(DEFAULT_RULES)}\n",
+             f"user {ADMIN_USER} on {_quoted('>' + admin_password)} ~* &* +@all\n"]  # fmt: skip
+    return "".join(f"{name} {value}\n" for name, value in lines.items()) + "".join(users)

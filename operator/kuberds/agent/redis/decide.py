@@ -13,8 +13,9 @@ The leader Lease (kuberds.contract.redis) is the one truth about who is primary:
   primary whose empty dataset the replicas would copy;
 - a member that finds the lease in its own name from before it restarted lets it go at once
   (its Redis restarted empty), so the replicas need not wait for it to lapse;
-- the first primary is member 0 when no lease ever existed; if every member answers and none
-  has data (all restarted empty), member 0 starts over as an empty primary.
+- the first primary is member 0 when there is no lease and no member that answers has data
+  (a lease deleted by hand while members hold data is only free); if every member answers
+  and none has data (all restarted empty), member 0 starts over as an empty primary.
 """
 
 from __future__ import annotations
@@ -107,12 +108,12 @@ def _free(seen: Seen) -> Action:
     me, lease = seen.me, seen.lease
     if me.role is None:
         return Action("wait", "the lease is free; this member's Redis does not answer")
-    if not lease.exists:
+    answering = [m for m in (me, *seen.peers) if m.role is not None]
+    with_data = [m for m in answering if m.has_data]
+    if not lease.exists and not with_data:  # a lease deleted while members have data is just free
         if me.ordinal == 0:
             return Action("promote", "no primary ever: member 0 bootstraps as primary")
         return Action("wait", "no primary ever: waiting for member 0 to bootstrap")
-    answering = [m for m in (me, *seen.peers) if m.role is not None]
-    with_data = [m for m in answering if m.has_data]
     if not with_data:
         if len(answering) == 1 + len(seen.peers) and me.ordinal == min(m.ordinal for m in answering):
             return Action("promote", "every member answers and none has data: starting over as an empty primary")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from kuberds.agent.kube import AgentKube
+from kuberds.agent.kube import AgentKube, KubeConflict
 from kuberds.agent.redis.decide import Lease
 
 
@@ -15,14 +15,23 @@ def _now() -> str:
 
 
 def _parse(text: str | None) -> datetime | None:
+    """A MicroTime; None (a lapsed lease) when missing or not one."""
     if not text:
         return None
-    return datetime.strptime(text.replace("Z", ""), "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=UTC)
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 class LeaderLease:
-    def __init__(self, kube: AgentKube, namespace: str, name: str, me: str, seconds: int):
+    def __init__(self, kube: AgentKube, namespace: str, name: str, me: str, seconds: int,
+                 owner: dict | None = None):  # fmt: skip
+        """`owner`: the controller reference the Lease is made with (the members' StatefulSet),
+        so it goes with the cluster."""
         self.kube, self.namespace, self.name, self.me, self.seconds = kube, namespace, name, me, seconds
+        self.owner = owner
         self.read: dict | None = None  # the object as last read (None: absent)
 
     def observe(self) -> Lease:
@@ -45,7 +54,8 @@ class LeaderLease:
     def take(self) -> None:
         """Becomes the holder (KubeConflict: another member took it first)."""
         if self.read is None:
-            meta = {"name": self.name, "namespace": self.namespace}
+            meta = {"name": self.name, "namespace": self.namespace,
+                    **({"ownerReferences": [self.owner]} if self.owner else {})}  # fmt: skip
             body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta,
                     "spec": self._spec(self.me, 0)}  # fmt: skip
             self.read = self.kube.create("Lease", self.namespace, body)
@@ -58,8 +68,16 @@ class LeaderLease:
         self._write({"renewTime": _now()})
 
     def release(self) -> None:
-        self._write({"holderIdentity": None, "renewTime": None})
+        """Lets the lease go, if this member still holds it as last read."""
+        if self.read and (self.read.get("spec") or {}).get("holderIdentity") == self.me:
+            self._write({"holderIdentity": None, "renewTime": None})
 
     def _write(self, spec: dict) -> None:
+        if self.read is None:
+            raise KubeConflict(f"lease {self.name} is gone")
         patch = {"metadata": {"resourceVersion": self.read["metadata"]["resourceVersion"]}, "spec": spec}
-        self.read = self.kube.merge_patch("Lease", self.namespace, self.name, patch)
+        written = self.kube.merge_patch("Lease", self.namespace, self.name, patch)
+        if written is None:  # deleted meanwhile: nothing was taken or renewed
+            self.read = None
+            raise KubeConflict(f"lease {self.name} is gone")
+        self.read = written

@@ -50,7 +50,7 @@ class CacheUser:
 class CacheAuth:
     """Redis AUTH and ACL users."""
 
-    enabled: bool = field("Require a password (Redis AUTH).", default=True)
+    enabled: bool = field("Require a password (Redis AUTH). Cannot be turned off.", default=True)
     secret_name: str | None = field(
         "Existing Secret with key `password`; kuberds generates <name>-auth when omitted.",
         pattern=NAME_PATTERN,
@@ -84,6 +84,8 @@ def _cache_rules() -> tuple[Rule, ...]:
              "snapshots.retentionDays must be 0", field_path=".snapshots.retentionDays"),
         Rule(f"!({memcached}) || !has(self.auth)", "Memcached has no AUTH; restrict clients with network",
              field_path=".auth"),
+        Rule(f"{memcached} || !has(self.auth) || self.auth.enabled", "auth.enabled: Redis members authenticate "
+             "each other with it, so it cannot be turned off", field_path=".auth.enabled"),
         Rule(f"{memcached} || self.numNodes == 1", "numNodes is for Memcached; Redis scales with replicas",
              field_path=".numNodes"),
         Rule("!self.automaticFailover || self.replicas >= 1", "automaticFailover needs at least one replica",
