@@ -6,6 +6,7 @@ holds, so both sides — and the operator reading a live pod template back — u
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -79,6 +80,13 @@ RESTORE_STORE = StoreVars("KUBERDS_RESTORE")
 SECRET_VARS = (MASTER_PASSWORD, CACHE_PASSWORD, CACHE_ADMIN_PASSWORD, *GENERATED_CREDENTIALS,
                *(var for store in (BACKUP_STORE, RESTORE_STORE)
                  for var in (store.access_key, store.secret_key, store.cipher_pass)))  # fmt: skip
+
+
+def secret_text(secret: dict | None, key: str) -> str | None:
+    """One key of a Secret object as read from the API (base64 `data`), decoded; None when absent.
+    The operator reads users' Secrets with it, a cache agent its ACL users' passwords."""
+    value = ((secret or {}).get("data") or {}).get(key)
+    return base64.b64decode(value).decode() if value else None
 
 
 def secret_env(var: SecretVar, secret: str) -> dict:

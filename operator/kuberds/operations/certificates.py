@@ -10,7 +10,7 @@ from datetime import datetime
 from kuberds.builders import certificates, names
 from kuberds.builders import secrets as secret_build
 from kuberds.builders.server import Server, endpoint_names
-from kuberds.operations.secrets import secret_text
+from kuberds.contract.environment import secret_text
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from kuberds.builders.meta import Owner
 from kuberds.builders.status import Condition
 from kuberds.config import OperatorConfig
 from kuberds.contract import SETTINGS_FILE, environment
+from kuberds.contract.environment import secret_text
 from kuberds.contract.settings import AgentConfig, Repository, RestorePlan
 from kuberds.kube import Kube
 from kuberds.operations.secrets import (
@@ -23,7 +24,6 @@ from kuberds.operations.secrets import (
     Reference,
     first_problem,
     not_reconciled,
-    secret_text,
 )
 
 

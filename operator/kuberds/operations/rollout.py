@@ -25,11 +25,11 @@ from kuberds.builders.server import Server
 from kuberds.builders.status import Member, member_from_pod, storage_condition
 from kuberds.builders.tiers import after_failover, failed_over
 from kuberds.contract import environment
+from kuberds.contract.environment import secret_text
 from kuberds.contract.report import AgentReport
 from kuberds.engines import AgentRequest
 from kuberds.kube import Kube
 from kuberds.operations import agents, claim_template, proxy, routing, storage
-from kuberds.operations.secrets import secret_text
 from kuberds.operations.server_status import ProxySeen, publish_server_status
 from kuberds.operations.status import post_event
 from kuberds.quantity import to_bytes

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import secrets
 from dataclasses import dataclass
 
@@ -14,11 +13,6 @@ from kuberds.contract import environment
 
 STORE_KEYS = (environment.BACKUP_STORE.access_key.key, environment.BACKUP_STORE.secret_key.key)
 PASSPHRASE_KEYS = (environment.BACKUP_STORE.cipher_pass.key,)
-
-
-def secret_text(secret: dict | None, key: str) -> str | None:
-    value = ((secret or {}).get("data") or {}).get(key)
-    return base64.b64decode(value).decode() if value else None
 
 
 def not_reconciled(reason: str, message: str) -> Condition:

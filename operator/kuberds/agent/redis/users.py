@@ -5,7 +5,6 @@ whose rules or password changed, and deletes the users gone from the spec."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 
@@ -13,14 +12,10 @@ import redis
 
 from kuberds.agent.pod import Pod
 from kuberds.contract import SETTINGS_FILE, environment
+from kuberds.contract.environment import secret_text
 from kuberds.contract.redis import RedisAgentConfig, acl_setuser
 
 log = logging.getLogger("kuberds.agent")
-
-
-def secret_text(secret: dict | None, key: str) -> str | None:
-    value = ((secret or {}).get("data") or {}).get(key)
-    return base64.b64decode(value).decode() if value else None
 
 
 class AclUsers:
