@@ -5,8 +5,7 @@ Every kind of the API (kuberds.api.v1alpha1.KINDS) is registered from its handle
 timer, refreshed from its members' events, kept as built against hand edits, and finalized
 with a final snapshot; a plain kind is reconciled and finalized; a kind without a handler is
 told so. Each trigger is a line or two that calls a thin handler. Observed state comes from
-Kopf indexes (pods, StatefulSets, claims, nodes, and the servers themselves), not from
-repeated list calls.
+Kopf indexes (pods, StatefulSets, claims, nodes, the objects themselves), not list calls.
 """
 
 from __future__ import annotations
@@ -191,7 +190,7 @@ def replica_source_changed(event: dict, namespace: str, name: str, replicas_of_s
     # A source that goes is said on its replicas at once, not at their next resync.
     if event.get("type") != "DELETED":
         return
-    for _created, replica in replicas_of_sources.get((namespace, "DBInstance", name), []):
+    for _created, replica in list(replicas_of_sources.get((namespace, "DBInstance", name), [])):  # a copy: it changes
         body = one(readreplicas, (namespace, replica))
         if body is not None:
             readreplica.source_gone(Operator.kube, Operator.config, body)
@@ -347,12 +346,14 @@ def _register_cache(kind: Kind, handler: ModuleType) -> None:
     @metrics.instrumented(kind.kind)
     def nodes_changed(namespace: str, labels: dict, cache_pods: kopf.Index, node_zones: kopf.Index,
                       **indexes: object) -> None:  # fmt: skip
-        owner = owner_of(labels)
-        body = one(indexes[kind.plural], (namespace, owner[1]))  # type: ignore[arg-type]
-        if body is not None:
-            pods = list(cache_pods.get((namespace, *owner), []))
-            log.debug("%s %s: %s", kind.kind, owner[1], handler.refresh(Operator.kube, Operator.config, body, pods,
-                                                                        zones(node_zones)))  # fmt: skip
+        owner, clusters = owner_of(labels) or ("", ""), indexes[kind.plural]
+
+        def read() -> handler.Seen:  # the indexes as they are when the refresh runs (an unknown owner: None)
+            return handler.Seen(one(clusters, (namespace, owner[1])), list(cache_pods.get((namespace, *owner), [])),
+                                zones(node_zones))  # fmt: skip
+
+        log.debug("%s %s/%s: %s", kind.kind, namespace, owner[1],
+                  handler.refresh(Operator.kube, Operator.config, (namespace, owner[1]), read))  # fmt: skip
 
 
 # ---------------------------------------------------------------- plain kinds, and those still to come

@@ -8,6 +8,9 @@ puts back a Service or NetworkPolicy edited or deleted by hand.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import kopf
 
 from kuberds.api import v1alpha1 as api
@@ -21,7 +24,7 @@ from kuberds.contract.memcached import Membership
 from kuberds.engines import cache_engine_for
 from kuberds.handlers import shared
 from kuberds.kube import Kube
-from kuberds.operations import drift, ownership
+from kuberds.operations import coalesce, drift, ownership
 from kuberds.operations.secrets import new_token, not_reconciled, reference_problem
 from kuberds.operations.server_pass import ACTIVE, publish_paused
 from kuberds.operations.status import post_event, publish_status
@@ -112,8 +115,31 @@ def reconcile(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], 
     )
 
 
-def refresh(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], zones: dict[str, str]) -> str:
-    """A member's pod changed: the membership clients discover (Memcached), and status."""
+@dataclass(frozen=True)
+class Seen:
+    """What the indexes hold about one cluster when a refresh runs."""
+
+    body: dict | None  # as last seen; may lag behind a status write (a 409 then re-reads)
+    pods: list[dict]
+    zones: dict[str, str]
+
+
+def refresh(kube: Kube, config: OperatorConfig, key: tuple[str, str], read: Callable[[], Seen]) -> str:
+    """A member's pod changed: the membership clients discover (Memcached), and status.
+    `key` is (namespace, name); refreshes of one cluster run one at a time (coalesced)."""
+
+    def once() -> str:
+        seen = read()
+        if seen.body is None:
+            coalesce.forget((KIND, *key))
+            return "nothing: the cluster is gone"
+        return _refresh_once(kube, config, seen)
+
+    return coalesce.run((KIND, *key), once)
+
+
+def _refresh_once(kube: Kube, config: OperatorConfig, seen: Seen) -> str:
+    body = seen.body
     cache = _cache(config, body)
     if cache is None:
         return "nothing: paused, unsupported, refused or deleting"
@@ -122,12 +148,12 @@ def refresh(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], zo
         current, read_at = _current_membership(kube, cache)
         if current is None:
             return "nothing: the full pass has not made the discovery ConfigMap yet"
-        discovery = build.membership(cache, pods, current)
+        discovery = build.membership(cache, seen.pods, current)
         if discovery != current:
             kube.apply(build.discovery_config_map(cache, discovery, read_at))
             _said_membership(body, current, discovery)
         said = f"discovery version {discovery.version}, {len(discovery.nodes)} nodes"
-    _publish(kube, body, cache, pods, zones, [])
+    _publish(kube, body, cache, seen.pods, seen.zones, [])
     return said
 
 

@@ -2,16 +2,13 @@
 outdated pod if that is safe now — replicas first, the primary last after a switchover to
 its (synchronous) standby.
 
-Pod, volume and StatefulSet events of one server come in bursts. One refresh runs at a time
-per server; events arriving meanwhile only mark it dirty, and the running refresh goes round
-once more with what the indexes hold then. A burst of N events costs about two refreshes,
-and parallel writers never refuse each other (409).
+Pod, volume and StatefulSet events of one server come in bursts: refreshes are coalesced,
+one at a time per server (operations.coalesce).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -30,6 +27,7 @@ from kuberds.contract.report import AgentReport
 from kuberds.engines import AgentRequest
 from kuberds.kube import Kube
 from kuberds.operations import agents, claim_template, proxy, routing, storage
+from kuberds.operations.coalesce import Coalesced
 from kuberds.operations.server_status import ProxySeen, publish_server_status
 from kuberds.operations.status import post_event
 from kuberds.quantity import to_bytes
@@ -60,11 +58,8 @@ class Members:
 
 
 @dataclass
-class _Refresh:
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    dirty: bool = False
+class _Refresh(Coalesced):
     switchover_at: float | None = None  # monotonic time of the last switchover request
-    retry: threading.Timer | None = None  # a pass scheduled while a switchover is under way
     failover_at: float | None = None  # monotonic time the lease moved without our asking
 
 
@@ -78,21 +73,15 @@ ServerOf = Callable[[dict, dict | None], Server | None]
 def refresh(kube: Kube, key: tuple[str, str, str], read: Read, server_of: ServerOf) -> str:
     """Status, then one rolling step. `key` is (kind, namespace, name). Returns what it did."""
     state = _refreshes[key]
-    state.dirty = True
-    if not state.lock.acquire(blocking=False):
-        return "coalesced into the refresh under way"
-    try:
-        actions: list[str] = []
-        while state.dirty:
-            state.dirty = False
-            action = _refresh_once(kube, key, read(), server_of, state)
-            if not actions or action != actions[-1]:
-                actions.append(action)
-        if (state.switchover_at is not None or state.failover_at is not None) and state.retry is None:
-            _schedule_retry(state, lambda: refresh(kube, key, read, server_of))
-        return "; ".join(actions)
-    finally:
-        state.lock.release()
+
+    def once() -> str:
+        action = _refresh_once(kube, key, read(), server_of, state)
+        if key in _refreshes and (state.switchover_at is not None or state.failover_at is not None):
+            # No pod event may follow a refused switchover or a tier wait: look again later.
+            state.again_after(SWITCHOVER_RETRY_SECONDS, once)
+        return action
+
+    return state.run(once)
 
 
 def _promotion_tier_step(kube: Kube, seen: Members, server: Server, members: list[Member], routed: routing.Routed,
@@ -137,23 +126,11 @@ def ask_member(kube: Kube, server: Server, pods: list[dict], member: Member, req
     return f"{request.method} {request.path} on {member.name}: {answer}"
 
 
-def _schedule_retry(state: _Refresh, again: Callable[[], str]) -> None:
-    """No pod event may follow a refused switchover: look again after a while."""
-
-    def run() -> None:
-        state.retry = None
-        log.debug("switchover follow-up: %s", again())
-
-    state.retry = threading.Timer(SWITCHOVER_RETRY_SECONDS, run)
-    state.retry.daemon = True
-    state.retry.start()
-
-
 def _refresh_once(kube: Kube, key: tuple[str, str, str], seen: Members, server_of: ServerOf,
                   state: _Refresh) -> str:  # fmt: skip
     # The index may lag behind a status write; publish_status then re-reads on the conflict.
     if seen.body is None:
-        _refreshes.pop(key, None)
+        _refreshes.pop(key, _Refresh()).cancel()
         routing.forget(key)
         return "nothing: the server is gone"
     namespace, name = key[1], key[2]
