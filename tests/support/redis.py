@@ -30,10 +30,27 @@ from kuberds.builders import cache as build
 from kuberds.builders.meta import Owner
 from kuberds.config import OperatorConfig
 from kuberds.contract import ROLE_LABEL
+from kuberds.contract.environment import BACKUP_STORE, RESTORE_STORE
+from kuberds.contract.settings import RestorePlan
 from kuberds.engines import cache_engine_for
 from tests.support.kube import ROOT, Cluster, free_port, token_kubeconfig, wait_for
 
 ZONES = ("kwok-zone-a", "kwok-zone-b", "kwok-zone-c")
+
+
+@dataclass(frozen=True)
+class StoreAccess:
+    """What the agents' env carries from the store's Secrets (the pods get them by reference)."""
+
+    access_key: str
+    secret_key: str
+    passphrase: str
+    ca_bundle: str | None = None
+
+    def env(self) -> dict[str, str]:
+        return {f"{store.access_key.env}": self.access_key for store in (BACKUP_STORE, RESTORE_STORE)} | {
+            f"{store.secret_key.env}": self.secret_key for store in (BACKUP_STORE, RESTORE_STORE)} | {
+            f"{store.cipher_pass.env}": self.passphrase for store in (BACKUP_STORE, RESTORE_STORE)}  # fmt: skip
 
 
 @dataclass
@@ -55,17 +72,23 @@ class LocalRedis:
     """A Redis CacheCluster's members on this host. Use as a context manager."""
 
     def __init__(self, cluster: Cluster, namespace: str, name: str, workdir: Path, replicas: int = 2,
-                 users: dict[str, tuple[str, str]] | None = None):  # fmt: skip
+                 users: dict[str, tuple[str, str]] | None = None, snapshots: dict | None = None,
+                 store: StoreAccess | None = None, restore: RestorePlan | None = None):  # fmt: skip
         """`users`: ACL users of the spec, name → (access rules, password), each password in a
-        Secret NAME-PASSWORD as a user would keep it."""
+        Secret NAME-PASSWORD as a user would keep it. `snapshots`: the spec's snapshots (its
+        objectStore's keys and CA, and the passphrase, in `store`); `restore`: the plan the
+        operator hands member 0 of a cluster made from a snapshot (read with `store` too)."""
         self.cluster, self.namespace, self.name, self.workdir = cluster, namespace, name, workdir
         self.users = users or {}
         acl = [{"name": user, "access": access, "passwordSecretName": f"{user}-password"}
                for user, (access, _) in self.users.items()]  # fmt: skip
         spec = parse(CacheClusterSpec, {"engine": "redis", "replicas": replicas, "automaticFailover": True,
-                                        **({"auth": {"users": acl}} if acl else {})})  # fmt: skip
+                                        **({"auth": {"users": acl}} if acl else {}),
+                                        **({"snapshots": snapshots} if snapshots else {})})  # fmt: skip
         owner = Owner("CacheCluster", name, namespace, "00000000-0000-4000-8000-0000000000cd")
-        self.cache = build.Cache(owner, spec, cache_engine_for("redis"), OperatorConfig())
+        self.store = store
+        self.cache = build.Cache(owner, spec, cache_engine_for("redis"), OperatorConfig(),
+                                 store_ca=store.ca_bundle if store else None, restore=restore)  # fmt: skip
         self.members = [LocalMember(i, f"{name}-{i}", workdir / f"{name}-{i}") for i in range(replicas + 1)]
         self.password = secrets.token_urlsafe(16)
         self.admin_password = secrets.token_urlsafe(16)
@@ -121,6 +144,7 @@ class LocalRedis:
             "KUBERDS_CACHE_ADMIN_PASSWORD": self.admin_password,
             "KUBERDS_REDIS_PEERS": peers,
             "PYTHONPATH": str(ROOT / "operator"),
+            **(self.store.env() if self.store else {}),
         }
         member.process = subprocess.Popen([sys.executable, "-m", "kuberds", "agent", "redis"], env=env,
                                           stdout=member.log.open("ab"), stderr=subprocess.STDOUT,

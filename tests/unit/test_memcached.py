@@ -12,6 +12,7 @@ from kuberds.api.classes import CACHE_NODE_TYPES
 from kuberds.api.schema import parse
 from kuberds.api.v1alpha1 import CacheClusterSpec
 from kuberds.builders import cache as build
+from kuberds.builders import cache_status
 from kuberds.builders.meta import Owner
 from kuberds.config import OperatorConfig
 from kuberds.contract.memcached import (
@@ -185,7 +186,7 @@ def test_scaling_in_drops_the_nodes_beyond_num_nodes() -> None:
 
 
 def test_availability_counts_ready_nodes() -> None:
-    available, ready = build.availability(2, 3)
+    available, ready = cache_status.availability(2, 3)
     assert (available.status, ready.status, ready.message) == ("True", "False", "2/3 nodes ready")
 
 
@@ -196,6 +197,6 @@ def test_agent_json_names_the_cluster_and_port() -> None:
 
 
 def test_tls_asked_of_memcached_is_said_not_offered() -> None:
-    condition = build.tls_condition(make_cache())
+    condition = cache_status.tls_condition(make_cache())
     assert (condition.status, condition.reason) == ("False", "NotOffered")
-    assert build.tls_condition(make_cache(tls={"enabled": False})).reason == "Disabled"
+    assert cache_status.tls_condition(make_cache(tls={"enabled": False})).reason == "Disabled"

@@ -12,6 +12,7 @@ from kuberds.api.classes import CACHE_NODE_TYPES
 from kuberds.api.schema import parse
 from kuberds.api.v1alpha1 import CacheClusterSpec
 from kuberds.builders import cache as build
+from kuberds.builders import cache_status
 from kuberds.builders.meta import Owner
 from kuberds.config import OperatorConfig
 from kuberds.contract.redis import AclUser, RedisAgentConfig, acl_setuser
@@ -176,7 +177,10 @@ def test_members_get_the_auth_password_and_the_lease_rights_only() -> None:
     rules = objects["Role"][0]["rules"]
     assert {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "patch"],
             "resourceNames": ["queue-leader"]} in rules  # fmt: skip
-    assert rules[-1]["resourceNames"] == ["queue-0", "queue-1", "queue-2"]
+    pods = next(r for r in rules if r["resources"] == ["pods"])
+    assert pods["resourceNames"] == ["queue-0", "queue-1", "queue-2"]
+    assert {"apiGroups": ["kuberds.io"], "resources": ["dbsnapshots"], "verbs": ["get", "list", "watch"]} in rules
+    assert not any("secrets" in r["resources"] and not r.get("resourceNames") for r in rules)
     own = make_redis(auth={"secretName": "corp-redis"})
     assert own.auth_secret == "corp-redis" and not own.generates_auth
     assert make_redis(auth={"enabled": False}).auth_secret is None
@@ -197,10 +201,56 @@ def test_redis_parameters_come_from_the_allow_list() -> None:
     assert "is not one of" in engine.parameter_problems({"maxmemory-policy": "everything"})[0]
 
 
-def test_snapshots_asked_of_redis_are_said_not_taken_yet() -> None:
-    asked = build.snapshots_condition(make_redis(snapshots={"retentionDays": 3}))
-    assert (asked.status, asked.reason) == ("False", "NotOffered") and "no snapshot is being taken" in asked.message
-    assert build.snapshots_condition(make_redis()).reason == "Disabled"
+STORE = {"bucket": "caches", "endpoint": "https://s3.storage:8333", "credentialsSecretName": "s3-keys"}
+
+
+def test_snapshots_say_where_they_go_or_why_there_are_none() -> None:
+    no_store = cache_status.snapshots_condition(make_redis(snapshots={"retentionDays": 3}))
+    assert (no_store.status, no_store.reason) == ("False", "NoObjectStore") and "no snapshot can be taken" in (
+        no_store.message)  # fmt: skip
+    assert cache_status.snapshots_condition(make_redis()).reason == "Disabled"
+    daily = cache_status.snapshots_condition(make_redis(snapshots={"retentionDays": 3, "objectStore": STORE}))
+    assert (daily.status, daily.reason) == ("True", "Scheduled")
+    assert "kept 3 days" in daily.message and "s3://caches/kuberds/shop/queue/0b7c5e0e" in daily.message
+
+
+def test_a_store_gives_the_agents_a_snapshot_plan_keys_and_a_passphrase_not_owned_by_the_cluster() -> None:
+    cache = make_redis(snapshots={"retentionDays": 2, "window": "01:00-02:00", "objectStore": STORE})
+    objects = by_kind(build.cache_objects(cache))
+    config = RedisAgentConfig.from_json(objects["ConfigMap"][0]["data"]["agent.json"])
+    assert config.snapshots.retention_days == 2 and config.snapshots.window == "01:00-02:00"
+    assert config.snapshots.repository.path == "/kuberds/shop/queue/0b7c5e0e-0000-4000-8000-00000000000d"
+    assert config.snapshots.repository.encrypted and config.restore is None
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in
+           objects["StatefulSet"][0]["spec"]["template"]["spec"]["containers"][0]["env"]
+           if "secretKeyRef" in e.get("valueFrom", {})}  # fmt: skip
+    assert env["KUBERDS_BACKUP_ACCESS_KEY_ID"] == {"name": "s3-keys", "key": "AWS_ACCESS_KEY_ID"}
+    assert env["KUBERDS_BACKUP_CIPHER_PASS"] == {"name": "queue-backup-key", "key": "key"}
+    assert cache.generates_snapshot_key
+    key = build.snapshot_key(cache, "secret")
+    assert "ownerReferences" not in key["metadata"], "the passphrase outlives the cluster, as its snapshots do"
+    plain = make_redis(snapshots={"objectStore": STORE, "encryption": {"enabled": False}})
+    assert plain.snapshot_key_secret is None and not plain.generates_snapshot_key
+    assert make_redis().snapshot_plan is None
+
+
+def test_memcached_has_no_snapshots_even_with_a_default_store() -> None:
+    owner = Owner("CacheCluster", "sessions", "shop", "0b7c5e0e-0000-4000-8000-00000000000e")
+    spec = parse(CacheClusterSpec, {"engine": "memcached"})
+    cache = build.Cache(owner, spec, cache_engine_for("memcached"), OperatorConfig(default_object_store=STORE))
+    assert cache.snapshot_plan is None and not cache.generates_snapshot_key
+    assert cache_status.snapshots_condition(cache).reason == "Disabled"
+
+
+def test_restored_is_said_once_the_first_primary_serves_and_then_kept() -> None:
+    cache = make_redis(restore={"fromSnapshot": "nightly"})
+    [waiting] = cache_status.restored_condition(cache, None, [])
+    assert (waiting.status, waiting.reason) == ("False", "Restoring")
+    [done] = cache_status.restored_condition(cache, "queue-0", [])
+    assert (done.status, done.reason) == ("True", "SnapshotLoaded")
+    [kept] = cache_status.restored_condition(cache, None, [{"type": "Restored", "status": "True"}])
+    assert kept.status == "True"
+    assert cache_status.restored_condition(make_redis(), "queue-0", []) == []
 
 
 @pytest.mark.parametrize(("access", "problem"), [

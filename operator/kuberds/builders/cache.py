@@ -11,15 +11,17 @@ from dataclasses import dataclass
 
 from kuberds.api import v1alpha1 as api
 from kuberds.api.classes import CACHE_NODE_TYPES, Size
-from kuberds.builders import names
+from kuberds.api.schema import parse
+from kuberds.builders import names, settings
 from kuberds.builders.meta import Owner
 from kuberds.builders.network_policy import allowed_clients, scrapers
 from kuberds.builders.rbac import agent_objects
 from kuberds.builders.statefulset import HOSTNAME, RESTRICTED_CONTAINER, ZONE, downward_env, placement, pod_security
-from kuberds.builders.status import TRUE, Condition
+from kuberds.builders.status import TRUE
 from kuberds.config import OperatorConfig
 from kuberds.contract import CONFIG_DIR, ROLE_LABEL, SETTINGS_FILE, environment
 from kuberds.contract.memcached import Membership, Node, next_membership
+from kuberds.contract.settings import BackupPlan, RestorePlan
 from kuberds.engines import CacheEngine
 from kuberds.engines.base import CacheEndpoint
 
@@ -32,10 +34,35 @@ class Cache:
     spec: api.CacheClusterSpec
     engine: CacheEngine
     config: OperatorConfig
+    store_ca: str | None = None  # the PEM in the snapshot store's caSecretName (read by the handler)
+    restore: RestorePlan | None = None  # resolved from restore.fromSnapshot by the handler
+    restore_credentials: str | None = None  # the snapshot's store keys (a Secret of this namespace)
+    restore_key_secret: str | None = None  # the snapshot's passphrase
 
     @property
     def name(self) -> str:
         return self.owner.name
+
+    @property
+    def snapshot_store(self) -> api.ObjectStore | None:
+        return snapshot_store(self.spec, self.config) if self.engine.snapshots else None
+
+    @property
+    def snapshot_key_secret(self) -> str | None:
+        return snapshot_key_secret(self.name, self.spec)
+
+    @property
+    def generates_snapshot_key(self) -> bool:
+        return self.snapshot_store is not None and self.snapshot_key_secret == names.backup_key(self.name)
+
+    @property
+    def snapshot_plan(self) -> BackupPlan | None:
+        store = self.snapshot_store
+        if store is None:
+            return None
+        snapshots = self.spec.snapshots
+        repository = settings.repository(self.owner, store, snapshots.encryption.enabled, self.store_ca)
+        return BackupPlan(repository, snapshots.retention_days, snapshots.window)
 
     @property
     def port(self) -> int:
@@ -81,6 +108,32 @@ class Cache:
         return f"{names.pod(self.name, ordinal)}.{pods}.{self.owner.namespace}.svc.{self.config.cluster_domain}"
 
 
+def snapshot_store(spec: api.CacheClusterSpec, config: OperatorConfig) -> api.ObjectStore | None:
+    """The spec's store, else the one the operator was installed with, else none."""
+    if spec.snapshots.object_store is not None:
+        return spec.snapshots.object_store
+    return parse(api.ObjectStore, config.default_object_store) if config.default_object_store else None
+
+
+def snapshot_key_secret(name: str, spec: api.CacheClusterSpec) -> str | None:
+    """The Secret with the snapshots' passphrase (None: they are not encrypted)."""
+    encryption = spec.snapshots.encryption
+    return (encryption.key_secret_name or names.backup_key(name)) if encryption.enabled else None
+
+
+def snapshot_repository(source: dict, config: OperatorConfig) -> dict | None:
+    """For a DBSnapshot of a cache: where its RDB goes, recorded on the snapshot (restores read
+    it after the cluster is gone). None: the cluster has no store."""
+    spec = parse(api.CacheClusterSpec, source.get("spec"))
+    store = snapshot_store(spec, config)
+    if store is None:
+        return None
+    repository = settings.repository(Owner.of(source), store, spec.snapshots.encryption.enabled)
+    return api.SnapshotRepository(store=store, path=repository.path, stanza=repository.stanza,
+                                  encrypted=repository.encrypted,
+                                  key_secret_name=snapshot_key_secret(source["metadata"]["name"], spec))  # fmt: skip
+
+
 def endpoint_address(cache: Cache, endpoint: CacheEndpoint) -> str:
     return f"{cache.name}{endpoint.suffix}.{cache.owner.namespace}.svc:{cache.port}"
 
@@ -94,7 +147,7 @@ def endpoint_fields(cache: Cache) -> dict[str, str]:
 # ---------------------------------------------------------------- membership
 
 
-def _ready(pod: dict) -> bool:
+def pod_ready(pod: dict) -> bool:
     conditions = (pod.get("status") or {}).get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") == TRUE for c in conditions)
 
@@ -109,7 +162,7 @@ def membership(cache: Cache, pods: list[dict], current: Membership | None) -> Me
     for ordinal in range(cache.nodes):
         host, pod = cache.node_host(ordinal), by_name.get(names.pod(cache.name, ordinal))
         ip = ((pod or {}).get("status") or {}).get("podIP") or ""
-        if pod is not None and ip and _ready(pod):
+        if pod is not None and ip and pod_ready(pod):
             nodes.append(Node(host, ip, cache.port))
         elif host in listed:
             nodes.append(Node(host, ip or listed[host].ip, cache.port))
@@ -128,6 +181,13 @@ def admin_secret(cache: Cache, password: str) -> dict:
             "type": "Opaque", "stringData": {environment.CACHE_ADMIN_PASSWORD.key: password}}  # fmt: skip
 
 
+def snapshot_key(cache: Cache, passphrase: str) -> dict:
+    """Not owned by the cluster: deleting it must not make its snapshots unreadable."""
+    meta = cache.owner.metadata(names.backup_key(cache.name), cache.labels(), owned=False)
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque",
+            "stringData": {environment.BACKUP_STORE.cipher_pass.key: passphrase}}  # fmt: skip
+
+
 def discovery_config_map(cache: Cache, current: Membership, read_at: str | None = None) -> dict:
     """`read_at`: the resourceVersion the membership was computed from; the write is refused
     (409) if another pass wrote since, so two passes never publish one version twice."""
@@ -140,7 +200,8 @@ def discovery_config_map(cache: Cache, current: Membership, read_at: str | None 
 
 def settings_config_map(cache: Cache) -> dict:
     agent_json = cache.engine.agent_config(cache.name, cache.owner.namespace, cache.port, cache.size, cache.spec,
-                                           cache.nodes, cache.config.cluster_domain)  # fmt: skip
+                                           cache.nodes, cache.config.cluster_domain, version=cache.version,
+                                           snapshots=cache.snapshot_plan, restore=cache.restore)  # fmt: skip
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": cache.meta(names.settings(cache.name)),
             "data": {SETTINGS_FILE: agent_json}}  # fmt: skip
 
@@ -184,6 +245,7 @@ def _pod_spec(cache: Cache) -> dict:
                 if cache.auth_secret
                 else []
             ),
+            *_store_env(cache),
         ],
         "ports": [
             {"name": engine.name, "containerPort": cache.port, "protocol": "TCP"},
@@ -222,6 +284,16 @@ def _pod_spec(cache: Cache) -> dict:
         **placement(cache.spec.scheduling),
     }  # fmt: skip
     return spec
+
+
+def _store_env(cache: Cache) -> list[dict]:
+    """The snapshot store's keys and passphrase; the restored snapshot's (member 0 reads them once)."""
+    store = cache.snapshot_store
+    own = environment.store_env(environment.BACKUP_STORE, store.credentials_secret_name,
+                                cache.snapshot_key_secret) if store else []  # fmt: skip
+    restore = environment.store_env(environment.RESTORE_STORE, cache.restore_credentials,
+                                    cache.restore_key_secret) if cache.restore else []  # fmt: skip
+    return own + restore
 
 
 def stateful_set(cache: Cache) -> dict:
@@ -294,43 +366,3 @@ def cache_objects(cache: Cache, discovery: Membership | None = None, read_at: st
         disruption_budget(cache),
         stateful_set(cache),
     ]
-
-
-# ---------------------------------------------------------------- status
-
-
-def member(cache: Cache, pod: dict, zones: dict[str, str]) -> dict:
-    """A pod in status: its role is the agents' label (Redis), or "node" (Memcached)."""
-    node = (pod.get("spec") or {}).get("nodeName")
-    labels = pod["metadata"].get("labels") or {}
-    role = labels.get(ROLE_LABEL, "unknown") if any(e.role for e in cache.engine.endpoints) else "node"
-    out = {"name": pod["metadata"]["name"], "role": role,
-           "ready": _ready(pod) and not pod["metadata"].get("deletionTimestamp")}  # fmt: skip
-    if node and zones.get(node):
-        out["zone"] = zones[node]
-    return out
-
-
-def tls_condition(cache: Cache) -> Condition:
-    """Said, not hidden: the nodes serve plain TCP whatever spec.tls asks (not offered yet)."""
-    if cache.spec.tls.enabled:
-        return Condition("TLS", "False", "NotOffered", f"{cache.engine.name} nodes serve plain TCP: TLS in transit "
-                         "is not offered for them yet, so spec.tls is not applied")  # fmt: skip
-    return Condition("TLS", "False", "Disabled", "spec.tls.enabled is false")
-
-
-def snapshots_condition(cache: Cache) -> Condition:
-    """Said, not hidden: snapshots asked for are not taken yet."""
-    if cache.spec.snapshots.retention_days:
-        return Condition("Snapshots", "False", "NotOffered", "snapshots.retentionDays is set, but kuberds does not "
-                         "take snapshots of caches yet: no snapshot is being taken")  # fmt: skip
-    return Condition("Snapshots", "False", "Disabled", "snapshots.retentionDays is 0")
-
-
-def availability(ready: int, desired: int) -> list[Condition]:
-    return [
-        Condition("Available", TRUE if ready else "False", "NodesReady" if ready else "NoNodeReady",
-                  f"{ready}/{desired} nodes ready"),
-        Condition("Ready", TRUE if ready >= desired else "False",
-                  "AllNodesReady" if ready >= desired else "NodesNotReady", f"{ready}/{desired} nodes ready"),
-    ]  # fmt: skip

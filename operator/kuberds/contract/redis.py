@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass, field
 
 from kuberds import codec
+from kuberds.contract.settings import BackupPlan, RestorePlan
 
 LEASE_SECONDS = 5  # a primary whose agent has not renewed for this long is replaced
 # A primary refuses writes when no replica acknowledged for this long: shorter than the
@@ -61,6 +62,12 @@ class RedisAgentConfig:
     cluster_domain: str = "cluster.local"
     lease_seconds: int = LEASE_SECONDS
     users: list[AclUser] = field(default_factory=list)
+    engine_version: str = ""
+    # RDB snapshots: daily in the window when retention_days > 0, and DBSnapshots at any time;
+    # None: no object store. The keys and the passphrase come as env (environment.BACKUP_STORE).
+    snapshots: BackupPlan | None = None
+    # Member 0 of a new cluster loads this snapshot before it first starts (environment.RESTORE_STORE).
+    restore: RestorePlan | None = None
 
     def to_json(self) -> str:
         return json.dumps(codec.encode(self, codec.same, omit_none=False), indent=1, sort_keys=True)

@@ -8,7 +8,7 @@ from kuberds import API_GROUP, API_VERSION
 API_VERSION_FULL = f"{API_GROUP}/{API_VERSION}"
 KIND = "DBSnapshot"
 # spec.source names the server by one of these keys, after its kind.
-SOURCE_FIELDS = {"DBInstance": "dbInstance", "DBCluster": "dbCluster"}
+SOURCE_FIELDS = {"DBInstance": "dbInstance", "DBCluster": "dbCluster", "CacheCluster": "cacheCluster"}
 # Phases only the source's agent writes; the operator writes Pending, Failed (no source) and
 # Deleting.
 CREATING, AVAILABLE, DELETED, FAILED = "Creating", "Available", "Deleted", "Failed"

@@ -27,6 +27,7 @@ from typing import Literal, Protocol
 
 from kuberds.api.classes import Size
 from kuberds.contract.layouts import PodLayout, ProxyLayout
+from kuberds.contract.settings import BackupPlan, RestorePlan
 from kuberds.engines.parameters import Parameter
 
 Family = Literal["database", "cache"]
@@ -139,6 +140,7 @@ class CacheEngine(Protocol):
     agent_port_name: str
     publishes_membership: bool
     auth: bool
+    snapshots: bool  # RDB snapshots to the object store, restores from them (engine data that outlives memory)
 
     @property
     def name(self) -> str: ...
@@ -156,8 +158,22 @@ class CacheEngine(Protocol):
 
     def allowed_parameters(self) -> list[Parameter]: ...
 
-    def agent_config(self, cluster: str, namespace: str, port: int, size: Size, spec, members: int,
-                     cluster_domain: str) -> str: ...  # fmt: skip
+    def agent_config(
+        self,
+        cluster: str,
+        namespace: str,
+        port: int,
+        size: Size,
+        spec,
+        members: int,
+        cluster_domain: str,
+        *,
+        version: str = "",
+        snapshots: BackupPlan | None = None,
+        restore: RestorePlan | None = None,
+    ) -> str:
+        """agent.json; the spec must have passed spec_problems. `snapshots`/`restore` only where
+        the engine has `snapshots`."""  # fmt: skip
 
     def probes(self, port: int) -> dict[str, dict]: ...
 

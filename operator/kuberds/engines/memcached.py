@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from kuberds.api.classes import Size
 from kuberds.contract.layouts import MEMCACHED, PodLayout
 from kuberds.contract.memcached import CacheAgentConfig, discovery_object
+from kuberds.contract.settings import BackupPlan, RestorePlan
 from kuberds.engines.base import CacheEndpoint, EngineInfo
 from kuberds.engines.parameters import Parameter, problems
 from kuberds.quantity import to_bytes
@@ -61,6 +62,7 @@ class Memcached:
     agent_port_name = "discovery"
     publishes_membership = True
     auth = False
+    snapshots = False
 
     def members(self, spec) -> int:
         return spec.num_nodes
@@ -89,7 +91,8 @@ class Memcached:
         return list(ALLOWED.values())
 
     def agent_config(self, cluster: str, namespace: str, port: int, size: Size, spec, members: int = 1,
-                     cluster_domain: str = "cluster.local") -> str:  # fmt: skip
+                     cluster_domain: str = "cluster.local", *, version: str = "",
+                     snapshots: BackupPlan | None = None, restore: RestorePlan | None = None) -> str:  # fmt: skip
         """agent.json; the spec must have passed spec_problems."""
         parameters = {
             name.lower(): _normalised(ALLOWED[name.lower()], value) for name, value in spec.parameters.items()

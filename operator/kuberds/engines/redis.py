@@ -11,6 +11,7 @@ from kuberds.api.classes import Size
 from kuberds.contract import PRIMARY, REPLICA
 from kuberds.contract.layouts import REDIS, PodLayout
 from kuberds.contract.redis import AclUser, RedisAgentConfig, lease_name
+from kuberds.contract.settings import BackupPlan, RestorePlan
 from kuberds.engines.base import CacheEndpoint, EngineInfo
 from kuberds.engines.parameters import Parameter, problems
 from kuberds.quantity import to_bytes
@@ -98,6 +99,7 @@ class Redis:
     agent_port_name = "agent"
     publishes_membership = False
     auth = True
+    snapshots = True
 
     @property
     def name(self) -> str:
@@ -121,14 +123,16 @@ class Redis:
         return spec.replicas + 1
 
     def agent_config(self, cluster: str, namespace: str, port: int, size: Size, spec, members: int = 1,
-                     cluster_domain: str = "cluster.local") -> str:  # fmt: skip
+                     cluster_domain: str = "cluster.local", *, version: str = "",
+                     snapshots: BackupPlan | None = None, restore: RestorePlan | None = None) -> str:  # fmt: skip
         parameters = {
             name.lower(): _normalised(ALLOWED[name.lower()], value) for name, value in spec.parameters.items()
         }
         users = [AclUser(u.name, u.access, u.password_secret_name, u.allow_dangerous)
                  for u in (spec.auth.users if spec.auth else [])]  # fmt: skip
         return RedisAgentConfig(cluster, namespace, port, members, maxmemory_mb(size), parameters, cluster_domain,
-                                users=users).to_json()  # fmt: skip
+                                users=users, engine_version=version, snapshots=snapshots,
+                                restore=restore).to_json()  # fmt: skip
 
     def probes(self, port: int) -> dict[str, dict]:
         # Ready: the primary holding the lease, or a replica streaming from it (the agent
@@ -150,6 +154,8 @@ class Redis:
             {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "patch"],
              "resourceNames": [lease_name(cluster)]},
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"], "resourceNames": list(pods)},
+            # DBSnapshots of the cluster (their status: builders.rbac.snapshot_grant, by name).
+            {"apiGroups": ["kuberds.io"], "resources": ["dbsnapshots"], "verbs": ["get", "list", "watch"]},
         ]  # fmt: skip
 
 

@@ -8,24 +8,35 @@ puts back a Service or NetworkPolicy edited or deleted by hand.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import kopf
 
 from kuberds.api import v1alpha1 as api
 from kuberds.builders import cache as build
-from kuberds.builders import names
+from kuberds.builders import cache_status, names
 from kuberds.builders.meta import Owner
 from kuberds.builders.status import TRUE, Condition, Observed
 from kuberds.config import OperatorConfig
 from kuberds.contract import PRIMARY, environment
+from kuberds.contract.environment import secret_text
 from kuberds.contract.memcached import Membership
+from kuberds.contract.redis import RedisAgentConfig
 from kuberds.engines import cache_engine_for
 from kuberds.handlers import shared
 from kuberds.kube import Kube
-from kuberds.operations import coalesce, drift, ownership
-from kuberds.operations.secrets import new_token, not_reconciled, reference_problem
+from kuberds.operations import coalesce, drift, ownership, restore
+from kuberds.operations.secrets import (
+    PASSPHRASE_KEYS,
+    STORE_KEYS,
+    Reference,
+    first_problem,
+    new_token,
+    not_reconciled,
+    reference_problem,
+)
 from kuberds.operations.server_pass import ACTIVE, publish_paused
 from kuberds.operations.status import post_event, publish_status
 
@@ -68,6 +79,46 @@ def _problem(kube: Kube, spec: api.CacheClusterSpec, namespace: str, cache: buil
     return None
 
 
+@dataclass(frozen=True)
+class _RestoreOnly:
+    """What operations.restore reads of a spec: the restore and the engine."""
+
+    restore: api.Restore
+    engine: str
+
+
+def _with_data_sources(kube: Kube, config: OperatorConfig, cache: build.Cache) -> tuple[build.Cache, Condition | None]:
+    """The cluster with its snapshot store's CA and the snapshot it is restored from; or the
+    Secret or snapshot that is missing. A restore is resolved once, before the StatefulSet
+    exists; afterwards the plan first handed out is kept (the snapshot may go)."""
+    namespace, store = cache.owner.namespace, cache.snapshot_store
+    if store is not None:
+        refs = [Reference(store.credentials_secret_name, "snapshots.objectStore.credentialsSecretName", STORE_KEYS)]
+        if store.ca_secret_name:
+            refs.append(Reference(store.ca_secret_name, "snapshots.objectStore.caSecretName", ("ca.crt",)))
+        if cache.snapshot_key_secret and not cache.generates_snapshot_key:
+            refs.append(Reference(cache.snapshot_key_secret, "snapshots.encryption.keySecretName", PASSPHRASE_KEYS))
+        read = {ref.secret: kube.get("Secret", namespace, ref.secret) for ref in refs}
+        problem = first_problem(refs, read)
+        if problem:
+            return cache, problem
+        cache = replace(cache, store_ca=secret_text(read.get(store.ca_secret_name or ""), "ca.crt"))
+    if cache.spec.restore is None:
+        return cache, None
+    made = kube.get("StatefulSet", namespace, names.stateful_set(cache.name))
+    if made is not None:
+        settings = kube.get("ConfigMap", namespace, names.settings(cache.name))
+        resolved = restore.kept(settings, made, RedisAgentConfig.from_json)
+    else:
+        wanted = _RestoreOnly(api.Restore(from_snapshot=cache.spec.restore.from_snapshot), cache.spec.engine)
+        seen = restore.read_source(kube, namespace, wanted, config)
+        resolved = restore.resolve(wanted, seen, config, dt.datetime.now(dt.UTC))
+    if resolved.problem:
+        return cache, resolved.problem
+    return replace(cache, restore=resolved.plan, restore_credentials=resolved.credentials,
+                   restore_key_secret=resolved.key), None  # fmt: skip
+
+
 def _current_membership(kube: Kube, cache: build.Cache) -> tuple[Membership | None, str | None]:
     """The membership published, and the resourceVersion it was read at (None: none yet)."""
     found = kube.get("ConfigMap", cache.owner.namespace, names.discovery(cache.name))
@@ -87,6 +138,10 @@ def reconcile(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], 
     if problem:
         publish_status(kube, body, [problem, ACTIVE])
         return  # nothing to retry until the spec or the Secret changes: the resync looks again
+    cache, problem = _with_data_sources(kube, config, cache)
+    if problem:
+        publish_status(kube, body, [problem, ACTIVE])
+        raise kopf.TemporaryError(problem.message, delay=config.retry_seconds)  # a snapshot or Secret on its way
     current, read_at, discovery = None, None, None
     if cache.engine.publishes_membership:
         current, read_at = _current_membership(kube, cache)
@@ -104,15 +159,16 @@ def reconcile(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], 
     for made in generated:  # passwords: made once, never overwritten
         secret, _ = kube.create_if_absent(made | {"stringData": {k: new_token(24) for k in made["stringData"]}})
         ownership.confirm(cache.owner, secret)
+    if cache.generates_snapshot_key:  # not owned (it outlives the cluster, as its snapshots do)
+        kube.create_if_absent(build.snapshot_key(cache, new_token(32)))
     for obj in objects:
         ownership.confirm(cache.owner, kube.apply(obj))
     if discovery is not None:
         _said_membership(body, current, discovery)
     generation = body["metadata"]["generation"]
     applied = Condition("Reconciled", TRUE, "ObjectsApplied", f"objects for generation {generation}")
-    _publish(
-        kube, body, cache, pods, zones, [applied, ACTIVE, build.tls_condition(cache), build.snapshots_condition(cache)]
-    )
+    _publish(kube, body, cache, pods, zones, [applied, ACTIVE, cache_status.tls_condition(cache),
+                                              cache_status.snapshots_condition(cache)])  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -173,10 +229,11 @@ def _said_membership(body: dict, before: Membership | None, after: Membership) -
 
 def _publish(kube: Kube, body: dict, cache: build.Cache, pods: list[dict], zones: dict[str, str],
              conditions: list[Condition]) -> None:  # fmt: skip
-    members = sorted((build.member(cache, p, zones) for p in pods), key=lambda m: m["name"])
+    members = sorted((cache_status.member(cache, p, zones) for p in pods), key=lambda m: m["name"])
     ready = sum(1 for m in members if m["ready"])
     primary = next((m["name"] for m in members if m["role"] == PRIMARY and m["ready"]), None)
     fields = {**build.endpoint_fields(cache), "engineVersion": cache.version, "members": members,
               "currentPrimary": primary, "authSecretName": cache.auth_secret}  # fmt: skip
-    publish_status(kube, body, [*conditions, *build.availability(ready, cache.nodes)], fields,
+    restored = cache_status.restored_condition(cache, primary, (body.get("status") or {}).get("conditions") or [])
+    publish_status(kube, body, [*conditions, *cache_status.availability(ready, cache.nodes), *restored], fields,
                    Observed(desired=cache.nodes))  # fmt: skip

@@ -8,7 +8,9 @@ from __future__ import annotations
 import kopf
 
 from kuberds.api import v1alpha1 as api
-from kuberds.api.schema import parse
+from kuberds.api.schema import parse, to_json
+from kuberds.api.v1alpha1 import cachecluster as cache
+from kuberds.builders import cache as cache_build
 from kuberds.builders.meta import Owner
 from kuberds.builders.rbac import snapshot_grant
 from kuberds.builders.snapshot import SNAPSHOT_KIND_LABEL, snapshot_repository
@@ -26,6 +28,13 @@ def source_of(body: dict) -> tuple[str, str | None]:
     source = (body.get("spec") or {}).get("source") or {}
     return next(((kind, source[key]) for kind, key in snapshots.SOURCE_FIELDS.items() if key in source),
                 ("DBInstance", None))  # fmt: skip
+
+
+def _repository(source: dict, config: OperatorConfig) -> dict | None:
+    if source["kind"] == cache.KIND.kind:  # an RDB snapshot goes where the cluster's snapshots go
+        found = cache_build.snapshot_repository(source, config)
+        return to_json(found) if found else None
+    return snapshot_repository(source, parse(api.DBInstanceSpec, source.get("spec")), config)
 
 
 def grant_agent(kube: Kube, source: dict, snapshots_of_source: list[str]) -> None:
@@ -47,7 +56,7 @@ def reconcile(kube: Kube, config: OperatorConfig, body: dict, snapshots_of_sourc
     source = kube.get(kind, meta["namespace"], name)
     if source:  # before the agent can say anything of this snapshot
         grant_agent(kube, source, [*snapshots_of_source, meta["name"]])
-    repository = snapshot_repository(source, parse(api.DBInstanceSpec, source.get("spec")), config) if source else None
+    repository = _repository(source, config) if source else None
     if repository:
         fields["repository"] = repository
     if taken:  # taken before its repository was recorded: record it now, the agent's phase stays
@@ -69,7 +78,8 @@ def restoring_from(kube: Kube, namespace: str, snapshot: str) -> list[str]:
     """Servers of this namespace that are being restored from the snapshot (not yet once
     serving): its backup must stay until they are."""
     restoring = []
-    for server in [*kube.list("DBInstance", namespace), *kube.list("DBCluster", namespace)]:
+    for server in [*kube.list("DBInstance", namespace), *kube.list("DBCluster", namespace),
+                   *kube.list(cache.KIND.kind, namespace)]:  # fmt: skip
         restore = ((server.get("spec") or {}).get("restore") or {}).get("fromSnapshot")
         conditions = {c["type"]: c["status"] for c in (server.get("status") or {}).get("conditions", [])}
         deleting = server["metadata"].get("deletionTimestamp")
@@ -96,7 +106,7 @@ def delete(kube: Kube, config: OperatorConfig, body: dict) -> None:
         return
     users = restoring_from(kube, meta["namespace"], meta["name"])
     if users:
-        message = (f"DBInstance {', '.join(users)} is being restored from this snapshot: its backup is removed "
+        message = (f"{', '.join(users)} is being restored from this snapshot: its backup is removed "
                    "once the restore is done")  # fmt: skip
         publish_status(kube, body, [Condition(snapshots.REMOVAL_APPROVED, FALSE, "InUse", message)],
                        fixed_phase=status.get("phase"))  # fmt: skip

@@ -5,8 +5,10 @@ initialized yet, and a source deleted later must neither block nor change anythi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from kuberds.api import v1alpha1 as api
 from kuberds.api.schema import parse
@@ -52,7 +54,7 @@ def _source_spec(source: dict) -> api.DBInstanceSpec:
 def _source_name(restore: api.Restore, snapshot: dict | None) -> str | None:
     if restore.from_snapshot:
         source = ((snapshot or {}).get("spec") or {}).get("source") or {}
-        return source.get("dbInstance") or source.get("dbCluster")
+        return source.get("dbInstance") or source.get("dbCluster") or source.get("cacheCluster")
     return restore.point_in_time.source
 
 
@@ -145,6 +147,10 @@ def resolve(spec: api.ServerSpec, seen: RestoreSeen, config: OperatorConfig, now
         if not snapshot_set or status.get("phase") != "Available":
             waiting = f"DBSnapshot {restore.from_snapshot} is not Available yet"
             return Restore(problem=not_reconciled("SnapshotNotAvailable", waiting))
+        taken_of = status.get("engine")
+        if taken_of and taken_of != spec.engine:
+            mismatch = f"DBSnapshot {restore.from_snapshot} holds {taken_of} data, which {spec.engine} cannot load"
+            return Restore(problem=not_reconciled("SnapshotOfAnotherEngine", mismatch))
     else:
         target = restore.point_in_time.time  # None: latest
     name = _source_name(restore, seen.snapshot)
@@ -204,10 +210,12 @@ def window_problem(point: api.PointInTime, source: str, status: dict, now: datet
     return None
 
 
-def kept(settings_config_map: dict | None, stateful_set: dict) -> Restore:
-    """The restore plan and secret names as the operator first handed them out. Pure."""
+def kept(settings_config_map: dict | None, stateful_set: dict,
+         agent_config: Callable[[str], Any] = AgentConfig.from_json) -> Restore:  # fmt: skip
+    """The restore plan and secret names as the operator first handed them out (`agent_config`
+    reads the kind's agent.json). Pure."""
     text = ((settings_config_map or {}).get("data") or {}).get(SETTINGS_FILE)
-    plan = AgentConfig.from_json(text).restore if text else None
+    plan = agent_config(text).restore if text else None
     env = stateful_set["spec"]["template"]["spec"]["containers"][0].get("env") or []
     credentials, key = environment.secret_names(env, environment.RESTORE_STORE)
     return Restore(plan, credentials, key)

@@ -28,6 +28,7 @@ from kuberds.agent.redis.config import ADMIN_USER, REPLICATION_USER, redis_conf
 from kuberds.agent.redis.decide import MASTER, REPLICA, Action, Member, Seen, decide
 from kuberds.agent.redis.lease import LeaderLease
 from kuberds.agent.redis.metrics import serve_metrics
+from kuberds.agent.redis.snapshots import discard_rdb, restore_if_first, serve_snapshots, taker
 from kuberds.agent.redis.users import AclUsers
 from kuberds.contract import PRIMARY, ROLE_LABEL, SETTINGS_FILE, environment
 from kuberds.contract import REPLICA as REPLICA_ROLE
@@ -100,6 +101,8 @@ class RedisAgent:
         self.state: dict = {}
         self.published: dict = {}
         self.users = AclUsers(kube, pod)
+        self.members: list[Member] = []  # me and the peers as last observed (the snapshot taker is chosen from them)
+        self.snapshots = serve_snapshots(self.config, kube, pod, env)
 
     def _controller(self) -> dict | None:
         """This pod's controller (the StatefulSet): the Lease is made owned by it, so it goes
@@ -149,6 +152,7 @@ class RedisAgent:
             except KubeError as error:
                 log.warning("reading the lease: %s", error)
         renewed_ago = time.monotonic() - self.renewed_at if self.renewed_at else 0.0
+        self.members = [self._member(self.me, mine), *peers]
         return Seen(self._member(self.me, mine), self._following(mine), lease, peers, self.failures, renewed_ago,
                     fence_after=self.config.lease_seconds - 1, took_lease=self.took_lease)  # fmt: skip
 
@@ -281,9 +285,12 @@ class RedisAgent:
             self.published = reporting.publish(self.kube, self.pod.namespace, self.me, self.report(), self.published)
         return action
 
-    def run(self) -> int:
+    def run(self, env: dict[str, str] | None = None) -> int:
         self.pod.run_dir.mkdir(parents=True, exist_ok=True)
         self.pod.data_dir.mkdir(parents=True, exist_ok=True)
+        discard_rdb(self.pod.data_dir)  # an RDB left by a snapshot cut short must not be loaded
+        if self.ordinals[self.me] == 0 and self.lease is not None:
+            restore_if_first(self.config, self.lease, env or {}, self.pod.data_dir)
         user = OsUser(self.pod.engine_user, {"PATH": "/usr/bin:/bin"}, self.pod.data_dir)
         user.own(self.pod.run_dir, self.pod.data_dir)
         conf = self.pod.run_dir / "redis.conf"
@@ -302,6 +309,9 @@ class RedisAgent:
         self.process = user.popen([str(Path(self.pod.bin_dir) / "redis-server"), str(conf)])
         serve_metrics(self)
         _serve_health(self)
+        if self.snapshots is not None:
+            taking = (lambda: self.local if self.state else None, lambda: taker(self.members), lambda: self.stopping)
+            threading.Thread(target=self.snapshots.loop, args=taking, name="snapshots", daemon=True).start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._stop)
         while not self.stopping:
@@ -366,4 +376,5 @@ def main(use_kubernetes: bool = True) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     kube = AgentKube.from_environment(timeout=KUBE_TIMEOUT) if use_kubernetes else None
-    return RedisAgent(Pod.from_environment(REDIS), kube, dict(os.environ)).run()
+    env = dict(os.environ)
+    return RedisAgent(Pod.from_environment(REDIS), kube, env).run(env)

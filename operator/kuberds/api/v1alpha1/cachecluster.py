@@ -6,7 +6,7 @@ from kuberds import engines
 from kuberds.api import rules as cel
 from kuberds.api.kinds import Kind, server_name_rules
 from kuberds.api.schema import Rule, field, model
-from kuberds.api.v1alpha1.backup import ObjectStore
+from kuberds.api.v1alpha1.backup import BackupEncryption, ObjectStore
 from kuberds.api.v1alpha1.common import (
     NAME_PATTERN,
     CacheEngine,
@@ -72,7 +72,21 @@ class CacheSnapshots:
         max_length=11,
         rules=[cel.window_long_enough("snapshots.window", weekly=False)],
     )
-    object_store: ObjectStore | None = field("Where snapshots go; the operator's default store when omitted.")
+    object_store: ObjectStore | None = field(
+        "Where snapshots (daily and DBSnapshots) go; the operator's default store when omitted. Cannot change "
+        "once set (the snapshots live there).",
+        immutable="snapshots.objectStore cannot change once set: the snapshots live there",
+    )
+    encryption: BackupEncryption = field("Snapshot encryption (AES-256-GCM, on by default).",
+                                         default_factory=BackupEncryption)  # fmt: skip
+
+
+@model()
+class CacheRestore:
+    """Create this cluster from an RDB snapshot (into a new cluster, never over its source)."""
+
+    from_snapshot: str = field("Name of an Available DBSnapshot of a Redis CacheCluster in this namespace.",
+                               pattern=NAME_PATTERN, max_length=63)  # fmt: skip
 
 
 def _cache_rules() -> tuple[Rule, ...]:
@@ -86,6 +100,8 @@ def _cache_rules() -> tuple[Rule, ...]:
              field_path=".auth"),
         Rule(f"{memcached} || !has(self.auth) || self.auth.enabled", "auth.enabled: Redis members authenticate "
              "each other with it, so it cannot be turned off", field_path=".auth.enabled"),
+        Rule(f"!({memcached}) || !has(self.restore)", "Memcached has no snapshots to restore from",
+             field_path=".restore"),
         Rule(f"{memcached} || self.numNodes == 1", "numNodes is for Memcached; Redis scales with replicas",
              field_path=".numNodes"),
         Rule("!self.automaticFailover || self.replicas >= 1", "automaticFailover needs at least one replica",
@@ -117,6 +133,9 @@ class CacheClusterSpec:
     port: int | None = field("Port; the engine's usual port when omitted.", minimum=1024, maximum=65535)
     auth: CacheAuth | None = field("Redis AUTH; on by default for Redis. Not for Memcached.")
     snapshots: CacheSnapshots = field("Redis snapshots.", default_factory=CacheSnapshots)
+    restore: CacheRestore | None = field("Start from a snapshot's data. Cannot change.",
+                                         immutable="restore cannot change: a cluster is restored once, "
+                                                   "when it is created")  # fmt: skip
     parameters: dict[str, str] = field("Engine parameters (redis.conf directives / memcached options).",
                                        default_factory=dict)  # fmt: skip
     maintenance_window: str = field(

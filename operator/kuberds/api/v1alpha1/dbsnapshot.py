@@ -11,12 +11,15 @@ from kuberds.api.v1alpha1.backup import ObjectStore
 from kuberds.api.v1alpha1.common import NAME_PATTERN, Condition
 
 
-@model(Rule(cel.exactly_one_of("dbInstance", "dbCluster"), "source needs exactly one of dbInstance or dbCluster"))
+@model(Rule(cel.exactly_one_of("dbInstance", "dbCluster", "cacheCluster"),
+            "source needs exactly one of dbInstance, dbCluster or cacheCluster"))  # fmt: skip
 class SnapshotSource:
     """The server to snapshot."""
 
     db_instance: str | None = field("A DBInstance in this namespace.", pattern=NAME_PATTERN, max_length=63)
     db_cluster: str | None = field("A DBCluster in this namespace.", pattern=NAME_PATTERN, max_length=63)
+    cache_cluster: str | None = field("A Redis CacheCluster in this namespace (an RDB snapshot).",
+                                      pattern=NAME_PATTERN, max_length=63)  # fmt: skip
 
 
 @model(Rule("self == oldSelf", "a DBSnapshot's spec cannot change; create another snapshot"))
@@ -61,6 +64,7 @@ class DBSnapshotStatus:
 KIND = Kind(
     "DBSnapshot", "dbsnapshots", ("dbsnap", "snap"), DBSnapshotSpec, DBSnapshotStatus,
     (("Instance", "string", ".spec.source.dbInstance", 0), ("Cluster", "string", ".spec.source.dbCluster", 0),
+     ("Cache", "string", ".spec.source.cacheCluster", 1),
      ("Status", "string", ".status.phase", 0), ("Snapshot Time", "date", ".status.snapshotTime", 0),
      ("Kind", "string", ".status.kind", 1), ("Age", "date", ".metadata.creationTimestamp", 0)),
 )  # fmt: skip

@@ -1,0 +1,74 @@
+"""Redis snapshots as the agents decide them: who takes them, when a daily one is due, which
+expire, and DBSnapshot requests before both."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from kuberds.agent.decisions import SnapshotRequest
+from kuberds.agent.redis.decide import MASTER, REPLICA, Member
+from kuberds.agent.redis.snapshots import DAILY, MANUAL, Manifest, expired, new_id, next_step, taker
+from kuberds.contract.settings import BackupPlan, ObjectStoreTarget, Repository
+
+PLAN = BackupPlan(Repository(ObjectStoreTarget("caches"), "/kuberds/shop/queue/uid", "queue"), 3, "03:00-04:00")
+IN_WINDOW = datetime(2026, 12, 5, 3, 10, tzinfo=UTC)
+
+
+def manifest(taken: datetime, kind: str = DAILY, uid: str | None = None) -> Manifest:
+    return Manifest(new_id(taken, kind), kind, taken.strftime("%Y-%m-%dT%H:%M:%SZ"), "queue-1", "7.0", 10, 5, "00",
+                    True, uid)  # fmt: skip
+
+
+def request(name: str, label: str | None = None, deleting: bool = False, retain: bool = False,
+            approved: bool = False) -> SnapshotRequest:  # fmt: skip
+    return SnapshotRequest(name, f"uid-{name}", label, deleting, retain, approved)
+
+
+def test_the_synced_replica_with_the_lowest_ordinal_takes_snapshots_else_the_primary() -> None:
+    primary, synced, syncing = Member("q-0", 0, MASTER, 90, True), Member("q-2", 2, REPLICA, 80, True), Member(
+        "q-1", 1, REPLICA, 0, False)  # fmt: skip
+    assert taker([primary, syncing, synced]) == "q-2", "a replica still syncing has nothing to save"
+    assert taker([primary, syncing]) == "q-0", "no synced replica: the primary forks"
+    assert taker([Member("q-0", 0), Member("q-1", 1)]) is None, "nobody answers"
+
+
+def test_a_daily_snapshot_is_due_once_per_window_on_the_taker_only() -> None:
+    due = next_step(IN_WINDOW, PLAN, [], [], "queue-1", "queue-1")
+    assert (due.action, due.reason) == ("daily", "the snapshot window 03:00-04:00 is open and today's snapshot is "
+                                                 "not taken")  # fmt: skip
+    assert next_step(IN_WINDOW, PLAN, [], [], "queue-2", "queue-1").reason == "snapshots are taken on queue-2"
+    taken = [manifest(datetime(2026, 12, 5, 3, 1, tzinfo=UTC))]
+    assert next_step(IN_WINDOW, PLAN, taken, [], "queue-1", "queue-1").action is None
+    yesterday = [manifest(datetime(2026, 12, 4, 3, 1, tzinfo=UTC))]
+    assert next_step(IN_WINDOW, PLAN, yesterday, [], "queue-1", "queue-1").action == "daily"
+    outside = datetime(2026, 12, 5, 5, 0, tzinfo=UTC)
+    assert next_step(outside, PLAN, [], [], "queue-1", "queue-1").action is None
+    off = BackupPlan(PLAN.repository, 0, PLAN.window)
+    assert (
+        next_step(IN_WINDOW, off, [], [], "queue-1", "queue-1").reason == "daily snapshots are off (retention 0 days)"
+    )
+
+
+def test_daily_snapshots_past_retention_expire_and_dbsnapshots_never_do() -> None:
+    now = datetime(2026, 12, 10, 12, 0, tzinfo=UTC)
+    old, recent = datetime(2026, 12, 6, 3, 1, tzinfo=UTC), datetime(2026, 12, 8, 3, 1, tzinfo=UTC)
+    manifests = [manifest(old), manifest(old, MANUAL, "uid-keep"), manifest(recent)]
+    assert expired(manifests, now, 3) == [new_id(old, DAILY)]
+    step = next_step(now, PLAN, manifests, [], "queue-1", "queue-1")
+    assert (step.action, step.argument) == ("expire", new_id(old, DAILY))
+
+
+def test_requested_snapshots_come_first_and_a_deletion_waits_for_the_operators_approval() -> None:
+    requests = [request("nightly"), request("gone", label="20261201T000000Z-manual", deleting=True)]
+    assert next_step(IN_WINDOW, PLAN, [], requests, "queue-1", "queue-1").argument == "nightly"
+    assert next_step(IN_WINDOW, PLAN, [], requests, "queue-1", "queue-1").action == "manual"
+    approved = [request("gone", label="20261201T000000Z-manual", deleting=True, approved=True)]
+    removal = next_step(IN_WINDOW, PLAN, [], approved, "queue-1", "queue-1")
+    assert (removal.action, removal.argument) == ("remove", "gone")
+    kept = [request("gone", label="20261201T000000Z-manual", deleting=True, retain=True, approved=True)]
+    assert next_step(IN_WINDOW, PLAN, [], kept, "queue-1", "queue-1").action == "daily", "Retain keeps the RDB"
+
+
+def test_a_manifest_reads_back_what_it_wrote() -> None:
+    written = manifest(IN_WINDOW, MANUAL, "uid-1")
+    assert Manifest.from_json(written.to_json()) == written and written.time == IN_WINDOW.replace(second=0)
