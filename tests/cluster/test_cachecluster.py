@@ -138,3 +138,44 @@ def test_acl_rules_outside_the_allow_list_and_missing_user_secrets_are_named(cac
                          and c, what="SecretNotFound")  # fmt: skip
     assert "app-password (auth.users[0].passwordSecretName)" in condition["message"]
     assert not caches.apps.list_namespaced_stateful_set(caches.namespace).items
+
+
+STORE = {"bucket": "caches", "endpoint": "https://s3.storage:8333", "credentialsSecretName": "s3-keys"}
+
+
+def test_snapshots_need_their_store_keys_and_a_dbsnapshot_records_where_its_rdb_goes(caches: Caches) -> None:
+    caches.create("kept", engine="redis", replicas=1, automaticFailover=True,
+                  snapshots={"retentionDays": 3, "objectStore": STORE})  # fmt: skip
+    condition = wait_for(lambda: (c := caches.condition("kept", "Reconciled")).get("reason") == "SecretNotFound"
+                         and c, what="SecretNotFound for the store keys")  # fmt: skip
+    assert "s3-keys (snapshots.objectStore.credentialsSecretName)" in condition["message"]
+    caches.core.create_namespaced_secret(caches.namespace, {"metadata": {"name": "s3-keys"}, "stringData": {
+        "AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "secret"}})  # fmt: skip
+    snapshots = wait_for(lambda: (c := caches.condition("kept", "Snapshots")).get("reason") == "Scheduled" and c,
+                         timeout=90, what="Snapshots Scheduled")  # fmt: skip
+    assert "kept 3 days" in snapshots["message"]
+    key = caches.core.read_namespaced_secret("kept-backup-key", caches.namespace)
+    assert len(key.data["key"]) > 30 and not key.metadata.owner_references, "the passphrase outlives the cluster"
+
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "DBSnapshot", "metadata": {"name": "before-upgrade"},
+            "spec": {"source": {"cacheCluster": "kept"}}}  # fmt: skip
+    caches.objects.create_namespaced_custom_object(GROUP, VERSION, caches.namespace, "dbsnapshots", body)
+    status = wait_for(lambda: (s := caches.objects.get_namespaced_custom_object(
+        GROUP, VERSION, caches.namespace, "dbsnapshots", "before-upgrade").get("status") or {}).get("repository")
+        and s, what="the snapshot's recorded repository")  # fmt: skip
+    assert status["phase"] == "Pending" and status["repository"]["keySecretName"] == "kept-backup-key"
+    assert status["repository"]["store"]["bucket"] == "caches" and "/kept/" in status["repository"]["path"]
+    grant = kubernetes.client.RbacAuthorizationV1Api(caches.core.api_client).read_namespaced_role(
+        "kept-agent-snapshots", caches.namespace)  # fmt: skip
+    assert grant.rules[0].resource_names == ["before-upgrade"], "the agents may write this snapshot's status only"
+
+
+def test_a_restore_names_the_snapshot_it_waits_for_or_refuses(caches: Caches) -> None:
+    caches.create("copy", engine="redis", restore={"fromSnapshot": "no-such-snapshot"})
+    condition = wait_for(lambda: (c := caches.condition("copy", "Reconciled")).get("reason") == "SnapshotNotFound"
+                         and c, what="SnapshotNotFound")  # fmt: skip
+    assert "DBSnapshot no-such-snapshot (restore.fromSnapshot) does not exist" in condition["message"]
+    assert not caches.apps.list_namespaced_stateful_set(caches.namespace).items
+    with pytest.raises(kubernetes.client.ApiException) as refused:
+        caches.create("sessions", restore={"fromSnapshot": "nightly"})
+    assert "Memcached has no snapshots to restore from" in refused.value.body

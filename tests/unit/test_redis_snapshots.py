@@ -8,7 +8,11 @@ from datetime import UTC, datetime
 from kuberds.agent.decisions import SnapshotRequest
 from kuberds.agent.redis.decide import MASTER, REPLICA, Member
 from kuberds.agent.redis.snapshots import DAILY, MANUAL, Manifest, expired, new_id, next_step, taker
+from kuberds.api.v1alpha1 import Restore
+from kuberds.config import OperatorConfig
 from kuberds.contract.settings import BackupPlan, ObjectStoreTarget, Repository
+from kuberds.handlers.cachecluster import _RestoreOnly
+from kuberds.operations import restore
 
 PLAN = BackupPlan(Repository(ObjectStoreTarget("caches"), "/kuberds/shop/queue/uid", "queue"), 3, "03:00-04:00")
 IN_WINDOW = datetime(2026, 12, 5, 3, 10, tzinfo=UTC)
@@ -72,3 +76,12 @@ def test_requested_snapshots_come_first_and_a_deletion_waits_for_the_operators_a
 def test_a_manifest_reads_back_what_it_wrote() -> None:
     written = manifest(IN_WINDOW, MANUAL, "uid-1")
     assert Manifest.from_json(written.to_json()) == written and written.time == IN_WINDOW.replace(second=0)
+
+
+def test_a_snapshot_of_another_engine_is_refused_by_name() -> None:
+    snapshot = {"metadata": {"name": "pg"}, "spec": {"source": {"dbInstance": "db"}},
+                "status": {"phase": "Available", "backupID": "20261201-000000F", "engine": "postgres"}}  # fmt: skip
+    wanted = _RestoreOnly(Restore(from_snapshot="pg"), "redis")
+    resolved = restore.resolve(wanted, restore.RestoreSeen(snapshot), OperatorConfig(), IN_WINDOW)
+    assert resolved.problem.reason == "SnapshotOfAnotherEngine"
+    assert resolved.problem.message == "DBSnapshot pg holds postgres data, which redis cannot load"

@@ -227,8 +227,9 @@ class RedisSnapshots:
     def step(self, client: redis.Redis, taker_name: str | None, now: datetime | None = None) -> Step:
         """One look: what is due, done before returning (the caller runs this off the HA loop)."""
         now = now or datetime.now(UTC)
-        requests = self.requests(self.label_for) if taker_name == self.member else []
-        step = next_step(now, self.plan, self.manifests(), requests, taker_name, self.member)
+        taking = taker_name == self.member  # only the taker reads the bucket and the DBSnapshots
+        requests = self.requests(self.label_for) if taking else []
+        step = next_step(now, self.plan, self.manifests() if taking else [], requests, taker_name, self.member)
         if self.last is None or step.reason != self.last.reason:
             log.info("snapshots: %s", step.reason)
         self.last = step
