@@ -3,7 +3,8 @@ configuration endpoint by a cluster client in another pod (ElastiCache Auto Disc
 stores and reads keys on every node; scaled in, the client sees the node leave; a node's pod
 deleted comes back in its place. Redis: a primary and a replica in different zones; the
 primary's pod deleted under writes through the primary endpoint, which follows the new
-primary; acknowledged writes counted."""
+primary; acknowledged writes counted; a DBSnapshot of it (an encrypted RDB in the S3 server)
+restored into a new cluster that has every key."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ import time
 import pytest
 from tests.support.kube import ROOT, wait_for
 
-from e2e.manifests import CLIENT
+from e2e.environment import S3_NAMESPACE
+from e2e.manifests import CLIENT, object_store
 from e2e.support import E2E
 
 NAMESPACE = "kuberds-e2e-cache"
 NAME = "sessions"
 REDIS = "queue"
+SNAPSHOT_KEYS = 20_000
 CLIENT_SCRIPT = (ROOT / "e2e" / "memcached_client.py").read_text()
 REDIS_WRITER = (ROOT / "e2e" / "redis_writer.py").read_text()
 
@@ -33,8 +36,10 @@ def servers() -> list[dict]:
             "spec": {"nodeType": "cache.t3.micro", **spec},
         }
 
+    snapshots = {"objectStore": {**object_store(S3_NAMESPACE), "path": "e2e-cache"}}
     return [cache(NAME, {"engine": "memcached", "numNodes": 3}),
-            cache(REDIS, {"engine": "redis", "replicas": 1, "automaticFailover": True, "multiAZ": True})]  # fmt: skip
+            cache(REDIS, {"engine": "redis", "replicas": 1, "automaticFailover": True, "multiAZ": True,
+                          "snapshots": snapshots})]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +127,60 @@ def test_redis_primary_endpoint_follows_a_deleted_primary_under_writes(e2e: E2E)
     e2e.record("redis primary pod deleted under writes", result)
     assert result["acknowledged"] > 100 and result["lost_count"] == 0, result
     assert new != primary
+
+
+# Run in the client pod: writes (or counts) SNAPSHOT_KEYS keys of 1 KiB through an endpoint.
+KEYS_SCRIPT = """
+import sys, redis
+host, port, password, action, count = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
+client = redis.Redis(host=host, port=port, password=password, socket_timeout=30, decode_responses=True)
+if action == "write":
+    pipe = client.pipeline(transaction=False)
+    for i in range(count):
+        pipe.set(f"snap:{i}", f"{i:08d}" * 128)
+        if i % 1000 == 999:
+            pipe.execute()
+    pipe.execute()
+    print(client.execute_command("WAIT", "1", "10000"))
+else:
+    values = client.mget([f"snap:{i}" for i in range(count)])
+    print(sum(1 for i, v in enumerate(values) if v == f"{i:08d}" * 128))
+"""
+
+
+def keys(e2e: E2E, cluster: str, action: str) -> int:
+    host, port = e2e.status(cluster, "cachecluster")["endpoint"].rsplit(":", 1)
+    password = e2e.secret_value(f"{cluster}-auth", "password")
+    out = e2e.exec(["/opt/kuberds/bin/python", "-", host, port, password, action, str(SNAPSHOT_KEYS)],
+                   input=KEYS_SCRIPT)  # fmt: skip
+    return int(out.strip().splitlines()[-1])
+
+
+def test_a_redis_snapshot_restores_into_a_new_cluster(e2e: E2E) -> None:
+    e2e.wait_available(REDIS, timeout=300, kind="cachecluster")
+    wait_for(lambda: e2e.status(REDIS, "cachecluster").get("currentPrimary"), timeout=60, what="a Redis primary")
+    assert keys(e2e, REDIS, "write") == 1, "the replica acknowledged the keys"
+    snapshot = {"apiVersion": "kuberds.io/v1alpha1", "kind": "DBSnapshot",
+                "metadata": {"name": "queue-snap", "namespace": NAMESPACE},
+                "spec": {"source": {"cacheCluster": REDIS}}}  # fmt: skip
+    began = time.monotonic()
+    e2e.apply(snapshot)
+    taken = wait_for(lambda: (s := e2e.status("queue-snap", "dbsnapshot")).get("phase") in ("Available", "Failed")
+                     and s, timeout=180, interval=1, what="DBSnapshot queue-snap taken")  # fmt: skip
+    assert taken["phase"] == "Available", taken
+    e2e.record("redis DBSnapshot apply -> Available (s)", round(time.monotonic() - began, 1))
+    e2e.record("redis DBSnapshot size (MiB, sealed)", round(taken["sizeBytes"] / 2**20, 1))
+
+    copy = {"apiVersion": "kuberds.io/v1alpha1", "kind": "CacheCluster",
+            "metadata": {"name": "queue-copy", "namespace": NAMESPACE},
+            "spec": {"engine": "redis", "nodeType": "cache.t3.micro", "replicas": 1, "automaticFailover": True,
+                     "restore": {"fromSnapshot": "queue-snap"}}}  # fmt: skip
+    began = time.monotonic()
+    e2e.apply(copy)
+    e2e.wait_available("queue-copy", timeout=300, kind="cachecluster")
+    wait_for(lambda: e2e.status("queue-copy", "cachecluster").get("currentPrimary"), timeout=60,
+             what="the restored cluster's primary")  # fmt: skip
+    e2e.record("redis restore from DBSnapshot apply -> Available (s)", round(time.monotonic() - began, 1))
+    restored = {c["type"]: c for c in e2e.status("queue-copy", "cachecluster")["conditions"]}
+    assert restored["Restored"]["status"] == "True", restored["Restored"]
+    assert keys(e2e, "queue-copy", "count") == SNAPSHOT_KEYS, "every key of the snapshot, with its value"
