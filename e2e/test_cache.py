@@ -184,3 +184,23 @@ def test_a_redis_snapshot_restores_into_a_new_cluster(e2e: E2E) -> None:
     restored = {c["type"]: c for c in e2e.status("queue-copy", "cachecluster")["conditions"]}
     assert restored["Restored"]["status"] == "True", restored["Restored"]
     assert keys(e2e, "queue-copy", "count") == SNAPSHOT_KEYS, "every key of the snapshot, with its value"
+
+
+TLS_SCRIPT = """
+import sys, tempfile, redis
+host, port, password, ca = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+with tempfile.NamedTemporaryFile("w", suffix=".crt", delete=False) as f:
+    f.write(ca)
+client = redis.Redis(host=host, port=port, password=password, ssl=True, ssl_ca_certs=f.name,
+                     ssl_cert_reqs="required", ssl_check_hostname=True, socket_timeout=10)
+print(client.ping(), client.connection_pool.get_connection("PING")._sock.version())
+"""
+
+
+def test_redis_serves_tls_verified_by_name_against_the_cluster_ca(e2e: E2E) -> None:
+    status = e2e.wait_available(REDIS, timeout=300, kind="cachecluster")
+    host = status["endpoint"].rsplit(":", 1)[0]
+    password, ca = e2e.secret_value(f"{REDIS}-auth", "password"), e2e.secret_value(f"{REDIS}-tls", "ca.crt")
+    out = e2e.exec(["/opt/kuberds/bin/python", "-", host, str(status["tlsPort"]), password, ca], input=TLS_SCRIPT)
+    assert out.split()[:1] == ["True"], out
+    e2e.record("redis TLS through the primary endpoint", out.strip())

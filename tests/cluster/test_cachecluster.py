@@ -117,6 +117,22 @@ def test_a_redis_cluster_gets_its_members_endpoints_and_a_generated_password(cac
     role = kubernetes.client.RbacAuthorizationV1Api(caches.core.api_client).read_namespaced_role(
         "queue-agent", caches.namespace)  # fmt: skip
     assert any(r.resource_names == ["queue-leader"] for r in role.rules)
+    served = caches.core.read_namespaced_secret("queue-tls", caches.namespace)
+    assert {"tls.crt", "tls.key", "ca.crt"} <= set(served.data), "TLS by default, with a certificate kuberds issued"
+    tls = caches.condition("queue", "TLS")
+    assert (tls["status"], status["tlsPort"]) == ("True", 6380) and "TLS on port 6380 beside plain TCP" in tls[
+        "message"
+    ]
+    assert caches.events("queue", "CertificateIssued")
+
+
+def test_a_user_certificate_without_its_ca_is_named(caches: Caches) -> None:
+    secret = {"metadata": {"name": "corp-cert"}, "type": "Opaque", "stringData": {"tls.crt": "x", "tls.key": "y"}}
+    caches.core.create_namespaced_secret(caches.namespace, secret)
+    caches.create("own", engine="redis", tls={"certificateSecretName": "corp-cert", "require": True})
+    condition = wait_for(lambda: (c := caches.condition("own", "Reconciled")).get("reason") == "SecretInvalid"
+                         and c, what="the missing ca.crt named")  # fmt: skip
+    assert condition["message"] == "Secret corp-cert (tls.certificateSecretName) has no key ca.crt"
 
 
 def test_a_missing_auth_secret_is_a_condition_naming_it(caches: Caches) -> None:

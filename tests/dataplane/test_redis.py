@@ -26,7 +26,7 @@ def local_redis(
     given = getattr(request, "param", {})
     replicas = given.get("replicas", 2)
     local = LocalRedis(cluster, namespace, "queue", Path(tempfile.mkdtemp(prefix="r", dir=workroot)), replicas,
-                       given.get("users"))  # fmt: skip
+                       given.get("users"), tls=given.get("tls"))  # fmt: skip
     with local:
         try:
             local.primary(timeout=60)
@@ -90,6 +90,22 @@ def test_a_killed_primary_is_replaced_and_acknowledged_writes_survive(local_redi
              what="the old primary streaming from the new one")  # fmt: skip
     assert local_redis.labelled_primary().name == new.name
     assert local_redis.client(old).get(before[0].key) is not None, "it synced the new primary's data"
+
+
+@pytest.mark.parametrize("local_redis", [{"replicas": 1, "tls": {"require": True}}], indirect=True)
+def test_tls_only_members_replicate_and_fail_over_over_tls(local_redis: LocalRedis) -> None:
+    primary = local_redis.primary()
+    replica = next(m for m in local_redis.members if m is not primary)
+    assert local_redis.replication(replica)["master_link_status"] == "up", "replication over TLS (the only port)"
+    with pytest.raises(redis.RedisError):
+        local_redis.client(primary, tls=False).ping()
+    writes = local_redis.client(primary, timeout=5)
+    writes.set("over-tls", "1")
+    assert writes.execute_command("WAIT", "1", "5000") == 1
+    local_redis.kill(primary)
+    new = wait_for(lambda: (p := local_redis.labelled_primary()) and p.name != primary.name and p, timeout=30,
+                   what="the replica promoted, its agent speaking TLS to it")  # fmt: skip
+    assert local_redis.client(new, timeout=5).get("over-tls") == "1"
 
 
 def test_a_frozen_primary_is_replaced_and_stops_taking_writes_when_it_thaws(local_redis: LocalRedis) -> None:

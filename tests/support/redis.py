@@ -14,7 +14,8 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import kubernetes
@@ -27,10 +28,12 @@ from redis.retry import Retry
 from kuberds.api.schema import parse
 from kuberds.api.v1alpha1 import CacheClusterSpec
 from kuberds.builders import cache as build
+from kuberds.builders import certificates
 from kuberds.builders.meta import Owner
 from kuberds.config import OperatorConfig
 from kuberds.contract import ROLE_LABEL
 from kuberds.contract.environment import BACKUP_STORE, RESTORE_STORE
+from kuberds.contract.redis import RedisAgentConfig
 from kuberds.contract.settings import RestorePlan
 from kuberds.engines import cache_engine_for
 from tests.support.kube import ROOT, Cluster, free_port, token_kubeconfig, wait_for
@@ -73,18 +76,21 @@ class LocalRedis:
 
     def __init__(self, cluster: Cluster, namespace: str, name: str, workdir: Path, replicas: int = 2,
                  users: dict[str, tuple[str, str]] | None = None, snapshots: dict | None = None,
-                 store: StoreAccess | None = None, restore: RestorePlan | None = None):  # fmt: skip
+                 store: StoreAccess | None = None, restore: RestorePlan | None = None,
+                 tls: dict | None = None):  # fmt: skip
         """`users`: ACL users of the spec, name → (access rules, password), each password in a
         Secret NAME-PASSWORD as a user would keep it. `snapshots`: the spec's snapshots (its
         objectStore's keys and CA, and the passphrase, in `store`); `restore`: the plan the
-        operator hands member 0 of a cluster made from a snapshot (read with `store` too)."""
+        operator hands member 0 of a cluster made from a snapshot (read with `store` too).
+        `tls`: the spec's (off unless given), its certificate issued here as the operator would."""
         self.cluster, self.namespace, self.name, self.workdir = cluster, namespace, name, workdir
         self.users = users or {}
         acl = [{"name": user, "access": access, "passwordSecretName": f"{user}-password"}
                for user, (access, _) in self.users.items()]  # fmt: skip
         spec = parse(CacheClusterSpec, {"engine": "redis", "replicas": replicas, "automaticFailover": True,
                                         **({"auth": {"users": acl}} if acl else {}),
-                                        **({"snapshots": snapshots} if snapshots else {})})  # fmt: skip
+                                        **({"snapshots": snapshots} if snapshots else {}),
+                                        "tls": tls or {"enabled": False}})  # fmt: skip
         owner = Owner("CacheCluster", name, namespace, "00000000-0000-4000-8000-0000000000cd")
         self.store = store
         self.cache = build.Cache(owner, spec, cache_engine_for("redis"), OperatorConfig(),
@@ -94,9 +100,26 @@ class LocalRedis:
         self.admin_password = secrets.token_urlsafe(16)
         self.core = kubernetes.client.CoreV1Api(cluster.client())
 
+    @property
+    def tls_dir(self) -> Path:
+        return self.workdir / "tls"
+
+    def _issue_certificate(self) -> None:
+        """The CA and the members' certificate, as the operator's pass issues them."""
+        now = datetime.now(UTC)
+        ca = certificates.new_ca(f"kuberds CA {self.name}", now)
+        served = certificates.server_certificate(ca, ["localhost", *build.dns_names(self.cache)], now)
+        self.tls_dir.mkdir(parents=True, exist_ok=True)
+        self.tls_dir.chmod(0o755)
+        for file, text in (("tls.crt", served.certificate), ("tls.key", served.key), ("ca.crt", ca.certificate)):
+            (self.tls_dir / file).write_text(text)
+            (self.tls_dir / file).chmod(0o644)  # redis-server runs as another user here; a pod's fsGroup reads it
+
     def __enter__(self) -> LocalRedis:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.workdir.chmod(0o755)
+        if self.cache.tls_secret:
+            self._issue_certificate()
         objects = [o for o in build.cache_objects(self.cache) if o["kind"] in ("ServiceAccount", "Role", "RoleBinding")]
         objects += [{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"{user}-password"},
                      "stringData": {"password": password}} for user, (_, password) in self.users.items()]  # fmt: skip
@@ -124,7 +147,11 @@ class LocalRedis:
         config = member.workdir / "config"
         config.mkdir(parents=True, exist_ok=True)
         member.workdir.chmod(0o755)
-        (config / "agent.json").write_text(build.settings_config_map(self.cache)["data"]["agent.json"])
+        agent_json = RedisAgentConfig.from_json(build.settings_config_map(self.cache)["data"]["agent.json"])
+        if agent_json.tls is not None:  # the files where this host keeps them
+            agent_json = replace(agent_json, tls=replace(agent_json.tls, directory=str(self.tls_dir),
+                                                         ca_file=str(self.tls_dir / "ca.crt")))  # fmt: skip
+        (config / "agent.json").write_text(agent_json.to_json())
         peers = ",".join(f"{m.name}=127.0.0.1:{m.port}" for m in self.members)
         env = {
             "PATH": os.environ["PATH"],
@@ -171,12 +198,16 @@ class LocalRedis:
                 process.send_signal(sig)
 
     def client(self, member: LocalMember, timeout: float = 1.0, user: str | None = None,
-               password: str | None = None) -> redis.Redis:  # fmt: skip
+               password: str | None = None, tls: bool | None = None) -> redis.Redis:  # fmt: skip
+        """`tls`: speak TLS (verifying against the cluster's CA); by default when the port is TLS only."""
+        tls = (self.cache.tls_port == self.cache.port) if tls is None else tls
+        options = {"ssl": True, "ssl_ca_certs": str(self.tls_dir / "ca.crt"), "ssl_cert_reqs": "required",
+                   "ssl_check_hostname": False} if tls else {}  # fmt: skip
         # No retries of its own: a failed command goes back to the label at once (what is measured
         # is the failover, not the client library's retry policy).
         return redis.Redis(host="127.0.0.1", port=member.port, username=user, password=password or self.password,
                            socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True,
-                           retry=Retry(NoBackoff(), 0))  # fmt: skip
+                           retry=Retry(NoBackoff(), 0), **options)  # fmt: skip
 
     def set_password(self, user: str, password: str) -> None:
         self.core.patch_namespaced_secret(f"{user}-password", self.namespace, {"stringData": {"password": password}})

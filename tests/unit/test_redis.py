@@ -164,8 +164,8 @@ def test_the_endpoints_select_the_role_the_agents_label() -> None:
     assert services["queue-ro"]["selector"]["kuberds.io/role"] == "replica"
     assert "kuberds.io/role" not in services["queue-pods"]["selector"]
     assert "ConfigMap" in objects and all(c["metadata"]["name"] != "queue-discovery" for c in objects["ConfigMap"])
-    assert build.endpoint_fields(make_redis()) == {"endpoint": "queue.shop.svc:6379",
-                                                   "readerEndpoint": "queue-ro.shop.svc:6379"}  # fmt: skip
+    assert build.endpoint_fields(make_redis()) == {
+        "endpoint": "queue.shop.svc:6379", "readerEndpoint": "queue-ro.shop.svc:6379", "tlsPort": 6380}  # fmt: skip
 
 
 def test_members_get_the_auth_password_and_the_lease_rights_only() -> None:
@@ -288,3 +288,36 @@ def test_redis_parameters_are_written_as_redis_conf_reads_them() -> None:
     config = RedisAgentConfig.from_json(cache_engine_for("redis").agent_config("q", "s", 6379, CACHE_NODE_TYPES[
         "cache.t3.micro"], spec))  # fmt: skip
     assert config.parameters == {"activedefrag": "yes", "timeout": "300", "maxmemory-policy": "allkeys-lru"}
+
+
+def test_tls_is_served_beside_plain_tcp_or_alone_with_require_and_replication_uses_it() -> None:
+    beside = make_redis()
+    objects = by_kind(build.cache_objects(beside))
+    primary = next(s for s in objects["Service"] if s["metadata"]["name"] == "queue")
+    assert [(p["name"], p["port"]) for p in primary["spec"]["ports"]] == [("redis", 6379), ("tls", 6380)]
+    pod = objects["StatefulSet"][0]["spec"]["template"]["spec"]
+    assert {"name": "tls", "mountPath": "/etc/kuberds-tls", "readOnly": True} in pod["containers"][0]["volumeMounts"]
+    assert next(v for v in pod["volumes"] if v["name"] == "tls")["secret"]["secretName"] == "queue-tls"
+    policy = objects["NetworkPolicy"][0]["spec"]["ingress"]
+    assert {"protocol": "TCP", "port": 6380} in policy[0]["ports"], "replication between members goes over TLS"
+    config = RedisAgentConfig.from_json(objects["ConfigMap"][0]["data"]["agent.json"])
+    conf = redis_conf(config, password="p", admin_password="a", listen="0.0.0.0", port=6379, announce_ip="10.0.0.1",
+                      data_dir="/var/lib/redis")  # fmt: skip
+    assert "port 6379\n" in conf and "tls-port 6380\n" in conf and "tls-replication yes\n" in conf
+    assert 'tls-ca-cert-file "/etc/kuberds-tls/ca.crt"' in conf and "tls-auth-clients no\n" in conf
+    assert "*.queue-pods.shop.svc.cluster.local" in build.dns_names(beside)
+
+    only = make_redis(tls={"require": True})
+    config = RedisAgentConfig.from_json(build.settings_config_map(only)["data"]["agent.json"])
+    conf = redis_conf(config, password="p", admin_password="a", listen="0.0.0.0", port=6379, announce_ip="10.0.0.1",
+                      data_dir="/var/lib/redis")  # fmt: skip
+    assert "port 0\n" in conf and "tls-port 6379\n" in conf, "TLS only, on the port clients know"
+    services = by_kind(build.cache_objects(only))["Service"]
+    assert all(len(s["spec"]["ports"]) == 1 for s in services) and only.tls_port == 6379
+    assert cache_status.tls_condition(only).message.startswith("only TLS on port 6379, replication too")
+    off = make_redis(tls={"enabled": False})
+    assert off.tls_port is None and "tls-port" not in redis_conf(
+        RedisAgentConfig.from_json(build.settings_config_map(off)["data"]["agent.json"]), password="p",
+        admin_password="a", listen="0.0.0.0", port=6379, announce_ip="10.0.0.1", data_dir="/d")  # fmt: skip
+    own = make_redis(tls={"certificateSecretName": "corp-redis-cert"})
+    assert own.tls_secret == "corp-redis-cert" and not own.issues_certificate

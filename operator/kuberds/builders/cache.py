@@ -1,4 +1,4 @@
-"""A CacheCluster as the builders see it, and its objects: its members (a StatefulSet without
+"""A CacheCluster's objects (the cluster as read: builders.cache_spec): its members (a StatefulSet without
 volumes: the engines keep their data in memory), the headless Service that names each
 member, the engine's endpoints (Memcached: the configuration endpoint over every node's Auto
 Discovery port; Redis: the primary and reader endpoints over the role label its agents
@@ -7,141 +7,29 @@ and a NetworkPolicy. Pure."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from kuberds.api import v1alpha1 as api
-from kuberds.api.classes import CACHE_NODE_TYPES, Size
-from kuberds.api.schema import parse
-from kuberds.builders import names, settings
-from kuberds.builders.meta import Owner
+from kuberds.builders import names
+from kuberds.builders.cache_spec import CACHE as CACHE
+from kuberds.builders.cache_spec import Cache as Cache
+from kuberds.builders.cache_spec import dns_names as dns_names
+from kuberds.builders.cache_spec import endpoint_fields as endpoint_fields
+from kuberds.builders.cache_spec import snapshot_repository as snapshot_repository
 from kuberds.builders.network_policy import allowed_clients, scrapers
 from kuberds.builders.rbac import agent_objects
-from kuberds.builders.statefulset import HOSTNAME, RESTRICTED_CONTAINER, ZONE, downward_env, placement, pod_security
+from kuberds.builders.statefulset import (
+    HOSTNAME,
+    RESTRICTED_CONTAINER,
+    TLS_VOLUME,
+    ZONE,
+    downward_env,
+    placement,
+    pod_security,
+    tls_volume,
+)
 from kuberds.builders.status import TRUE
-from kuberds.config import OperatorConfig
-from kuberds.contract import CONFIG_DIR, ROLE_LABEL, SETTINGS_FILE, environment
+from kuberds.contract import CONFIG_DIR, ROLE_LABEL, SETTINGS_FILE, TLS_DIR, environment
 from kuberds.contract.memcached import Membership, Node, next_membership
-from kuberds.contract.settings import BackupPlan, RestorePlan
-from kuberds.engines import CacheEngine
-from kuberds.engines.base import CacheEndpoint
 
-CACHE = "cache"  # the app.kubernetes.io/component of a cache's pods and objects
-
-
-@dataclass(frozen=True)
-class Cache:
-    owner: Owner
-    spec: api.CacheClusterSpec
-    engine: CacheEngine
-    config: OperatorConfig
-    store_ca: str | None = None  # the PEM in the snapshot store's caSecretName (read by the handler)
-    restore: RestorePlan | None = None  # resolved from restore.fromSnapshot by the handler
-    restore_credentials: str | None = None  # the snapshot's store keys (a Secret of this namespace)
-    restore_key_secret: str | None = None  # the snapshot's passphrase
-
-    @property
-    def name(self) -> str:
-        return self.owner.name
-
-    @property
-    def snapshot_store(self) -> api.ObjectStore | None:
-        return snapshot_store(self.spec, self.config) if self.engine.snapshots else None
-
-    @property
-    def snapshot_key_secret(self) -> str | None:
-        return snapshot_key_secret(self.name, self.spec)
-
-    @property
-    def generates_snapshot_key(self) -> bool:
-        return self.snapshot_store is not None and self.snapshot_key_secret == names.backup_key(self.name)
-
-    @property
-    def snapshot_plan(self) -> BackupPlan | None:
-        store = self.snapshot_store
-        if store is None:
-            return None
-        snapshots = self.spec.snapshots
-        repository = settings.repository(self.owner, store, snapshots.encryption.enabled, self.store_ca)
-        return BackupPlan(repository, snapshots.retention_days, snapshots.window)
-
-    @property
-    def port(self) -> int:
-        return self.spec.port or self.engine.info.default_port
-
-    @property
-    def version(self) -> str:
-        return self.spec.engine_version or self.engine.info.default_version
-
-    @property
-    def nodes(self) -> int:
-        """Pods: Memcached's nodes, or Redis's primary and replicas."""
-        return self.engine.members(self.spec)
-
-    @property
-    def auth_secret(self) -> str | None:
-        """The Secret with the AUTH password the pods use (None: no AUTH)."""
-        auth = self.spec.auth
-        if not self.engine.auth or (auth is not None and not auth.enabled):
-            return None
-        return (auth.secret_name if auth else None) or names.cache_auth(self.name)
-
-    @property
-    def generates_auth(self) -> bool:
-        return self.auth_secret == names.cache_auth(self.name)
-
-    @property
-    def size(self) -> Size:
-        return CACHE_NODE_TYPES[self.spec.node_type]
-
-    def labels(self) -> dict[str, str]:
-        return self.owner.labels(CACHE, self.spec.engine, self.version)
-
-    def selector(self) -> dict[str, str]:
-        return self.owner.selector(CACHE)
-
-    def meta(self, name: str, **extra: dict) -> dict:
-        return self.owner.metadata(name, self.labels(), **extra)
-
-    def node_host(self, ordinal: int) -> str:
-        """A node's stable DNS name, fully qualified (clients outside the namespace resolve it)."""
-        pods = names.headless_service(self.name)
-        return f"{names.pod(self.name, ordinal)}.{pods}.{self.owner.namespace}.svc.{self.config.cluster_domain}"
-
-
-def snapshot_store(spec: api.CacheClusterSpec, config: OperatorConfig) -> api.ObjectStore | None:
-    """The spec's store, else the one the operator was installed with, else none."""
-    if spec.snapshots.object_store is not None:
-        return spec.snapshots.object_store
-    return parse(api.ObjectStore, config.default_object_store) if config.default_object_store else None
-
-
-def snapshot_key_secret(name: str, spec: api.CacheClusterSpec) -> str | None:
-    """The Secret with the snapshots' passphrase (None: they are not encrypted)."""
-    encryption = spec.snapshots.encryption
-    return (encryption.key_secret_name or names.backup_key(name)) if encryption.enabled else None
-
-
-def snapshot_repository(source: dict, config: OperatorConfig) -> dict | None:
-    """For a DBSnapshot of a cache: where its RDB goes, recorded on the snapshot (restores read
-    it after the cluster is gone). None: the cluster has no store."""
-    spec = parse(api.CacheClusterSpec, source.get("spec"))
-    store = snapshot_store(spec, config)
-    if store is None:
-        return None
-    repository = settings.repository(Owner.of(source), store, spec.snapshots.encryption.enabled)
-    return api.SnapshotRepository(store=store, path=repository.path, stanza=repository.stanza,
-                                  encrypted=repository.encrypted,
-                                  key_secret_name=snapshot_key_secret(source["metadata"]["name"], spec))  # fmt: skip
-
-
-def endpoint_address(cache: Cache, endpoint: CacheEndpoint) -> str:
-    return f"{cache.name}{endpoint.suffix}.{cache.owner.namespace}.svc:{cache.port}"
-
-
-def endpoint_fields(cache: Cache) -> dict[str, str]:
-    """status.endpoint (primary or configuration endpoint) and readerEndpoint."""
-    field = {"primary": "endpoint", "configuration": "endpoint", "reader": "readerEndpoint"}
-    return {field[e.kind]: endpoint_address(cache, e) for e in cache.engine.endpoints}
+TLS_PORT_NAME = "tls"  # the pods' TLS port when it is a port of its own
 
 
 # ---------------------------------------------------------------- membership
@@ -201,7 +89,8 @@ def discovery_config_map(cache: Cache, current: Membership, read_at: str | None 
 def settings_config_map(cache: Cache) -> dict:
     agent_json = cache.engine.agent_config(cache.name, cache.owner.namespace, cache.port, cache.size, cache.spec,
                                            cache.nodes, cache.config.cluster_domain, version=cache.version,
-                                           snapshots=cache.snapshot_plan, restore=cache.restore)  # fmt: skip
+                                           snapshots=cache.snapshot_plan, restore=cache.restore,
+                                           tls=cache.client_tls)  # fmt: skip
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": cache.meta(names.settings(cache.name)),
             "data": {SETTINGS_FILE: agent_json}}  # fmt: skip
 
@@ -218,13 +107,18 @@ def _service(cache: Cache, name: str, ports: list[dict], headless: bool = False,
 
 def services(cache: Cache) -> list[dict]:
     engine = cache.spec.engine
+
+    def tls() -> list[dict]:
+        return [{"name": TLS_PORT_NAME, "port": cache.extra_tls_port, "targetPort": TLS_PORT_NAME,
+                 "protocol": "TCP"}] if cache.extra_tls_port else []  # fmt: skip
+
     node_port = {"name": engine, "port": cache.port, "targetPort": engine, "protocol": "TCP"}
     endpoints = [
         _service(cache, cache.name + e.suffix, [{"name": e.target_port, "port": cache.port,
-                                                  "targetPort": e.target_port, "protocol": "TCP"}], role=e.role)
+                                                  "targetPort": e.target_port, "protocol": "TCP"}, *tls()], role=e.role)
         for e in cache.engine.endpoints
     ]  # fmt: skip
-    return [_service(cache, names.headless_service(cache.name), [node_port], headless=True), *endpoints]
+    return [_service(cache, names.headless_service(cache.name), [node_port, *tls()], headless=True), *endpoints]
 
 
 def _pod_spec(cache: Cache) -> dict:
@@ -251,12 +145,18 @@ def _pod_spec(cache: Cache) -> dict:
             {"name": engine.name, "containerPort": cache.port, "protocol": "TCP"},
             {"name": engine.agent_port_name, "containerPort": layout.agent_port, "protocol": "TCP"},
             {"name": "metrics", "containerPort": layout.metrics_port, "protocol": "TCP"},
+            *(
+                [{"name": TLS_PORT_NAME, "containerPort": cache.extra_tls_port, "protocol": "TCP"}]
+                if cache.extra_tls_port
+                else []
+            ),
         ],
         "resources": cache.size.resources(),
         **engine.probes(cache.port),
         "volumeMounts": [
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
             *({"name": name, "mountPath": path} for name, path in scratch),
+            *([{"name": TLS_VOLUME, "mountPath": TLS_DIR, "readOnly": True}] if cache.tls_secret else []),
         ],
         "securityContext": dict(RESTRICTED_CONTAINER),
     }
@@ -273,6 +173,7 @@ def _pod_spec(cache: Cache) -> dict:
             {"name": "config", "configMap": {"name": names.settings(cache.name)}},
             *({"name": name, "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"} if path in layout.private_paths
                else {}} for name, path in scratch),
+            *([tls_volume(cache.tls_secret, with_ca=True)] if cache.tls_secret else []),
         ],
         # Members spread over zones and hosts: losing a zone loses a share of Memcached's keys,
         # not all of them, and a Redis replica survives its primary's zone. Required with
@@ -334,7 +235,10 @@ def network_policy(cache: Cache) -> dict:
     def port(number: int) -> dict:
         return {"protocol": "TCP", "port": number}
 
-    client_ports = [port(cache.port), *([port(layout.agent_port)] if agent_served else [])]
+    def tls() -> list[dict]:
+        return [port(cache.extra_tls_port)] if cache.extra_tls_port else []
+
+    client_ports = [port(cache.port), *tls(), *([port(layout.agent_port)] if agent_served else [])]
 
     return {
         "apiVersion": "networking.k8s.io/v1",
@@ -344,7 +248,7 @@ def network_policy(cache: Cache) -> dict:
             "podSelector": {"matchLabels": cache.selector()},
             "policyTypes": ["Ingress"],
             "ingress": [
-                {"from": [{"podSelector": {"matchLabels": cache.selector()}}], "ports": [port(cache.port)]},
+                {"from": [{"podSelector": {"matchLabels": cache.selector()}}], "ports": [port(cache.port), *tls()]},
                 {"from": allowed_clients(cache), "ports": client_ports},
                 {"from": scrapers(cache), "ports": [port(layout.metrics_port)]},
             ],

@@ -21,11 +21,17 @@ def member(cache: Cache, pod: dict, zones: dict[str, str]) -> dict:
 
 
 def tls_condition(cache: Cache) -> Condition:
-    """Said, not hidden: the nodes serve plain TCP whatever spec.tls asks (not offered yet)."""
-    if cache.spec.tls.enabled:
+    """Where TLS is served and with which certificate, or why it is not."""
+    if not cache.spec.tls.enabled:
+        return Condition("TLS", "False", "Disabled", "spec.tls.enabled is false")
+    if not cache.engine.tls:
         return Condition("TLS", "False", "NotOffered", f"{cache.engine.name} nodes serve plain TCP: TLS in transit "
                          "is not offered for them yet, so spec.tls is not applied")  # fmt: skip
-    return Condition("TLS", "False", "Disabled", "spec.tls.enabled is false")
+    where = (f"only TLS on port {cache.port}" if cache.spec.tls.require
+             else f"TLS on port {cache.tls_port} beside plain TCP on {cache.port}")  # fmt: skip
+    whose = "issued by the cluster's CA" if cache.issues_certificate else "the user's"
+    return Condition("TLS", TRUE, "Enabled", f"{where}, replication too; certificate in Secret {cache.tls_secret} "
+                     f"({whose})")  # fmt: skip
 
 
 def snapshots_condition(cache: Cache) -> Condition:

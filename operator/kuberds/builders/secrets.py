@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 
 from kuberds.builders import names
+from kuberds.builders.cache import Cache
 from kuberds.builders.certificates import KeyPair
 from kuberds.builders.server import Server
 from kuberds.contract import environment
@@ -43,12 +44,12 @@ def backup_key(server: Server, passphrase: str) -> dict:
     return _secret(meta, "Opaque", {environment.BACKUP_STORE.cipher_pass.key: passphrase})
 
 
-def ca_secret(server: Server, ca: KeyPair) -> dict:
+def ca_secret(server: Server | Cache, ca: KeyPair) -> dict:
     """Created once (create-if-absent); owned: a new server gets a new CA."""
     return _secret(server.meta(names.ca_secret(server.name)), "Opaque", {"ca.crt": ca.certificate, "ca.key": ca.key})
 
 
-def tls_secret(server: Server, ca_certificate: str, served: KeyPair) -> dict:
+def tls_secret(server: Server | Cache, ca_certificate: str, served: KeyPair) -> dict:
     """Applied (server-side) whenever reissued, so `data`, not the write-only stringData."""
     values = {"tls.crt": served.certificate, "tls.key": served.key, "ca.crt": ca_certificate}
     return {

@@ -133,7 +133,7 @@ def _pod_spec(server: Server) -> dict:
         "volumes": [
             {"name": "config", "configMap": {"name": names.settings(server.name)}},
             *({"name": name, "emptyDir": _scratch(path, layout)} for name, path in scratch),
-            *([_tls_volume(server.tls_secret, server.issues_certificate)] if server.tls_secret else []),
+            *([tls_volume(server.tls_secret, server.issues_certificate)] if server.tls_secret else []),
         ],
         "topologySpreadConstraints": _spread(server),
         "affinity": {"podAntiAffinity": _apart(server)},
@@ -147,7 +147,7 @@ def _scratch(path: str, layout) -> dict:
     return {"medium": "Memory", "sizeLimit": PRIVATE_SIZE} if path in layout.private_paths else {}
 
 
-def _tls_volume(secret: str, with_ca: bool) -> dict:
+def tls_volume(secret: str, with_ca: bool) -> dict:
     # The certificate and key, and the CA's certificate when kuberds issued them (never a CA
     # key); group-readable for the engine's fsGroup.
     items = [{"key": file, "path": file} for file in (*TLS_FILES, *((TLS_CA_FILE,) if with_ca else ()))]

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 
 from kuberds import codec
-from kuberds.contract.settings import BackupPlan, RestorePlan
+from kuberds.contract.settings import BackupPlan, ClientTls, RestorePlan
 
 LEASE_SECONDS = 5  # a primary whose agent has not renewed for this long is replaced
 # A primary refuses writes when no replica acknowledged for this long: shorter than the
@@ -25,6 +25,11 @@ MIN_REPLICAS_MAX_LAG = 4
 
 def lease_name(cluster: str) -> str:
     return f"{cluster}-leader"
+
+
+def tls_port_beside(port: int) -> int:
+    """TLS beside plain TCP: the next port (6380 for Redis's 6379)."""
+    return port + 1
 
 
 def member_host(cluster: str, ordinal: int, namespace: str, domain: str = "cluster.local") -> str:
@@ -68,6 +73,9 @@ class RedisAgentConfig:
     snapshots: BackupPlan | None = None
     # Member 0 of a new cluster loads this snapshot before it first starts (environment.RESTORE_STORE).
     restore: RestorePlan | None = None
+    # TLS with the files in `tls.directory` (tls.crt, tls.key, ca.crt), replication too. With
+    # tls.require the port serves TLS only; without, TLS is served on port + 1 beside it.
+    tls: ClientTls | None = None
 
     def to_json(self) -> str:
         return json.dumps(codec.encode(self, codec.same, omit_none=False), indent=1, sort_keys=True)
@@ -78,6 +86,18 @@ class RedisAgentConfig:
 
     def host(self, ordinal: int) -> str:
         return member_host(self.cluster, ordinal, self.namespace, self.cluster_domain)
+
+    @property
+    def tls_port(self) -> int | None:
+        """Where TLS is served (and where replicas connect); None: no TLS."""
+        if self.tls is None:
+            return None
+        return self.port if self.tls.require else tls_port_beside(self.port)
+
+    @property
+    def plain_port(self) -> int | None:
+        """Where plain TCP is served; None: TLS only."""
+        return None if self.tls is not None and self.tls.require else self.port
 
     @property
     def min_replicas_to_write(self) -> int:

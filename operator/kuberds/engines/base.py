@@ -27,7 +27,7 @@ from typing import Literal, Protocol
 
 from kuberds.api.classes import Size
 from kuberds.contract.layouts import PodLayout, ProxyLayout
-from kuberds.contract.settings import BackupPlan, RestorePlan
+from kuberds.contract.settings import BackupPlan, ClientTls, RestorePlan
 from kuberds.engines.parameters import Parameter
 
 Family = Literal["database", "cache"]
@@ -140,6 +140,7 @@ class CacheEngine(Protocol):
     agent_port_name: str
     publishes_membership: bool
     auth: bool
+    tls: bool  # serves TLS (with a certificate kuberds issues or the user's)
     snapshots: bool  # RDB snapshots to the object store, restores from them (engine data that outlives memory)
 
     @property
@@ -171,9 +172,10 @@ class CacheEngine(Protocol):
         version: str = "",
         snapshots: BackupPlan | None = None,
         restore: RestorePlan | None = None,
+        tls: ClientTls | None = None,
     ) -> str:
         """agent.json; the spec must have passed spec_problems. `snapshots`/`restore` only where
-        the engine has `snapshots`."""  # fmt: skip
+        the engine has `snapshots`, `tls` where it has `tls`."""
 
     def probes(self, port: int) -> dict[str, dict]: ...
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from kuberds.api.classes import Size
 from kuberds.contract.layouts import MEMCACHED, PodLayout
 from kuberds.contract.memcached import CacheAgentConfig, discovery_object
-from kuberds.contract.settings import BackupPlan, RestorePlan
+from kuberds.contract.settings import BackupPlan, ClientTls, RestorePlan
 from kuberds.engines.base import CacheEndpoint, EngineInfo
 from kuberds.engines.parameters import Parameter, problems
 from kuberds.quantity import to_bytes
@@ -63,6 +63,7 @@ class Memcached:
     publishes_membership = True
     auth = False
     snapshots = False
+    tls = False  # memcached -Z needs a TLS build and its own client setup: not offered yet
 
     def members(self, spec) -> int:
         return spec.num_nodes
@@ -92,7 +93,8 @@ class Memcached:
 
     def agent_config(self, cluster: str, namespace: str, port: int, size: Size, spec, members: int = 1,
                      cluster_domain: str = "cluster.local", *, version: str = "",
-                     snapshots: BackupPlan | None = None, restore: RestorePlan | None = None) -> str:  # fmt: skip
+                     snapshots: BackupPlan | None = None, restore: RestorePlan | None = None,
+                     tls: ClientTls | None = None) -> str:  # fmt: skip
         """agent.json; the spec must have passed spec_problems."""
         parameters = {
             name.lower(): _normalised(ALLOWED[name.lower()], value) for name, value in spec.parameters.items()

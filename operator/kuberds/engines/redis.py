@@ -11,7 +11,7 @@ from kuberds.api.classes import Size
 from kuberds.contract import PRIMARY, REPLICA
 from kuberds.contract.layouts import REDIS, PodLayout
 from kuberds.contract.redis import AclUser, RedisAgentConfig, lease_name
-from kuberds.contract.settings import BackupPlan, RestorePlan
+from kuberds.contract.settings import BackupPlan, ClientTls, RestorePlan
 from kuberds.engines.base import CacheEndpoint, EngineInfo
 from kuberds.engines.parameters import Parameter, problems
 from kuberds.quantity import to_bytes
@@ -100,6 +100,7 @@ class Redis:
     publishes_membership = False
     auth = True
     snapshots = True
+    tls = True
 
     @property
     def name(self) -> str:
@@ -124,7 +125,8 @@ class Redis:
 
     def agent_config(self, cluster: str, namespace: str, port: int, size: Size, spec, members: int = 1,
                      cluster_domain: str = "cluster.local", *, version: str = "",
-                     snapshots: BackupPlan | None = None, restore: RestorePlan | None = None) -> str:  # fmt: skip
+                     snapshots: BackupPlan | None = None, restore: RestorePlan | None = None,
+                     tls: ClientTls | None = None) -> str:  # fmt: skip
         parameters = {
             name.lower(): _normalised(ALLOWED[name.lower()], value) for name, value in spec.parameters.items()
         }
@@ -132,7 +134,7 @@ class Redis:
                  for u in (spec.auth.users if spec.auth else [])]  # fmt: skip
         return RedisAgentConfig(cluster, namespace, port, members, maxmemory_mb(size), parameters, cluster_domain,
                                 users=users, engine_version=version, snapshots=snapshots,
-                                restore=restore).to_json()  # fmt: skip
+                                restore=restore, tls=tls).to_json()  # fmt: skip
 
     def probes(self, port: int) -> dict[str, dict]:
         # Ready: the primary holding the lease, or a replica streaming from it (the agent

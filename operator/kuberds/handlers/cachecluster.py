@@ -20,14 +20,14 @@ from kuberds.builders import cache_status, names
 from kuberds.builders.meta import Owner
 from kuberds.builders.status import TRUE, Condition, Observed
 from kuberds.config import OperatorConfig
-from kuberds.contract import PRIMARY, environment
+from kuberds.contract import PRIMARY, TLS_CA_FILE, TLS_FILES, environment
 from kuberds.contract.environment import secret_text
 from kuberds.contract.memcached import Membership
 from kuberds.contract.redis import RedisAgentConfig
 from kuberds.engines import cache_engine_for
 from kuberds.handlers import shared
 from kuberds.kube import Kube
-from kuberds.operations import coalesce, drift, ownership, restore
+from kuberds.operations import certificates, coalesce, drift, ownership, restore
 from kuberds.operations.secrets import (
     PASSPHRASE_KEYS,
     STORE_KEYS,
@@ -76,7 +76,23 @@ def _problem(kube: Kube, spec: api.CacheClusterSpec, namespace: str, cache: buil
                                     (environment.CACHE_PASSWORD.key,))  # fmt: skip
         if problem:
             return problem
+    if cache and cache.tls_secret and not cache.issues_certificate:  # replicas verify the primary with its CA
+        return reference_problem(kube.get("Secret", namespace, cache.tls_secret), cache.tls_secret,
+                                 "tls.certificateSecretName", (*TLS_FILES, TLS_CA_FILE))  # fmt: skip
     return None
+
+
+def _issue_certificate(kube: Kube, body: dict, cache: build.Cache) -> None:
+    """The cluster's CA, made once, and the members' certificate, (re)issued when missing,
+    naming other endpoints, signed by another CA, or near its expiry."""
+    namespace = cache.owner.namespace
+    ca, served = (kube.get("Secret", namespace, name) for name in certificates.secret_names(cache))
+    planned = certificates.plan(cache, ca, served, dt.datetime.now(dt.UTC), build.dns_names(cache))
+    if planned.create_ca:
+        kube.create_if_absent(planned.create_ca)
+    if planned.served:
+        kube.apply(planned.served)
+        post_event(body, "Normal", "CertificateIssued", f"certificate {cache.tls_secret}: {planned.reason}")
 
 
 @dataclass(frozen=True)
@@ -159,6 +175,8 @@ def reconcile(kube: Kube, config: OperatorConfig, body: dict, pods: list[dict], 
     for made in generated:  # passwords: made once, never overwritten
         secret, _ = kube.create_if_absent(made | {"stringData": {k: new_token(24) for k in made["stringData"]}})
         ownership.confirm(cache.owner, secret)
+    if cache.issues_certificate:
+        _issue_certificate(kube, body, cache)
     if cache.generates_snapshot_key:  # not owned (it outlives the cluster, as its snapshots do)
         kube.create_if_absent(build.snapshot_key(cache, new_token(32)))
     for obj in objects:

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from kuberds.builders import certificates, names
 from kuberds.builders import secrets as secret_build
+from kuberds.builders.cache import Cache
 from kuberds.builders.server import Server, endpoint_names
 from kuberds.contract.environment import secret_text
 
@@ -20,14 +21,16 @@ class CertificatePlan:
     reason: str = ""  # why it was issued (the Event says so)
 
 
-def plan(server: Server, ca_secret: dict | None, served_secret: dict | None, now: datetime) -> CertificatePlan:
+def plan(server: Server | Cache, ca_secret: dict | None, served_secret: dict | None, now: datetime,
+         dns: list[str] | None = None) -> CertificatePlan:  # fmt: skip
+    """`dns`: the names the certificate serves (a server's endpoints when None)."""
     create_ca = None
     if ca_secret is None:
         ca = certificates.new_ca(f"kuberds CA {server.name}.{server.owner.namespace}", now)
         create_ca = secret_build.ca_secret(server, ca)
     else:
         ca = certificates.KeyPair(secret_text(ca_secret, "ca.crt") or "", secret_text(ca_secret, "ca.key") or "")
-    dns = endpoint_names(server)
+    dns = endpoint_names(server) if dns is None else dns
     reason = certificates.reissue_reason(secret_text(served_secret, "tls.crt"), ca.certificate, dns, now)
     if reason is None and secret_text(served_secret, "ca.crt") == ca.certificate:
         return CertificatePlan(create_ca)
@@ -35,6 +38,6 @@ def plan(server: Server, ca_secret: dict | None, served_secret: dict | None, now
     return CertificatePlan(create_ca, served, reason or "the CA it is published with changed")
 
 
-def secret_names(server: Server) -> tuple[str, str]:
+def secret_names(server: Server | Cache) -> tuple[str, str]:
     """The CA's and the served certificate's Secrets (the pass reads both)."""
     return names.ca_secret(server.name), names.tls_secret(server.name)

@@ -32,7 +32,7 @@ from kuberds.agent.redis.snapshots import discard_rdb, restore_if_first, serve_s
 from kuberds.agent.redis.users import AclUsers
 from kuberds.contract import PRIMARY, ROLE_LABEL, SETTINGS_FILE, environment
 from kuberds.contract import REPLICA as REPLICA_ROLE
-from kuberds.contract.redis import RedisAgentConfig, lease_name
+from kuberds.contract.redis import RedisAgentConfig, lease_name, tls_port_beside
 from kuberds.contract.report import AgentReport
 
 log = logging.getLogger("kuberds.agent")
@@ -117,9 +117,22 @@ class RedisAgent:
         # No retries: a member that does not answer at once is not reachable this loop (a
         # frozen one would otherwise cost every loop seconds).
         return redis.Redis(host=host, port=port, username=ADMIN_USER, password=self.admin_password,
-                           socket_timeout=TIMEOUT,
-                           socket_connect_timeout=TIMEOUT, decode_responses=True,
-                           retry=Retry(NoBackoff(), 0))  # fmt: skip
+                           socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT, decode_responses=True,
+                           retry=Retry(NoBackoff(), 0), **self._tls_options())  # fmt: skip
+
+    def _tls_options(self) -> dict:
+        """Where the port serves TLS only, the agents speak it too: the chain is checked against
+        the cluster's CA, not the name (members are reached by their pods' IPs)."""
+        tls = self.config.tls
+        if tls is None or not tls.require:
+            return {}
+        return {"ssl": True, "ssl_ca_certs": tls.ca_file or f"{tls.directory}/ca.crt", "ssl_cert_reqs": "required",
+                "ssl_check_hostname": False}  # fmt: skip
+
+    def _replication_port(self, port: int) -> int:
+        """Replicas connect where TLS is served (tls-replication), the member's port otherwise."""
+        tls = self.config.tls
+        return tls_port_beside(port) if tls is not None and not tls.require else port
 
     # ------------------------------------------------------------ observe
 
@@ -134,7 +147,8 @@ class RedisAgent:
         if not info or info.get("role") != "slave":
             return None
         source = Address(str(info.get("master_host")), int(info.get("master_port") or 0))
-        return next((name for name, address in self.addresses.items() if address == source), None)
+        return next((name for name, address in self.addresses.items()
+                     if Address(address.host, self._replication_port(address.port)) == source), None)  # fmt: skip
 
     def observe(self) -> Seen:
         mine = replication(self.local)
@@ -219,14 +233,14 @@ class RedisAgent:
         me = self.addresses[self.me]
         for name in self.answering:  # the replicas that answer follow at once (their agents agree)
             try:
-                self.clients[name].execute_command("REPLICAOF", me.host, str(me.port))
+                self.clients[name].execute_command("REPLICAOF", me.host, str(self._replication_port(me.port)))
             except (redis.RedisError, OSError) as error:
                 log.info("pointing %s at the new primary: %s", name, error)
 
     def _follow(self, action: Action) -> None:
         address = self.addresses[action.target]
         self.local.execute_command("ACL", "DELUSER", REPLICATION_USER)  # no replica may copy a stale primary
-        self.local.execute_command("REPLICAOF", address.host, str(address.port))
+        self.local.execute_command("REPLICAOF", address.host, str(self._replication_port(address.port)))
         self._label(REPLICA_ROLE)
 
     _demote = _follow

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from kuberds.contract.redis import MIN_REPLICAS_MAX_LAG, RedisAgentConfig
+from kuberds.contract.redis import MIN_REPLICAS_MAX_LAG, RedisAgentConfig, tls_port_beside
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Commands that can hurt the server or read its files: only an admin user may run them.
@@ -29,6 +29,23 @@ REPLICATION_USER = "kuberds"  # replicas sync as this user, which only a primary
 DEFAULT_RULES = ("~*", "&*", "+@all", "-@admin")
 
 
+def tls_lines(config: RedisAgentConfig, port: int) -> dict[str, str]:
+    """TLS for clients and replication; clients need no certificate of their own (AUTH is
+    theirs), replicas verify the primary's against the CA."""
+    if config.tls is None:
+        return {}
+    directory = config.tls.directory
+    return {
+        "tls-port": str(port if config.tls.require else tls_port_beside(port)),
+        "tls-cert-file": _quoted(f"{directory}/tls.crt"),
+        "tls-key-file": _quoted(f"{directory}/tls.key"),
+        "tls-ca-cert-file": _quoted(config.tls.ca_file or f"{directory}/ca.crt"),
+        "tls-auth-clients": "no",
+        "tls-replication": "yes",
+        "tls-protocols": '"TLSv1.2 TLSv1.3"',
+    }
+
+
 def redis_conf(config: RedisAgentConfig, *, password: str, admin_password: str, listen: str, port: int,
                announce_ip: str, data_dir: str) -> str:  # fmt: skip
     """No persistence (a member that restarts is re-synced from the primary; snapshots are
@@ -36,7 +53,7 @@ def redis_conf(config: RedisAgentConfig, *, password: str, admin_password: str, 
     replica keeps up, every client authenticated, and the server's own commands kept for the
     agents' user."""
     lines = {
-        "port": str(port),
+        "port": str(port if config.plain_port is not None else 0),
         "bind": listen,
         "protected-mode": "yes",
         "daemonize": "no",
@@ -57,6 +74,7 @@ def redis_conf(config: RedisAgentConfig, *, password: str, admin_password: str, 
         "enable-module-command": "no",
         "enable-protected-configs": "no",
     }
+    lines |= tls_lines(config, port)
     for name, value in sorted(config.parameters.items()):
         lines[name.lower()] = _quoted(value)
     users = [f"user default on {_quoted('>' + password)} {' '.join(DEFAULT_RULES)}\n",

@@ -146,7 +146,11 @@ class CacheClusterSpec:
         rules=[cel.window_long_enough("maintenanceWindow", weekly=True)],
     )
     automation_paused: bool = field("Stop the operator from changing anything of this cache.", default=False)
-    tls: Tls = field("TLS in transit (Redis).", default_factory=Tls)
+    tls: Tls = field(
+        "TLS in transit (Redis; replication too): on the port itself with require, else on the next "
+        "port beside plain TCP. Memcached: not offered yet.",
+        default_factory=Tls,
+    )
     network: Network = field("Who may connect.", default_factory=Network)
     scheduling: Scheduling = field("Node placement.", default_factory=Scheduling)
     monitoring: Monitoring = field("Metrics.", default_factory=Monitoring)
@@ -162,6 +166,8 @@ class CacheClusterStatus:
     engine_version: str | None = field("Engine version running.")
     endpoint: str | None = field("Primary endpoint (Redis) or configuration endpoint (Memcached), host:port.")
     reader_endpoint: str | None = field("Reader endpoint (Redis replicas), host:port.")
+    tls_port: int | None = field("The endpoints' TLS port: their own port with tls.require, the next one beside it "
+                                 "without; unset when TLS is off.")  # fmt: skip
     current_primary: str | None = field("Pod that is the Redis primary now.")
     members: list[MemberStatus] = field("The cache pods.", default_factory=list)
     auth_secret_name: str | None = field("Secret holding the AUTH password.")
