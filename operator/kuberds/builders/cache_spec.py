@@ -131,16 +131,11 @@ class Cache:
 
 
 def snapshot_store(spec: api.CacheClusterSpec, config: OperatorConfig) -> api.ObjectStore | None:
-    """The spec's store, else the one the operator was installed with, else none."""
-    if spec.snapshots.object_store is not None:
-        return spec.snapshots.object_store
-    return parse(api.ObjectStore, config.default_object_store) if config.default_object_store else None
+    return settings.chosen_store(spec.snapshots.object_store, config)
 
 
 def snapshot_key_secret(name: str, spec: api.CacheClusterSpec) -> str | None:
-    """The Secret with the snapshots' passphrase (None: they are not encrypted)."""
-    encryption = spec.snapshots.encryption
-    return (encryption.key_secret_name or names.backup_key(name)) if encryption.enabled else None
+    return settings.passphrase_secret(name, spec.snapshots.encryption)
 
 
 def snapshot_repository(source: dict, config: OperatorConfig) -> dict | None:

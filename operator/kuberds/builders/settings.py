@@ -84,14 +84,21 @@ def settings_config_map(server: Server) -> dict:
     }
 
 
-def object_store(spec: api.ServerSpec, config: OperatorConfig) -> api.ObjectStore | None:
-    """The spec's store, else the one the operator was installed with, else none."""
-    if spec.backup.object_store is not None:
-        return spec.backup.object_store
+def chosen_store(named: api.ObjectStore | None, config: OperatorConfig) -> api.ObjectStore | None:
+    """The store a spec names, else the one the operator was installed with, else none."""
+    if named is not None:
+        return named
     return parse(api.ObjectStore, config.default_object_store) if config.default_object_store else None
 
 
+def passphrase_secret(owner_name: str, encryption: api.BackupEncryption) -> str | None:
+    """The Secret with a repository's passphrase (None: the repository is not encrypted)."""
+    return (encryption.key_secret_name or names.backup_key(owner_name)) if encryption.enabled else None
+
+
+def object_store(spec: api.ServerSpec, config: OperatorConfig) -> api.ObjectStore | None:
+    return chosen_store(spec.backup.object_store, config)
+
+
 def backup_key_secret(server_name: str, spec: api.ServerSpec) -> str | None:
-    """The Secret with the repository passphrase (None: the repository is not encrypted)."""
-    encryption = spec.backup.encryption
-    return (encryption.key_secret_name or names.backup_key(server_name)) if encryption.enabled else None
+    return passphrase_secret(server_name, spec.backup.encryption)
