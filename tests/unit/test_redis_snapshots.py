@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 from kuberds.agent.decisions import SnapshotRequest
 from kuberds.agent.redis.decide import MASTER, REPLICA, Member
-from kuberds.agent.redis.snapshots import DAILY, MANUAL, Manifest, expired, new_id, next_step, taker
+from kuberds.agent.redis.metrics import snapshot_metrics
+from kuberds.agent.redis.snapshots import DAILY, MANUAL, Manifest, SnapshotStats, expired, new_id, next_step, taker
 from kuberds.api.v1alpha1 import Restore
 from kuberds.config import OperatorConfig
 from kuberds.contract.settings import BackupPlan, ObjectStoreTarget, Repository
@@ -85,3 +86,12 @@ def test_a_snapshot_of_another_engine_is_refused_by_name() -> None:
     resolved = restore.resolve(wanted, restore.RestoreSeen(snapshot), OperatorConfig(), IN_WINDOW)
     assert resolved.problem.reason == "SnapshotOfAnotherEngine"
     assert resolved.problem.message == "DBSnapshot pg holds postgres data, which redis cannot load"
+
+
+def test_snapshot_metrics_say_what_the_member_took() -> None:
+    idle = {m.name: m.samples[0].value for m in snapshot_metrics(SnapshotStats())}
+    assert idle == {"kuberds_redis_snapshots": 0, "kuberds_redis_snapshot_failures": 0}
+    done = SnapshotStats(taken=2, failed=1, last_time=1_800_000_000.0, last_seconds=3.5, last_bytes=34_244_290)
+    seen = {m.name: m.samples[0].value for m in snapshot_metrics(done)}
+    assert seen["kuberds_redis_last_snapshot_bytes"] == 34_244_290 and seen["kuberds_redis_snapshots"] == 2
+    assert seen["kuberds_redis_last_snapshot_duration_seconds"] == 3.5

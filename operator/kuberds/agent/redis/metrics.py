@@ -9,6 +9,8 @@ import redis
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from kuberds.agent.redis.snapshots import SnapshotStats
+
 log = logging.getLogger("kuberds.agent")
 
 GAUGES = {
@@ -49,9 +51,22 @@ def info_metrics(info: dict) -> Iterator[GaugeMetricFamily | CounterMetricFamily
                                 value=lag)  # fmt: skip
 
 
+def snapshot_metrics(stats: SnapshotStats) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    """What this member's snapshots did (a member that never was the taker says 0 taken)."""
+    yield CounterMetricFamily("kuberds_redis_snapshots", "Snapshots this member took", value=stats.taken)
+    yield CounterMetricFamily("kuberds_redis_snapshot_failures", "Snapshot looks that failed", value=stats.failed)
+    if stats.last_time is not None:
+        yield GaugeMetricFamily("kuberds_redis_last_snapshot_timestamp_seconds", "When the last snapshot finished",
+                                value=stats.last_time)  # fmt: skip
+        yield GaugeMetricFamily("kuberds_redis_last_snapshot_duration_seconds", "BGSAVE, seal and upload of the last",
+                                value=stats.last_seconds)  # fmt: skip
+        yield GaugeMetricFamily("kuberds_redis_last_snapshot_bytes", "Stored size of the last snapshot",
+                                value=stats.last_bytes)  # fmt: skip
+
+
 class Collector:
-    def __init__(self, client: redis.Redis):
-        self.client = client
+    def __init__(self, client: redis.Redis, snapshots: SnapshotStats | None = None):
+        self.client, self.snapshots = client, snapshots
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         up = GaugeMetricFamily("kuberds_redis_up", "1 when Redis answers INFO")
@@ -65,10 +80,12 @@ class Collector:
         up.add_metric([], 1)
         yield up
         yield from info_metrics(info)
+        if self.snapshots is not None:
+            yield from snapshot_metrics(self.snapshots)
 
 
 def serve_metrics(agent) -> None:
     if agent.pod.metrics_port:
         registry = CollectorRegistry()
-        registry.register(Collector(agent.local))
+        registry.register(Collector(agent.local, agent.snapshots.stats if agent.snapshots else None))
         start_http_server(agent.pod.metrics_port, agent.pod.listen_address, registry=registry)

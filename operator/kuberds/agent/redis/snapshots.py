@@ -51,6 +51,17 @@ RESTORE_TRIES = 5
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
+@dataclass
+class SnapshotStats:
+    """What this member's snapshots did, for its metrics (kuberds_redis_snapshot_*)."""
+
+    taken: int = 0
+    failed: int = 0
+    last_time: float | None = None  # unix time the last one finished
+    last_seconds: float | None = None  # BGSAVE + seal + upload
+    last_bytes: int | None = None  # stored (sealed)
+
+
 @dataclass(frozen=True)
 class Manifest:
     id: str
@@ -197,7 +208,7 @@ class RedisSnapshots:
         self.member, self.engine_version = member, engine_version
         self.listed: tuple[float, list[Manifest]] = (-LIST_SECONDS, [])
         self.last: Step | None = None
-        self.last_seconds: float | None = None  # the last snapshot's BGSAVE + seal + upload
+        self.stats = SnapshotStats()
 
     def loop(self, client: Callable[[], redis.Redis | None], who: Callable[[], str | None],
              stopping: Callable[[], bool]) -> None:  # fmt: skip
@@ -252,6 +263,7 @@ class RedisSnapshots:
             manifest = self.take(client, new_id(now, MANUAL), MANUAL, snapshot_uid=request.uid)
         except (ObjectStoreError, SealError, redis.RedisError, OSError, RuntimeError) as error:
             log.warning("DBSnapshot %s failed: %s", name, error)
+            self.stats.failed += 1
             self.set_status(name, {"phase": snapshot_phases.FAILED})
             return
         self.set_status(name, {
@@ -274,7 +286,9 @@ class RedisSnapshots:
         manifest = Manifest(snapshot_id, kind, taken_at, self.member, self.engine_version, info.plain_bytes,
                             info.sealed_bytes, info.sha256, self.passphrase is not None, snapshot_uid)  # fmt: skip
         self.store.put_bytes(object_key(self.plan.repository, snapshot_id, MANIFEST_FILE), manifest.to_json())
-        self.last_seconds = seconds = time.monotonic() - started
+        seconds = time.monotonic() - started
+        self.stats.taken += 1
+        self.stats.last_time, self.stats.last_seconds, self.stats.last_bytes = time.time(), seconds, info.sealed_bytes
         log.info("snapshot %s: %d bytes of RDB, %d stored, in %.1f s (%.1f MiB/s)", snapshot_id, info.plain_bytes,
                  info.sealed_bytes, seconds, info.plain_bytes / max(seconds, 1e-6) / 2**20)  # fmt: skip
         self.manifests(force=True)
