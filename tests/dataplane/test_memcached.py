@@ -14,6 +14,8 @@ from pathlib import Path
 
 import kubernetes
 import pytest
+from pymemcache.client.base import Client
+from pymemcache.exceptions import MemcacheError
 from tests.support.kube import Cluster, wait_for
 from tests.support.memcached import LocalCache, discover, hash_client
 
@@ -23,8 +25,9 @@ from kuberds.restclient import CORE, RestClient
 
 
 @pytest.fixture
-def cache(cluster: Cluster, namespace: str, workroot: Path) -> Iterator[LocalCache]:
-    local = LocalCache(cluster, namespace, "sessions", Path(tempfile.mkdtemp(prefix="m", dir=workroot)))
+def cache(cluster: Cluster, namespace: str, workroot: Path, request: pytest.FixtureRequest) -> Iterator[LocalCache]:
+    local = LocalCache(cluster, namespace, "sessions", Path(tempfile.mkdtemp(prefix="m", dir=workroot)),
+                       tls_only=getattr(request, "param", {}).get("tls_only", False))  # fmt: skip
     with local:
         try:
             yield local
@@ -124,3 +127,21 @@ def _children(pid: int) -> list[int]:
 def _node(client, key: str) -> tuple[str, int]:
     """The node a HashClient sends `key` to."""
     return tuple(client._get_client(key).server)
+
+
+@pytest.mark.parametrize("cache", [{"tls_only": True}], indirect=True)
+def test_tls_only_nodes_and_their_discovery_serve_tls_to_a_cluster_client(cache: LocalCache) -> None:
+    published = cache.publish(0, 1, 2)
+    first = cache.nodes[0]
+    wait_for(lambda: discover(first.discovery_port, tls=cache.tls).version == published.version, timeout=15,
+             what="the membership over TLS")  # fmt: skip
+    seen = discover(first.discovery_port, tls=cache.tls)
+    client = hash_client(seen, tls=cache.tls)
+    for i in range(60):
+        client.set(f"tls-{i}", b"v")
+    assert all(client.get(f"tls-{i}") == b"v" for i in range(60))
+    assert sum(int(read_stats(n.port, tls=cache.tls)["curr_items"]) for n in cache.nodes) == 60
+    with pytest.raises((ConnectionError, OSError, ValueError)):
+        discover(first.discovery_port)  # plain TCP gets no membership
+    with pytest.raises((MemcacheError, OSError)):
+        Client(("127.0.0.1", first.port), connect_timeout=2, timeout=2).get("tls-1")  # plain TCP is refused

@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 import kubernetes
@@ -28,7 +27,6 @@ from redis.retry import Retry
 from kuberds.api.schema import parse
 from kuberds.api.v1alpha1 import CacheClusterSpec
 from kuberds.builders import cache as build
-from kuberds.builders import certificates
 from kuberds.builders.meta import Owner
 from kuberds.config import OperatorConfig
 from kuberds.contract import ROLE_LABEL
@@ -36,6 +34,7 @@ from kuberds.contract.environment import BACKUP_STORE, RESTORE_STORE
 from kuberds.contract.redis import RedisAgentConfig
 from kuberds.contract.settings import RestorePlan
 from kuberds.engines import cache_engine_for
+from tests.support import tls as local_tls
 from tests.support.kube import ROOT, Cluster, free_port, token_kubeconfig, wait_for
 
 ZONES = ("kwok-zone-a", "kwok-zone-b", "kwok-zone-c")
@@ -104,22 +103,11 @@ class LocalRedis:
     def tls_dir(self) -> Path:
         return self.workdir / "tls"
 
-    def _issue_certificate(self) -> None:
-        """The CA and the members' certificate, as the operator's pass issues them."""
-        now = datetime.now(UTC)
-        ca = certificates.new_ca(f"kuberds CA {self.name}", now)
-        served = certificates.server_certificate(ca, ["localhost", *build.dns_names(self.cache)], now)
-        self.tls_dir.mkdir(parents=True, exist_ok=True)
-        self.tls_dir.chmod(0o755)
-        for file, text in (("tls.crt", served.certificate), ("tls.key", served.key), ("ca.crt", ca.certificate)):
-            (self.tls_dir / file).write_text(text)
-            (self.tls_dir / file).chmod(0o644)  # redis-server runs as another user here; a pod's fsGroup reads it
-
     def __enter__(self) -> LocalRedis:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.workdir.chmod(0o755)
         if self.cache.tls_secret:
-            self._issue_certificate()
+            local_tls.issue(self.tls_dir, build.dns_names(self.cache))
         objects = [o for o in build.cache_objects(self.cache) if o["kind"] in ("ServiceAccount", "Role", "RoleBinding")]
         objects += [{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"{user}-password"},
                      "stringData": {"password": password}} for user, (_, password) in self.users.items()]  # fmt: skip

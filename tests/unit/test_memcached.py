@@ -200,3 +200,21 @@ def test_tls_asked_of_memcached_is_said_not_offered() -> None:
     condition = cache_status.tls_condition(make_cache())
     assert (condition.status, condition.reason) == ("False", "NotOffered")
     assert cache_status.tls_condition(make_cache(tls={"enabled": False})).reason == "Disabled"
+
+
+def test_tls_is_served_only_with_require_on_the_node_and_discovery_ports() -> None:
+    plain = make_cache()
+    assert plain.tls_secret is None, "TLS beside plain TCP would take the Auto Discovery port"
+    only = make_cache(tls={"require": True})
+    assert (only.tls_secret, only.tls_port, only.extra_tls_port) == ("sessions-tls", 11211, None)
+    objects = by_kind(build.cache_objects(only, Membership(1, ())))
+    config = CacheAgentConfig.from_json(build.settings_config_map(only)["data"]["agent.json"])
+    argv = memcached_argv("/usr/bin/memcached", config)
+    assert "--enable-ssl" in argv and any(
+        a.startswith("--extended=ssl_chain_cert=/etc/kuberds-tls/tls.crt,ssl_key=/etc/kuberds-tls/tls.key")
+        for a in argv
+    )
+    pod = objects["StatefulSet"][0]["spec"]["template"]["spec"]
+    assert {"name": "tls", "mountPath": "/etc/kuberds-tls", "readOnly": True} in pod["containers"][0]["volumeMounts"]
+    assert [p["name"] for p in pod["containers"][0]["ports"]] == ["memcached", "discovery", "metrics"]
+    assert cache_status.tls_condition(only).message.startswith("only TLS on port 11211")

@@ -39,7 +39,7 @@ class Cache:
     def tls_secret(self) -> str | None:
         """The Secret with the certificate the members serve (None: no TLS)."""
         tls = self.spec.tls
-        if not self.engine.tls or not tls.enabled:
+        if not self.engine.tls or not tls.enabled or not (tls.require or self.engine.tls_beside):
             return None
         return tls.certificate_secret_name or names.tls_secret(self.name)
 

@@ -24,9 +24,9 @@ def tls_condition(cache: Cache) -> Condition:
     """Where TLS is served and with which certificate, or why it is not."""
     if not cache.spec.tls.enabled:
         return Condition("TLS", "False", "Disabled", "spec.tls.enabled is false")
-    if not cache.engine.tls:
-        return Condition("TLS", "False", "NotOffered", f"{cache.engine.name} nodes serve plain TCP: TLS in transit "
-                         "is not offered for them yet, so spec.tls is not applied")  # fmt: skip
+    if cache.tls_secret is None:
+        return Condition("TLS", "False", "NotOffered", f"{cache.engine.name} serves TLS only with tls.require: true "
+                         "(TLS only, the configuration endpoint too); the nodes serve plain TCP now")  # fmt: skip
     where = (f"only TLS on port {cache.port}" if cache.spec.tls.require
              else f"TLS on port {cache.tls_port} beside plain TCP on {cache.port}")  # fmt: skip
     whose = "issued by the cluster's CA" if cache.issues_certificate else "the user's"

@@ -24,6 +24,7 @@ import json
 from dataclasses import dataclass, field
 
 from kuberds import codec
+from kuberds.contract.settings import ClientTls
 
 VERSION_KEY, NODES_KEY = "version", "nodes"
 LEGACY_KEY = "AmazonElastiCache:cluster"
@@ -58,6 +59,8 @@ class CacheAgentConfig:
     port: int
     memory_mb: int  # the item memory (-m): the node type's memory less what connections need
     parameters: dict[str, str] = field(default_factory=dict)  # allowed ones, already judged
+    # TLS only, on the port and the Auto Discovery port alike (tls.crt, tls.key, ca.crt in its directory)
+    tls: ClientTls | None = None
 
     def to_json(self) -> str:
         return json.dumps(codec.encode(self, codec.same, omit_none=False), indent=1, sort_keys=True)
@@ -70,11 +73,16 @@ class CacheAgentConfig:
 def memcached_argv(
     program: str, config: CacheAgentConfig, listen: str = "0.0.0.0", port: int | None = None
 ) -> list[str]:
-    """memcached's command line: TCP only (UDP is an amplification vector), no SASL yet.
-    `port`: another than agent.json's (tests run several nodes on one host)."""
+    """memcached's command line: TCP only (UDP is an amplification vector), TLS only when
+    agent.json has TLS, no SASL. `port`: another than agent.json's (tests run several nodes
+    on one host)."""
     argv = [program, f"--port={port or config.port}", "--udp-port=0", f"--listen={listen}",
             f"--memory-limit={config.memory_mb}"]  # fmt: skip
     extended = []
+    if config.tls is not None:
+        argv.append("--enable-ssl")
+        extended += [f"ssl_chain_cert={config.tls.directory}/tls.crt", f"ssl_key={config.tls.directory}/tls.key",
+                     "ssl_min_version=2"]  # fmt: skip
     for name, value in sorted(config.parameters.items()):
         key = name.lower()
         if key in FLAGS:

@@ -141,6 +141,7 @@ class CacheEngine(Protocol):
     publishes_membership: bool
     auth: bool
     tls: bool  # serves TLS (with a certificate kuberds issues or the user's)
+    tls_beside: bool  # TLS on a port of its own beside plain TCP without tls.require (else TLS only with it)
     snapshots: bool  # RDB snapshots to the object store, restores from them (engine data that outlives memory)
 
     @property

@@ -63,7 +63,8 @@ class Memcached:
     publishes_membership = True
     auth = False
     snapshots = False
-    tls = False  # memcached -Z needs a TLS build and its own client setup: not offered yet
+    tls = True
+    tls_beside = False  # TLS only (tls.require): port + 1 is the Auto Discovery port
 
     def members(self, spec) -> int:
         return spec.num_nodes
@@ -99,7 +100,7 @@ class Memcached:
         parameters = {
             name.lower(): _normalised(ALLOWED[name.lower()], value) for name, value in spec.parameters.items()
         }
-        return CacheAgentConfig(cluster, namespace, port, item_memory_mb(size), parameters).to_json()
+        return CacheAgentConfig(cluster, namespace, port, item_memory_mb(size), parameters, tls).to_json()
 
     def probes(self, port: int) -> dict[str, dict]:
         # A node is its memcached process: both probes ask it, nothing else.

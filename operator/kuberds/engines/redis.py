@@ -101,6 +101,7 @@ class Redis:
     auth = True
     snapshots = True
     tls = True
+    tls_beside = True  # 6380 beside 6379 unless tls.require
 
     @property
     def name(self) -> str:

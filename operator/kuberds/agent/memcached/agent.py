@@ -5,9 +5,11 @@ discovery current and exits when memcached does (the kubelet restarts the contai
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -24,6 +26,7 @@ from kuberds.agent.processes import OsUser
 from kuberds.contract import SETTINGS_FILE
 from kuberds.contract.memcached import CacheAgentConfig, Membership, discovery_object, memcached_argv
 from kuberds.contract.report import AgentReport
+from kuberds.contract.settings import ClientTls
 
 log = logging.getLogger("kuberds.agent")
 
@@ -31,9 +34,28 @@ LOOP_SECONDS = 1.0  # how soon a membership change reaches clients that poll thi
 STATS_TIMEOUT = 2.0
 
 
-def read_stats(port: int, host: str = "127.0.0.1", timeout: float = STATS_TIMEOUT) -> dict[str, str]:
+def server_tls(tls: ClientTls) -> ssl.SSLContext:
+    """The Auto Discovery port serves TLS with the nodes' certificate, as memcached does."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(f"{tls.directory}/tls.crt", f"{tls.directory}/tls.key")
+    return context
+
+
+def client_tls(tls: ClientTls) -> ssl.SSLContext:
+    """The agent's own connection to its node: the chain checked against the cluster's CA."""
+    context = ssl.create_default_context(cafile=tls.ca_file or f"{tls.directory}/ca.crt")
+    context.check_hostname = False
+    return context
+
+
+def read_stats(port: int, host: str = "127.0.0.1", timeout: float = STATS_TIMEOUT,
+               tls: ssl.SSLContext | None = None) -> dict[str, str]:  # fmt: skip
     """memcached's `stats`, as name → value."""
-    with socket.create_connection((host, port), timeout=timeout) as conn:
+    with contextlib.ExitStack() as stack:
+        conn = stack.enter_context(socket.create_connection((host, port), timeout=timeout))
+        if tls is not None:
+            conn = stack.enter_context(tls.wrap_socket(conn))
         conn.sendall(b"stats\r\n")
         data = b""
         while not data.endswith(b"END\r\n"):
@@ -84,7 +106,7 @@ class Collector:
         version.add_metric([], current.version if current else 0)
         yield version
         try:
-            stats = read_stats(self.agent.port)
+            stats = read_stats(self.agent.port, tls=self.agent.stats_tls)
         except OSError as error:
             log.warning("memcached stats: %s", error)
             up.add_metric([], 0)
@@ -101,7 +123,10 @@ class MemcachedAgent:
         self.config = CacheAgentConfig.from_json((pod.config_dir / SETTINGS_FILE).read_text())
         self.port = pod.engine_port or self.config.port
         self.program = str(Path(pod.bin_dir) / "memcached")
-        self.discovery = DiscoveryServer(pod.listen_address, pod.agent_port, self._version())
+        tls = self.config.tls
+        self.stats_tls = client_tls(tls) if tls else None
+        self.discovery = DiscoveryServer(pod.listen_address, pod.agent_port, self._version(),
+                                         server_tls(tls) if tls else None)  # fmt: skip
         self.process: subprocess.Popen | None = None
         self.stopping = False
         self.published: dict = {}

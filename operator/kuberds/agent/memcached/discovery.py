@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import threading
 
 from kuberds.contract.memcached import LEGACY_KEY, Membership, config_response, legacy_response
@@ -23,8 +24,8 @@ NOT_KNOWN = b"SERVER_ERROR cluster membership not known yet\r\n"
 
 
 class DiscoveryServer:
-    def __init__(self, address: str, port: int, version: str):
-        self.address, self.port, self.version = address, port, version
+    def __init__(self, address: str, port: int, version: str, tls: ssl.SSLContext | None = None):
+        self.address, self.port, self.version, self.tls = address, port, version, tls
         self.membership: Membership | None = None
         self.ready = threading.Event()
 
@@ -69,7 +70,7 @@ class DiscoveryServer:
             raise RuntimeError(f"discovery server did not start on {self.address}:{self.port}")
 
     async def _serve(self) -> None:
-        server = await asyncio.start_server(self._client, self.address, self.port, limit=MAX_LINE)
+        server = await asyncio.start_server(self._client, self.address, self.port, limit=MAX_LINE, ssl=self.tls)
         self.ready.set()
         async with server:
             await server.serve_forever()
