@@ -26,7 +26,8 @@ def local_redis(
     given = getattr(request, "param", {})
     replicas = given.get("replicas", 2)
     local = LocalRedis(cluster, namespace, "queue", Path(tempfile.mkdtemp(prefix="r", dir=workroot)), replicas,
-                       given.get("users"), tls=given.get("tls"))  # fmt: skip
+                       given.get("users"), tls=given.get("tls"),
+                       automatic_failover=given.get("automatic_failover", True))  # fmt: skip
     with local:
         try:
             local.primary(timeout=60)
@@ -106,6 +107,27 @@ def test_tls_only_members_replicate_and_fail_over_over_tls(local_redis: LocalRed
     new = wait_for(lambda: (p := local_redis.labelled_primary()) and p.name != primary.name and p, timeout=30,
                    what="the replica promoted, its agent speaking TLS to it")  # fmt: skip
     assert local_redis.client(new, timeout=5).get("over-tls") == "1"
+
+
+@pytest.mark.parametrize("local_redis", [{"replicas": 1, "automatic_failover": False}], indirect=True)
+def test_without_automatic_failover_the_replica_waits_and_the_primary_returns_empty(local_redis: LocalRedis) -> None:
+    primary = local_redis.primary()
+    replica = next(m for m in local_redis.members if m is not primary)
+    writes = local_redis.client(primary, timeout=5)
+    writes.set("before", "1")
+    assert writes.execute_command("WAIT", "1", "5000") == 1
+    local_redis.kill(primary)
+    time.sleep(10)  # twice the lease: a replica with automatic failover would have taken it by now
+    assert local_redis.lease_holder() == primary.name and local_redis.labelled_primary() in (None, primary)
+    assert local_redis.replication(replica).get("role") == "slave", "the replica did not promote itself"
+    local_redis.start(primary)  # the pod comes back, empty
+    wait_for(lambda: local_redis.replication(replica).get("master_link_status") == "up"
+             and local_redis.replication(primary).get("role") == "master", timeout=30,
+             what="the returned primary serving and the replica resynced from it")  # fmt: skip
+    assert local_redis.labelled_primary() == primary
+    assert local_redis.client(replica).get("before") is None, (
+        "the data went with the primary, as it does without failover"
+    )
 
 
 def test_a_frozen_primary_is_replaced_and_stops_taking_writes_when_it_thaws(local_redis: LocalRedis) -> None:

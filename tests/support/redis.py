@@ -76,7 +76,7 @@ class LocalRedis:
     def __init__(self, cluster: Cluster, namespace: str, name: str, workdir: Path, replicas: int = 2,
                  users: dict[str, tuple[str, str]] | None = None, snapshots: dict | None = None,
                  store: StoreAccess | None = None, restore: RestorePlan | None = None,
-                 tls: dict | None = None):  # fmt: skip
+                 tls: dict | None = None, automatic_failover: bool = True):  # fmt: skip
         """`users`: ACL users of the spec, name → (access rules, password), each password in a
         Secret NAME-PASSWORD as a user would keep it. `snapshots`: the spec's snapshots (its
         objectStore's keys and CA, and the passphrase, in `store`); `restore`: the plan the
@@ -86,7 +86,8 @@ class LocalRedis:
         self.users = users or {}
         acl = [{"name": user, "access": access, "passwordSecretName": f"{user}-password"}
                for user, (access, _) in self.users.items()]  # fmt: skip
-        spec = parse(CacheClusterSpec, {"engine": "redis", "replicas": replicas, "automaticFailover": True,
+        spec = parse(CacheClusterSpec, {"engine": "redis", "replicas": replicas,
+                                        "automaticFailover": automatic_failover,
                                         **({"auth": {"users": acl}} if acl else {}),
                                         **({"snapshots": snapshots} if snapshots else {}),
                                         "tls": tls or {"enabled": False}})  # fmt: skip

@@ -321,3 +321,25 @@ def test_tls_is_served_beside_plain_tcp_or_alone_with_require_and_replication_us
         admin_password="a", listen="0.0.0.0", port=6379, announce_ip="10.0.0.1", data_dir="/d")  # fmt: skip
     own = make_redis(tls={"certificateSecretName": "corp-redis-cert"})
     assert own.tls_secret == "corp-redis-cert" and not own.issues_certificate
+
+
+def test_without_automatic_failover_no_replica_takes_a_lapsed_lease_and_an_empty_primary_returns() -> None:
+    lapsed = Lease("queue-0", fresh=False)
+    replica = Member("queue-1", 1, REPLICA, 500, True)
+    waiting = decide(Seen(replica, "queue-0", lapsed, (Member("queue-0", 0),), automatic_failover=False))
+    assert (waiting.kind, waiting.reason) == ("wait", "queue-0's lease lapsed and automatic failover is off: "
+                                                      "waiting for it")  # fmt: skip
+    assert decide(Seen(replica, "queue-0", lapsed, (Member("queue-0", 0),))).kind == "promote", "on by default"
+    back_empty = Seen(Member("queue-0", 0, MASTER, 0, False), None, Lease("queue-0", fresh=True), (replica,),
+                      took_lease=False, automatic_failover=False)  # fmt: skip
+    again = decide(back_empty)
+    assert again.kind == "promote" and again.reason.startswith("restarted empty and automatic failover is off")
+    silent = Seen(Member("queue-0", 0), None, Lease("queue-0", fresh=True), (replica,), redis_failures=5,
+                  took_lease=True, automatic_failover=False)  # fmt: skip
+    assert decide(silent).kind == "wait", "the holder keeps the lease while its Redis is down"
+    handed_over = Seen(replica, "queue-0", Lease(None, fresh=False), (Member("queue-0", 0),),
+                       automatic_failover=False)  # fmt: skip
+    assert decide(handed_over).kind == "promote", "a lease let go on a clean stop is still handed over"
+    config = RedisAgentConfig.from_json(build.settings_config_map(make_redis(automaticFailover=False, replicas=0))
+                                        ["data"]["agent.json"])  # fmt: skip
+    assert config.automatic_failover is False

@@ -68,6 +68,7 @@ class RedisAgentConfig:
     lease_seconds: int = LEASE_SECONDS
     users: list[AclUser] = field(default_factory=list)
     engine_version: str = ""
+    automatic_failover: bool = True  # false: no replica promotes itself when the primary's lease lapses
     # RDB snapshots: daily in the window when retention_days > 0, and DBSnapshots at any time;
     # None: no object store. The keys and the passphrase come as env (environment.BACKUP_STORE).
     snapshots: BackupPlan | None = None

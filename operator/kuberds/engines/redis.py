@@ -135,6 +135,7 @@ class Redis:
                  for u in (spec.auth.users if spec.auth else [])]  # fmt: skip
         return RedisAgentConfig(cluster, namespace, port, members, maxmemory_mb(size), parameters, cluster_domain,
                                 users=users, engine_version=version, snapshots=snapshots,
+                                automatic_failover=spec.automatic_failover,
                                 restore=restore, tls=tls).to_json()  # fmt: skip
 
     def probes(self, port: int) -> dict[str, dict]:

@@ -168,7 +168,8 @@ class RedisAgent:
         renewed_ago = time.monotonic() - self.renewed_at if self.renewed_at else 0.0
         self.members = [self._member(self.me, mine), *peers]
         return Seen(self._member(self.me, mine), self._following(mine), lease, peers, self.failures, renewed_ago,
-                    fence_after=self.config.lease_seconds - 1, took_lease=self.took_lease)  # fmt: skip
+                    fence_after=self.config.lease_seconds - 1, took_lease=self.took_lease,
+                    automatic_failover=self.config.automatic_failover)  # fmt: skip
 
     def _look_up(self, name: str) -> None:
         """A member that does not answer may have a new pod (a new IP): read it again, at most
@@ -331,7 +332,8 @@ class RedisAgent:
         while not self.stopping:
             if self.process.poll() is not None:
                 log.error("redis-server exited with %s", self.process.returncode)
-                self._let_go()
+                if self.config.automatic_failover:  # else the lease waits for this member to come back
+                    self._let_go()
                 return 1
             self.step()
             time.sleep(LOOP_SECONDS)

@@ -16,6 +16,12 @@ The leader Lease (kuberds.contract.redis) is the one truth about who is primary:
 - the first primary is member 0 when there is no lease and no member that answers has data
   (a lease deleted by hand while members hold data is only free); if every member answers
   and none has data (all restarted empty), member 0 starts over as an empty primary.
+
+With automatic failover off (spec.automaticFailover false), a lease that lapsed in another
+member's name is waited for, never taken: no replica promotes itself. A primary that comes
+back empty takes its lease again and the replicas resync from it, losing the data — what
+ElastiCache does without automatic failover, and what the user chose. A lease let go on a
+clean stop is still handed over (nothing is lost by that).
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ class Seen:
     took_lease: bool = False  # this run of the agent took the lease (a holder of the same name
     # from before a restart is a dead member: its Redis restarted empty)
     fence_after: float = 4.0  # a primary cut off from the API server stops writes this soon
+    automatic_failover: bool = True  # false: a lapsed lease is waited for, never taken by another member
 
 
 @dataclass(frozen=True)
@@ -74,18 +81,23 @@ def decide(seen: Seen) -> Action:
                           "move, writes paused")  # fmt: skip
         return Action("wait", "the API server does not answer")
     if lease.holder == me.name and not seen.took_lease:
+        if not seen.automatic_failover and me.role is not None:
+            return Action("promote", "restarted empty and automatic failover is off: primary again, empty; the "
+                          "replicas resync from it")  # fmt: skip
         return Action("release", "the lease is this member's from before it restarted empty: letting it go")
     if lease.holder == me.name and lease.fresh:
         return _holding(seen)
     if lease.holder and lease.fresh:
         return _follow(seen, lease.holder)
+    if lease.holder and lease.holder != me.name and not seen.automatic_failover:
+        return Action("wait", f"{lease.holder}'s lease lapsed and automatic failover is off: waiting for it")
     return _free(seen)
 
 
 def _holding(seen: Seen) -> Action:
     me = seen.me
     if me.role is None:
-        if seen.redis_failures >= RELEASE_AFTER_FAILURES:
+        if seen.redis_failures >= RELEASE_AFTER_FAILURES and seen.automatic_failover:
             return Action("release", "this member's Redis does not answer: letting the lease go")
         return Action("wait", "this member's Redis does not answer (holding the lease for now)")
     if me.role != MASTER:

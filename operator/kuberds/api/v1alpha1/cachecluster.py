@@ -125,8 +125,10 @@ class CacheClusterSpec:
     replicas: int = field("Redis replicas of the primary.", default=0, minimum=0, maximum=5)
     num_nodes: int = field("Memcached nodes (shards).", default=1, minimum=1, maximum=40)
     automatic_failover: bool = field(
-        "Promote a replica when the primary fails (decided by the members' agents over a Lease). Not yet "
-        "honoured when false: a Redis cluster with replicas always fails over.",
+        "Promote a replica when the primary fails (decided by the members' agents over a Lease). When false, "
+        "no replica promotes itself: a failed primary is waited for, and one that restarts empty is primary "
+        "again, the replicas resyncing from it (its data is lost, as ElastiCache does). A clean stop still "
+        "hands over.",
         default=False,
     )
     multi_az: bool = field("Keep the primary and replicas in different zones.", default=False)
