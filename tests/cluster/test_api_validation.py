@@ -113,7 +113,7 @@ BAD_CREATES = [
     ("CacheCluster", {"engine": "redis", "automaticFailover": True}, "spec.automaticFailover",
      "needs at least one replica"),
     ("CacheCluster", {"engine": "redis", "engineVersion": "1.6"}, "spec.engineVersion", "not offered"),
-    ("DBSnapshot", {"source": {}}, "spec.source", "exactly one of dbInstance or dbCluster"),
+    ("DBSnapshot", {"source": {}}, "spec.source", "exactly one of dbInstance, dbCluster or cacheCluster"),
     # Messages name the offending value; malformed values get the format message alone.
     ("DBInstance", {**PG, "backup": {"window": "03:00-03:20"}}, "spec.backup.window", "03:00-03:20 is shorter"),
     ("DBInstance", {**PG, "storage": {"size": "500Mi"}}, "spec.storage.size", "storage.size 500Mi is less than 1Gi"),

@@ -27,9 +27,10 @@ from kuberds.contract.settings import RestorePlan
 KEYS, VALUE_BYTES = 48_000, 1024
 
 
-def open_window() -> str:
-    """A daily window that is open now (and long enough for the schema)."""
-    start = datetime.now(UTC) - timedelta(minutes=5)
+def window_opening_soon() -> str:
+    """A daily window that opens at the first whole minute at least 30 s from now: after the
+    keys are written, so the day's snapshot has them (one per window is taken)."""
+    start = (datetime.now(UTC) + timedelta(seconds=90)).replace(second=0, microsecond=0)
     return f"{start:%H:%M}-{start + timedelta(minutes=60):%H:%M}"
 
 
@@ -62,7 +63,7 @@ def test_snapshots_go_to_s3_sealed_and_restore_into_a_new_cluster(
     ca = (s3.workdir / "tls.crt").read_text()
     access = StoreAccess(ACCESS_KEY, SECRET_KEY, "the passphrase of this test", ca)
     store = {"bucket": BUCKET, "endpoint": s3.endpoint, "credentialsSecretName": "s3"}
-    snapshots = {"retentionDays": 1, "window": open_window(), "objectStore": store}
+    snapshots = {"retentionDays": 1, "window": window_opening_soon(), "objectStore": store}
     source = LocalRedis(cluster, namespace, "origin", Path(tempfile.mkdtemp(prefix="r", dir=workroot)), 1,
                         snapshots=snapshots, store=access)  # fmt: skip
     repository = source.cache.snapshot_plan.repository
@@ -76,9 +77,10 @@ def test_snapshots_go_to_s3_sealed_and_restore_into_a_new_cluster(
             fill(client, KEYS)
             assert client.execute_command("WAIT", "1", "10000") == 1
 
-            # The daily snapshot, in the window that is open now, taken on the replica.
+            # The daily snapshot, in the window once it opens, taken on the replica.
+            assert not bucket.list(snapshots_prefix(repository)), "nothing before the window opens"
             listed = wait_for(lambda: [k for k, _ in bucket.list(snapshots_prefix(repository))
-                                       if k.endswith(MANIFEST_FILE)], timeout=120,
+                                       if k.endswith(MANIFEST_FILE)], timeout=150,
                               what="the daily snapshot's manifest in the bucket")  # fmt: skip
             daily = Manifest.from_json(bucket.get_bytes(listed[0]))
             assert (daily.kind, daily.member, daily.encrypted) == ("daily", "origin-1", True)
@@ -116,6 +118,8 @@ def test_snapshots_go_to_s3_sealed_and_restore_into_a_new_cluster(
             assert restored.dbsize() == KEYS, "every key of the snapshot, and nothing written after it"
             assert restored.get("k:4711") == value(4711) and restored.get("written-after-the-snapshot") is None
             replica = next(m for m in copy.members if m is not primary)
+            wait_for(lambda: copy.replication(replica).get("master_link_status") == "up", timeout=30,
+                     what="the replica done loading what it synced")  # fmt: skip
             assert copy.client(replica, timeout=10).dbsize() == KEYS, "the replica synced the restored data"
             loaded = throughput(copy, r"restored snapshot \S+ \(\d+ bytes of RDB\) in [\d.]+ s, [\d.]+ MiB/s")
         except BaseException:

@@ -91,6 +91,7 @@ class LocalCache:
     def __enter__(self) -> LocalCache:
         self.workdir.mkdir(parents=True, exist_ok=True)
         if self.cache.tls_secret:
+            self.workdir.chmod(0o755)  # memcached (another user) reads the certificate below it
             local_tls.issue(self.tls_dir, build.dns_names(self.cache))
         self.membership = Membership(1, ())  # what the operator's first pass publishes: no node ready yet
         objects = [o for o in build.cache_objects(self.cache, self.membership) if o["kind"] in

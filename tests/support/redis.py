@@ -86,12 +86,16 @@ class LocalRedis:
         self.users = users or {}
         acl = [{"name": user, "access": access, "passwordSecretName": f"{user}-password"}
                for user, (access, _) in self.users.items()]  # fmt: skip
-        spec = parse(CacheClusterSpec, {"engine": "redis", "replicas": replicas,
-                                        "automaticFailover": automatic_failover,
-                                        **({"auth": {"users": acl}} if acl else {}),
-                                        **({"snapshots": snapshots} if snapshots else {}),
-                                        "tls": tls or {"enabled": False}})  # fmt: skip
-        owner = Owner("CacheCluster", name, namespace, "00000000-0000-4000-8000-0000000000cd")
+        body = {"engine": "redis", "replicas": replicas, "automaticFailover": automatic_failover,
+                **({"auth": {"users": acl}} if acl else {}), **({"snapshots": snapshots} if snapshots else {}),
+                "tls": tls or {"enabled": False}}  # fmt: skip
+        spec = parse(CacheClusterSpec, body)
+        # With snapshots the CacheCluster object exists (DBSnapshots name it; its uid keys the
+        # repository path), paused: here the test, not an operator that may run, runs the members.
+        uid = (
+            self._create_object(cluster, namespace, name, body) if snapshots else "00000000-0000-4000-8000-0000000000cd"
+        )
+        owner = Owner("CacheCluster", name, namespace, uid)
         self.store = store
         self.cache = build.Cache(owner, spec, cache_engine_for("redis"), OperatorConfig(),
                                  store_ca=store.ca_bundle if store else None, restore=restore)  # fmt: skip
@@ -99,6 +103,14 @@ class LocalRedis:
         self.password = secrets.token_urlsafe(16)
         self.admin_password = secrets.token_urlsafe(16)
         self.core = kubernetes.client.CoreV1Api(cluster.client())
+
+    @staticmethod
+    def _create_object(cluster: Cluster, namespace: str, name: str, spec: dict) -> str:
+        body = {"apiVersion": "kuberds.io/v1alpha1", "kind": "CacheCluster", "metadata": {"name": name},
+                "spec": {**spec, "automationPaused": True}}  # fmt: skip
+        objects = kubernetes.client.CustomObjectsApi(cluster.client())
+        created = objects.create_namespaced_custom_object("kuberds.io", "v1alpha1", namespace, "cacheclusters", body)
+        return created["metadata"]["uid"]
 
     @property
     def tls_dir(self) -> Path:

@@ -332,6 +332,8 @@ def test_without_automatic_failover_no_replica_takes_a_lapsed_lease_and_an_empty
     assert decide(Seen(replica, "queue-0", lapsed, (Member("queue-0", 0),))).kind == "promote", "on by default"
     back_empty = Seen(Member("queue-0", 0, MASTER, 0, False), None, Lease("queue-0", fresh=True), (replica,),
                       took_lease=False, automatic_failover=False)  # fmt: skip
+    starting = Seen(Member("queue-0", 0), None, Lease("queue-0", fresh=True), (replica,), automatic_failover=False)
+    assert decide(starting).kind == "wait", "not let go while its Redis starts"
     again = decide(back_empty)
     assert again.kind == "promote" and again.reason.startswith("restarted empty and automatic failover is off")
     silent = Seen(Member("queue-0", 0), None, Lease("queue-0", fresh=True), (replica,), redis_failures=5,

@@ -78,13 +78,14 @@ def restoring_from(kube: Kube, namespace: str, snapshot: str) -> list[str]:
     """Servers of this namespace that are being restored from the snapshot (not yet once
     serving): its backup must stay until they are."""
     restoring = []
-    for server in [*kube.list("DBInstance", namespace), *kube.list("DBCluster", namespace),
-                   *kube.list(cache.KIND.kind, namespace)]:  # fmt: skip
+    listed = ((kind, server) for kind in ("DBInstance", "DBCluster", cache.KIND.kind)
+              for server in kube.list(kind, namespace))  # fmt: skip
+    for kind, server in listed:
         restore = ((server.get("spec") or {}).get("restore") or {}).get("fromSnapshot")
         conditions = {c["type"]: c["status"] for c in (server.get("status") or {}).get("conditions", [])}
         deleting = server["metadata"].get("deletionTimestamp")
         if restore == snapshot and conditions.get("Restored") != TRUE and not deleting:
-            restoring.append(server["metadata"]["name"])
+            restoring.append(f"{kind} {server['metadata']['name']}")
     return restoring
 
 

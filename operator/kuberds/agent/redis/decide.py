@@ -81,7 +81,9 @@ def decide(seen: Seen) -> Action:
                           "move, writes paused")  # fmt: skip
         return Action("wait", "the API server does not answer")
     if lease.holder == me.name and not seen.took_lease:
-        if not seen.automatic_failover and me.role is not None:
+        if not seen.automatic_failover and me.role is None:
+            return Action("wait", "restarted, automatic failover is off: the lease waits for this member's Redis")
+        if not seen.automatic_failover:
             return Action("promote", "restarted empty and automatic failover is off: primary again, empty; the "
                           "replicas resync from it")  # fmt: skip
         return Action("release", "the lease is this member's from before it restarted empty: letting it go")
