@@ -13,7 +13,6 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import redis
@@ -27,7 +26,7 @@ from kuberds.agent.processes import OsUser
 from kuberds.agent.redis.config import ADMIN_USER, REPLICATION_USER, redis_conf
 from kuberds.agent.redis.decide import MASTER, REPLICA, Action, Member, Seen, decide
 from kuberds.agent.redis.lease import LeaderLease
-from kuberds.agent.redis.metrics import serve_metrics
+from kuberds.agent.redis.metrics import serve_health, serve_metrics
 from kuberds.agent.redis.snapshots import discard_rdb, restore_if_first, serve_snapshots, taker
 from kuberds.agent.redis.users import AclUsers
 from kuberds.contract import PRIMARY, ROLE_LABEL, SETTINGS_FILE, environment
@@ -94,6 +93,7 @@ class RedisAgent:
         self.failures = 0
         self.renewed_at = 0.0
         self.took_lease = False
+        self.replicas_may_sync = False  # this member's Redis has the replication user
         self.labelled: str | None = None
         self.labelled_at = 0.0
         self.answering: list[str] = []  # the peers that answered in the last observation
@@ -121,16 +121,15 @@ class RedisAgent:
                            retry=Retry(NoBackoff(), 0), **self._tls_options())  # fmt: skip
 
     def _tls_options(self) -> dict:
-        """Where the port serves TLS only, the agents speak it too: the chain is checked against
-        the cluster's CA, not the name (members are reached by their pods' IPs)."""
+        """TLS where the port is TLS only: the chain checked against the cluster's CA, not the
+        name (members are reached by their pods' IPs)."""
         tls = self.config.tls
         if tls is None or not tls.require:
             return {}
         return {"ssl": True, "ssl_ca_certs": tls.ca_file or f"{tls.directory}/ca.crt", "ssl_cert_reqs": "required",
                 "ssl_check_hostname": False}  # fmt: skip
 
-    def _replication_port(self, port: int) -> int:
-        """Replicas connect where TLS is served (tls-replication), the member's port otherwise."""
+    def _replication_port(self, port: int) -> int:  # replicas connect where TLS is served (tls-replication)
         tls = self.config.tls
         return tls_port_beside(port) if tls is not None and not tls.require else port
 
@@ -197,10 +196,21 @@ class RedisAgent:
         except (KubeError, redis.RedisError, OSError) as error:
             log.warning("%s failed: %s", action.kind, error)
 
+    def _let_replicas_sync(self) -> None:
+        """Only a member that took the lease has the replication user (one restarted empty has
+        none: a replica reconnecting copies nothing). Tried on each renewal until made: a
+        promotion can fail once the lease is taken (Redis loading an RDB refuses REPLICAOF)."""
+        if not self.replicas_may_sync:
+            self.local.execute_command("ACL", "SETUSER", REPLICATION_USER, "reset", "on", f">{self.admin_password}",
+                                       *REPLICATION_RIGHTS)  # fmt: skip
+            self.replicas_may_sync = True
+
     def _renew(self, action: Action) -> None:
         asked = time.monotonic()  # the Lease's renewTime is stamped before the request goes out
         self.lease.renew()
         self.renewed_at = asked
+        if self.state.get("role") == "master":
+            self._let_replicas_sync()
         if asked - self.labelled_at > LABEL_REFRESH_SECONDS:
             self.labelled = None  # another member may have relabelled this pod meanwhile: write it again
         self._label(PRIMARY)
@@ -223,10 +233,7 @@ class RedisAgent:
         self.lease.take()  # first: of two candidates, only the one that took the lease goes on
         self.took_lease, self.renewed_at = True, asked
         self.local.execute_command("REPLICAOF", "NO", "ONE")
-        # Only now may replicas sync from this member: a member that restarted empty has no
-        # replication user, so a replica that reconnects to its address copies nothing.
-        self.local.execute_command("ACL", "SETUSER", REPLICATION_USER, "reset", "on", f">{self.admin_password}",
-                                   *REPLICATION_RIGHTS)  # fmt: skip
+        self._let_replicas_sync()
         for name in self.addresses:  # the endpoint leaves the old primary first, then comes here
             if name != self.me:
                 self._label_pod(name, REPLICA_ROLE)
@@ -241,6 +248,7 @@ class RedisAgent:
     def _follow(self, action: Action) -> None:
         address = self.addresses[action.target]
         self.local.execute_command("ACL", "DELUSER", REPLICATION_USER)  # no replica may copy a stale primary
+        self.replicas_may_sync = False
         self.local.execute_command("REPLICAOF", address.host, str(self._replication_port(address.port)))
         self._label(REPLICA_ROLE)
 
@@ -251,6 +259,7 @@ class RedisAgent:
         self.took_lease = False
         with contextlib.suppress(redis.RedisError, OSError):
             self.local.execute_command("ACL", "DELUSER", REPLICATION_USER)
+            self.replicas_may_sync = False
         self._label(REPLICA_ROLE)
 
     def _fence(self, action: Action) -> None:
@@ -323,7 +332,7 @@ class RedisAgent:
         )
         self.process = user.popen([str(Path(self.pod.bin_dir) / "redis-server"), str(conf)])
         serve_metrics(self)
-        _serve_health(self)
+        serve_health(self)
         if self.snapshots is not None:
             taking = (lambda: self.local if self.state else None, lambda: taker(self.members), lambda: self.stopping)
             threading.Thread(target=self.snapshots.loop, args=taking, name="snapshots", daemon=True).start()
@@ -371,20 +380,6 @@ class RedisAgent:
 
 def _ordinal(name: str) -> int:
     return int(name.rsplit("-", 1)[1])
-
-
-def _serve_health(agent: RedisAgent) -> None:
-    class Health(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            ok = agent.ready() if self.path == "/ready" else agent.process.poll() is None
-            self.send_response(200 if ok else 503)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer((agent.pod.listen_address, agent.pod.agent_port), Health)
-    threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
 
 
 def main(use_kubernetes: bool = True) -> int:
