@@ -38,25 +38,32 @@ def test_events_during_a_refresh_cost_one_more_round_that_sees_the_latest_state(
 
 
 def test_no_event_is_lost_between_the_last_round_and_the_release() -> None:
-    # Many threads racing: every run() returns only after some refresh has seen its event.
-    state, counter, done = Coalesced(), {"events": 0, "seen": 0}, threading.Lock()
+    # An event lands exactly in the gap: after the running refresh saw nothing dirty, before it
+    # lets the lock go. That event finds the lock taken and leaves; its round must still run.
+    state, rounds = Coalesced(), []
+
+    class GapLock:
+        def __init__(self) -> None:
+            self.inner, self.first = threading.Lock(), True
+
+        def acquire(self, blocking: bool = True) -> bool:
+            return self.inner.acquire(blocking)
+
+        def release(self) -> None:
+            if self.first:
+                self.first = False
+                late = threading.Thread(target=lambda: rounds.append(("late event", state.run(once))))
+                late.start()
+                late.join(5)
+            self.inner.release()
 
     def once() -> str:
-        with done:
-            counter["seen"] = counter["events"]
+        rounds.append("round")
         return "ok"
 
-    def event() -> None:
-        with done:
-            counter["events"] += 1
-        state.run(once)
-
-    threads = [threading.Thread(target=event) for _ in range(64)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(5)
-    assert counter["seen"] == counter["events"] == 64
+    state.lock = GapLock()
+    state.run(once)
+    assert rounds == ["round", ("late event", COALESCED), "round"], "the event in the gap got its round"
 
 
 def test_a_refresh_that_must_wait_is_run_again_after_the_delay_it_asks_for() -> None:
