@@ -12,6 +12,8 @@ from kuberds.builders.meta import Owner
 from kuberds.config import OperatorConfig
 from kuberds.contract.report import AgentReport
 from kuberds.engines import engine_for
+from kuberds.handlers.readreplica import with_remembered_source
+from kuberds.operations.rollout import Members
 from kuberds.operations.server_status import replica_status
 
 CONFIG = OperatorConfig()
@@ -141,3 +143,22 @@ def test_the_seed_is_decided_once_so_the_pod_never_changes_under_it() -> None:
     for later in (source(), None):  # the source's backups gone, or the source itself
         follow = build.follow(spec, known, later, None, [], CONFIG).follow
         assert follow.seed and build.server_spec(spec, follow).restore is not None, later
+
+
+def test_a_refresh_reads_the_replica_afresh_until_its_copy_knows_the_source() -> None:
+    # The index's copy can predate the first pass's status.source write; its pods' events
+    # must not find the replica "not known yet" (the last of them would be lost).
+    _, stale = replica()
+    _, known = replica(status={"source": {"name": "src", "engine": "postgres", "port": 5432}})
+    reads: list[str] = []
+
+    def read_body() -> dict:
+        reads.append("get")
+        return known
+
+    seen = with_remembered_source(Members(stale, [], [], None, {}), read_body)
+    assert seen.body is known and reads == ["get"]
+    assert with_remembered_source(Members(known, [], [], None, {}), read_body).body is known and reads == ["get"]
+    gone = with_remembered_source(Members(stale, [], [], None, {}), lambda: None)
+    assert gone.body is stale, "a replica deleted meanwhile: the copy as it was"
+    assert with_remembered_source(Members(None, [], [], None, {}), read_body).body is None and reads == ["get"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import kopf
 
@@ -193,6 +193,24 @@ def _known_server(config: OperatorConfig | None, body: dict, stateful_set: dict 
     return server_pass.known_server(Builders(follow), body, server_spec, config or OperatorConfig(), stateful_set)
 
 
-refresh = functools.partial(shared.refresh, KIND, _known_server)
+def refresh(kube: Kube, config: OperatorConfig, namespace: str, name: str, read: rollout.Read) -> str:
+    """Members or the lease changed: the shared refresh, over a body that knows its source."""
+
+    def read_with_source() -> rollout.Members:
+        return with_remembered_source(read(), lambda: kube.get(KIND, namespace, name))
+
+    return shared.refresh(KIND, _known_server, kube, config, namespace, name, read_with_source)
+
+
+def with_remembered_source(seen: rollout.Members, read_body: Callable[[], dict | None]) -> rollout.Members:
+    """The index's copy of a replica may predate the write of status.source: Kopf indexes an
+    object's events only between its handlers, and the first pass makes the pods before it ends.
+    Their events would then find the replica "not known yet", and no event may follow them
+    (kwok's pods are ready at once): such a copy is read afresh, once per refresh."""
+    if seen.body is None or build.Follow.remembered(seen.body) is not None:
+        return seen
+    return replace(seen, body=read_body() or seen.body)
+
+
 check_storage = functools.partial(shared.check_storage, KIND, _known_server)
 correct_drift = functools.partial(shared.correct_drift, _known_server, build.server_objects)
