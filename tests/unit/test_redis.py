@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from kuberds.agent.lease import Lease
 from kuberds.agent.redis.agent import Address, peer_addresses
 from kuberds.agent.redis.config import redis_conf
-from kuberds.agent.redis.decide import MASTER, REPLICA, Lease, Member, Seen, decide
+from kuberds.agent.redis.decide import MASTER, REPLICA, Member, Seen, decide
 from kuberds.agent.redis.metrics import replica_lag_bytes
 from kuberds.api.classes import CACHE_NODE_TYPES
 from kuberds.api.schema import parse

@@ -5,7 +5,6 @@ primary over a Kubernetes Lease with the other members' agents, moves the role l
 primary and reader endpoints select on, and exports kuberds_redis_* metrics.
 
     decide   the HA rules: what was observed in, one readable action out (pure)
-    lease    the leader Lease: read, take, renew, release (conditional writes)
     config   redis.conf (pure)
     agent    the supervisor loop, readiness, the report
     users    the spec's ACL users, kept on this member's Redis

@@ -21,11 +21,11 @@ from redis.retry import Retry
 
 from kuberds.agent import report as reporting
 from kuberds.agent.kube import AgentKube, KubeConflict, KubeError
+from kuberds.agent.lease import LeaderLease
 from kuberds.agent.pod import Pod
 from kuberds.agent.processes import OsUser
 from kuberds.agent.redis.config import ADMIN_USER, REPLICATION_USER, redis_conf
 from kuberds.agent.redis.decide import MASTER, REPLICA, Action, Member, Seen, decide
-from kuberds.agent.redis.lease import LeaderLease
 from kuberds.agent.redis.metrics import serve_health, serve_metrics
 from kuberds.agent.redis.snapshots import discard_rdb, restore_if_first, serve_snapshots, taker
 from kuberds.agent.redis.users import AclUsers

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kuberds.agent.lease import Lease
+
 MASTER, REPLICA = "master", "replica"
 
 
@@ -40,13 +42,6 @@ class Member:
     role: str | None = None
     offset: int = 0
     has_data: bool = False  # a master, or a replica that completed a sync since it started
-
-
-@dataclass(frozen=True)
-class Lease:
-    holder: str | None  # None: free (released, or never held)
-    fresh: bool  # renewed within its duration
-    exists: bool = True
 
 
 @dataclass(frozen=True)

@@ -26,10 +26,10 @@ import redis
 
 from kuberds.agent.decisions import SnapshotRequest
 from kuberds.agent.kube import KubeError
+from kuberds.agent.lease import LeaderLease
 from kuberds.agent.objectstore import ObjectStore, ObjectStoreError
 from kuberds.agent.pod import Pod
 from kuberds.agent.redis.decide import MASTER, REPLICA, Member
-from kuberds.agent.redis.lease import LeaderLease
 from kuberds.agent.schedule import Window
 from kuberds.agent.sealed import SealError, seal, unseal
 from kuberds.agent.snapshots import Snapshots

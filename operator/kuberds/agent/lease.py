@@ -1,13 +1,14 @@
-"""The leader Lease (coordination.k8s.io/v1) as the Redis agents use it: read it, take it,
-renew it, let it go. Every write is conditional on the resourceVersion read, so of two
-members that try at once exactly one wins (the other gets KubeConflict)."""
+"""The leader Lease (coordination.k8s.io/v1) as the agents that decide over one use it (Redis,
+MariaDB): read it, take it, renew it, let it go. Every write is conditional on the
+resourceVersion read, so of two members that try at once exactly one wins (the other gets
+KubeConflict)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from kuberds.agent.kube import AgentKube, KubeConflict
-from kuberds.agent.redis.decide import Lease
 
 
 def _now() -> str:
@@ -23,6 +24,15 @@ def _parse(text: str | None) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The lease as a member saw it, for its decision."""
+
+    holder: str | None  # None: free (released, or never held)
+    fresh: bool  # renewed within its duration
+    exists: bool = True
 
 
 class LeaderLease:
