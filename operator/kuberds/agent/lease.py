@@ -61,18 +61,34 @@ class LeaderLease:
         return {"holderIdentity": holder, "leaseDurationSeconds": self.seconds, "acquireTime": now, "renewTime": now,
                 "leaseTransitions": transitions}  # fmt: skip
 
-    def take(self) -> None:
-        """Becomes the holder (KubeConflict: another member took it first)."""
+    def take(self, annotations: dict[str, str] | None = None) -> None:
+        """Becomes the holder (KubeConflict: another member took it first). `annotations`: what
+        the new holder records with it (MariaDB: where it took over)."""
+        self._take_for(self.me, annotations)
+
+    def hand_over(self, to: str, annotations: dict[str, str] | None = None) -> None:
+        """Writes the lease in another member's name (a planned switchover)."""
+        self._take_for(to, annotations)
+
+    def acquired(self) -> datetime | None:
+        """When the holder as last read took the lease (None: unknown)."""
+        return _parse(((self.read or {}).get("spec") or {}).get("acquireTime"))
+
+    def annotations(self) -> dict[str, str]:
+        return dict(((self.read or {}).get("metadata") or {}).get("annotations") or {})
+
+    def _take_for(self, holder: str, annotations: dict[str, str] | None) -> None:
         if self.read is None:
             meta = {"name": self.name, "namespace": self.namespace,
-                    **({"ownerReferences": [self.owner]} if self.owner else {})}  # fmt: skip
+                    **({"ownerReferences": [self.owner]} if self.owner else {}),
+                    **({"annotations": annotations} if annotations else {})}  # fmt: skip
             body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta,
-                    "spec": self._spec(self.me, 0)}  # fmt: skip
+                    "spec": self._spec(holder, 0)}  # fmt: skip
             self.read = self.kube.create("Lease", self.namespace, body)
             return
         spec = self.read.get("spec") or {}
-        moved = 0 if spec.get("holderIdentity") == self.me else 1
-        self._write(self._spec(self.me, (spec.get("leaseTransitions") or 0) + moved))
+        moved = 0 if spec.get("holderIdentity") == holder else 1
+        self._write(self._spec(holder, (spec.get("leaseTransitions") or 0) + moved), annotations)
 
     def renew(self) -> None:
         self._write({"renewTime": _now()})
@@ -82,10 +98,12 @@ class LeaderLease:
         if self.read and (self.read.get("spec") or {}).get("holderIdentity") == self.me:
             self._write({"holderIdentity": None, "renewTime": None})
 
-    def _write(self, spec: dict) -> None:
+    def _write(self, spec: dict, annotations: dict[str, str] | None = None) -> None:
         if self.read is None:
             raise KubeConflict(f"lease {self.name} is gone")
-        patch = {"metadata": {"resourceVersion": self.read["metadata"]["resourceVersion"]}, "spec": spec}
+        meta = {"resourceVersion": self.read["metadata"]["resourceVersion"],
+                **({"annotations": annotations} if annotations else {})}  # fmt: skip
+        patch = {"metadata": meta, "spec": spec}
         written = self.kube.merge_patch("Lease", self.namespace, self.name, patch)
         if written is None:  # deleted meanwhile: nothing was taken or renewed
             self.read = None

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -20,13 +19,15 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from kuberds.agent import report as reporting
+from kuberds.agent.health import serve_health
 from kuberds.agent.kube import AgentKube, KubeConflict, KubeError
 from kuberds.agent.lease import LeaderLease
+from kuberds.agent.peers import Address, Peers, parse_given
 from kuberds.agent.pod import Pod
 from kuberds.agent.processes import OsUser
 from kuberds.agent.redis.config import ADMIN_USER, REPLICATION_USER, redis_conf
 from kuberds.agent.redis.decide import MASTER, REPLICA, Action, Member, Seen, decide
-from kuberds.agent.redis.metrics import serve_health, serve_metrics
+from kuberds.agent.redis.metrics import serve_metrics
 from kuberds.agent.redis.snapshots import discard_rdb, restore_if_first, serve_snapshots, taker
 from kuberds.agent.redis.users import AclUsers
 from kuberds.contract import PRIMARY, ROLE_LABEL, SETTINGS_FILE, environment
@@ -41,22 +42,14 @@ TIMEOUT = 0.5  # a member that does not answer INFO within this is not reachable
 PEERS_ENV = "KUBERDS_REDIS_PEERS"  # tests: name=host:port,… (in a pod: the pods' IPs, read through the API)
 REPLICATION_RIGHTS = ("resetchannels", "-@all", "+psync", "+sync", "+replconf", "+ping")
 HANDOVER_SECONDS = 5  # a clean stop pauses writes this long at most while the replicas catch up
-LOOKUP_SECONDS = 3.0  # a member that does not answer has its pod's IP read again at most this often
 LABEL_REFRESH_SECONDS = 10.0  # the primary writes its role label again this often (another may have changed it)
 KUBE_TIMEOUT = 2.0  # every API call: a hanging API server must not stretch a loop past the lease
-
-
-@dataclass(frozen=True)
-class Address:
-    host: str
-    port: int
 
 
 def peer_addresses(config: RedisAgentConfig, env: dict[str, str]) -> dict[str, Address]:
     given = env.get(PEERS_ENV)
     if given:
-        pairs = (item.split("=", 1) for item in given.split(","))
-        return {name: Address(hostport.rsplit(":", 1)[0], int(hostport.rsplit(":", 1)[1])) for name, hostport in pairs}
+        return parse_given(given)
     return {f"{config.cluster}-{i}": Address(config.host(i), config.port) for i in range(config.members)}
 
 
@@ -73,16 +66,11 @@ class RedisAgent:
         self.config = RedisAgentConfig.from_json((pod.config_dir / SETTINGS_FILE).read_text())
         self.password = env.get(environment.CACHE_PASSWORD.env, "")
         self.admin_password = env.get(environment.CACHE_ADMIN_PASSWORD.env, "")
-        self.addresses = peer_addresses(self.config, env)
+        given = peer_addresses(self.config, env)
         self.me = pod.name
-        self.ordinals = {name: i for i, name in enumerate(sorted(self.addresses, key=_ordinal))}
-        self.port = pod.engine_port or self.addresses[self.me].port
-        # In a pod, members are addressed by their pods' IPs, read through the API (the DNS
-        # names of pods that do not exist yet would be cached as missing for half a minute).
-        self.by_pod_ip = PEERS_ENV not in env and kube is not None
-        if self.by_pod_ip:
-            self.addresses[self.me] = Address(pod.ip, self.port)
-        self.looked_up: dict[str, float] = {}
+        self.port = pod.engine_port or given[self.me].port
+        self.peers = Peers(self.me, given, kube, pod.namespace, pod.ip, self.port, by_pod_ip=PEERS_ENV not in env)
+        self.addresses, self.ordinals = self.peers.addresses, self.peers.ordinals
         self.clients = {name: self._client(a.host, a.port) for name, a in self.addresses.items() if name != self.me}
         self.min_replicas: int | None = None
         self.local = self._client("127.0.0.1", self.port)
@@ -156,8 +144,9 @@ class RedisAgent:
         peers = tuple(self._member(name, replication(client)) for name, client in self.clients.items())
         self.answering = [p.name for p in peers if p.role is not None]
         for peer in peers:
-            if peer.role is None or peer.name not in self.looked_up:  # first sight: its pod IP, not its DNS name
-                self._look_up(peer.name)
+            moved = self.peers.look_up(peer.name, answered=peer.role is not None)
+            if moved is not None:
+                self.clients[peer.name] = self._client(moved.host, moved.port)
         lease = None
         if self.lease is not None:
             try:
@@ -169,22 +158,6 @@ class RedisAgent:
         return Seen(self._member(self.me, mine), self._following(mine), lease, peers, self.failures, renewed_ago,
                     fence_after=self.config.lease_seconds - 1, took_lease=self.took_lease,
                     automatic_failover=self.config.automatic_failover)  # fmt: skip
-
-    def _look_up(self, name: str) -> None:
-        """A member that does not answer may have a new pod (a new IP): read it again, at most
-        every few seconds."""
-        now = time.monotonic()
-        if not self.by_pod_ip or now - self.looked_up.get(name, -LOOKUP_SECONDS) < LOOKUP_SECONDS:
-            return
-        self.looked_up[name] = now
-        try:
-            ip = ((self.kube.get("Pod", self.pod.namespace, name) or {}).get("status") or {}).get("podIP")
-        except KubeError as error:
-            log.warning("looking up %s: %s", name, error)
-            return
-        if ip and self.addresses[name].host != ip:
-            self.addresses[name] = Address(ip, self.port)
-            self.clients[name] = self._client(ip, self.port)
 
     # ------------------------------------------------------------ act
 
@@ -332,7 +305,7 @@ class RedisAgent:
         )
         self.process = user.popen([str(Path(self.pod.bin_dir) / "redis-server"), str(conf)])
         serve_metrics(self)
-        serve_health(self)
+        serve_health(self.pod.listen_address, self.pod.agent_port, lambda: self.process.poll() is None, self.ready)
         if self.snapshots is not None:
             taking = (lambda: self.local if self.state else None, lambda: taker(self.members), lambda: self.stopping)
             threading.Thread(target=self.snapshots.loop, args=taking, name="snapshots", daemon=True).start()
@@ -376,10 +349,6 @@ class RedisAgent:
 
     def _stop(self, signum: int, frame: object) -> None:
         self.stopping = True
-
-
-def _ordinal(name: str) -> int:
-    return int(name.rsplit("-", 1)[1])
 
 
 def main(use_kubernetes: bool = True) -> int:

@@ -1,12 +1,9 @@
-"""kuberds_redis_* metrics, read from the member's own Redis (INFO) at every scrape, and the
-agent's health endpoints (/ready: the primary holding the lease or a replica streaming)."""
+"""kuberds_redis_* metrics, read from the member's own Redis (INFO) at every scrape."""
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import redis
 from prometheus_client import CollectorRegistry, start_http_server
@@ -92,17 +89,3 @@ def serve_metrics(agent) -> None:
         registry = CollectorRegistry()
         registry.register(Collector(agent.local, agent.snapshots.stats if agent.snapshots else None))
         start_http_server(agent.pod.metrics_port, agent.pod.listen_address, registry=registry)
-
-
-def serve_health(agent) -> None:
-    class Health(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            ok = agent.ready() if self.path == "/ready" else agent.process.poll() is None
-            self.send_response(200 if ok else 503)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer((agent.pod.listen_address, agent.pod.agent_port), Health)
-    threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
