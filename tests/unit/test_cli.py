@@ -14,7 +14,7 @@ def test_help_names_both_roles(capsys) -> None:
 
 
 def test_agent_of_an_engine_without_one_yet_says_so(capsys) -> None:
-    assert main(["agent", "mariadb"]) == 2
+    assert main(["agent", "mysql"]) == 2
     assert "not implemented yet" in capsys.readouterr().err
 
 

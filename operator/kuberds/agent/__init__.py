@@ -10,6 +10,9 @@ the operator's modules; the two sides meet in kuberds.contract.
     processes   the engine's programs as its OS user; one background job at a time
     kube        the agent's bounded Kubernetes client
     postgres    the PostgreSQL agent (Patroni, pgBackRest)
+    redis, mariadb, memcached
+                the agents that supervise their engine themselves; Redis and MariaDB decide who is
+                primary over a Lease (lease), reach their members (peers), answer probes (health)
 
 Adding an engine: a package kuberds.agent.<engine> with main() and an EngineAgent
 (kuberds.agent.runtime); `kuberds agent <engine>` finds it by name.

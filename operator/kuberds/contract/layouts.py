@@ -60,7 +60,21 @@ REDIS = PodLayout(
     metrics_port=9121,
 )
 
-LAYOUTS: dict[str, PodLayout] = {"postgres": POSTGRES, "memcached": MEMCACHED, "redis": REDIS}
+# The data directory is a folder of the volume (its root holds lost+found on a real filesystem);
+# my.cnf and the client file carry passwords, so the run directory is memory.
+MARIADB = PodLayout(
+    uid=999,
+    data_mount="/var/lib/mysql",
+    data_dir="/var/lib/mysql/data",
+    run_dir="/var/run/mysqld",
+    writable_paths=("/tmp", "/var/run/mysqld"),
+    private_paths=("/var/run/mysqld",),
+    bin_dir="/usr/sbin",
+    agent_port=8011,
+    metrics_port=9104,
+)
+
+LAYOUTS: dict[str, PodLayout] = {"postgres": POSTGRES, "memcached": MEMCACHED, "redis": REDIS, "mariadb": MARIADB}
 
 
 @dataclass(frozen=True)

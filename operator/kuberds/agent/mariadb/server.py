@@ -1,0 +1,169 @@
+"""This member's mariadbd and the SQL the agent speaks: to its own server over the socket (as
+the OS user it runs as, through unix_socket authentication) and to its peers over TCP (as
+kuberds' agent account). Every value is a bound parameter; nothing reaches a shell.
+
+A member's state as one query round sees it is a `ServerState`; the decision reads only that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pwd
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pymysql
+import pymysql.cursors
+
+from kuberds.agent.mariadb.gtid import GtidPos
+from kuberds.agent.peers import Address
+from kuberds.agent.processes import OsUser
+
+log = logging.getLogger("kuberds.agent")
+
+TIMEOUT = 1.0  # a server that does not answer within this is not reachable this loop
+SOCKET, PID_FILE, CONFIG_FILE = "mysqld.sock", "mysqld.pid", "my.cnf"
+
+
+@dataclass(frozen=True)
+class ServerState:
+    """What one server answered. `received` is what its IO thread fetched (Gtid_IO_Pos), never
+    less than what it executed: with semi-sync AFTER_SYNC an acknowledged commit is there."""
+
+    writable: bool
+    executed: GtidPos
+    received: GtidPos
+    io_running: bool
+    sql_running: bool
+    source: Address | None  # the server it replicates from (None: none configured)
+    io_error: str = ""
+    sql_error: str = ""
+    semi_sync_clients: int = 0  # replicas acknowledging this primary's commits
+    lag: float | None = None  # Seconds_Behind_Master; None: unknown (not replicating)
+
+
+class Sql:
+    """One connection, opened on first use and again after a failure."""
+
+    def __init__(self, **connect: object):
+        self.connect_args = {"connect_timeout": TIMEOUT, "read_timeout": TIMEOUT * 5, "write_timeout": TIMEOUT * 5,
+                             "autocommit": True, "cursorclass": pymysql.cursors.DictCursor, **connect}  # fmt: skip
+        self.connection: pymysql.Connection | None = None
+
+    def _open(self) -> pymysql.Connection:
+        if self.connection is None or not self.connection.open:
+            self.connection = pymysql.connect(**self.connect_args)
+        return self.connection
+
+    def rows(self, statement: str, args: tuple = ()) -> list[dict]:
+        try:
+            with self._open().cursor() as cursor:
+                cursor.execute(statement, args or None)
+                return list(cursor.fetchall())
+        except (pymysql.Error, OSError):
+            self.close()
+            raise
+
+    def run(self, statement: str, args: tuple = ()) -> None:
+        self.rows(statement, args)
+
+    def close(self) -> None:
+        if self.connection is not None:
+            with contextlib.suppress(pymysql.Error, OSError):
+                self.connection.close()
+            self.connection = None
+
+
+def state(sql: Sql) -> ServerState:
+    """Raises pymysql.Error / OSError when the server does not answer."""
+    variables = sql.rows("SELECT @@read_only AS read_only, @@gtid_binlog_pos AS binlog_pos")[0]
+    replica = (sql.rows("SHOW SLAVE STATUS") or [{}])[0]
+    clients = sql.rows("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_clients'")
+    executed = GtidPos.parse(variables["binlog_pos"])
+    fetched = GtidPos.parse(replica.get("Gtid_IO_Pos"))
+    host = replica.get("Master_Host")
+    return ServerState(
+        writable=not int(variables["read_only"]),
+        executed=executed,
+        received=executed.furthest(fetched),
+        # Connecting counts: it may yet reach a frozen primary and acknowledge its commits.
+        io_running=replica.get("Slave_IO_Running") in ("Yes", "Connecting"),
+        sql_running=replica.get("Slave_SQL_Running") == "Yes",
+        source=Address(host, int(replica.get("Master_Port") or 0)) if host else None,
+        io_error=replica.get("Last_IO_Error") or "",
+        sql_error=replica.get("Last_SQL_Error") or "",
+        semi_sync_clients=int(clients[0]["Value"]) if clients else 0,
+        lag=float(replica["Seconds_Behind_Master"]) if replica.get("Seconds_Behind_Master") is not None else None,
+    )
+
+
+class LocalServer:
+    """This member's mariadbd: its data directory, configuration, process and socket."""
+
+    def __init__(self, bin_dir: Path, data_dir: Path, run_dir: Path, engine_user: str | None):
+        self.bin_dir, self.data_dir, self.run_dir = bin_dir, data_dir, run_dir
+        self.os_user = OsUser(engine_user, {"PATH": "/usr/sbin:/usr/bin:/bin"}, data_dir)
+        self.process: subprocess.Popen | None = None
+        self.sql = Sql(unix_socket=str(self.socket), user=pwd.getpwuid(os.getuid()).pw_name)
+
+    @property
+    def socket(self) -> Path:
+        return self.run_dir / SOCKET
+
+    @property
+    def config_file(self) -> Path:
+        return self.run_dir / CONFIG_FILE
+
+    @property
+    def files_dir(self) -> Path:
+        """secure_file_priv: SQL's file reads and writes reach only this empty directory."""
+        return self.run_dir / "files"
+
+    def installed(self) -> bool:
+        return (self.data_dir / "mysql").is_dir()
+
+    def prepare(self, config: str) -> None:
+        """The directories, owned by the engine's user, and my.cnf (private: it may hold keys' paths)."""
+        for path in (self.run_dir, self.data_dir, self.files_dir):
+            path.mkdir(parents=True, exist_ok=True)
+            os.chmod(path, 0o700)
+            self.os_user.own(path)
+        self.os_user.write_private(self.config_file, config)
+
+    def install(self) -> None:
+        """The system tables of an empty data directory; root and the agent's OS user may log
+        in over the socket only (unix_socket), no test database, no anonymous users."""
+        socket_user = pwd.getpwuid(os.getuid()).pw_name
+        program = shutil.which("mariadb-install-db", path="/usr/bin:/usr/local/bin:/bin") or "mariadb-install-db"
+        done = self.os_user.run([program, f"--defaults-file={self.config_file}", f"--datadir={self.data_dir}",
+                                 "--auth-root-authentication-method=socket", f"--auth-root-socket-user={socket_user}",
+                                 "--skip-test-db"], timeout=300)  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"mariadb-install-db exited with {done.returncode}: {done.stderr[-2000:]}")
+
+    def start(self) -> None:
+        self.process = self.os_user.popen([str(self.bin_dir / "mariadbd"), f"--defaults-file={self.config_file}"])
+
+    def exit_code(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def kill(self) -> None:
+        """SIGKILL: its next start runs crash recovery, which discards an unacknowledged tail."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+        self.sql.close()
+
+    def stop(self, timeout: float = 60) -> int:
+        if self.process is None:
+            return 0
+        self.process.terminate()
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
