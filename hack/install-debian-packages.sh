@@ -13,10 +13,11 @@ echo "==> Debian packages: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
-# The cache servers' packages start system-wide daemons; the tests and images run their own,
-# so the ones just installed are stopped again (a machine that had them keeps them as they were).
-for service in memcached redis-server; do
-  if printf '%s\n' "${missing[@]}" | grep -qx "$service" && command -v systemctl >/dev/null; then
+# The engines' packages start system-wide daemons; the tests and images run their own, so the
+# ones just installed are stopped again (a machine that had them keeps them as they were).
+for pair in memcached:memcached redis-server:redis-server mariadb-server:mariadb; do
+  package=${pair%%:*} service=${pair##*:}
+  if printf '%s\n' "${missing[@]}" | grep -qx "$package" && command -v systemctl >/dev/null; then
     systemctl disable --now "$service" >/dev/null 2>&1 || true
   fi
 done
