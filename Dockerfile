@@ -86,6 +86,23 @@ EXPOSE 6379 8010 9121
 ENTRYPOINT ["/usr/bin/catatonit", "--", "/opt/kuberds/bin/kuberds"]
 CMD ["agent", "redis"]
 
+# MariaDB 10.11 and the kuberds agent that runs it (and decides with the other members' agents
+# who is primary). mysql gets the fixed uid/gid 999 the pods run as; the agent, running as it,
+# logs in to its own server over the socket as the mysql account (unix_socket).
+FROM python AS mariadb
+RUN groupadd --system --gid 999 mysql \
+ && useradd --system --uid 999 --gid 999 --home-dir /var/lib/mysql --shell /usr/sbin/nologin mysql \
+ && apt-get update \
+ && apt-get install -y --no-install-recommends mariadb-server mariadb-client mariadb-backup catatonit \
+ && rm -rf /var/lib/apt/lists/* /var/lib/mysql/* /etc/mysql/conf.d/* \
+ && mkdir -p /var/lib/mysql/data /var/run/mysqld \
+ && chown -R mysql:mysql /var/lib/mysql /var/run/mysqld
+COPY --from=kuberds-venv /opt/kuberds /opt/kuberds
+USER 999:999
+EXPOSE 3306 8011 9104
+ENTRYPOINT ["/usr/bin/catatonit", "--", "/opt/kuberds/bin/kuberds"]
+CMD ["agent", "mariadb"]
+
 # SeaweedFS's S3 gateway for the e2e suite. No Go toolchain image exists here (no registry)
 # and Debian's golang is too old, so the `weed` that hack/build-binaries.sh builds (linked
 # against bookworm's glibc, like this image) comes in through a named build context:

@@ -78,7 +78,7 @@ def s3(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> str:
 HEAD_START = ("e2e.test_replica", "e2e.test_storage")
 # A DBCluster's three pods would not fit beside the others (CPU requests): it boots in seconds
 # once their namespaces are gone, so it gets no head start.
-RUN_LAST = (*HEAD_START, "e2e.test_dbcluster", "e2e.test_cache")
+RUN_LAST = (*HEAD_START, "e2e.test_dbcluster", "e2e.test_cache", "e2e.test_mariadb")
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Makes kuberds' container images without a registry and loads them into the local cluster.
 
-  python3 hack/images.py build [TARGET...]   base, operator, postgres, memcached, redis, s3 (default: all)
-  python3 hack/images.py load [TARGET...]    operator, postgres, memcached, redis, s3 into every node's containerd
+  python3 hack/images.py build [TARGET...]   base, operator, postgres, memcached, redis, mariadb, s3 (default: all)
+  python3 hack/images.py load [TARGET...]    the same but base, into every node's containerd
   python3 hack/images.py all [TARGET...]     build, then load
   python3 hack/images.py --list [TARGET...]  the image names
 
@@ -45,7 +45,7 @@ DOCKERFILE = REPO / "Dockerfile"
 CHART = REPO / "charts" / "kuberds" / "Chart.yaml"
 BASE_IMAGE = "docker.io/library/debian:bookworm-slim"
 IMAGE_PREFIX = "docker.io/kuberds"
-APP_TARGETS = ("operator", "postgres", "memcached", "redis", "s3")
+APP_TARGETS = ("operator", "postgres", "memcached", "redis", "mariadb", "s3")
 ALL_TARGETS = ("base", *APP_TARGETS)
 COMMANDS = ("build", "load", "all")
 HASH_LABEL = "io.kuberds.content-hash"

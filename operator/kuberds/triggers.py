@@ -42,24 +42,15 @@ STORAGE_CHECK = OperatorConfig.from_environment().storage_check_seconds
 READER_AUTOSCALING = OperatorConfig.from_environment().reader_autoscaling_seconds
 # Children whose hand edits are undone at once: the ones that route or admit traffic
 # (each watched kind costs memory per object; the rest are put back by the full pass).
-WATCHED_CHILDREN = {
-    "Service": ("v1", "services"),
-    "NetworkPolicy": ("networking.k8s.io", "v1", "networkpolicies"),
-}
+WATCHED_CHILDREN = {"Service": ("v1", "services"), "NetworkPolicy": ("networking.k8s.io", "v1", "networkpolicies")}
 
 # Every kind of object kuberds builds and watches: watched with a server-side selector.
-CHILD_RESOURCES = [
-    "pods",
-    "persistentvolumeclaims",
-    ("apps", "statefulsets"),
-    ("apps", "deployments"),
-    "services",
-    ("networking.k8s.io", "networkpolicies"),
-]
+CHILD_RESOURCES = ["pods", "persistentvolumeclaims", ("apps", "statefulsets"), ("apps", "deployments"), "services",
+                   ("networking.k8s.io", "networkpolicies")]  # fmt: skip
 MANAGED_BY_SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
 COMPONENT = "app.kubernetes.io/component"
-# The HA manager's own ConfigMaps (Patroni's leader lease among them) carry the server's
-# selector labels but not managed-by: every database server's, and no one else's.
+# The HA manager's own ConfigMaps (Patroni's leader lease among them) and the agents' leader
+# Leases carry the server's selector labels but not managed-by: every database server's only.
 HA_OBJECTS_SELECTOR = f"{COMPONENT}={DATABASE},{OWNER_KIND_LABEL}"
 
 log = logging.getLogger("kuberds")
@@ -87,6 +78,7 @@ def configure(settings: kopf.OperatorSettings, **_: object) -> None:
     for resource in CHILD_RESOURCES:
         settings.watching.label_selectors[resource] = MANAGED_BY_SELECTOR
     settings.watching.label_selectors["configmaps"] = HA_OBJECTS_SELECTOR
+    settings.watching.label_selectors[("coordination.k8s.io", "leases")] = HA_OBJECTS_SELECTOR
     settings.watching.server_timeout = 300
     Operator.kube = Kube.from_environment()
     Operator.config = OperatorConfig.from_environment()
@@ -142,10 +134,16 @@ def _is_leader_object(name: str, labels: dict, **_: object) -> bool:
     return owner is not None and name == names.leader_object(owner[1])
 
 
-@kopf.index("configmaps", labels={COMPONENT: DATABASE, OWNER_KIND_LABEL: kopf.PRESENT}, when=_is_leader_object)
+LEADERS = {COMPONENT: DATABASE, OWNER_KIND_LABEL: kopf.PRESENT}
+LEASES = ("coordination.k8s.io", "v1", "leases")
+
+
+@kopf.index("configmaps", labels=LEADERS, when=_is_leader_object)
+@kopf.index(*LEASES, labels=LEADERS, when=_is_leader_object, id="ha_leases")
 def ha_leaders(namespace: str, labels: dict, body: kopf.Body, **_: object) -> dict | None:
-    # The leader lease of each server: the writer endpoint follows its holder.
-    leader = (body["metadata"].get("annotations") or {}).get(LEADER_ANNOTATION)
+    # The leader lease of each server (Patroni's ConfigMap, or the agents' Lease where the
+    # engine's agents decide themselves): the writer endpoint follows its holder.
+    leader = routing.leader_of(dict(body))
     return by_owner(namespace, labels, {"metadata": {"annotations": {LEADER_ANNOTATION: leader} if leader else {}}})
 
 
@@ -266,7 +264,7 @@ def _register_server(kind: Kind, handler: ModuleType) -> None:
                 zones=zones(indexes["node_zones"]),
                 proxy=one(indexes["proxies"], key),
                 proxy_pods=list(indexes["proxy_pods"].get(key, [])),
-                leader=one(indexes["ha_leaders"], key),
+                leader=one(indexes["ha_leaders"], key) or one(indexes["ha_leases"], key),
             )
 
         action = handler.refresh(Operator.kube, Operator.config, namespace, owner[1], read)
@@ -288,6 +286,8 @@ def _register_server(kind: Kind, handler: ModuleType) -> None:
 
     @kopf.on.event("configmaps", labels={COMPONENT: DATABASE, OWNER_KIND_LABEL: label}, when=lease_moved,
                    id=f"{kind.singular}-leader-lease")  # fmt: skip
+    @kopf.on.event(*LEASES, labels={COMPONENT: DATABASE, OWNER_KIND_LABEL: label}, when=lease_moved,
+                   id=f"{kind.singular}-leader-agents-lease")  # fmt: skip
     @metrics.instrumented(kind.kind)
     def lease_changed(namespace: str, labels: dict, **indexes: object) -> None:
         refresh(namespace, owner_of(labels), indexes)

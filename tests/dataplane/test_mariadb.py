@@ -14,6 +14,9 @@ import pytest
 from tests.support.kube import Cluster, wait_for
 from tests.support.mariadb import LocalMariaDB, LocalMember, Writer
 
+from kuberds.engines.mariadb import MARIADB
+from kuberds.operations import agents
+
 TABLE = "CREATE TABLE orders (id INT PRIMARY KEY, note VARCHAR(64) NOT NULL)"
 
 
@@ -150,6 +153,35 @@ def test_the_replica_with_every_acknowledged_commit_wins_though_it_applied_least
     assert lost(local, two, writer) == [], local.logs()
     assert wait_for(lambda: ids(local, one) == ids(local, two), timeout=60, what="member 1 caught up from member 2")
     print(f"behind: {len(writer.acknowledged)} acknowledged, 0 lost; member 2 chosen after applying its relay log")
+
+
+def test_a_switchover_hands_the_lease_over_once_the_candidate_has_every_commit(mariadb) -> None:
+    local = mariadb("switch")
+    primary, standby = local.members
+    assert local.primary() is primary
+    local.query(primary, TABLE, database=local.database)
+    local.wait_replicas()
+    request = MARIADB.switchover(primary.name, standby.name)
+    with pytest.raises(agents.AgentError, match="401"):
+        local.ask(primary, request, password="wrong")
+    with pytest.raises(agents.AgentError, match="409"):
+        local.ask(standby, request)  # only the primary hands over
+    with Writer(local) as writer:
+        wait_for(lambda: len(writer.acknowledged) > 200, timeout=60, what="200 commits")
+        asked = time.monotonic()
+        answer = local.ask(primary, request)
+        took = time.monotonic() - asked
+        assert "switched over" in answer and local.lease_holder() == standby.name
+        wait_for(lambda: len([c for c in writer.acknowledged if c.member == standby.name]) > 100, timeout=60,
+                 what=f"100 commits through {standby.name}\n{local.logs()}")  # fmt: skip
+    assert lost(local, standby, writer) == [], local.logs()
+    local.wait_replicas()
+    assert local.replica_status(primary).get("Master_Port") == standby.port
+    print(
+        f"\nswitchover: answered in {took:.2f} s; first commit through {standby.name} "
+        f"{writer.first_commit_after(asked, standby.name):.2f} s after the request; 0 of "
+        f"{len(writer.acknowledged)} lost"
+    )
 
 
 def refused(local: LocalMariaDB, member: LocalMember, statement: str) -> str:

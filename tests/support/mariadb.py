@@ -23,10 +23,12 @@ import pymysql
 import yaml
 
 from kuberds.contract import ROLE_LABEL
-from kuberds.contract.environment import MASTER_PASSWORD, REPLICATION_PASSWORD, SUPERUSER_PASSWORD
+from kuberds.contract.environment import API_PASSWORD, MASTER_PASSWORD, REPLICATION_PASSWORD, SUPERUSER_PASSWORD
 from kuberds.contract.mariadb import AGENT_USER, PEERS_ENV, lease_name
 from kuberds.contract.settings import AgentConfig
+from kuberds.engines.base import AgentRequest
 from kuberds.engines.mariadb import MARIADB
+from kuberds.operations import agents
 from tests.support.kube import ROOT, Cluster, free_port, token_kubeconfig, wait_for
 
 ZONES = ("kwok-zone-a", "kwok-zone-b", "kwok-zone-c")
@@ -63,6 +65,7 @@ class LocalMariaDB:
         self.password = secrets.token_urlsafe(16)
         self.agent_password = secrets.token_urlsafe(16)
         self.replication_password = secrets.token_urlsafe(16)
+        self.api_password = secrets.token_urlsafe(16)
         self.core = kubernetes.client.CoreV1Api(cluster.client())
 
     def __enter__(self) -> LocalMariaDB:
@@ -117,6 +120,7 @@ class LocalMariaDB:
             MASTER_PASSWORD.env: self.password,
             SUPERUSER_PASSWORD.env: self.agent_password,
             REPLICATION_PASSWORD.env: self.replication_password,
+            API_PASSWORD.env: self.api_password,
             PEERS_ENV: peers,
             "PYTHONPATH": str(ROOT / "operator"),
         }
@@ -194,6 +198,10 @@ class LocalMariaDB:
             return all(s.get("Slave_IO_Running") == "Yes" and s.get("Slave_SQL_Running") == "Yes" for s in states)
 
         wait_for(streaming, timeout=timeout, what=f"the replicas streaming\n{self.logs()}")
+
+    def ask(self, member: LocalMember, request: AgentRequest, password: str | None = None) -> str:
+        """Sends an operator's request to a member's agent API (raises AgentError on a refusal)."""
+        return agents.send("127.0.0.1", member.agent_port, request, password or self.api_password)
 
     def logs(self) -> str:
         return "\n".join(f"--- {m.name}\n{m.log.read_text()[-4000:]}" for m in self.members if m.log.exists())

@@ -245,3 +245,11 @@ def test_a_switchover_that_cannot_finish_never_leaves_the_primary_read_only() ->
     check(decide(seen(primary(0), held("db-0"), forked, **to_1)), "renew", "db-1 has errant transactions (2-7-3")
     check(decide(seen(primary(0), held("db-0"), replica(1, following="db-2"), **to_1)), "renew",
           "does not replicate from this member")  # fmt: skip
+
+
+def test_a_candidate_read_after_the_primary_may_be_ahead_by_its_commits_without_being_errant() -> None:
+    me = primary(0, "0-1-100")
+    ahead = replica(1, "0-1-103", following="db-0")
+    check(decide(seen(me, held("db-0"), ahead, switchover_to="db-1")), "fence_writes", "switchover to db-1")
+    foreign = replica(1, "0-2-103", following="db-0")
+    check(decide(seen(me, held("db-0"), foreign, switchover_to="db-1")), "renew", "on hold", "errant")

@@ -1,25 +1,67 @@
-"""The agent's health endpoints for the kubelet's probes (the agents that supervise their
-engine themselves: Redis, MariaDB): /ready asks the agent's own view (the primary holding the
-lease, a replica streaming), any other path only whether the engine's process runs, so a
-primary cut off from the API server is never killed for it."""
+"""The agent's HTTP endpoints (the agents that supervise their engine themselves: Redis,
+MariaDB). GET /ready asks the agent's own view (the primary holding the lease, a replica
+streaming); any other GET only whether the engine's process runs, so a primary cut off from
+the API server is never killed for it. POST paths are the actions the operator may ask for
+(a switchover): each needs the agent API password (contract.basic_auth) and answers 2xx only
+once done."""
 
 from __future__ import annotations
 
+import hmac
+import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from kuberds.contract import basic_auth
 
-def serve_health(address: str, port: int, alive: Callable[[], bool], ready: Callable[[], bool]) -> ThreadingHTTPServer:
-    class Health(BaseHTTPRequestHandler):
+# An action: the request's JSON body in, (HTTP status, answer text) out.
+Action = Callable[[dict], tuple[int, str]]
+MAX_BODY = 64 * 1024
+
+
+def serve_health(
+    address: str,
+    port: int,
+    alive: Callable[[], bool],
+    ready: Callable[[], bool],
+    actions: Mapping[str, Action] | None = None,
+    password: str | None = None,
+) -> ThreadingHTTPServer:
+    expected = basic_auth(password).get("Authorization", "")
+    posts = dict(actions or {})
+
+    class Api(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             ok = ready() if self.path == "/ready" else alive()
-            self.send_response(200 if ok else 503)
+            self._answer(200 if ok else 503, "")
+
+        def do_POST(self) -> None:
+            action = posts.get(self.path)
+            if action is None:
+                return self._answer(404, f"no action {self.path}")
+            if not expected or not hmac.compare_digest(self.headers.get("Authorization", ""), expected):
+                return self._answer(401, "the agent API password is required")
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY:
+                return self._answer(413, "request too large")
+            try:
+                body = json.loads(self.rfile.read(length) or b"{}")
+            except ValueError:
+                return self._answer(400, "the body is not JSON")
+            status, text = action(body if isinstance(body, dict) else {})
+            self._answer(status, text)
+
+        def _answer(self, status: int, text: str) -> None:
+            data = text.encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(data)))
             self.end_headers()
+            self.wfile.write(data)
 
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer((address, port), Health)
-    threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
+    server = ThreadingHTTPServer((address, port), Api)
+    threading.Thread(target=server.serve_forever, name="agent-api", daemon=True).start()
     return server

@@ -37,11 +37,11 @@ class Lease:
 
 class LeaderLease:
     def __init__(self, kube: AgentKube, namespace: str, name: str, me: str, seconds: int,
-                 owner: dict | None = None):  # fmt: skip
+                 owner: dict | None = None, labels: dict[str, str] | None = None):  # fmt: skip
         """`owner`: the controller reference the Lease is made with (the members' StatefulSet),
-        so it goes with the cluster."""
+        so it goes with the cluster; `labels`: the server's, so the operator finds it."""
         self.kube, self.namespace, self.name, self.me, self.seconds = kube, namespace, name, me, seconds
-        self.owner = owner
+        self.owner, self.labels = owner, labels
         self.read: dict | None = None  # the object as last read (None: absent)
 
     def observe(self) -> Lease:
@@ -81,6 +81,7 @@ class LeaderLease:
         if self.read is None:
             meta = {"name": self.name, "namespace": self.namespace,
                     **({"ownerReferences": [self.owner]} if self.owner else {}),
+                    **({"labels": self.labels} if self.labels else {}),
                     **({"annotations": annotations} if annotations else {})}  # fmt: skip
             body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta,
                     "spec": self._spec(holder, 0)}  # fmt: skip

@@ -109,7 +109,7 @@ def follow(spec: api.ReadReplicaSpec, body: dict, source: dict | None, source_tl
         return Decision(follow=remembered, source_condition=unavailable)
     source_spec = parse(api.DBInstanceSpec, source.get("spec"))
     engine = engine_for(source_spec.engine)
-    if engine is None:
+    if engine is None or not engine.read_replicas:
         return _problem("EngineNotSupported", f"DBInstance {name} runs {source_spec.engine}, whose replicas are "
                         "not offered yet")  # fmt: skip
     if remembered is None and not _within_limit(meta["name"], meta.get("creationTimestamp", ""), siblings):

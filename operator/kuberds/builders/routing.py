@@ -40,7 +40,10 @@ class Route:
 
 
 def leader_of(leader_object: dict | None) -> str | None:
-    """The member holding the leader lease, from the HA manager's leader object (None: no one)."""
+    """The member holding the leader lease, from the HA manager's leader object (None: no one):
+    Patroni's ConfigMap names it in an annotation, the agents' coordination Lease in its spec."""
+    if (leader_object or {}).get("kind") == "Lease":
+        return (leader_object.get("spec") or {}).get("holderIdentity") or None
     annotations = ((leader_object or {}).get("metadata") or {}).get("annotations") or {}
     return annotations.get(LEADER_ANNOTATION) or None
 

@@ -14,6 +14,7 @@ from kuberds.builders.server import Server
 from kuberds.config import OperatorConfig
 from kuberds.contract import ROLE_LABEL, SETTINGS_FILE, TLS_CA_FILE, TLS_DIR
 from kuberds.contract.settings import AgentConfig, BackupPlan, ClientTls, ObjectStoreTarget, Repository
+from kuberds.engines import engine_for
 
 
 def store_target(store: api.ObjectStore, ca_bundle: str | None = None) -> ObjectStoreTarget:
@@ -97,6 +98,11 @@ def passphrase_secret(owner_name: str, encryption: api.BackupEncryption) -> str 
 
 
 def object_store(spec: api.ServerSpec, config: OperatorConfig) -> api.ObjectStore | None:
+    """None for an engine without backups: the operator's default store is not for it (a store
+    the spec names is refused with a condition before this is asked)."""
+    engine = engine_for(spec.engine)
+    if engine is not None and not engine.backups:
+        return None
     return chosen_store(spec.backup.object_store, config)
 
 

@@ -16,7 +16,9 @@ the operator talks to their agents. Contract:
   `candidate` and answers 2xx only once it has happened (the operator sends it);
 - `proxy` is the engine's pooling proxy, or None when it has none yet (the API refuses
   `proxy.enabled` then); its configuration file is a pure function of PoolSettings, and
-  `max_connections` says how many server connections the proxies may share.
+  `max_connections` says how many server connections the proxies may share;
+- `backups`, `read_replicas`, `clusters` say what it offers beyond a DBInstance; the operator
+  answers the others with EngineNotSupported naming the field.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class EngineInfo:
     # are refused then). The schema refuses others; the engine judges the values.
     allowed_parameters: tuple[str, ...] | None = None
     proxy: str | None = None  # the pooling proxy the engine offers (spec.proxy), if any
+    not_offered: str = ""  # why an engine the API accepts has no data plane (EngineNotSupported says it)
 
     @property
     def default_version(self) -> str:
@@ -83,6 +86,11 @@ class Engine(Protocol):
     layout: PodLayout
     role_label_values: Mapping[str, str]
     proxy: Proxy | None
+    # What the engine's data plane offers beyond a DBInstance (EngineNotSupported otherwise):
+    backups: bool  # backups to the object store, snapshots, restores
+    read_replicas: bool  # ReadReplicas of its DBInstances
+    clusters: bool  # DBClusters (readers, promotion tiers)
+    leader_kind: str  # the kind of the leader object NAME-leader the writer endpoint follows (ConfigMap, Lease)
 
     @property
     def name(self) -> str: ...

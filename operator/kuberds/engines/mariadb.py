@@ -1,21 +1,26 @@
 """MariaDB: what the API offers, and what its pods look like to Kubernetes. The agent side
-(mariadbd, the HA decision over a Lease) is kuberds.agent.mariadb.
+(mariadbd, the HA decision over a Lease) is kuberds.agent.mariadb; the parameters users may
+set and the sizing from the instance class are kuberds.engines.mariadb_parameters.
 
-Not in ENGINE yet: the agent and its data-plane tests exist, the operator does not build
-MariaDB servers yet, so `engine: mariadb` is still answered with EngineNotSupported. Everything
-MySQL-family that differs between MariaDB and MySQL (GTID format, semi-sync names, clone)
-lives in the agent package's modules, so a MySQL engine would add its own beside them.
+Everything MySQL-family that differs between MariaDB and MySQL (GTID format, semi-sync
+variable names, clone) lives in those modules, so a MySQL engine would add its own beside
+them the day one can be built and tested here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from kuberds.api.classes import Size
 from kuberds.contract import PRIMARY, REPLICA
 from kuberds.contract.layouts import MARIADB as LAYOUT
 from kuberds.contract.layouts import PodLayout
 from kuberds.contract.mariadb import AGENT_USER, REPLICATION_USER, lease_name
+from kuberds.engines import mariadb_parameters as tuning
 from kuberds.engines.base import AgentRequest, EngineInfo
+from kuberds.engines.parameters import Parameter
+from kuberds.quantity import to_bytes
 
 INFO = EngineInfo(
     name="mariadb",
@@ -26,7 +31,8 @@ INFO = EngineInfo(
     reserved_usernames=("root", "mysql", "mariadb.sys", "rdsadmin", AGENT_USER, REPLICATION_USER),
     max_username_length=32,
     reserved_databases=("mysql", "information_schema", "performance_schema", "sys"),
-    managed_parameters=("log_bin", "gtid_mode", "server_id", "bind-address", "datadir", "port"),
+    managed_parameters=tuning.MANAGED,
+    allowed_parameters=tuple(sorted(tuning.ALLOWED)),
 )
 
 
@@ -36,10 +42,34 @@ class MariaDB:
     layout: PodLayout = LAYOUT
     role_label_values: dict[str, str] = field(default_factory=lambda: {PRIMARY: PRIMARY, REPLICA: REPLICA})
     proxy: None = None  # Debian ships no ProxySQL or MaxScale
+    backups: bool = False  # mariadb-backup and binlog shipping: not yet
+    read_replicas: bool = False
+    leader_kind: str = "Lease"  # the agents' (kuberds.agent.lease)
+    clusters: bool = False  # a DBInstance of up to three members; DBClusters are postgres's
 
     @property
     def name(self) -> str:
         return self.info.name
+
+    def parameters(self, size: Size, user: dict[str, str], volume: str | None = None) -> dict[str, str]:
+        """RDS's sizing from the instance class (buffer pool, connections), the redo log from
+        the volume, the user's judged values on top, as mariadbd reads them."""
+        return tuning.parameters(to_bytes(size.memory), user, to_bytes(volume) if volume else None)
+
+    def max_connections(self, size: Size, user: dict[str, str]) -> int:
+        return tuning.max_connections(to_bytes(size.memory), user)
+
+    def parameter_problems(self, user: Mapping[str, str]) -> list[str]:
+        return tuning.problems(user)
+
+    def allowed_parameters(self) -> list[Parameter]:
+        return sorted(tuning.ALLOWED.values(), key=lambda p: p.name.lower())
+
+    def restart_member(self) -> AgentRequest:
+        return AgentRequest("POST", "/restart", {})
+
+    def promote_replica(self) -> AgentRequest:
+        return AgentRequest("POST", "/promote", {})
 
     def probes(self, api_tls: bool) -> dict[str, dict]:
         # Ready: the primary holding the lease, or a replica applying from it (the agent knows);
@@ -69,4 +99,5 @@ class MariaDB:
         ]  # fmt: skip
 
 
-MARIADB = MariaDB()
+ENGINE = MariaDB()
+MARIADB = ENGINE

@@ -13,4 +13,6 @@ INFO = EngineInfo(
     max_username_length=32,
     reserved_databases=("mysql", "information_schema", "performance_schema", "sys"),
     managed_parameters=("log_bin", "gtid_mode", "server_id", "bind-address", "datadir", "port"),
+    not_offered="Debian bookworm ships no Oracle MySQL server to build and test it from; use engine: mariadb "
+    "(MariaDB 10.11, MySQL-compatible)",
 )

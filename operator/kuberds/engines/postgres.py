@@ -47,6 +47,10 @@ class Postgres:
     # Patroni 3.0 calls the leader "master" in its role label and has no setting to rename it.
     role_label_values: dict[str, str] = field(default_factory=lambda: {PRIMARY: "master", REPLICA: "replica"})
     proxy: PgBouncer = field(default_factory=PgBouncer)
+    backups: bool = True
+    read_replicas: bool = True
+    leader_kind: str = "ConfigMap"  # Patroni's leader object
+    clusters: bool = True
 
     @property
     def name(self) -> str:

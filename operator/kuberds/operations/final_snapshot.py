@@ -16,6 +16,7 @@ from kuberds.builders.snapshot import final_snapshot
 from kuberds.builders.status import FALSE, Condition
 from kuberds.config import OperatorConfig
 from kuberds.contract import snapshots
+from kuberds.engines import engine_for
 from kuberds.kube import Kube, NamespaceTerminating
 from kuberds.operations.status import now, parse_time, post_event, publish_status
 
@@ -34,6 +35,14 @@ def _delete(kube: Kube, config: OperatorConfig, body: dict, spec: api.ServerSpec
         post_event(body, "Normal", "DeletedWithoutFinalSnapshot",
                    message="skipFinalSnapshot is true; the volumes are retained")  # fmt: skip
         return
+    engine = engine_for(spec.engine)
+    if engine is not None and not engine.backups:
+        # Nothing is lost silently: the user says the volumes (retained) are enough.
+        condition = Condition("FinalSnapshot", FALSE, "NotOffered",
+                              f"snapshots of {engine.name} servers are not offered yet: set spec.skipFinalSnapshot "
+                              "to true to delete it (its volumes are retained)")  # fmt: skip
+        publish_status(kube, body, [condition])
+        raise kopf.TemporaryError(condition.message, delay=10)
     deleted_at = meta.get("deletionTimestamp") or now()
     name = spec.final_snapshot_name or names.final_snapshot(meta["name"], deleted_at)
     owner = Owner.of(body)

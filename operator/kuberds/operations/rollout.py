@@ -252,7 +252,7 @@ def writer_moved(kube: Kube, body: dict, server: Server, new: Member, pods: list
     """Whether `new` holds the leader lease; when it does, the writer endpoint is routed to it
     at once (this runs inside the refresh that would otherwise do it). The lease is asked of
     the API server, not an index: the event that moves it is handled only after this one."""
-    leader_object = kube.get("ConfigMap", server.owner.namespace, names.leader_object(server.name))
+    leader_object = kube.get(server.engine.leader_kind, server.owner.namespace, names.leader_object(server.name))
     if routing.leader_of(leader_object) != new.name:
         return False
     members = [member_from_pod(p, zones, server.engine.role_label_values) for p in pods]

@@ -18,6 +18,7 @@ from typing import Protocol
 
 import kopf
 
+from kuberds import engines
 from kuberds.api import v1alpha1 as api
 from kuberds.builders import names
 from kuberds.builders import secrets as secret_build
@@ -184,14 +185,28 @@ def known_server(kind: ServerKind, body: dict, spec: api.ServerSpec, config: Ope
                        backup=settings_build.backup_plan(owner, spec, store))  # fmt: skip
 
 
+def engine_feature_problem(engine: Engine, spec: api.ServerSpec, kind: str) -> str:
+    """What the spec asks of an engine that does not offer it, naming the field ("" when none)."""
+    if kind == "DBCluster" and not engine.clusters:
+        return (f"engine {engine.name} is offered as a DBInstance (multiAZ: a primary and a standby with every "
+                "commit), not yet as a DBCluster")  # fmt: skip
+    if not engine.backups and spec.backup.object_store is not None:
+        return f"backup.objectStore: backups of {engine.name} to object storage are not offered yet"
+    if not engine.backups and spec.restore is not None:
+        return f"restore: {engine.name} servers cannot be restored from backups yet"
+    return ""
+
+
 def _reference_problem(seen: Seen, config: OperatorConfig) -> Condition | None:
     """What only the operator can judge: the engine, parameter values, Secrets the spec names."""
     spec = seen.spec
     engine = engine_for(spec.engine)
     if engine is None:
-        return not_reconciled(
-            "EngineNotSupported", f"engine {spec.engine} is accepted by the API but its data plane is not available yet"
-        )
+        why = engines.info(spec.engine).not_offered or "its data plane is not available yet"
+        return not_reconciled("EngineNotSupported", f"engine {spec.engine} is accepted by the API but {why}")
+    unsupported = engine_feature_problem(engine, spec, seen.body.get("kind", ""))
+    if unsupported:
+        return not_reconciled("EngineNotSupported", unsupported)
     refused = engine.parameter_problems(spec.parameters)
     if refused:
         return not_reconciled("InvalidParameter", "; ".join(refused))

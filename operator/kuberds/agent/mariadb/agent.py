@@ -14,6 +14,7 @@ import os
 import signal
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pymysql
 
@@ -22,10 +23,10 @@ from kuberds.agent.health import serve_health
 from kuberds.agent.kube import AgentKube, KubeConflict, KubeError
 from kuberds.agent.lease import LeaderLease
 from kuberds.agent.mariadb import accounts
-from kuberds.agent.mariadb.config import MariaDBConfig, render
+from kuberds.agent.mariadb.config import MariaDBConfig, Tls, render
 from kuberds.agent.mariadb.decide import Action, Lease, Member, Seen, decide
 from kuberds.agent.mariadb.gtid import GtidPos
-from kuberds.agent.mariadb.server import TIMEOUT, LocalServer, ServerState, Sql, state
+from kuberds.agent.mariadb.server import TIMEOUT, LocalServer, ServerState, Sql, open_writes, replicate_from, state
 from kuberds.agent.peers import Address, Peers, ordinal, parse_given
 from kuberds.agent.pod import Pod
 from kuberds.contract import PRIMARY, ROLE_LABEL, SETTINGS_FILE, environment
@@ -41,6 +42,7 @@ KUBE_TIMEOUT = 2.0  # every API call: a hanging API server must not stretch a lo
 SINCE_ANNOTATION = "kuberds.io/gtid-since"  # the holder's executed GTIDs when it took the lease
 LABEL_REFRESH_SECONDS = 10.0
 STARTUP_SECONDS = 120  # mariadbd answering after its start (crash recovery included)
+SWITCHOVER_SECONDS = 25  # within the operator's 30 s wait for the answer
 FAILURES = (pymysql.Error, OSError)
 
 
@@ -60,13 +62,16 @@ class MariaDBAgent:
         self.master_password = env.get(environment.MASTER_PASSWORD.env, "")
         self.agent_password = env.get(environment.SUPERUSER_PASSWORD.env, "")
         self.replication_password = env.get(environment.REPLICATION_PASSWORD.env, "")
+        self.api_password = env.get(environment.API_PASSWORD.env) or None
+        self.switchover_to: str | None = None  # a planned switchover the operator asked for
         given = peer_addresses(self.config, env)
         self.port = pod.engine_port or given[self.me].port
         self.peers = Peers(self.me, given, kube, pod.namespace, pod.ip, self.port, by_pod_ip=PEERS_ENV not in env)
         self.server = LocalServer(pod.bin_dir, pod.data_dir, pod.run_dir, pod.engine_user)
         self.remote = {name: self._sql(self.peers.addresses[name]) for name in self.peers.others()}
+        labels = {self.config.scope_label: self.config.scope, **self.config.labels}  # the operator watches it
         self.lease = LeaderLease(kube, pod.namespace, lease_name(self.config.scope), self.me, self.config.ha.ttl,
-                                 self._controller()) if kube else None  # fmt: skip
+                                 self._controller(), labels) if kube else None  # fmt: skip
         self.started_at = datetime.now(UTC)
         self.stopping = False
         self.failures = 0
@@ -86,7 +91,25 @@ class MariaDBAgent:
     def _sql(self, address: Address) -> Sql:
         # A frozen peer accepts connections and never answers: it may cost a loop one timeout.
         return Sql(host=address.host, port=address.port, user=AGENT_USER, password=self.agent_password,
-                   read_timeout=TIMEOUT, write_timeout=TIMEOUT)  # fmt: skip
+                   read_timeout=TIMEOUT, write_timeout=TIMEOUT, **self._client_tls())  # fmt: skip
+
+    @property
+    def tls(self) -> Tls | None:
+        """The member's certificate (agent.json's tls; the CA when kuberds issued it)."""
+        given = self.config.tls
+        if given is None:
+            return None
+        ca = given.ca_file or (f"{given.directory}/ca.crt" if Path(given.directory, "ca.crt").exists() else None)
+        return Tls(ca=ca, cert=f"{given.directory}/tls.crt", key=f"{given.directory}/tls.key", require=given.require)
+
+    def _client_tls(self) -> dict:
+        """TLS to peers where plain TCP is refused: the chain checked against the server's CA,
+        not the name (members are reached by their pods' IPs)."""
+        tls = self.tls
+        if tls is None or not tls.require:
+            return {}
+        return {"ssl_ca": tls.ca, "ssl_verify_cert": bool(tls.ca), "ssl_verify_identity": False} if tls.ca else {
+            "ssl": {"check_hostname": False}}  # fmt: skip
 
     def _controller(self) -> dict | None:
         try:
@@ -126,7 +149,7 @@ class MariaDBAgent:
         return Seen(self._member(self.me, self.mine), self._observe_lease(), tuple(peers), self.failures,
                     renewed_ago, took_lease=self._took_lease(), fence_after=self.config.ha.ttl - 1,
                     members_total=self.config.instances, acks=1 if self.synchronous else 0,
-                    recovered=self.recovered)  # fmt: skip
+                    recovered=self.recovered, switchover_to=self.switchover_to)  # fmt: skip
 
     def _observe_lease(self) -> Lease | None:
         if self.lease is None:
@@ -178,19 +201,10 @@ class MariaDBAgent:
         if self.lease is not None and not (self._holder() == self.me and self._took_lease()):
             self.lease.take(self._since())  # first: of two candidates only the one that took it goes on
         self.renewed_at = asked
-        sql = self.server.sql
-        sql.run("STOP SLAVE")
-        sql.run("RESET SLAVE ALL")
-        sql.run("SET GLOBAL rpl_semi_sync_slave_enabled = OFF")
-        if not self._bootstrapped():
-            # Before commits wait for a replica: none can connect until its account exists.
-            sql.run("SET GLOBAL rpl_semi_sync_master_enabled = OFF")
-            for statement, args in accounts.bootstrap(self.config.master_username, self.master_password,
-                                                      self._database(), self.replication_password,
-                                                      self.agent_password):  # fmt: skip
-                sql.run(statement, args)
-        sql.run(f"SET GLOBAL rpl_semi_sync_master_enabled = {'ON' if self.synchronous else 'OFF'}")
-        sql.run("SET GLOBAL read_only = OFF")
+        bootstrap = None if self._bootstrapped() else accounts.bootstrap(
+            self.config.master_username, self.master_password, self._database(), self.replication_password,
+            self.agent_password)  # fmt: skip
+        open_writes(self.server.sql, self.synchronous, bootstrap)
         self.recovered = False
         for name in self.peers.others():  # the endpoint leaves the old primary first, then comes here
             self._label_pod(name, REPLICA_ROLE)
@@ -209,17 +223,9 @@ class MariaDBAgent:
 
     def _follow(self, action: Action) -> None:
         source = self.peers.addresses[action.target]
-        sql = self.server.sql
-        sql.run("STOP SLAVE")
-        sql.run("SET GLOBAL read_only = ON")
-        sql.run("SET GLOBAL rpl_semi_sync_master_enabled = OFF")
-        # What this member applied or wrote itself (a former primary) is where it goes on from.
-        sql.run("SET GLOBAL gtid_slave_pos = @@gtid_binlog_pos")
-        sql.run("CHANGE MASTER TO MASTER_HOST = %s, MASTER_PORT = %s, MASTER_USER = %s, MASTER_PASSWORD = %s, "
-                "MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1, MASTER_HEARTBEAT_PERIOD = 1",
-                (source.host, source.port, REPLICATION_USER, self.replication_password))  # fmt: skip
-        sql.run(f"SET GLOBAL rpl_semi_sync_slave_enabled = {'ON' if self.synchronous else 'OFF'}")
-        sql.run("START SLAVE")
+        tls = self.tls
+        replicate_from(self.server.sql, source, REPLICATION_USER, self.replication_password, self.synchronous,
+                       (tls.ca or "") if tls else None)  # fmt: skip
         self._label(REPLICA_ROLE)
 
     def _demote(self, action: Action) -> None:
@@ -311,7 +317,7 @@ class MariaDBAgent:
             server_id=ordinal(self.me) + 1, port=self.port, datadir=str(self.pod.data_dir),
             socket=str(self.server.socket), pid_file=str(self.pod.run_dir / "mysqld.pid"),
             tmpdir=str(self.pod.run_dir), files_dir=str(self.server.files_dir),
-            bind_address=self.pod.listen_address, tls=None,
+            bind_address=self.pod.listen_address, tls=self.tls,
             semi_sync=self.synchronous, members=self.config.instances, user_parameters=self.config.parameters,
         ))  # fmt: skip
 
@@ -330,7 +336,8 @@ class MariaDBAgent:
             self.server.install()
         self.server.start()
         self._wait_answering()
-        serve_health(self.pod.listen_address, self.pod.agent_port, lambda: self.server.exit_code() is None, self.ready)
+        serve_health(self.pod.listen_address, self.pod.agent_port, lambda: self.server.exit_code() is None, self.ready,
+                     {"/switchover": self.switch_over}, self.api_password)  # fmt: skip
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._stop)
         while not self.stopping:
@@ -342,6 +349,35 @@ class MariaDBAgent:
             time.sleep(LOOP_SECONDS)
         self._let_go()
         return self.server.stop()
+
+    def switch_over(self, request: dict) -> tuple[int, str]:
+        """POST /switchover {leader, candidate}: the loop stops writes, waits for the candidate
+        to apply every commit and hands it the lease; answered once the candidate holds it."""
+        candidate = str(request.get("candidate") or "")
+        if not self._primary_within(3 * LOOP_SECONDS):  # a loop may be under way: its view is a loop old
+            return 409, f"{self.me} is not the primary"
+        if candidate not in self.peers.addresses or candidate == self.me:
+            return 400, f"candidate {candidate!r} is not another member"
+        self.switchover_to = candidate
+        deadline = time.monotonic() + SWITCHOVER_SECONDS
+        try:
+            while time.monotonic() < deadline:
+                if self.lease is not None and self._holder() == candidate:
+                    return 200, f"{candidate} holds the lease: switched over from {self.me}"
+                if self.last is not None and "on hold" in self.last.reason:
+                    return 409, self.last.reason
+                time.sleep(0.2)
+            return 503, f"no switchover to {candidate} within {SWITCHOVER_SECONDS} s"
+        finally:
+            self.switchover_to = None
+
+    def _primary_within(self, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.last is not None and self.last.kind == "renew" and self.mine is not None and self.mine.writable:
+                return True
+            time.sleep(0.1)
+        return False
 
     def _let_go(self) -> None:
         if self.last is not None and self.last.kind in ("renew", "promote") and self.lease is not None:

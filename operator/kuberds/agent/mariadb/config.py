@@ -45,9 +45,10 @@ NEVER = frozenset({"plugin_load", "plugin_load_add", "plugin_dir", "plugin_matur
 
 @dataclass(frozen=True)
 class Tls:
-    """Paths of the member's certificate, key and the CA that signed its peers'."""
+    """Paths of the member's certificate, key and the CA that signed its peers' (None: a
+    certificate of the user's without its CA)."""
 
-    ca: str
+    ca: str | None
     cert: str
     key: str
     require: bool = False  # require_secure_transport: refuse plain TCP (the socket stays open)
@@ -80,7 +81,11 @@ class MariaDBConfig:
         paths = {"datadir": self.datadir, "socket": self.socket, "pid_file": self.pid_file, "tmpdir": self.tmpdir,
                  "secure_file_priv": self.files_dir}  # fmt: skip
         if self.tls:
-            paths |= {"ssl_ca": self.tls.ca, "ssl_cert": self.tls.cert, "ssl_key": self.tls.key}
+            paths |= {
+                "ssl_cert": self.tls.cert,
+                "ssl_key": self.tls.key,
+                **({"ssl_ca": self.tls.ca} if self.tls.ca else {}),
+            }
         for key, path in paths.items():
             _check(key, path)
             if not PATH.fullmatch(path):
@@ -109,9 +114,10 @@ def _layout(s: MariaDBConfig) -> list[tuple[str, str, str]]:
 def _tls(s: MariaDBConfig) -> list[tuple[str, str, str]]:
     if s.tls is None:
         return []
+    ca = [("ssl_ca", s.tls.ca, "The CA that signed the members' certificates.")] if s.tls.ca else []
     return [
-        ("ssl_ca", s.tls.ca, "TLS for clients and replication; the CA also verifies peers."),
-        ("ssl_cert", s.tls.cert, ""),
+        *ca,
+        ("ssl_cert", s.tls.cert, "TLS for clients and replication."),
         ("ssl_key", s.tls.key, ""),
         ("tls_version", "TLSv1.2,TLSv1.3", ""),
         ("require_secure_transport", _switch(s.tls.require), "Plain TCP refused when the spec requires TLS."),

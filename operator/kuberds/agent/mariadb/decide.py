@@ -200,7 +200,11 @@ def _unfit_for_switchover(seen: Seen, candidate: Member | None, to: str) -> str:
         return f"{to} is not a member"
     if not candidate.answers:
         return f"{to} does not answer"
-    tail = errant(candidate.executed, seen.me.executed)
+    # Read after this member's own state, the candidate may be ahead by this member's newest
+    # commits (same server id): only transactions another server wrote are errant here.
+    mine = seen.me.executed.domains
+    foreign = {d: g for d, g in candidate.executed.domains.items() if d not in mine or g.server_id != mine[d].server_id}
+    tail = errant(GtidPos(foreign), seen.me.executed)
     if candidate.errant or tail:
         return f"{to} has errant transactions ({', '.join(tail) or 'reported'})"
     if candidate.following != seen.me.name:

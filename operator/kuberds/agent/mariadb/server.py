@@ -101,6 +101,38 @@ def state(sql: Sql) -> ServerState:
     )
 
 
+def open_writes(sql: Sql, synchronous: bool, bootstrap: list[tuple[str, tuple]] | None) -> None:
+    """Makes this server the primary: replication stopped and forgotten, the accounts made on
+    the first primary (before commits wait for a replica: none can connect until its account
+    exists), semi-sync's primary side on when Multi-AZ, then writes open."""
+    sql.run("STOP SLAVE")
+    sql.run("RESET SLAVE ALL")
+    sql.run("SET GLOBAL rpl_semi_sync_slave_enabled = OFF")
+    if bootstrap is not None:
+        sql.run("SET GLOBAL rpl_semi_sync_master_enabled = OFF")
+        for statement, args in bootstrap:
+            sql.run(statement, args)
+    sql.run(f"SET GLOBAL rpl_semi_sync_master_enabled = {'ON' if synchronous else 'OFF'}")
+    sql.run("SET GLOBAL read_only = OFF")
+
+
+def replicate_from(sql: Sql, source: Address, user: str, password: str, synchronous: bool,
+                   tls_ca: str | None) -> None:  # fmt: skip
+    """Makes this server a read-only replica of `source` from where it is (a former primary
+    goes on from its own binlog position). `tls_ca`: None for plain TCP, "" for TLS without a
+    CA to check the chain against."""
+    sql.run("STOP SLAVE")
+    sql.run("SET GLOBAL read_only = ON")
+    sql.run("SET GLOBAL rpl_semi_sync_master_enabled = OFF")
+    sql.run("SET GLOBAL gtid_slave_pos = @@gtid_binlog_pos")
+    tls = "" if tls_ca is None else ", MASTER_SSL = 1" + (", MASTER_SSL_CA = %s" if tls_ca else "")
+    sql.run("CHANGE MASTER TO MASTER_HOST = %s, MASTER_PORT = %s, MASTER_USER = %s, MASTER_PASSWORD = %s, "
+            f"MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1, MASTER_HEARTBEAT_PERIOD = 1{tls}",
+            (source.host, source.port, user, password, *((tls_ca,) if tls_ca else ())))  # fmt: skip
+    sql.run(f"SET GLOBAL rpl_semi_sync_slave_enabled = {'ON' if synchronous else 'OFF'}")
+    sql.run("START SLAVE")
+
+
 class LocalServer:
     """This member's mariadbd: its data directory, configuration, process and socket."""
 

@@ -1,0 +1,106 @@
+"""A user's MariaDB scenarios on the real nodes: a Multi-AZ DBInstance (a primary and a standby
+in another zone, semi-synchronous), reached over TLS verified by the writer Service's name;
+its primary's pod deleted under writes through the writer Service, with every acknowledged
+commit still there; and its deletion refused while protected.
+
+Every connection starts in the client pod and goes through the Services by DNS name."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+from tests.support.kube import ROOT, wait_for
+
+from e2e.manifests import CLIENT, dbinstance
+from e2e.support import E2E
+
+NAMESPACE = "kuberds-e2e-mariadb"
+NAME = "shop"
+WRITER = (ROOT / "e2e" / "mariadb_writer.py").read_text()
+APPLIED_AT = time.monotonic()
+
+
+def servers() -> list[dict]:
+    global APPLIED_AT
+    APPLIED_AT = time.monotonic()
+    return [dbinstance(NAMESPACE, NAME, engine="mariadb", multiAZ=True, deletionProtection=True,
+                       masterUsername="owner", databaseName="shop")]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def e2e(own_namespace: E2E) -> E2E:
+    return own_namespace
+
+
+def connection_args(e2e: E2E) -> list[str]:
+    """HOST PORT USER PASSWORD DATABASE CA_FILE, as the scripts in the client pod take them."""
+    status = e2e.status(NAME)
+    host, port = status["endpoint"].rsplit(":", 1)
+    secret = status["masterUserSecretName"]
+    ca = e2e.ca_file(NAME, status["certificateSecretName"])
+    return [host, port, e2e.secret_value(secret, "username"), e2e.secret_value(secret, "password"), "shop", ca]
+
+
+def writer(e2e: E2E, seconds: float, stop_file: str) -> subprocess.Popen:
+    command = ["exec", "-i", "-n", e2e.namespace, CLIENT, "--", "/opt/kuberds/bin/python", "-",
+               *connection_args(e2e), str(seconds), stop_file]  # fmt: skip
+    kubectl = [e2e.cluster.kubectl_path, f"--kubeconfig={e2e.cluster.kubeconfig}"]
+    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    process = subprocess.Popen([*kubectl, *command], text=True, **pipes)
+    process.stdin.write(WRITER)
+    process.stdin.close()
+    return process
+
+
+TLS_SCRIPT = """
+import sys, pymysql
+host, port, user, password, database, ca = sys.argv[1:7]
+c = pymysql.connect(host=host, port=int(port), user=user, password=password, database=database,
+                    ssl_ca=ca, ssl_verify_cert=True, ssl_verify_identity=True)
+with c.cursor() as cursor:
+    cursor.execute("SHOW SESSION STATUS LIKE 'Ssl_version'")
+    print(cursor.fetchone()[1])
+"""
+
+
+def test_multi_az_mariadb_is_available_across_zones_over_tls(e2e: E2E) -> None:
+    status = e2e.wait_available(NAME, timeout=600)
+    e2e.record("MariaDB Multi-AZ DBInstance apply → Available", f"{time.monotonic() - APPLIED_AT:.0f}s")
+    members = status["members"]
+    assert sorted(m["role"] for m in members) == ["primary", "replica"], members
+    assert len({m["zone"] for m in members}) == 2, f"primary and standby share a zone: {members}"
+    version = e2e.exec(["/opt/kuberds/bin/python", "-", *connection_args(e2e)], input=TLS_SCRIPT).strip()
+    assert version.startswith("TLSv1."), version
+    e2e.record("MariaDB TLS through the writer Service, name verified", version)
+
+
+def test_mariadb_primary_pod_deleted_under_writes_loses_no_acknowledged_commit(e2e: E2E) -> None:
+    e2e.wait_available(NAME, timeout=600)
+    primary = wait_for(lambda: e2e.primary(NAME), timeout=60, what="a primary in status")
+    stop_file = "/tmp/stop-mariadb"
+    process = writer(e2e, 180, stop_file)
+    time.sleep(6)
+    deleted = time.monotonic()
+    e2e.kubectl("delete", "pod", primary, "-n", e2e.namespace, "--wait=false")
+    new = wait_for(lambda: (p := e2e.primary(NAME)) not in (None, primary) and p, timeout=90, interval=0.5,
+                   what=f"another primary in status\n{e2e.diagnostics(NAME)}")  # fmt: skip
+    e2e.record("MariaDB primary pod deleted → new primary in status (s)", round(time.monotonic() - deleted, 1))
+    # Two members, semi-sync that never falls back: commits wait until the deleted member is
+    # back as a replica of the new primary.
+    e2e.wait_available(NAME, timeout=300)
+    time.sleep(8)
+    e2e.exec(["touch", stop_file])
+    out, err = process.communicate(timeout=180)
+    assert process.returncode == 0, err[-3000:]
+    result = json.loads(out.strip().splitlines()[-1])
+    e2e.record("MariaDB primary pod deleted under writes", {k: v for k, v in result.items() if k != "samples"})
+    assert result["acknowledged"] > 100 and result["lost"] == [], result
+    assert new != primary
+
+
+def test_mariadb_deletion_is_refused_while_protected(e2e: E2E) -> None:
+    refused = e2e.kubectl("delete", "dbinstance", NAME, "-n", e2e.namespace, "--wait=false", check=False)
+    assert refused.returncode != 0 and "deletionProtection" in refused.stderr, refused.stderr
