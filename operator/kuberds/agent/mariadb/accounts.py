@@ -175,7 +175,10 @@ def _grant(privileges: tuple[str, ...], level: str, user: str, host: str, option
 
 
 def hardening() -> list[Statement]:
-    """No anonymous users, no test database, root and mysql by unix_socket on localhost only."""
+    """No anonymous users, no test database, root and mysql by unix_socket on localhost only.
+    Run on every member, unlogged: the system tables mariadb-install-db writes differ between
+    members (proxies_priv names the host it ran on), so their row events would not apply on
+    another member."""
     return [
         ("DELETE FROM mysql.global_priv WHERE User = %s", ("",)),
         ("DELETE FROM mysql.global_priv WHERE User = %s AND Host <> %s", ("root", "localhost")),
@@ -230,7 +233,6 @@ def bootstrap(master_user: str, master_password: str, database_name: str | None,
     """Everything a new server needs, run once by the agent as mysql@localhost over the socket
     on the first primary (replicas are cloned from it, accounts included). Re-runnable:
     accounts are created or replaced, the database created if missing."""
-    statements = hardening() + service_accounts(replication_password, agent_password, backup_password,
-                                                monitor_password)  # fmt: skip
+    statements = service_accounts(replication_password, agent_password, backup_password, monitor_password)
     statements += master(master_user, master_password)
     return statements + (database(database_name) if database_name is not None else [])

@@ -14,7 +14,6 @@ import os
 import signal
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pymysql
 
@@ -26,7 +25,18 @@ from kuberds.agent.mariadb import accounts
 from kuberds.agent.mariadb.config import MariaDBConfig, Tls, render
 from kuberds.agent.mariadb.decide import Action, Lease, Member, Seen, decide
 from kuberds.agent.mariadb.gtid import GtidPos
-from kuberds.agent.mariadb.server import TIMEOUT, LocalServer, ServerState, Sql, open_writes, replicate_from, state
+from kuberds.agent.mariadb.server import (
+    TIMEOUT,
+    LocalServer,
+    ServerState,
+    Sql,
+    client_tls,
+    member_tls,
+    open_writes,
+    replicate_from,
+    run_unlogged,
+    state,
+)
 from kuberds.agent.peers import Address, Peers, ordinal, parse_given
 from kuberds.agent.pod import Pod
 from kuberds.contract import PRIMARY, ROLE_LABEL, SETTINGS_FILE, environment
@@ -91,25 +101,11 @@ class MariaDBAgent:
     def _sql(self, address: Address) -> Sql:
         # A frozen peer accepts connections and never answers: it may cost a loop one timeout.
         return Sql(host=address.host, port=address.port, user=AGENT_USER, password=self.agent_password,
-                   read_timeout=TIMEOUT, write_timeout=TIMEOUT, **self._client_tls())  # fmt: skip
+                   read_timeout=TIMEOUT, write_timeout=TIMEOUT, **client_tls(self.tls))  # fmt: skip
 
     @property
     def tls(self) -> Tls | None:
-        """The member's certificate (agent.json's tls; the CA when kuberds issued it)."""
-        given = self.config.tls
-        if given is None:
-            return None
-        ca = given.ca_file or (f"{given.directory}/ca.crt" if Path(given.directory, "ca.crt").exists() else None)
-        return Tls(ca=ca, cert=f"{given.directory}/tls.crt", key=f"{given.directory}/tls.key", require=given.require)
-
-    def _client_tls(self) -> dict:
-        """TLS to peers where plain TCP is refused: the chain checked against the server's CA,
-        not the name (members are reached by their pods' IPs)."""
-        tls = self.tls
-        if tls is None or not tls.require:
-            return {}
-        return {"ssl_ca": tls.ca, "ssl_verify_cert": bool(tls.ca), "ssl_verify_identity": False} if tls.ca else {
-            "ssl": {"check_hostname": False}}  # fmt: skip
+        return member_tls(self.config.tls)
 
     def _controller(self) -> dict | None:
         try:
@@ -336,6 +332,7 @@ class MariaDBAgent:
             self.server.install()
         self.server.start()
         self._wait_answering()
+        run_unlogged(self.server.sql, accounts.hardening())
         serve_health(self.pod.listen_address, self.pod.agent_port, lambda: self.server.exit_code() is None, self.ready,
                      {"/switchover": self.switch_over}, self.api_password)  # fmt: skip
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -19,9 +19,11 @@ from pathlib import Path
 import pymysql
 import pymysql.cursors
 
+from kuberds.agent.mariadb.config import Tls
 from kuberds.agent.mariadb.gtid import GtidPos
 from kuberds.agent.peers import Address
 from kuberds.agent.processes import OsUser
+from kuberds.contract.settings import ClientTls
 
 log = logging.getLogger("kuberds.agent")
 
@@ -101,6 +103,35 @@ def state(sql: Sql) -> ServerState:
     )
 
 
+def member_tls(given: ClientTls | None) -> Tls | None:
+    """The member's certificate files (agent.json's tls; the CA when kuberds issued it, or
+    ca.crt beside a user's certificate when its Secret has one)."""
+    if given is None:
+        return None
+    ca = given.ca_file or (f"{given.directory}/ca.crt" if Path(given.directory, "ca.crt").exists() else None)
+    return Tls(ca=ca, cert=f"{given.directory}/tls.crt", key=f"{given.directory}/tls.key", require=given.require)
+
+
+def client_tls(tls: Tls | None) -> dict:
+    """PyMySQL's TLS options to a peer where plain TCP is refused: the chain checked against
+    the server's CA, not the name (members are reached by their pods' IPs)."""
+    if tls is None or not tls.require:
+        return {}
+    if tls.ca:
+        return {"ssl_ca": tls.ca, "ssl_verify_cert": True, "ssl_verify_identity": False}
+    return {"ssl": {"check_hostname": False}}
+
+
+def run_unlogged(sql: Sql, statements: list[tuple[str, tuple]]) -> None:
+    """Statements about this member alone: kept out of the binlog, so no replica applies them."""
+    sql.run("SET SESSION sql_log_bin = 0")
+    try:
+        for statement, args in statements:
+            sql.run(statement, args)
+    finally:
+        sql.run("SET SESSION sql_log_bin = 1")
+
+
 def open_writes(sql: Sql, synchronous: bool, bootstrap: list[tuple[str, tuple]] | None) -> None:
     """Makes this server the primary: replication stopped and forgotten, the accounts made on
     the first primary (before commits wait for a replica: none can connect until its account
@@ -162,7 +193,8 @@ class LocalServer:
         """The directories, owned by the engine's user, and my.cnf (private: it may hold keys' paths)."""
         for path in (self.run_dir, self.data_dir, self.files_dir):
             path.mkdir(parents=True, exist_ok=True)
-            os.chmod(path, 0o700)
+            if path.stat().st_uid == os.geteuid() or os.geteuid() == 0:  # not a volume's mount point
+                os.chmod(path, 0o700)
             self.os_user.own(path)
         self.os_user.write_private(self.config_file, config)
 
