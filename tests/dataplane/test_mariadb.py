@@ -184,6 +184,28 @@ def test_a_switchover_hands_the_lease_over_once_the_candidate_has_every_commit(m
     )
 
 
+def test_a_primary_stopped_cleanly_hands_over_at_once(mariadb) -> None:
+    # A pod deleted or rolled: SIGTERM to the agent, which switches over before it stops.
+    local = mariadb("clean")
+    primary, standby = local.members
+    assert local.primary() is primary
+    local.query(primary, TABLE, database=local.database)
+    local.wait_replicas()
+
+    def stop_and_come_back() -> None:
+        # The kubelet starts the pod again; until it is back as a replica, commits wait for it
+        # (two members, semi-sync that never falls back).
+        primary.process.send_signal(signal.SIGTERM)
+        assert primary.process.wait(timeout=60) == 0
+        local.start(primary)
+
+    with Writer(local) as writer:
+        new = fail_over_under_writes(local, writer, primary, stop_and_come_back)
+        assert new is standby
+    assert lost(local, standby, writer) == [], local.logs()
+    print(f"clean stop: {len(writer.acknowledged)} acknowledged, 0 lost")
+
+
 def refused(local: LocalMariaDB, member: LocalMember, statement: str) -> str:
     try:
         local.query(member, statement, database=local.database)

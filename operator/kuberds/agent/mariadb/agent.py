@@ -25,6 +25,7 @@ from kuberds.agent.mariadb import accounts
 from kuberds.agent.mariadb.config import MariaDBConfig, Tls, render
 from kuberds.agent.mariadb.decide import Action, Lease, Member, Seen, decide
 from kuberds.agent.mariadb.gtid import GtidPos
+from kuberds.agent.mariadb.handover import LOOP_SECONDS, Handover
 from kuberds.agent.mariadb.server import (
     TIMEOUT,
     LocalServer,
@@ -47,12 +48,10 @@ from kuberds.contract.settings import AgentConfig
 
 log = logging.getLogger("kuberds.agent")
 
-LOOP_SECONDS = 1.0
 KUBE_TIMEOUT = 2.0  # every API call: a hanging API server must not stretch a loop past the lease
 SINCE_ANNOTATION = "kuberds.io/gtid-since"  # the holder's executed GTIDs when it took the lease
 LABEL_REFRESH_SECONDS = 10.0
 STARTUP_SECONDS = 120  # mariadbd answering after its start (crash recovery included)
-SWITCHOVER_SECONDS = 25  # within the operator's 30 s wait for the answer
 FAILURES = (pymysql.Error, OSError)
 
 
@@ -65,7 +64,7 @@ def peer_addresses(config: AgentConfig, env: dict[str, str]) -> dict[str, Addres
     return {name: Address(f"{name}.{domain}", config.port) for name in names}
 
 
-class MariaDBAgent:
+class MariaDBAgent(Handover):
     def __init__(self, pod: Pod, kube: AgentKube | None, env: dict[str, str]):
         self.pod, self.kube, self.me = pod, kube, pod.name
         self.config = AgentConfig.from_json((pod.config_dir / SETTINGS_FILE).read_text())
@@ -344,37 +343,9 @@ class MariaDBAgent:
                 return 1
             self.step()
             time.sleep(LOOP_SECONDS)
+        self.hand_over_on_stop()
         self._let_go()
         return self.server.stop()
-
-    def switch_over(self, request: dict) -> tuple[int, str]:
-        """POST /switchover {leader, candidate}: the loop stops writes, waits for the candidate
-        to apply every commit and hands it the lease; answered once the candidate holds it."""
-        candidate = str(request.get("candidate") or "")
-        if not self._primary_within(3 * LOOP_SECONDS):  # a loop may be under way: its view is a loop old
-            return 409, f"{self.me} is not the primary"
-        if candidate not in self.peers.addresses or candidate == self.me:
-            return 400, f"candidate {candidate!r} is not another member"
-        self.switchover_to = candidate
-        deadline = time.monotonic() + SWITCHOVER_SECONDS
-        try:
-            while time.monotonic() < deadline:
-                if self.lease is not None and self._holder() == candidate:
-                    return 200, f"{candidate} holds the lease: switched over from {self.me}"
-                if self.last is not None and "on hold" in self.last.reason:
-                    return 409, self.last.reason
-                time.sleep(0.2)
-            return 503, f"no switchover to {candidate} within {SWITCHOVER_SECONDS} s"
-        finally:
-            self.switchover_to = None
-
-    def _primary_within(self, seconds: float) -> bool:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.last is not None and self.last.kind == "renew" and self.mine is not None and self.mine.writable:
-                return True
-            time.sleep(0.1)
-        return False
 
     def _let_go(self) -> None:
         if self.last is not None and self.last.kind in ("renew", "promote") and self.lease is not None:

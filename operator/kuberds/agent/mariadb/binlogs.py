@@ -348,6 +348,7 @@ class BinlogShipper:
 
     def _ship(self, path: Path) -> int:
         binlog = read_binlog(path)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
         if (binlog.name, binlog.created) in self._listed() or self._elsewhere(binlog):
             return 0
         target = BinlogObject.of(self.member, binlog)

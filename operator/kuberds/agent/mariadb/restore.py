@@ -90,6 +90,9 @@ def extract(store: ObjectStore, manifest: Manifest, passphrase: str | None, stag
     try:
         opened = unseal(reader, mbstream.stdin, passphrase)
         mbstream.stdin.close()
+    except BrokenPipeError as error:  # mbstream gave up: its words, not the pipe's
+        mbstream.wait()
+        raise RuntimeError(f"mbstream stopped reading: {errors.read_text(errors='replace')[-2000:]}") from error
     except BaseException:
         mbstream.kill()
         raise
@@ -161,8 +164,12 @@ class TemporaryServer:
                 raise RuntimeError(f"the restore's temporary mariadbd did not start: {self.log_tail()}")
             time.sleep(0.2)
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def __exit__(self, kind: type | None, *exc: object) -> None:
+        try:
+            self.stop()
+        except RuntimeError:
+            if kind is None:  # an error already on its way says more than this one
+                raise
 
     def log_tail(self) -> str:
         return self.log_file.read_text(errors="replace")[-2000:] if self.log_file.exists() else ""
@@ -236,9 +243,10 @@ def replay(store: ObjectStore, repository: Repository, files: list[BinlogObject]
                 reader = os_user.popen(replay_argv(paths, position, stop), stdout=write, stderr=subprocess.PIPE,
                                        env=env)  # fmt: skip
                 _, complaint = reader.communicate()
-                if reader.returncode != 0:
+                if reader.returncode != 0:  # the client failing first breaks the pipe: say its error too
                     raise RuntimeError(f"mariadb-binlog exited with {reader.returncode}: "
-                                       f"{complaint.decode(errors='replace')[-2000:]}")  # fmt: skip
+                                       f"{complaint.decode(errors='replace')[-2000:]} (mariadb: "
+                                       f"{errors.read_text(errors='replace')[-2000:]})")  # fmt: skip
                 position = str(piece[-1].end)
     except BaseException:
         _discard(paths)
