@@ -40,7 +40,8 @@ from kuberds.agent.mariadb.server import (
 )
 from kuberds.agent.peers import Address, Peers, ordinal, parse_given
 from kuberds.agent.pod import Pod
-from kuberds.contract import PRIMARY, ROLE_LABEL, SETTINGS_FILE, environment
+from kuberds.agent.roles import RoleLabels
+from kuberds.contract import PRIMARY, SETTINGS_FILE, environment
 from kuberds.contract import REPLICA as REPLICA_ROLE
 from kuberds.contract.mariadb import AGENT_USER, PEERS_ENV, REPLICATION_USER, lease_name
 from kuberds.contract.report import AgentReport
@@ -50,7 +51,6 @@ log = logging.getLogger("kuberds.agent")
 
 KUBE_TIMEOUT = 2.0  # every API call: a hanging API server must not stretch a loop past the lease
 SINCE_ANNOTATION = "kuberds.io/gtid-since"  # the holder's executed GTIDs when it took the lease
-LABEL_REFRESH_SECONDS = 10.0
 STARTUP_SECONDS = 120  # mariadbd answering after its start (crash recovery included)
 FAILURES = (pymysql.Error, OSError)
 
@@ -78,16 +78,15 @@ class MariaDBAgent(Handover):
         self.peers = Peers(self.me, given, kube, pod.namespace, pod.ip, self.port, by_pod_ip=PEERS_ENV not in env)
         self.server = LocalServer(pod.bin_dir, pod.data_dir, pod.run_dir, pod.engine_user)
         self.remote = {name: self._sql(self.peers.addresses[name]) for name in self.peers.others()}
-        labels = {self.config.scope_label: self.config.scope, **self.config.labels}  # the operator watches it
+        lease_labels = {self.config.scope_label: self.config.scope, **self.config.labels}  # the operator watches it
         self.lease = LeaderLease(kube, pod.namespace, lease_name(self.config.scope), self.me, self.config.ha.ttl,
-                                 self._controller(), labels) if kube else None  # fmt: skip
+                                 self._controller(), lease_labels) if kube else None  # fmt: skip
         self.started_at = datetime.now(UTC)
         self.stopping = False
         self.failures = 0
         self.renewed_at = 0.0
         self.recovered = False  # restarted mariadbd with crash recovery to discard a tail
-        self.labelled: str | None = None
-        self.labelled_at = 0.0
+        self.labels = RoleLabels(kube, pod.namespace, pod.name)
         self.mine: ServerState | None = None
         self.last: Action | None = None
         self.published: dict = {}
@@ -187,9 +186,7 @@ class MariaDBAgent(Handover):
             self._apply(action)  # a holder still applying its relay log (decide says so)
         if self.mine is None or not self.mine.writable:
             return  # the endpoint comes here once writes are open
-        if asked - self.labelled_at > LABEL_REFRESH_SECONDS:
-            self.labelled = None  # another member may have relabelled this pod meanwhile
-        self._label(PRIMARY)
+        self.labels.refresh(PRIMARY)
 
     def _promote(self, action: Action) -> None:
         asked = time.monotonic()
@@ -202,8 +199,8 @@ class MariaDBAgent(Handover):
         open_writes(self.server.sql, self.synchronous, bootstrap)
         self.recovered = False
         for name in self.peers.others():  # the endpoint leaves the old primary first, then comes here
-            self._label_pod(name, REPLICA_ROLE)
-        self._label(PRIMARY)
+            self.labels.set_on(name, REPLICA_ROLE)
+        self.labels.set(PRIMARY)
 
     def _holder(self) -> str | None:
         return ((self.lease.read or {}).get("spec") or {}).get("holderIdentity")
@@ -221,7 +218,7 @@ class MariaDBAgent(Handover):
         tls = self.tls
         replicate_from(self.server.sql, source, REPLICATION_USER, self.replication_password, self.synchronous,
                        (tls.ca or "") if tls else None)  # fmt: skip
-        self._label(REPLICA_ROLE)
+        self.labels.set(REPLICA_ROLE)
 
     def _demote(self, action: Action) -> None:
         self.server.sql.run("SET GLOBAL read_only = ON")
@@ -230,7 +227,7 @@ class MariaDBAgent(Handover):
     def _rejoin(self, action: Action) -> None:
         """A SIGKILL and a start: crash recovery as a semi-sync replica truncates the binlog to
         what the engine committed, dropping transactions that waited for an acknowledgement."""
-        self._label(REPLICA_ROLE)
+        self.labels.set(REPLICA_ROLE)
         self.server.kill()
         self.server.start()
         self._wait_answering()
@@ -239,11 +236,11 @@ class MariaDBAgent(Handover):
     def _reseed(self, action: Action) -> None:
         # Re-seeding from a backup is not built yet: the member stays out, said in its report.
         self.server.sql.run("STOP SLAVE")
-        self._label(REPLICA_ROLE)
+        self.labels.set(REPLICA_ROLE)
 
     def _errant(self, action: Action) -> None:
         self.server.sql.run("STOP SLAVE")
-        self._label(REPLICA_ROLE)
+        self.labels.set(REPLICA_ROLE)
 
     def _fence(self, action: Action) -> None:
         self.server.sql.run("STOP SLAVE IO_THREAD")
@@ -257,24 +254,15 @@ class MariaDBAgent(Handover):
     def _release(self, action: Action) -> None:
         if self.lease is not None:
             self.lease.release()
-        self._label(REPLICA_ROLE)
+        self.labels.set(REPLICA_ROLE)
 
     def _hand_over(self, action: Action) -> None:
         self.lease.hand_over(action.target, self._since())
-        self._label(REPLICA_ROLE)
+        self.labels.set(REPLICA_ROLE)
 
     def _wait(self, action: Action) -> None:
-        if self.mine is not None and self.mine.source is not None and self.labelled != REPLICA_ROLE:
-            self._label(REPLICA_ROLE)
-
-    def _label(self, role: str) -> None:
-        if self.labelled != role:
-            self._label_pod(self.me, role)
-            self.labelled, self.labelled_at = role, time.monotonic()
-
-    def _label_pod(self, pod: str, role: str) -> None:
-        if self.kube is not None:
-            self.kube.merge_patch("Pod", self.pod.namespace, pod, {"metadata": {"labels": {ROLE_LABEL: role}}})
+        if self.mine is not None and self.mine.source is not None and self.labels.labelled != REPLICA_ROLE:
+            self.labels.set(REPLICA_ROLE)
 
     # ------------------------------------------------------------ the loop
 

@@ -30,7 +30,8 @@ from kuberds.agent.redis.decide import MASTER, REPLICA, Action, Member, Seen, de
 from kuberds.agent.redis.metrics import serve_metrics
 from kuberds.agent.redis.snapshots import discard_rdb, restore_if_first, serve_snapshots, taker
 from kuberds.agent.redis.users import AclUsers
-from kuberds.contract import PRIMARY, ROLE_LABEL, SETTINGS_FILE, environment
+from kuberds.agent.roles import RoleLabels
+from kuberds.contract import PRIMARY, SETTINGS_FILE, environment
 from kuberds.contract import REPLICA as REPLICA_ROLE
 from kuberds.contract.redis import RedisAgentConfig, lease_name, tls_port_beside
 from kuberds.contract.report import AgentReport
@@ -42,7 +43,6 @@ TIMEOUT = 0.5  # a member that does not answer INFO within this is not reachable
 PEERS_ENV = "KUBERDS_REDIS_PEERS"  # tests: name=host:port,… (in a pod: the pods' IPs, read through the API)
 REPLICATION_RIGHTS = ("resetchannels", "-@all", "+psync", "+sync", "+replconf", "+ping")
 HANDOVER_SECONDS = 5  # a clean stop pauses writes this long at most while the replicas catch up
-LABEL_REFRESH_SECONDS = 10.0  # the primary writes its role label again this often (another may have changed it)
 KUBE_TIMEOUT = 2.0  # every API call: a hanging API server must not stretch a loop past the lease
 
 
@@ -82,8 +82,7 @@ class RedisAgent:
         self.renewed_at = 0.0
         self.took_lease = False
         self.replicas_may_sync = False  # this member's Redis has the replication user
-        self.labelled: str | None = None
-        self.labelled_at = 0.0
+        self.labels = RoleLabels(kube, pod.namespace, pod.name)
         self.answering: list[str] = []  # the peers that answered in the last observation
         self.last: Action | None = None
         self.state: dict = {}
@@ -184,9 +183,7 @@ class RedisAgent:
         self.renewed_at = asked
         if self.state.get("role") == "master":
             self._let_replicas_sync()
-        if asked - self.labelled_at > LABEL_REFRESH_SECONDS:
-            self.labelled = None  # another member may have relabelled this pod meanwhile: write it again
-        self._label(PRIMARY)
+        self.labels.refresh(PRIMARY)
         self._keep_min_replicas()
 
     def _keep_min_replicas(self) -> None:
@@ -209,8 +206,8 @@ class RedisAgent:
         self._let_replicas_sync()
         for name in self.addresses:  # the endpoint leaves the old primary first, then comes here
             if name != self.me:
-                self._label_pod(name, REPLICA_ROLE)
-        self._label(PRIMARY)
+                self.labels.set_on(name, REPLICA_ROLE)
+        self.labels.set(PRIMARY)
         me = self.addresses[self.me]
         for name in self.answering:  # the replicas that answer follow at once (their agents agree)
             try:
@@ -223,7 +220,7 @@ class RedisAgent:
         self.local.execute_command("ACL", "DELUSER", REPLICATION_USER)  # no replica may copy a stale primary
         self.replicas_may_sync = False
         self.local.execute_command("REPLICAOF", address.host, str(self._replication_port(address.port)))
-        self._label(REPLICA_ROLE)
+        self.labels.set(REPLICA_ROLE)
 
     _demote = _follow
 
@@ -233,24 +230,15 @@ class RedisAgent:
         with contextlib.suppress(redis.RedisError, OSError):
             self.local.execute_command("ACL", "DELUSER", REPLICATION_USER)
             self.replicas_may_sync = False
-        self._label(REPLICA_ROLE)
+        self.labels.set(REPLICA_ROLE)
 
     def _fence(self, action: Action) -> None:
         # Until past the next loop, however long the API server makes it wait.
         self.local.execute_command("CLIENT", "PAUSE", str(int((LOOP_SECONDS + KUBE_TIMEOUT) * 1000 * 1.5)), "WRITE")
 
     def _wait(self, action: Action) -> None:
-        if self.state.get("role") == "slave" and self.labelled != REPLICA_ROLE:
-            self._label(REPLICA_ROLE)
-
-    def _label(self, role: str) -> None:
-        if self.labelled != role:
-            self._label_pod(self.me, role)
-            self.labelled, self.labelled_at = role, time.monotonic()
-
-    def _label_pod(self, pod: str, role: str) -> None:
-        if self.kube is not None:
-            self.kube.merge_patch("Pod", self.pod.namespace, pod, {"metadata": {"labels": {ROLE_LABEL: role}}})
+        if self.state.get("role") == "slave" and self.labels.labelled != REPLICA_ROLE:
+            self.labels.set(REPLICA_ROLE)
 
     # ------------------------------------------------------------ the loop
 
