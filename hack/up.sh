@@ -24,7 +24,7 @@ step binaries "Kubernetes, etcd, kwok, helm, SeaweedFS and CoreDNS binaries (cac
 bash hack/build-binaries.sh
 bin=$(bash hack/build-binaries.sh --print-bin-dir)
 
-step images "Images: the Debian base (debootstrap), operator, postgres, memcached, redis, s3 (podman; cached by content)"
+step images "Images: the Debian base (debootstrap), operator, postgres, memcached, redis, mariadb, s3 (podman; cached by content)"
 python3 hack/images.py build
 
 step cluster "Local cluster: control plane, two real nodes (zone-a, zone-b), kwok nodes"

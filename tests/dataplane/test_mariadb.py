@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import pymysql
@@ -43,6 +44,13 @@ def ids(local: LocalMariaDB, member: LocalMember) -> set[int] | None:
         return None
 
 
+def metrics(member: LocalMember) -> dict[str, float]:
+    """The member's agent's metrics without labels, by name."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{member.metrics_port}/metrics", timeout=10).read().decode()
+    return {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+            if line and not line.startswith("#") and "{" not in line}  # fmt: skip
+
+
 def lost(local: LocalMariaDB, member: LocalMember, writer: Writer) -> list[int]:
     present = ids(local, member)
     return [c.key for c in writer.acknowledged if c.key not in present]
@@ -71,6 +79,13 @@ def test_bootstrap_makes_the_master_user_and_replicates_from_the_first_transacti
                        "('Rpl_semi_sync_master_clients', 'Rpl_semi_sync_master_status')")  # fmt: skip
         status = dict(cursor.fetchall())
     assert status == {"Rpl_semi_sync_master_clients": "1", "Rpl_semi_sync_master_status": "ON"}
+    # And the metrics say so: the primary, its acknowledging replica, no commit without one.
+    scraped = metrics(primary)
+    assert scraped["kuberds_mariadb_up"] == 1 and scraped["kuberds_mariadb_primary"] == 1
+    assert scraped["kuberds_mariadb_semi_sync_replicas"] == 1
+    assert scraped["kuberds_mariadb_semi_sync_acknowledged_commits_total"] >= 2
+    assert scraped["kuberds_mariadb_semi_sync_unacknowledged_commits_total"] == 0
+    assert metrics(replica)["kuberds_mariadb_primary"] == 0
 
 
 def fail_over_under_writes(local: LocalMariaDB, writer: Writer, old: LocalMember, fault) -> LocalMember:

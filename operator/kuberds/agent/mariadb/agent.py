@@ -26,6 +26,7 @@ from kuberds.agent.mariadb.config import MariaDBConfig, Tls, render
 from kuberds.agent.mariadb.decide import Action, Lease, Member, Seen, decide
 from kuberds.agent.mariadb.gtid import GtidPos
 from kuberds.agent.mariadb.handover import LOOP_SECONDS, Handover
+from kuberds.agent.mariadb.metrics import serve_metrics
 from kuberds.agent.mariadb.server import (
     TIMEOUT,
     LocalServer,
@@ -320,6 +321,7 @@ class MariaDBAgent(Handover):
         self.server.start()
         self._wait_answering()
         run_unlogged(self.server.sql, accounts.hardening())
+        serve_metrics(self.pod.listen_address, self.pod.metrics_port, self.server.own_connection())
         serve_health(self.pod.listen_address, self.pod.agent_port, lambda: self.server.exit_code() is None, self.ready,
                      {"/switchover": self.switch_over}, self.api_password)  # fmt: skip
         for sig in (signal.SIGTERM, signal.SIGINT):

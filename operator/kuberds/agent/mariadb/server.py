@@ -171,7 +171,11 @@ class LocalServer:
         self.bin_dir, self.data_dir, self.run_dir = bin_dir, data_dir, run_dir
         self.os_user = OsUser(engine_user, {"PATH": "/usr/sbin:/usr/bin:/bin"}, data_dir)
         self.process: subprocess.Popen | None = None
-        self.sql = Sql(unix_socket=str(self.socket), user=pwd.getpwuid(os.getuid()).pw_name)
+        self.sql = self.own_connection()
+
+    def own_connection(self) -> Sql:
+        """A connection over the socket as the agent's OS user (one per thread: Sql is not shared)."""
+        return Sql(unix_socket=str(self.socket), user=pwd.getpwuid(os.getuid()).pw_name)
 
     @property
     def socket(self) -> Path:
