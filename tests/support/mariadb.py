@@ -7,18 +7,13 @@ and records every commit the server acknowledged."""
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
-import signal
-import subprocess
-import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import kubernetes
-import psutil
 import pymysql
 import yaml
 
@@ -29,28 +24,14 @@ from kuberds.contract.settings import AgentConfig
 from kuberds.engines.base import AgentRequest
 from kuberds.engines.mariadb import MARIADB
 from kuberds.operations import agents
-from tests.support.kube import ROOT, Cluster, free_port, token_kubeconfig, wait_for
+from tests.support.kube import Cluster, token_kubeconfig, wait_for
+from tests.support.members import LocalMember, LocalMembers
 
 ZONES = ("kwok-zone-a", "kwok-zone-b", "kwok-zone-c")
 MASTER = "admin"
 
 
-@dataclass
-class LocalMember:
-    ordinal: int
-    name: str
-    workdir: Path
-    port: int = field(default_factory=free_port)
-    agent_port: int = field(default_factory=free_port)
-    metrics_port: int = field(default_factory=free_port)
-    process: subprocess.Popen | None = None
-
-    @property
-    def log(self) -> Path:
-        return self.workdir / "agent.log"
-
-
-class LocalMariaDB:
+class LocalMariaDB(LocalMembers):
     """A MariaDB server's members on this host. Use as a context manager."""
 
     def __init__(self, cluster: Cluster, namespace: str, name: str, workdir: Path, instances: int = 2,
@@ -102,51 +83,10 @@ class LocalMariaDB:
         config.mkdir(parents=True, exist_ok=True)
         member.workdir.chmod(0o755)
         (config / "agent.json").write_text(self.settings.to_json())
-        peers = ",".join(f"{m.name}=127.0.0.1:{m.port}" for m in self.members)
-        env = {
-            "PATH": os.environ["PATH"],
-            "POD_NAME": member.name,
-            "POD_NAMESPACE": self.namespace,
-            "POD_IP": "127.0.0.1",
-            "KUBECONFIG": str(self.kubeconfig),
-            "KUBERDS_CONFIG_DIR": str(config),
-            "KUBERDS_RUN_DIR": str(member.workdir / "run"),
-            "KUBERDS_DATA_DIR": str(member.workdir / "data"),
-            "KUBERDS_LISTEN_ADDRESS": "127.0.0.1",
-            "KUBERDS_ENGINE_PORT": str(member.port),
-            "KUBERDS_AGENT_PORT": str(member.agent_port),
-            "KUBERDS_METRICS_PORT": str(member.metrics_port),
-            "KUBERDS_ENGINE_USER": "mysql",
-            MASTER_PASSWORD.env: self.password,
-            SUPERUSER_PASSWORD.env: self.agent_password,
-            REPLICATION_PASSWORD.env: self.replication_password,
-            API_PASSWORD.env: self.api_password,
-            PEERS_ENV: peers,
-            "PYTHONPATH": str(ROOT / "operator"),
-        }
-        member.process = subprocess.Popen([sys.executable, "-m", "kuberds", "agent", "mariadb"], env=env,
-                                          stdout=member.log.open("ab"), stderr=subprocess.STDOUT,
-                                          start_new_session=True)  # fmt: skip
-
-    def processes(self, member: LocalMember) -> list[psutil.Process]:
-        if member.process is None:
-            return []
-        with contextlib.suppress(psutil.NoSuchProcess):
-            parent = psutil.Process(member.process.pid)
-            return [parent, *parent.children(recursive=True)]
-        return []
-
-    def kill(self, member: LocalMember) -> None:
-        """kill -9 of the whole member (agent and mariadbd): a pod lost at once."""
-        self.signal(member, signal.SIGKILL)
-        if member.process is not None:
-            member.process.wait(timeout=20)
-        member.process = None
-
-    def signal(self, member: LocalMember, sig: signal.Signals) -> None:
-        for process in self.processes(member):
-            with contextlib.suppress(psutil.NoSuchProcess):
-                process.send_signal(sig)
+        env = {**self.pod_env(member, "mysql", PEERS_ENV), MASTER_PASSWORD.env: self.password,
+               SUPERUSER_PASSWORD.env: self.agent_password, REPLICATION_PASSWORD.env: self.replication_password,
+               API_PASSWORD.env: self.api_password}  # fmt: skip
+        self.run_agent(member, "mariadb", env)
 
     def connect(self, member: LocalMember, timeout: float = 2.0, user: str = MASTER,
                 password: str | None = None, database: str | None = None) -> pymysql.Connection:  # fmt: skip
@@ -161,13 +101,6 @@ class LocalMariaDB:
         with self.connect(member, **connect) as connection, connection.cursor() as cursor:
             cursor.execute(statement, args or None)
             return list(cursor.fetchall())
-
-    def labelled_primary(self) -> LocalMember | None:
-        """The member the writer endpoint selects now (the pod labelled primary)."""
-        pods = self.core.list_namespaced_pod(self.namespace, label_selector=f"{ROLE_LABEL}=primary").items
-        names = {p.metadata.name for p in pods}
-        chosen = [m for m in self.members if m.name in names]
-        return chosen[0] if len(chosen) == 1 else None
 
     def lease_holder(self) -> str | None:
         with contextlib.suppress(kubernetes.client.ApiException):
@@ -202,9 +135,6 @@ class LocalMariaDB:
     def ask(self, member: LocalMember, request: AgentRequest, password: str | None = None) -> str:
         """Sends an operator's request to a member's agent API (raises AgentError on a refusal)."""
         return agents.send("127.0.0.1", member.agent_port, request, password or self.api_password)
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {m.name}\n{m.log.read_text()[-4000:]}" for m in self.members if m.log.exists())
 
 
 @dataclass

@@ -7,18 +7,13 @@ endpoint does (the pod labelled primary) and records what was acknowledged."""
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
-import signal
-import subprocess
-import sys
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import kubernetes
-import psutil
 import redis
 import yaml
 from redis.backoff import NoBackoff
@@ -29,13 +24,13 @@ from kuberds.api.v1alpha1 import CacheClusterSpec
 from kuberds.builders import cache as build
 from kuberds.builders.meta import Owner
 from kuberds.config import OperatorConfig
-from kuberds.contract import ROLE_LABEL
 from kuberds.contract.environment import BACKUP_STORE, RESTORE_STORE
 from kuberds.contract.redis import RedisAgentConfig
 from kuberds.contract.settings import RestorePlan
 from kuberds.engines import cache_engine_for
 from tests.support import tls as local_tls
-from tests.support.kube import ROOT, Cluster, free_port, token_kubeconfig, wait_for
+from tests.support.kube import Cluster, token_kubeconfig, wait_for
+from tests.support.members import LocalMember, LocalMembers
 
 ZONES = ("kwok-zone-a", "kwok-zone-b", "kwok-zone-c")
 
@@ -55,22 +50,7 @@ class StoreAccess:
             f"{store.cipher_pass.env}": self.passphrase for store in (BACKUP_STORE, RESTORE_STORE)}  # fmt: skip
 
 
-@dataclass
-class LocalMember:
-    ordinal: int
-    name: str
-    workdir: Path
-    port: int = field(default_factory=free_port)
-    agent_port: int = field(default_factory=free_port)
-    metrics_port: int = field(default_factory=free_port)
-    process: subprocess.Popen | None = None
-
-    @property
-    def log(self) -> Path:
-        return self.workdir / "agent.log"
-
-
-class LocalRedis:
+class LocalRedis(LocalMembers):
     """A Redis CacheCluster's members on this host. Use as a context manager."""
 
     def __init__(self, cluster: Cluster, namespace: str, name: str, workdir: Path, replicas: int = 2,
@@ -153,50 +133,13 @@ class LocalRedis:
             agent_json = replace(agent_json, tls=replace(agent_json.tls, directory=str(self.tls_dir),
                                                          ca_file=str(self.tls_dir / "ca.crt")))  # fmt: skip
         (config / "agent.json").write_text(agent_json.to_json())
-        peers = ",".join(f"{m.name}=127.0.0.1:{m.port}" for m in self.members)
         env = {
-            "PATH": os.environ["PATH"],
-            "POD_NAME": member.name,
-            "POD_NAMESPACE": self.namespace,
-            "POD_IP": "127.0.0.1",
-            "KUBECONFIG": str(self.kubeconfig),
-            "KUBERDS_CONFIG_DIR": str(config),
-            "KUBERDS_RUN_DIR": str(member.workdir / "run"),
-            "KUBERDS_DATA_DIR": str(member.workdir / "data"),
-            "KUBERDS_LISTEN_ADDRESS": "127.0.0.1",
-            "KUBERDS_ENGINE_PORT": str(member.port),
-            "KUBERDS_AGENT_PORT": str(member.agent_port),
-            "KUBERDS_METRICS_PORT": str(member.metrics_port),
-            "KUBERDS_ENGINE_USER": "redis",
+            **self.pod_env(member, "redis", "KUBERDS_REDIS_PEERS"),
             "KUBERDS_CACHE_PASSWORD": self.password,
             "KUBERDS_CACHE_ADMIN_PASSWORD": self.admin_password,
-            "KUBERDS_REDIS_PEERS": peers,
-            "PYTHONPATH": str(ROOT / "operator"),
             **(self.store.env() if self.store else {}),
         }
-        member.process = subprocess.Popen([sys.executable, "-m", "kuberds", "agent", "redis"], env=env,
-                                          stdout=member.log.open("ab"), stderr=subprocess.STDOUT,
-                                          start_new_session=True)  # fmt: skip
-
-    def processes(self, member: LocalMember) -> list[psutil.Process]:
-        if member.process is None:
-            return []
-        with contextlib.suppress(psutil.NoSuchProcess):
-            parent = psutil.Process(member.process.pid)
-            return [parent, *parent.children(recursive=True)]
-        return []
-
-    def kill(self, member: LocalMember) -> None:
-        """kill -9 of the whole member (agent and redis-server): a pod lost at once."""
-        self.signal(member, signal.SIGKILL)
-        if member.process is not None:
-            member.process.wait(timeout=20)
-        member.process = None
-
-    def signal(self, member: LocalMember, sig: signal.Signals) -> None:
-        for process in self.processes(member):
-            with contextlib.suppress(psutil.NoSuchProcess):
-                process.send_signal(sig)
+        self.run_agent(member, "redis", env)
 
     def client(self, member: LocalMember, timeout: float = 1.0, user: str | None = None,
                password: str | None = None, tls: bool | None = None) -> redis.Redis:  # fmt: skip
@@ -219,13 +162,6 @@ class LocalRedis:
             return self.client(member).info("replication")
         return {}
 
-    def labelled_primary(self) -> LocalMember | None:
-        """The member the primary endpoint selects now (the pod labelled primary)."""
-        pods = self.core.list_namespaced_pod(self.namespace, label_selector=f"{ROLE_LABEL}=primary").items
-        names = {p.metadata.name for p in pods}
-        chosen = [m for m in self.members if m.name in names]
-        return chosen[0] if len(chosen) == 1 else None
-
     def lease_holder(self) -> str | None:
         lease = kubernetes.client.CoordinationV1Api(self.cluster.client()).read_namespaced_lease(
             f"{self.name}-leader", self.namespace)  # fmt: skip
@@ -244,9 +180,6 @@ class LocalRedis:
             return False
 
         wait_for(streaming, timeout=timeout, what=f"{count} replicas streaming")
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {m.name}\n{m.log.read_text()[-4000:]}" for m in self.members if m.log.exists())
 
 
 @dataclass
