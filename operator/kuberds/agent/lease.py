@@ -5,10 +5,13 @@ KubeConflict)."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from kuberds.agent.kube import AgentKube, KubeConflict
+from kuberds.agent.kube import AgentKube, KubeConflict, KubeError
+
+log = logging.getLogger("kuberds.agent")
 
 
 def _now() -> str:
@@ -98,6 +101,15 @@ class LeaderLease:
         """Lets the lease go, if this member still holds it as last read."""
         if self.read and (self.read.get("spec") or {}).get("holderIdentity") == self.me:
             self._write({"holderIdentity": None, "renewTime": None})
+
+    def let_go(self) -> None:
+        """On the way out (the engine stopped, or a clean stop): read it again and release it if
+        this member still holds it; an API server that does not answer only leaves it to lapse."""
+        try:
+            self.observe()
+            self.release()
+        except (KubeError, KubeConflict) as error:
+            log.warning("releasing the lease: %s", error)
 
     def _write(self, spec: dict, annotations: dict[str, str] | None = None) -> None:
         if self.read is None:

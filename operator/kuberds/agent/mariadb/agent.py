@@ -358,11 +358,7 @@ class MariaDBAgent(Handover):
 
     def _let_go(self) -> None:
         if self.last is not None and self.last.kind in ("renew", "promote") and self.lease is not None:
-            try:
-                self.lease.observe()
-                self.lease.release()
-            except KubeError as error:
-                log.warning("releasing the lease: %s", error)
+            self.lease.let_go()
 
     def _stop(self, signum: int, frame: object) -> None:
         self.stopping = True

@@ -314,11 +314,7 @@ class RedisAgent:
 
     def _let_go(self) -> None:
         if self.last is not None and self.last.kind in ("renew", "promote") and self.lease is not None:
-            try:
-                self.lease.observe()
-                self.lease.release()
-            except KubeError as error:
-                log.warning("releasing the lease: %s", error)
+            self.lease.let_go()
 
     def _hand_over(self) -> None:
         """A clean stop of the primary: writes paused, the replicas given time to have every
