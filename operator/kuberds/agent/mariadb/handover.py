@@ -54,10 +54,11 @@ class Handover:
         """A clean stop of the primary is a planned switchover to the replica that follows it
         with the most (so no election waits on a member that is going); without one, or past
         HANDOVER_SECONDS, the lease is let go."""
-        if self.lease is None or self.mine is None or not self.mine.writable:
+        if self.lease is None:
             return
-        followers = {p.name: p.holds for p in self.observe().peers if p.answers and p.following == self.me}
-        if not followers:
+        seen = self.observe()  # now: the last loop's view may be from before a promotion
+        followers = {p.name: p.holds for p in seen.peers if p.answers and p.following == self.me}
+        if not seen.me.writable or not followers:
             return
         self.switchover_to = most_advanced(followers)[0]
         deadline = time.monotonic() + HANDOVER_SECONDS
