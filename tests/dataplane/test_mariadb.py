@@ -221,26 +221,6 @@ def test_a_primary_stopped_cleanly_hands_over_at_once(mariadb) -> None:
     print(f"clean stop: {len(writer.acknowledged)} acknowledged, 0 lost")
 
 
-def test_kuberds_accounts_the_master_user_drops_or_changes_are_made_again(mariadb) -> None:
-    local = mariadb("accounts")
-    primary = local.primary()
-    local.wait_replicas()
-    # CREATE USER lets the master user do this (MariaDB 10.11 has no protected accounts).
-    local.query(primary, "DROP USER kuberds_repl@'%'")
-    local.query(primary, "ALTER USER kuberds_agent@'%' IDENTIFIED BY 'taken-over-1'")
-
-    def restored() -> bool:
-        try:
-            with local.agent_connect(primary) as connection, connection.cursor() as cursor:
-                cursor.execute("SELECT COUNT(*) FROM mysql.user WHERE User = 'kuberds_repl'")
-                return cursor.fetchone()[0] == 1
-        except pymysql.Error:
-            return False
-
-    wait_for(restored, timeout=40, what=f"kuberds' accounts made again\n{local.logs()}")
-    local.wait_replicas()
-
-
 def refused(local: LocalMariaDB, member: LocalMember, statement: str) -> str:
     try:
         local.query(member, statement, database=local.database)

@@ -52,7 +52,6 @@ log = logging.getLogger("kuberds.agent")
 
 KUBE_TIMEOUT = 2.0  # every API call: a hanging API server must not stretch a loop past the lease
 SINCE_ANNOTATION = "kuberds.io/gtid-since"  # the holder's executed GTIDs when it took the lease
-ACCOUNTS_SECONDS = 10.0  # the primary checks kuberds' accounts this often
 STARTUP_SECONDS = 120  # mariadbd answering after its start (crash recovery included)
 FAILURES = (pymysql.Error, OSError)
 
@@ -89,7 +88,6 @@ class MariaDBAgent(Handover):
         self.renewed_at = 0.0
         self.recovered = False  # restarted mariadbd with crash recovery to discard a tail
         self.labels = RoleLabels(kube, pod.namespace, pod.name)
-        self.accounts_checked = 0.0
         self.mine: ServerState | None = None
         self.last: Action | None = None
         self.published: dict = {}
@@ -190,23 +188,6 @@ class MariaDBAgent(Handover):
         if self.mine is None or not self.mine.writable:
             return  # the endpoint comes here once writes are open
         self.labels.refresh(PRIMARY)
-        if asked - self.accounts_checked > ACCOUNTS_SECONDS:
-            self.accounts_checked = asked
-            self._keep_accounts()
-
-    def _keep_accounts(self) -> None:
-        """The master user may drop or alter kuberds' accounts (MariaDB 10.11 has no protected
-        ones): the primary makes any that is missing or changed again (replicated to all)."""
-        wanted = {(AGENT_USER, "localhost"): self.agent_password, (AGENT_USER, "%"): self.agent_password,
-                  (REPLICATION_USER, "%"): self.replication_password}  # fmt: skip
-        rows = self.server.sql.rows("SELECT User, Host, authentication_string AS hash FROM mysql.user "
-                                    "WHERE User IN (%s, %s)", (AGENT_USER, REPLICATION_USER))  # fmt: skip
-        found = {(r["User"], r["Host"]): r["hash"] for r in rows}
-        if all(found.get(key) == accounts.password_hash(password) for key, password in wanted.items()):
-            return
-        log.warning("kuberds' accounts were dropped or changed (by the master user?): making them again")
-        for statement, args in accounts.service_accounts(self.replication_password, self.agent_password):
-            self.server.sql.run(statement, args)
 
     def _promote(self, action: Action) -> None:
         asked = time.monotonic()
