@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import shutil
 import socket
@@ -121,17 +122,22 @@ def token_kubeconfig(cluster: Cluster, account: str, namespace: str, path: Path,
 
 
 def free_port(avoid_grpc_clash: bool = False) -> int:
-    """A free loopback port; SeaweedFS also listens on port+10000 for gRPC."""
+    """A free loopback port, below the kernel's ephemeral range: a port the kernel handed out
+    once is free again at once, and the next outgoing connection of any process here may take
+    it before the server it was picked for binds it (a Patroni that could not listen, seen in
+    CI). SeaweedFS also listens on port+10000 for gRPC: those are picked from a range of their
+    own, so both stay below 30000 (the NodePorts start there)."""
+    low, high = (12000, 19999) if avoid_grpc_clash else (20000, 29999)
     while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if not avoid_grpc_clash:
+        port = random.randint(low, high)
+        if _bindable(port) and (not avoid_grpc_clash or _bindable(port + 10000)):
             return port
-        if port + 10000 < 65535:
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port + 10000))
-                    return port
-                except OSError:
-                    continue
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
