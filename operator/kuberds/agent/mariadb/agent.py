@@ -191,7 +191,9 @@ class MariaDBAgent(Handover):
 
     def _promote(self, action: Action) -> None:
         asked = time.monotonic()
-        if self.lease is not None and not (self._holder() == self.me and self._took_lease()):
+        if self.lease is not None and self._holder() == self.me and self._took_lease():
+            self.lease.renew()  # handed over, or held and lapsed while a loop was slow: fresh again
+        elif self.lease is not None:
             self.lease.take(self._since())  # first: of two candidates only the one that took it goes on
         self.renewed_at = asked
         bootstrap = None if self._bootstrapped() else accounts.bootstrap(
