@@ -45,14 +45,8 @@ def connection_args(e2e: E2E) -> list[str]:
 
 
 def writer(e2e: E2E, seconds: float, stop_file: str) -> subprocess.Popen:
-    command = ["exec", "-i", "-n", e2e.namespace, CLIENT, "--", "/opt/kuberds/bin/python", "-",
-               *connection_args(e2e), str(seconds), stop_file]  # fmt: skip
-    kubectl = [e2e.cluster.kubectl_path, f"--kubeconfig={e2e.cluster.kubeconfig}"]
-    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
-    process = subprocess.Popen([*kubectl, *command], text=True, **pipes)
-    process.stdin.write(WRITER)
-    process.stdin.close()
-    return process
+    return e2e.cluster.kubectl_process("exec", "-i", "-n", e2e.namespace, CLIENT, "--", "/opt/kuberds/bin/python",
+                                       "-", *connection_args(e2e), str(seconds), stop_file, input=WRITER)  # fmt: skip
 
 
 TLS_SCRIPT = """
