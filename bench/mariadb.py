@@ -32,13 +32,13 @@ sys.path.insert(0, str(ROOT / "operator"))
 from bench.e2e import say, timed  # noqa: E402
 from bench.figures import seconds_summary  # noqa: E402
 from e2e import environment  # noqa: E402
-from e2e.manifests import CLIENT, dbinstance  # noqa: E402
+from e2e.manifests import dbinstance  # noqa: E402
 from e2e.support import E2E  # noqa: E402
+from e2e.test_mariadb import writer as e2e_writer  # noqa: E402
 from tests.support.kube import Cluster, wait_for  # noqa: E402
 
 NAMESPACE = "kuberds-bench-mariadb"
 NAME = "bench-shop"
-WRITER = (ROOT / "e2e" / "mariadb_writer.py").read_text()
 
 
 def server(name: str, multi_az: bool) -> dict:
@@ -64,20 +64,11 @@ def creates(bench: E2E, runs: int) -> None:
         say(f"    MariaDB {label} apply -> Available: {seconds_summary(times)}")
 
 
-def writer_args(bench: E2E) -> list[str]:
-    status = bench.status(NAME)
-    host, port = status["endpoint"].rsplit(":", 1)
-    secret = status["masterUserSecretName"]
-    ca = bench.ca_file(NAME, status["certificateSecretName"])
-    return [host, port, bench.secret_value(secret, "username"), bench.secret_value(secret, "password"), "shop", ca]
-
-
 def one_failover(bench: E2E, force: bool, run: int) -> tuple[float, int]:
     bench.wait_available(NAME, timeout=600)
     primary = wait_for(lambda: bench.primary(NAME), timeout=120, what="a primary")
     stop = f"/tmp/stop-{run}"
-    writer = bench.cluster.kubectl_process("exec", "-i", "-n", NAMESPACE, CLIENT, "--", "/opt/kuberds/bin/python",
-                                           "-", *writer_args(bench), "180", stop, input=WRITER)  # fmt: skip
+    writer = e2e_writer(bench, 180, stop, NAME)
     time.sleep(6)
     extra = ["--grace-period=0", "--force"] if force else []
     bench.kubectl("delete", "pod", primary, "-n", NAMESPACE, "--wait=false", *extra)

@@ -35,18 +35,20 @@ def e2e(own_namespace: E2E) -> E2E:
     return own_namespace
 
 
-def connection_args(e2e: E2E) -> list[str]:
+def connection_args(e2e: E2E, instance: str = NAME) -> list[str]:
     """HOST PORT USER PASSWORD DATABASE CA_FILE, as the scripts in the client pod take them."""
-    status = e2e.status(NAME)
+    status = e2e.status(instance)
     host, port = status["endpoint"].rsplit(":", 1)
     secret = status["masterUserSecretName"]
-    ca = e2e.ca_file(NAME, status["certificateSecretName"])
+    ca = e2e.ca_file(instance, status["certificateSecretName"])
     return [host, port, e2e.secret_value(secret, "username"), e2e.secret_value(secret, "password"), "shop", ca]
 
 
-def writer(e2e: E2E, seconds: float, stop_file: str) -> subprocess.Popen:
+def writer(e2e: E2E, seconds: float, stop_file: str, instance: str = NAME) -> subprocess.Popen:
+    """e2e/mariadb_writer.py in the client pod, through the instance's writer Service (the bench uses it too)."""
     return e2e.cluster.kubectl_process("exec", "-i", "-n", e2e.namespace, CLIENT, "--", "/opt/kuberds/bin/python",
-                                       "-", *connection_args(e2e), str(seconds), stop_file, input=WRITER)  # fmt: skip
+                                       "-", *connection_args(e2e, instance), str(seconds), stop_file,
+                                       input=WRITER)  # fmt: skip
 
 
 TLS_SCRIPT = """

@@ -197,7 +197,7 @@ class MariaDBAgent(Handover):
             self.lease.take(self._since())  # first: of two candidates only the one that took it goes on
         self.renewed_at = asked
         bootstrap = None if self._bootstrapped() else accounts.bootstrap(
-            self.config.master_username, self.master_password, self._database(), self.replication_password,
+            self.config.master_username, self.master_password, self.config.database_name, self.replication_password,
             self.agent_password)  # fmt: skip
         open_writes(self.server.sql, self.synchronous, bootstrap)
         self.recovered = False
@@ -207,10 +207,6 @@ class MariaDBAgent(Handover):
 
     def _holder(self) -> str | None:
         return ((self.lease.read or {}).get("spec") or {}).get("holderIdentity")
-
-    def _database(self) -> str | None:
-        name = self.config.database_name
-        return name if name and name != "postgres" else None
 
     def _bootstrapped(self) -> bool:
         rows = self.server.sql.rows("SELECT 1 FROM mysql.user WHERE user = %s", (AGENT_USER,))
