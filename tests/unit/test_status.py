@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from kuberds.builders import status
 from kuberds.builders.rollout import handover, next_pod_to_roll
 from kuberds.builders.status import (
@@ -135,8 +137,6 @@ def test_the_switchover_request_names_leader_and_candidate() -> None:
 
 
 def test_a_member_reads_its_agents_synchronous_report() -> None:
-    import json
-
     report = {"kuberds.io/agent-status": json.dumps({"role": "replica", "synchronousStandby": True})}
     pod = {"metadata": {"name": "db-1", "labels": {"kuberds.io/role": "replica"}, "annotations": report}}
     assert member_from_pod(pod, {}).synchronous is True
@@ -148,8 +148,6 @@ def test_a_member_reads_its_agents_synchronous_report() -> None:
 
 
 def test_a_primary_is_in_service_only_once_its_agent_has_set_the_accounts() -> None:
-    import json
-
     def primary(report: dict | None) -> Member:
         annotations = {"kuberds.io/agent-status": json.dumps(report)} if report is not None else {}
         pod_ = {**pod("db-0", True, "master"), "metadata": {
@@ -169,3 +167,24 @@ def test_a_primary_is_in_service_only_once_its_agent_has_set_the_accounts() -> N
     replica = pod("db-1", True, "replica")
     replica["metadata"]["annotations"] = {"kuberds.io/agent-status": json.dumps({"accountsReady": False})}
     assert member_from_pod(replica, {}).in_service  # accounts are the primary's business
+
+
+def test_a_server_no_member_leads_is_not_available() -> None:
+    """A clone still replaying its archive runs, Ready, as a replica; the writer endpoint then
+    serves no one (a CI run saw a clone Available with no writer and its connections refused)."""
+
+    def reporting(name: str, role: str | None) -> dict:
+        out = pod(name, True, role)
+        out["metadata"]["annotations"] = {"kuberds.io/agent-status": json.dumps({"state": "running"})}
+        return out
+
+    replaying = Observed(desired=1, members=[member_from_pod(reporting("db-0", "replica"), {})])
+    available, ready = availability(replaying)
+    assert (available.status, available.reason, ready.status) == ("False", "NoLeader", "False")
+    assert "no member leads" in available.message
+    led = Observed(desired=2, members=[member_from_pod(reporting("db-0", "master"), {}),
+                                       member_from_pod(reporting("db-1", "replica"), {})])  # fmt: skip
+    assert [c.status for c in availability(led)] == ["True", "True"]
+    # Pods no agent reports on (the control-plane tier's) are trusted as they are.
+    silent = Observed(desired=1, members=[member_from_pod(pod("db-0", True), {})])
+    assert [c.status for c in availability(silent)] == ["True", "True"]

@@ -14,6 +14,8 @@ from kuberds.contract.report import AgentReport
 from kuberds.quantity import to_bytes
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
+STANDBY_LEADER = "standbyLeader"  # a read replica's leader, in status.members
+LEADER_ROLES = frozenset({PRIMARY, STANDBY_LEADER})
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,9 @@ class Member:
     # replayed); None: not reported.
     lag_seconds: float | None = None
     promotion_tier: int | None = None  # a DBCluster member's (None: the kind has no tiers)
+    # Its agent reports its HA manager's state: then someone can say who leads, and a server
+    # is available only once someone does (False: a pod with no agent, trusted as it is).
+    reported: bool = False
 
     @property
     def ordinal(self) -> int:
@@ -119,6 +124,7 @@ def member_from_pod(pod: dict, zone_of_node: dict[str, str], role_label_values: 
         ip=status.get("podIP") or None,
         node=node,
         lag_seconds=report.replica_lag_seconds,
+        reported=report.state is not None,
     )
 
 
@@ -134,20 +140,26 @@ class Observed:
 
 def availability(observed: Observed) -> list[Condition]:
     ready = [m for m in observed.members if m.in_service]
-    primary = next((m.name for m in ready if m.role == PRIMARY), None)
-    all_ready = len(ready) >= observed.desired
+    primary = next((m.name for m in ready if m.role in LEADER_ROLES), None)
+    # A pod can be Ready with no one leading (a restore still replaying its archive, a
+    # failover under way): the endpoint then serves no one. Agents say who leads; pods
+    # without one are trusted as they are.
+    leaderless = primary is None and any(m.reported for m in observed.members)
+    available = bool(ready) and not leaderless
+    all_ready = len(ready) >= observed.desired and not leaderless
+    counted = f"{len(ready)}/{observed.desired} database pods ready"
     return [
         Condition(
             "Available",
-            TRUE if ready else FALSE,
-            "MembersReady" if ready else "NoMemberReady",
-            f"{len(ready)}/{observed.desired} database pods ready" + (f"; primary {primary}" if primary else ""),
+            TRUE if available else FALSE,
+            "MembersReady" if available else "NoLeader" if ready else "NoMemberReady",
+            counted + (f"; primary {primary}" if primary else "; no member leads yet" if leaderless else ""),
         ),
         Condition(
             "Ready",
             TRUE if all_ready and observed.generation_applied else FALSE,
-            "AllMembersReady" if all_ready else "MembersNotReady",
-            f"{len(ready)}/{observed.desired} database pods ready",
+            "AllMembersReady" if all_ready else "NoLeader" if leaderless else "MembersNotReady",
+            counted,
         ),
     ]
 

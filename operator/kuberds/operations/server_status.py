@@ -9,7 +9,17 @@ from datetime import UTC, date, datetime, time, timedelta
 from kuberds.builders import proxy as proxy_build
 from kuberds.builders import routing as routing_build
 from kuberds.builders.server import Server, proxy_endpoint, reader_endpoint, writer_endpoint
-from kuberds.builders.status import FALSE, TRUE, UNKNOWN, Condition, Member, Observed, availability, member_from_pod
+from kuberds.builders.status import (
+    FALSE,
+    STANDBY_LEADER,
+    TRUE,
+    UNKNOWN,
+    Condition,
+    Member,
+    Observed,
+    availability,
+    member_from_pod,
+)
 from kuberds.contract import PRIMARY
 from kuberds.contract.report import AgentReport
 from kuberds.kube import Kube
@@ -169,9 +179,6 @@ def restored_condition(server: Server, status: dict, primary: str | None) -> lis
     if primary:
         return [Condition("Restored", TRUE, "Restored", f"restored from {source}")]
     return [Condition("Restored", FALSE, "Restoring", f"restoring from {source}")]
-
-
-STANDBY_LEADER = "standbyLeader"  # a read replica's leader, in status.members
 
 
 def replica_status(server: Server, report: AgentReport, status: dict) -> tuple[dict, list[Condition]]:
