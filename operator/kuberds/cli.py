@@ -8,8 +8,10 @@ kuberds proxy      the supervisor of the pooling proxy in each proxy pod
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import importlib
 import importlib.util
+import signal
 import sys
 
 from kuberds import __version__
@@ -67,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         from kuberds.agent.proxy import main as proxy_main
 
         return proxy_main(args.engine)
+    # `kill -USR1` prints every thread's stack to stderr (the pod's log): how a stuck agent is read.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     package = f"kuberds.agent.{args.engine}"  # an engine's agent is the package of its name
     if importlib.util.find_spec(package) is None:
         print(f"kuberds agent {args.engine}: this engine's agent is not implemented yet.", file=sys.stderr)
