@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 KUBECTL = KUBECONFIG=$(KUBECONFIG_LOCAL) "$$(bash hack/build-binaries.sh --print-bin-dir)/kubectl"
 KUBECONFIG_LOCAL := $(shell python3 -c 'import os,pathlib; print(pathlib.Path(os.environ.get("KUBERDS_CLUSTER_DIR", pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home()/".cache"))/"kuberds"/"cluster"))/"kubeconfig")')
 
-.PHONY: help venv binaries images cluster-up cluster-down cluster-status up dev generate bench bench-dataplane bench-replica bench-proxy bench-cache bench-mariadb bench-e2e test e2e unit lint fmt clean
+.PHONY: help venv binaries images cluster-up cluster-down cluster-status up dev generate bench bench-dataplane bench-replica bench-proxy bench-cache bench-mariadb bench-mariadb-dataplane bench-e2e test e2e unit lint fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -67,6 +67,9 @@ bench-cache: venv binaries ## CacheClusters through Kubernetes: apply → Availa
 
 bench-mariadb: venv binaries ## MariaDB through Kubernetes: apply → Available (Single-/Multi-AZ), primary pod deleted under writes p50/p99, commits lost
 	$(PY) bench/mariadb.py $(BENCH_ARGS)
+
+bench-mariadb-dataplane: venv cluster-up ## MariaDB's archive lag (binlogs shipped) under a write load on real servers
+	$(VENV)/bin/python bench/mariadb_dataplane.py $(BENCH_ARGS)
 
 bench-e2e: venv binaries ## through Kubernetes: apply → Available (Single-/Multi-AZ), pod-delete failover p50/p99
 	$(PY) bench/e2e.py $(BENCH_ARGS)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import kubernetes
 import pytest
 
-from tests.support.dbinstances import STORE, DBInstances, agent_json, store_credentials
+from tests.support.dbinstances import DBInstances, agent_json, store_credentials
 from tests.support.kube import wait_for
 
 pytestmark = pytest.mark.cluster
@@ -66,16 +66,26 @@ def test_what_mariadb_does_not_offer_yet_is_named(dbi: DBInstances) -> None:
     dbi.create("mysql", engine="mysql")
     refused = dbi.wait_condition("mysql", "Reconciled", "False", "EngineNotSupported")
     assert "no Oracle MySQL server" in refused["message"] and "engine: mariadb" in refused["message"]
-    dbi.create("backed", engine="mariadb", backup={"objectStore": STORE})
-    refused = dbi.wait_condition("backed", "Reconciled", "False", "EngineNotSupported")
-    assert refused["message"].startswith("backup.objectStore:")
+    body = {"apiVersion": "kuberds.io/v1alpha1", "kind": "DBCluster", "metadata": {"name": "fleet"},
+            "spec": {"engine": "mariadb"}}  # fmt: skip
+    dbi.objects.create_namespaced_custom_object("kuberds.io", "v1alpha1", dbi.namespace, "dbclusters", body)
+
+    def reconciled() -> dict | None:
+        conditions = ((dbi.get("fleet", plural="dbclusters") or {}).get("status") or {}).get("conditions", [])
+        return next((c for c in conditions if c["type"] == "Reconciled" and c["status"] == "False"), None)
+
+    refused = wait_for(reconciled, timeout=60, what="the MariaDB DBCluster refused")
+    assert refused["reason"] == "EngineNotSupported" and "not yet as a DBCluster" in refused["message"]
 
 
-def test_deleting_waits_for_skip_final_snapshot_while_snapshots_are_not_offered(dbi: DBInstances) -> None:
+def test_deleting_takes_a_final_snapshot_of_a_mariadb_server(dbi: DBInstances) -> None:
+    """The agent takes it (no agent here): the deletion waits for it, as for PostgreSQL."""
     dbi.create("keep", engine="mariadb")
     dbi.wait_phase("keep", "Available")
     dbi.delete("keep")
-    waiting = dbi.wait_condition("keep", "FinalSnapshot", "False", "NotOffered")
-    assert "skipFinalSnapshot" in waiting["message"] and dbi.get("keep") is not None
+    status = wait_for(lambda: ((dbi.get("keep") or {}).get("status") or {}).get("finalSnapshot") and
+                      dbi.get("keep")["status"], what="a final snapshot named in status")  # fmt: skip
+    snapshot = dbi.get(status["finalSnapshot"], plural="dbsnapshots")
+    assert snapshot["spec"]["source"] == {"dbInstance": "keep"} and dbi.get("keep") is not None
     dbi.patch("keep", {"skipFinalSnapshot": True})
     wait_for(lambda: dbi.get("keep") is None, timeout=60, what="the DBInstance gone once skipFinalSnapshot is set")

@@ -86,6 +86,13 @@ def test_bootstrap_makes_the_master_user_and_replicates_from_the_first_transacti
     assert scraped["kuberds_mariadb_semi_sync_acknowledged_commits_total"] >= 2
     assert scraped["kuberds_mariadb_semi_sync_unacknowledged_commits_total"] == 0
     assert metrics(replica)["kuberds_mariadb_primary"] == 0
+    # The replica's report says it confirms every commit: what a rollout waits for before it
+    # switches over to it. And both report their volumes (for storage autoscaling).
+    reports = {m.name: wait_for(lambda m=m: (r := local.report(m)).role and r, timeout=30, what=f"{m.name}'s report")
+               for m in local.members}  # fmt: skip
+    assert wait_for(lambda: local.report(replica).synchronous_standby, timeout=30, what="synchronousStandby")
+    assert reports[primary.name].synchronous_standby is None
+    assert all(r.volume_bytes and 0 < r.volume_free_bytes <= r.volume_bytes for r in reports.values())
 
 
 def fail_over_under_writes(local: LocalMariaDB, writer: Writer, old: LocalMember, fault) -> LocalMember:

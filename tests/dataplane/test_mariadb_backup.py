@@ -64,11 +64,6 @@ class Member:
             self.server.install()
         self.server.start()
         wait_for(lambda: self.answers(), timeout=120, what=f"{self.name}'s mariadbd answering")
-        if install:
-            # What mariadb-install-db makes in a pod, where the agent runs as mysql: mysql@localhost
-            # by unix_socket. Here the agent is root; the backup tools still run as mysql.
-            self.sql("CREATE USER mysql@localhost IDENTIFIED VIA unix_socket")
-            self.sql("GRANT ALL ON *.* TO mysql@localhost WITH GRANT OPTION")
         self.sql("SET GLOBAL read_only = OFF")  # the agent's promotion
         return self
 

@@ -20,12 +20,13 @@ import yaml
 from kuberds.contract import ROLE_LABEL
 from kuberds.contract.environment import API_PASSWORD, MASTER_PASSWORD, REPLICATION_PASSWORD, SUPERUSER_PASSWORD
 from kuberds.contract.mariadb import AGENT_USER, PEERS_ENV, lease_name
-from kuberds.contract.settings import AgentConfig
+from kuberds.contract.settings import AgentConfig, BackupPlan, RestorePlan
 from kuberds.engines.base import AgentRequest
 from kuberds.engines.mariadb import MARIADB
 from kuberds.operations import agents
 from tests.support.kube import Cluster, token_kubeconfig, wait_for
 from tests.support.members import LocalMember, LocalMembers
+from tests.support.redis import StoreAccess
 
 ZONES = ("kwok-zone-a", "kwok-zone-b", "kwok-zone-c")
 MASTER = "admin"
@@ -35,13 +36,17 @@ class LocalMariaDB(LocalMembers):
     """A MariaDB server's members on this host. Use as a context manager."""
 
     def __init__(self, cluster: Cluster, namespace: str, name: str, workdir: Path, instances: int = 2,
-                 synchronous: bool = True, database: str = "shop"):  # fmt: skip
+                 synchronous: bool = True, database: str = "shop", backup: BackupPlan | None = None,
+                 restore: RestorePlan | None = None, store: StoreAccess | None = None):  # fmt: skip
+        """`backup`/`restore`: agent.json's plans (the store's keys and the passphrase in `store`)."""
         self.cluster, self.namespace, self.name, self.workdir = cluster, namespace, name, workdir
         self.members = [LocalMember(i, f"{name}-{i}", workdir / f"{name}-{i}") for i in range(instances)]
         self.settings = AgentConfig(scope=name, namespace=namespace, port=3306, engine_version="10.11",
                                     instances=instances, scope_label="kuberds.io/dbinstance", labels={},
                                     role_label=ROLE_LABEL, synchronous=synchronous, master_username=MASTER,
-                                    database_name=database, kind="DBInstance")  # fmt: skip
+                                    database_name=database, kind="DBInstance", backup=backup,
+                                    restore=restore)  # fmt: skip
+        self.store = store
         self.database = database
         self.password = secrets.token_urlsafe(16)
         self.agent_password = secrets.token_urlsafe(16)
@@ -85,7 +90,7 @@ class LocalMariaDB(LocalMembers):
         (config / "agent.json").write_text(self.settings.to_json())
         env = {**self.pod_env(member, "mysql", PEERS_ENV), MASTER_PASSWORD.env: self.password,
                SUPERUSER_PASSWORD.env: self.agent_password, REPLICATION_PASSWORD.env: self.replication_password,
-               API_PASSWORD.env: self.api_password}  # fmt: skip
+               API_PASSWORD.env: self.api_password, **(self.store.env() if self.store else {})}  # fmt: skip
         self.run_agent(member, "mariadb", env)
 
     def connect(self, member: LocalMember, timeout: float = 2.0, user: str = MASTER,

@@ -17,6 +17,7 @@ import kubernetes
 import psutil
 
 from kuberds.contract import ROLE_LABEL
+from kuberds.contract.report import AgentReport
 from tests.support.kube import ROOT, free_port
 
 
@@ -88,6 +89,11 @@ class LocalMembers:
         for process in self.processes(member):
             with contextlib.suppress(psutil.NoSuchProcess):
                 process.send_signal(sig)
+
+    def report(self, member: LocalMember) -> AgentReport:
+        """What the member's agent last reported on its pod (empty before its first report)."""
+        pod = self.core.read_namespaced_pod(member.name, self.namespace)
+        return AgentReport.from_pod({"metadata": {"annotations": pod.metadata.annotations or {}}})
 
     def labelled_primary(self) -> LocalMember | None:
         """The member the primary (writer) endpoint selects now: the one pod labelled primary."""

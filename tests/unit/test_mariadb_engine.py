@@ -3,10 +3,15 @@ rights, and what it does not offer yet, named by field."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime
+
 from kuberds.api.classes import DB_INSTANCE_CLASSES
 from kuberds.api.schema import parse
 from kuberds.api.v1alpha1 import DBInstanceSpec
+from kuberds.config import OperatorConfig
 from kuberds.engines import engine_for, info
+from kuberds.operations import restore
 from kuberds.operations.server_pass import engine_feature_problem
 
 MARIADB = engine_for("mariadb")
@@ -33,9 +38,20 @@ def test_the_agents_keep_their_own_lease_and_pods_only() -> None:
 
 
 def test_what_is_not_offered_yet_is_named_by_its_field() -> None:
-    assert engine_feature_problem(MARIADB, spec(), "DBInstance") == ""
+    backed = spec(backup={"objectStore": STORE})
+    assert engine_feature_problem(MARIADB, backed, "DBInstance") == ""
+    assert engine_feature_problem(MARIADB, spec(restore={"fromSnapshot": "s"}), "DBInstance") == ""
     assert "DBCluster" in engine_feature_problem(MARIADB, spec(), "DBCluster")
-    assert engine_feature_problem(MARIADB, spec(backup={"objectStore": STORE}), "DBInstance").startswith(
-        "backup.objectStore:")  # fmt: skip
     assert engine_for("mysql") is None and "engine: mariadb" in info("mysql").not_offered
-    assert engine_feature_problem(engine_for("postgres"), spec(backup={"objectStore": STORE}), "DBCluster") == ""
+    # The contract's answer for an engine without backups (the day one comes without them).
+    bare = replace(MARIADB, backups=False)
+    assert engine_feature_problem(bare, backed, "DBInstance").startswith("backup.objectStore:")
+    assert engine_feature_problem(bare, spec(restore={"fromSnapshot": "s"}), "DBInstance").startswith("restore:")
+
+
+def test_a_point_in_time_restore_from_a_server_of_another_engine_is_refused_by_name() -> None:
+    wanted = spec(restore={"pointInTime": {"source": "pg", "latest": True}})
+    source = {"metadata": {"name": "pg"}, "spec": {"engine": "postgres"}, "status": {}}
+    resolved = restore.resolve(wanted, restore.RestoreSeen(source=source), OperatorConfig(), datetime.now(UTC))
+    assert resolved.problem.reason == "RestoreSourceOfAnotherEngine"
+    assert resolved.problem.message == "pg (restore.pointInTime.source) runs postgres, which mariadb cannot load"

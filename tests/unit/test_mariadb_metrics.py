@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kuberds.agent.mariadb.metrics import gtid_metrics, replica_metrics, status_metrics
+from kuberds.agent.mariadb.metrics import gtid_metrics, replica_metrics, status_metrics, volume_metrics
 
 
 def samples(families) -> dict[tuple[str, tuple], float]:
@@ -35,3 +35,10 @@ def test_the_gtid_sequence_by_domain() -> None:
     assert got == {("kuberds_mariadb_gtid_sequence", (("domain", "0"),)): 1477,
                    ("kuberds_mariadb_gtid_sequence", (("domain", "1"),)): 5}  # fmt: skip
     assert samples(gtid_metrics("")) == {}
+
+
+def test_the_volume_is_measured_under_the_names_postgres_uses(tmp_path) -> None:
+    seen = {m.name: m.samples[0].value for m in volume_metrics(tmp_path)}
+    assert set(seen) == {"kuberds_volume_size_bytes", "kuberds_volume_free_bytes"}
+    assert 0 < seen["kuberds_volume_free_bytes"] <= seen["kuberds_volume_size_bytes"]
+    assert list(volume_metrics(tmp_path / "not mounted yet")) == []

@@ -109,13 +109,6 @@ def test_an_engine_without_a_data_plane_is_told_so() -> None:
     assert "no Oracle MySQL server" in plan.problem.message and "engine: mariadb" in plan.problem.message
 
 
-def test_what_an_engine_does_not_offer_yet_is_named() -> None:
-    store = {"bucket": "b", "endpoint": "https://s3:443", "credentialsSecretName": "s3"}
-    plan = build(seen(body(engine="mariadb", backup={"objectStore": store})), OperatorConfig(), BUILDERS)
-    assert plan.problem.reason == "EngineNotSupported" and plan.problem.message.startswith("backup.objectStore:")
-    assert plan.apply == []
-
-
 def test_a_restore_from_a_snapshot_that_is_not_there_waits_with_a_condition() -> None:
     plan = build(seen(body(restore={"fromSnapshot": "gone"}), source=RestoreSeen()), OperatorConfig(), BUILDERS)
     assert (plan.problem.reason, plan.retry_in) == ("SnapshotNotFound", 15)

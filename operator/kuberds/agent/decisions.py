@@ -117,14 +117,19 @@ def _restart(o: Observation) -> list[Step]:
 
 
 def _snapshot_steps(o: Observation) -> list[Step]:
-    """Deletions first (cheap), then at most one new snapshot (one backup at a time)."""
+    return snapshot_steps(o.snapshots, o.backup_running)
+
+
+def snapshot_steps(requests: list[SnapshotRequest], backup_running: bool) -> list[Step]:
+    """Deletions first (cheap), then at most one new snapshot (one backup at a time); a
+    deletion waits for the operator's approval, and a Retain policy keeps the backup."""
     steps = [
         Step("remove-snapshot", f"DBSnapshot {snap.name} deleted: removing its backup", snap.name)
-        for snap in o.snapshots
+        for snap in requests
         if snap.deleting and snap.backup_label and not snap.retain and snap.removal_approved
     ]
-    wanted = next((s for s in o.snapshots if not s.deleting and s.backup_label is None), None)
-    if wanted and not o.backup_running:
+    wanted = next((s for s in requests if not s.deleting and s.backup_label is None), None)
+    if wanted and not backup_running:
         steps.append(Step("snapshot", f"DBSnapshot {wanted.name} requested: taking it", wanted.name))
     return steps
 

@@ -23,6 +23,11 @@ class OsUser:
         self.env, self.cwd, self.command_env = env, cwd, command_env or {}
         self.user = pwd.getpwnam(user) if user and os.geteuid() == 0 else None
 
+    @property
+    def name(self) -> str:
+        """The login name commands run under (the agent's own when it does not switch users)."""
+        return self.user.pw_name if self.user else pwd.getpwuid(os.getuid()).pw_name
+
     def own(self, *paths: Path) -> None:
         if self.user:
             for path in paths:

@@ -42,7 +42,7 @@ class MariaDB:
     layout: PodLayout = LAYOUT
     role_label_values: dict[str, str] = field(default_factory=lambda: {PRIMARY: PRIMARY, REPLICA: REPLICA})
     proxy: None = None  # Debian ships no ProxySQL or MaxScale
-    backups: bool = False  # mariadb-backup and binlog shipping: not yet
+    backups: bool = True  # mariadb-backup, binlog shipping, DBSnapshots (kuberds.agent.mariadb.backing)
     read_replicas: bool = False
     leader_kind: str = "Lease"  # the agents' (kuberds.agent.lease)
     clusters: bool = False  # a DBInstance of up to three members; DBClusters are postgres's
@@ -75,9 +75,11 @@ class MariaDB:
         # Ready: the primary holding the lease, or a replica applying from it (the agent knows);
         # alive: mariadbd runs, whatever the lease or the API server says. Crash recovery and a
         # first install may take long: the startup probe holds liveness off meanwhile.
+        scheme = "HTTPS" if api_tls else "HTTP"  # the kubelet does not verify the certificate
+
         def http(path: str, period: int, failures: int) -> dict:
-            return {"httpGet": {"path": path, "port": self.layout.agent_port}, "periodSeconds": period,
-                    "timeoutSeconds": 2, "failureThreshold": failures}  # fmt: skip
+            return {"httpGet": {"path": path, "port": self.layout.agent_port, "scheme": scheme},
+                    "periodSeconds": period, "timeoutSeconds": 2, "failureThreshold": failures}  # fmt: skip
 
         return {"startupProbe": http("/alive", 5, 120), "livenessProbe": http("/alive", 10, 3),
                 "readinessProbe": http("/ready", 1, 2)}  # fmt: skip

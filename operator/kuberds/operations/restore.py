@@ -158,6 +158,10 @@ def resolve(spec: api.ServerSpec, seen: RestoreSeen, config: OperatorConfig, now
         return Restore(problem=not_reconciled(
             "RestoreSourceNotFound", f"{name} (restore.pointInTime.source) is not a DBInstance or DBCluster "
             "here"))  # fmt: skip
+    source_engine = ((seen.source or {}).get("spec") or {}).get("engine")
+    if restore.point_in_time and source_engine and source_engine != spec.engine:
+        mismatch = f"{name} (restore.pointInTime.source) runs {source_engine}, which {spec.engine} cannot load"
+        return Restore(problem=not_reconciled("RestoreSourceOfAnotherEngine", mismatch))
     where = _where(seen, config)
     if where is None and seen.source is None:
         return Restore(

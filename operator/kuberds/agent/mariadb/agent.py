@@ -14,6 +14,7 @@ import os
 import signal
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pymysql
 
@@ -22,6 +23,7 @@ from kuberds.agent.health import serve_health
 from kuberds.agent.kube import AgentKube, KubeConflict, KubeError
 from kuberds.agent.lease import LeaderLease
 from kuberds.agent.mariadb import accounts
+from kuberds.agent.mariadb.backing import Backing, BackupFigures, restore_if_first
 from kuberds.agent.mariadb.config import MariaDBConfig, Tls, render
 from kuberds.agent.mariadb.decide import Action, Lease, Member, Seen, decide
 from kuberds.agent.mariadb.gtid import GtidPos
@@ -42,6 +44,7 @@ from kuberds.agent.mariadb.server import (
 from kuberds.agent.peers import Address, Peers, ordinal, parse_given
 from kuberds.agent.pod import Pod
 from kuberds.agent.roles import RoleLabels
+from kuberds.agent.snapshots import Snapshots
 from kuberds.contract import PRIMARY, SETTINGS_FILE, environment
 from kuberds.contract import REPLICA as REPLICA_ROLE
 from kuberds.contract.mariadb import AGENT_USER, PEERS_ENV, REPLICATION_USER, lease_name
@@ -91,6 +94,12 @@ class MariaDBAgent(Handover):
         self.mine: ServerState | None = None
         self.last: Action | None = None
         self.published: dict = {}
+        self.env = env
+        self.work_dir = pod.data_dir.parent / "work"  # on the data volume: backups stage parts there
+        snapshots = Snapshots(kube, self.config.namespace, self.config.scope, self.config.kind)
+        self.backing = Backing(self.config, self.server, env, self.me, self.work_dir,
+                               snapshots) if self.config.backup else None  # fmt: skip
+        self.restored = False  # this member's data came from a backup: kuberds' accounts made again
 
     @property
     def synchronous(self) -> bool:
@@ -105,6 +114,15 @@ class MariaDBAgent(Handover):
     @property
     def tls(self) -> Tls | None:
         return member_tls(self.config.tls)
+
+    @property
+    def api_certificate(self) -> tuple[str, str] | None:
+        """The API is served over TLS when kuberds issued the certificate (the pod's probes then
+        ask HTTPS, and the operator verifies it with the server's CA)."""
+        tls, given = self.tls, self.config.tls
+        if tls is None or given is None or not given.ca_file:
+            return None
+        return (tls.cert, tls.key) if Path(tls.cert).is_file() and Path(tls.key).is_file() else None
 
     def _controller(self) -> dict | None:
         try:
@@ -196,11 +214,11 @@ class MariaDBAgent(Handover):
         elif self.lease is not None:
             self.lease.take(self._since())  # first: of two candidates only the one that took it goes on
         self.renewed_at = asked
-        bootstrap = None if self._bootstrapped() else accounts.bootstrap(
+        bootstrap = None if self._bootstrapped() and not self.restored else accounts.bootstrap(
             self.config.master_username, self.master_password, self.config.database_name, self.replication_password,
             self.agent_password)  # fmt: skip
         open_writes(self.server.sql, self.synchronous, bootstrap)
-        self.recovered = False
+        self.recovered = self.restored = False
         for name in self.peers.others():  # the endpoint leaves the old primary first, then comes here
             self.labels.set_on(name, REPLICA_ROLE)
         self.labels.set(PRIMARY)
@@ -277,8 +295,19 @@ class MariaDBAgent(Handover):
         role = None
         if self.mine is not None:
             role = PRIMARY if self.mine.writable else REPLICA_ROLE
+        figures = self.backing.figures if self.backing is not None else BackupFigures()
+        volume_bytes, volume_free = reporting.volume_usage(self.pod.data_dir.parent)  # for storage autoscaling
+        replica = self.mine if role == REPLICA_ROLE else None
+        # A replica that acknowledges commits has every one: a switchover to it loses nothing.
+        acknowledging = replica.acknowledging and replica.io_running if replica and self.synchronous else None
         return AgentReport(role=role, state="running" if self.mine else "starting",
-                           doing=[self.last.reason] if self.last else [])  # fmt: skip
+                           synchronous_standby=acknowledging, replica_lag_seconds=replica.lag if replica else None,
+                           volume_bytes=volume_bytes, volume_free_bytes=volume_free,
+                           api_tls=self.api_certificate is not None,
+                           doing=[self.last.reason] if self.last else [], backup_healthy=figures.healthy,
+                           backup_reason=figures.reason, latest_restorable_time=figures.latest_restorable_time,
+                           earliest_restorable_time=figures.earliest_restorable_time,
+                           last_backup_time=figures.last_backup_time)  # fmt: skip
 
     def step(self) -> Action:
         action = decide(self.observe())
@@ -286,6 +315,8 @@ class MariaDBAgent(Handover):
             log.info("decision: %s", action.reason)
         self.perform(action)
         self.last = action
+        if self.backing is not None:
+            self.backing.on_loop(primary=action.kind == "renew" and self.mine is not None and self.mine.writable)
         if self.kube is not None:
             try:
                 self.published = reporting.publish(self.kube, self.pod.namespace, self.me, self.report(),
@@ -314,14 +345,18 @@ class MariaDBAgent(Handover):
 
     def run(self) -> int:
         self.server.prepare(self._my_cnf())
+        self.restored = restore_if_first(self.config, self.lease, self.server, self.env, self._my_cnf(),
+                                         self.work_dir, ordinal(self.me)) is not None  # fmt: skip
         if not self.server.installed():
             self.server.install()
         self.server.start()
         self._wait_answering()
         run_unlogged(self.server.sql, accounts.hardening())
-        serve_metrics(self.pod.listen_address, self.pod.metrics_port, self.server.own_connection())
+        serve_metrics(
+            self.pod.listen_address, self.pod.metrics_port, self.server.own_connection(), self.pod.data_dir.parent
+        )  # the mount, even before the data directory exists
         serve_health(self.pod.listen_address, self.pod.agent_port, lambda: self.server.exit_code() is None, self.ready,
-                     {"/switchover": self.switch_over}, self.api_password)  # fmt: skip
+                     {"/switchover": self.switch_over}, self.api_password, self.api_certificate)  # fmt: skip
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._stop)
         while not self.stopping:

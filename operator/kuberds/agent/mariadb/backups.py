@@ -23,8 +23,6 @@ import contextlib
 import json
 import logging
 import math
-import os
-import pwd
 import re
 import shutil
 import subprocess
@@ -59,12 +57,6 @@ BRANCH_GRACE = timedelta(days=1)
 
 def tool(name: str) -> str:
     return shutil.which(name, path=TOOLS_PATH) or name
-
-
-def login_name(os_user: OsUser) -> str:
-    """The account a tool run as `os_user` logs in as over the socket (unix_socket: the OS
-    user's own name; mysql@localhost in a pod)."""
-    return os_user.user.pw_name if os_user.user else pwd.getpwuid(os.getuid()).pw_name
 
 
 def iso(moment: datetime) -> str:
@@ -267,7 +259,7 @@ class Report:
 def backup_argv(server: LocalServer, os_user: OsUser, scratch: Path) -> list[str]:
     return [tool("mariadb-backup"), f"--defaults-file={server.config_file}", "--backup", "--stream=mbstream",
             f"--target-dir={scratch}", f"--tmpdir={scratch}", f"--socket={server.socket}",
-            f"--user={login_name(os_user)}"]  # fmt: skip
+            f"--user={os_user.name}"]  # fmt: skip
 
 
 def take_full(store: ObjectStore, repository: Repository, passphrase: str | None, server: LocalServer,
@@ -373,7 +365,8 @@ class MariaDBBackups:
             if manifest.label in labels:
                 remove_full(self.store, self.plan.repository, manifest)
                 log.info("full backup %s removed (retention)", manifest.label)
-        kept = [m for m in manifests if m.label not in labels]
+        # DBSnapshots restore without binlogs: only the automated fulls keep them.
+        kept = [m for m in manifests if m.label not in labels and m.kind == DAILY]
         for binlog in expired_binlogs(list_binlogs(self.store, self.plan.repository), kept):
             self.store.delete(binlog.key(self.plan.repository))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import pymysql
 from prometheus_client import CollectorRegistry, start_http_server
@@ -15,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from kuberds.agent.mariadb.gtid import GtidPos
 from kuberds.agent.mariadb.server import Sql
+from kuberds.agent.report import volume_usage
 
 log = logging.getLogger("kuberds.agent")
 
@@ -73,11 +75,25 @@ def gtid_metrics(binlog_pos: str | None) -> Iterator[Metric]:
     yield sequence
 
 
+def volume_metrics(volume: Path | None) -> Iterator[Metric]:
+    """The data volume's filesystem, under the names PostgreSQL's agent uses (one dashboard)."""
+    size, free = volume_usage(volume) if volume is not None else (None, None)
+    if size is None or free is None:
+        return
+    for name, text, value in (("kuberds_volume_size_bytes", "Size of the data volume's filesystem", size),
+                              ("kuberds_volume_free_bytes", "Space the database may still write on its volume",
+                               free)):  # fmt: skip
+        gauge = GaugeMetricFamily(name, text)
+        gauge.add_metric([], value)
+        yield gauge
+
+
 class Collector:
-    def __init__(self, sql: Sql):
-        self.sql = sql
+    def __init__(self, sql: Sql, volume: Path | None = None):
+        self.sql, self.volume = sql, volume
 
     def collect(self) -> Iterator[Metric]:
+        yield from volume_metrics(self.volume)
         up = GaugeMetricFamily("kuberds_mariadb_up", "1 when mariadbd answers")
         try:
             status = {r["Variable_name"]: r["Value"] for r in self.sql.rows("SHOW GLOBAL STATUS")}
@@ -95,8 +111,8 @@ class Collector:
         yield from gtid_metrics(variables["binlog_pos"])
 
 
-def serve_metrics(address: str, port: int, sql: Sql) -> None:
+def serve_metrics(address: str, port: int, sql: Sql, volume: Path | None = None) -> None:
     if port:
         registry = CollectorRegistry()
-        registry.register(Collector(sql))
+        registry.register(Collector(sql, volume))
         start_http_server(port, address, registry=registry)

@@ -45,6 +45,7 @@ class ServerState:
     io_error: str = ""
     sql_error: str = ""
     semi_sync_clients: int = 0  # replicas acknowledging this primary's commits
+    acknowledging: bool = False  # a replica whose IO thread acknowledges its source's commits (semi-sync on)
     lag: float | None = None  # Seconds_Behind_Master; None: unknown (not replicating)
 
 
@@ -84,7 +85,7 @@ def state(sql: Sql) -> ServerState:
     """Raises pymysql.Error / OSError when the server does not answer."""
     variables = sql.rows("SELECT @@read_only AS read_only, @@gtid_binlog_pos AS binlog_pos")[0]
     replica = (sql.rows("SHOW SLAVE STATUS") or [{}])[0]
-    clients = sql.rows("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_clients'")
+    semi_sync = {r["Variable_name"]: r["Value"] for r in sql.rows("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_%'")}
     executed = GtidPos.parse(variables["binlog_pos"])
     fetched = GtidPos.parse(replica.get("Gtid_IO_Pos"))
     host = replica.get("Master_Host")
@@ -98,7 +99,8 @@ def state(sql: Sql) -> ServerState:
         source=Address(host, int(replica.get("Master_Port") or 0)) if host else None,
         io_error=replica.get("Last_IO_Error") or "",
         sql_error=replica.get("Last_SQL_Error") or "",
-        semi_sync_clients=int(clients[0]["Value"]) if clients else 0,
+        semi_sync_clients=int(semi_sync.get("Rpl_semi_sync_master_clients") or 0),
+        acknowledging=semi_sync.get("Rpl_semi_sync_slave_status") == "ON",
         lag=float(replica["Seconds_Behind_Master"]) if replica.get("Seconds_Behind_Master") is not None else None,
     )
 
@@ -203,9 +205,11 @@ class LocalServer:
         self.os_user.write_private(self.config_file, config)
 
     def install(self) -> None:
-        """The system tables of an empty data directory; root and the agent's OS user may log
-        in over the socket only (unix_socket), no test database, no anonymous users."""
-        socket_user = pwd.getpwuid(os.getuid()).pw_name
+        """The system tables of an empty data directory; root and the engine's OS user (the
+        one its tools, mariadb-backup among them, run as) may log in over the socket only
+        (unix_socket), no test database, no anonymous users. In a pod the agent runs as that
+        user too; elsewhere it runs as root, and logs in as root."""
+        socket_user = self.os_user.name
         program = shutil.which("mariadb-install-db", path="/usr/bin:/usr/local/bin:/bin") or "mariadb-install-db"
         done = self.os_user.run([program, f"--defaults-file={self.config_file}", f"--datadir={self.data_dir}",
                                  "--auth-root-authentication-method=socket", f"--auth-root-socket-user={socket_user}",
