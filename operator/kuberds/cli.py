@@ -8,9 +8,11 @@ kuberds proxy      the supervisor of the pooling proxy in each proxy pod
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
 import importlib
 import importlib.util
+import io
 import signal
 import sys
 
@@ -69,10 +71,12 @@ def main(argv: list[str] | None = None) -> int:
         from kuberds.agent.proxy import main as proxy_main
 
         return proxy_main(args.engine)
-    # `kill -USR1` prints every thread's stack to stderr (the pod's log): how a stuck agent is read.
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
     package = f"kuberds.agent.{args.engine}"  # an engine's agent is the package of its name
     if importlib.util.find_spec(package) is None:
         print(f"kuberds agent {args.engine}: this engine's agent is not implemented yet.", file=sys.stderr)
         return 2
+    # `kill -USR1` prints every thread's stack to stderr (the pod's log): how a stuck agent is
+    # read. Not where stderr is no file (captured, as under pytest).
+    with contextlib.suppress(io.UnsupportedOperation, ValueError):
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     return importlib.import_module(package).main(use_kubernetes=not args.no_kubernetes)
