@@ -67,8 +67,9 @@ def creates(bench: E2E, runs: int) -> None:
 def one_failover(bench: E2E, force: bool, run: int) -> tuple[float, int]:
     bench.wait_available(NAME, timeout=600)
     primary = wait_for(lambda: bench.primary(NAME), timeout=120, what="a primary")
-    stop = f"/tmp/stop-{run}"
-    writer = e2e_writer(bench, 180, stop, NAME)
+    kind = "forced" if force else "clean"
+    stop = f"/tmp/stop-{kind}-{run}"
+    writer = e2e_writer(bench, 180, stop, NAME, table=f"writes_{kind}_{run}")
     time.sleep(6)
     extra = ["--grace-period=0", "--force"] if force else []
     bench.kubectl("delete", "pod", primary, "-n", NAMESPACE, "--wait=false", *extra)
@@ -80,9 +81,11 @@ def one_failover(bench: E2E, force: bool, run: int) -> tuple[float, int]:
     if writer.returncode != 0:
         raise RuntimeError(f"writer failed: {err[-2000:]}")
     result = json.loads(out.strip().splitlines()[-1])
+    if not result["acknowledged"]:  # a writer that never wrote measured nothing
+        raise SystemExit(f"{kind} #{run}: no commit acknowledged: {result['samples']}")
     if result["lost"]:
-        raise SystemExit(f"{'forced' if force else 'clean'} #{run}: acknowledged commits lost: {result['lost'][:20]}")
-    say(f"    {'forced' if force else 'clean'} #{run}: longest gap {result['longest_gap_seconds']:.2f}s, "
+        raise SystemExit(f"{kind} #{run}: acknowledged commits lost: {result['lost'][:20]}")
+    say(f"    {kind} #{run}: longest gap {result['longest_gap_seconds']:.2f}s, "
         f"0 of {result['acknowledged']} acknowledged commits lost")  # fmt: skip
     return result["longest_gap_seconds"], result["acknowledged"]
 

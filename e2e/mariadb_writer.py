@@ -7,7 +7,9 @@ TLS verified against the server's CA, by the Service's name. At the end it reads
 back through the endpoint and prints one JSON object: acknowledged, lost, errors, and the
 longest time without an acknowledged commit.
 
-    python - HOST PORT USER PASSWORD DATABASE CA_FILE SECONDS STOP_FILE
+    python - HOST PORT USER PASSWORD DATABASE CA_FILE SECONDS STOP_FILE [TABLE]
+
+TABLE (default `writes`, made if missing) is the run's own: ids start at 1 in every run.
 """
 
 import contextlib
@@ -27,6 +29,9 @@ def connect(host: str, port: int, user: str, password: str, database: str, ca: s
 
 def main() -> None:
     host, port, user, password, database, ca, seconds, stop_file = sys.argv[1:9]
+    table = sys.argv[9] if len(sys.argv) > 9 else "writes"
+    if not table.isidentifier():
+        raise SystemExit(f"table {table!r}: letters, digits and _ only")
     address = (host, int(port), user, password, database, ca)
     if os.path.exists(stop_file):  # left by an earlier run in the same pod
         os.remove(stop_file)
@@ -39,10 +44,10 @@ def main() -> None:
             if connection is None:
                 connection = connect(*address)
                 with connection.cursor() as cursor:
-                    cursor.execute("CREATE TABLE IF NOT EXISTS writes (id BIGINT PRIMARY KEY, "
+                    cursor.execute(f"CREATE TABLE IF NOT EXISTS {table} (id BIGINT PRIMARY KEY, "
                                    "at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6))")  # fmt: skip
             with connection.cursor() as cursor:
-                cursor.execute("INSERT INTO writes (id) VALUES (%s)", (i,))
+                cursor.execute(f"INSERT INTO {table} (id) VALUES (%s)", (i,))
             now = time.monotonic()
             longest, last = max(longest, now - last), now
             acknowledged.append(i)
@@ -58,7 +63,7 @@ def main() -> None:
     longest = max(longest, time.monotonic() - last)
     reader = connect(*address)
     with reader.cursor() as cursor:
-        cursor.execute("SELECT id FROM writes")
+        cursor.execute(f"SELECT id FROM {table}")
         present = {row[0] for row in cursor.fetchall()}
     lost = [n for n in acknowledged if n not in present]
     print(json.dumps({"acknowledged": len(acknowledged), "lost": lost, "errors": errors, "samples": samples,

@@ -47,10 +47,11 @@ def connection_args(e2e: E2E, instance: str = NAME) -> list[str]:
     return [host, port, e2e.secret_value(secret, "username"), e2e.secret_value(secret, "password"), "shop", ca]
 
 
-def writer(e2e: E2E, seconds: float, stop_file: str, instance: str = NAME) -> subprocess.Popen:
-    """e2e/mariadb_writer.py in the client pod, through the instance's writer Service (the bench uses it too)."""
+def writer(e2e: E2E, seconds: float, stop_file: str, instance: str = NAME, table: str = "writes") -> subprocess.Popen:
+    """e2e/mariadb_writer.py in the client pod, through the instance's writer Service (the bench uses it too),
+    into a table of the run's own (its ids start at 1)."""
     return e2e.cluster.kubectl_process("exec", "-i", "-n", e2e.namespace, CLIENT, "--", "/opt/kuberds/bin/python",
-                                       "-", *connection_args(e2e, instance), str(seconds), stop_file,
+                                       "-", *connection_args(e2e, instance), str(seconds), stop_file, table,
                                        input=WRITER)  # fmt: skip
 
 
@@ -106,7 +107,7 @@ def test_mariadb_resize_rolls_the_replica_then_switches_over_through_the_agents_
     e2e.wait_available(NAME, timeout=300)
     primary = wait_for(lambda: e2e.primary(NAME), timeout=60, what="a primary in status")
     stop_file = "/tmp/stop-mariadb-resize"
-    process = writer(e2e, 600, stop_file)
+    process = writer(e2e, 600, stop_file, table="resize")
     time.sleep(5)
     e2e.patch("dbinstance", NAME, {"spec": {"instanceClass": "db.t3.small"}})
 
