@@ -88,8 +88,9 @@ def test_bootstrap_makes_the_master_user_and_replicates_from_the_first_transacti
     assert metrics(replica)["kuberds_mariadb_primary"] == 0
     # The replica's report says it confirms every commit: what a rollout waits for before it
     # switches over to it. And both report their volumes (for storage autoscaling).
-    reports = {m.name: wait_for(lambda m=m: (r := local.report(m)).role and r, timeout=30, what=f"{m.name}'s report")
-               for m in local.members}  # fmt: skip
+    reports = {m.name: wait_for(lambda m=m, role=role: (r := local.report(m)).role == role and r, timeout=30,
+                                what=f"{m.name}'s report as {role}")
+               for m, role in ((primary, "primary"), (replica, "replica"))}  # fmt: skip
     assert wait_for(lambda: local.report(replica).synchronous_standby, timeout=30, what="synchronousStandby")
     assert reports[primary.name].synchronous_standby is None
     assert all(r.volume_bytes and 0 < r.volume_free_bytes <= r.volume_bytes for r in reports.values())

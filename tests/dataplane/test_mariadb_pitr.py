@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -67,13 +68,23 @@ def test_the_primary_backs_itself_up_and_a_new_server_restores_to_a_second(
         assert [r[0] for r in rows] == list(range(1, 51)) and {r[1] for r in rows} == {"before"}, copy.logs()
         # The restored server's accounts are kuberds' again, and its master user is this one.
         assert copy.query(member, "SELECT 1", database=copy.database) == [(1,)]
+    # Multi-AZ: the standby starts from the new server's own first full backup (the primary's
+    # binlogs start where it restored), then acknowledges its commits.
     from_snapshot = RestorePlan(repository, snapshot_set=snapshot["backupID"])
-    snapped = LocalMariaDB(cluster, namespace, "snapped", Path(tempfile.mkdtemp(prefix="m", dir=workroot)), 1,
-                           synchronous=False, restore=from_snapshot, store=access)  # fmt: skip
+    own = BackupPlan(replace(repository, path=f"/pitr/{namespace}-snapped", stanza="snapped"), retention_days=1)
+    snapped = LocalMariaDB(cluster, namespace, "snapped", Path(tempfile.mkdtemp(prefix="m", dir=workroot)), 2,
+                           synchronous=True, restore=from_snapshot, backup=own, store=access)  # fmt: skip
     with snapped:
-        member = snapped.primary()
+        member = snapped.primary(timeout=180)
         rows = snapped.query(member, "SELECT COUNT(*), MAX(id) FROM orders", database=snapped.database)
         assert rows == [(100, 100)], snapped.logs()
+        snapped.wait_replicas(timeout=180)
+        snapped.query(member, "INSERT INTO orders VALUES (102, 'on the copy')", database=snapped.database)
+        standby = next(m for m in snapped.members if m is not member)
+        on_standby = wait_for(lambda: snapped.query(standby, "SELECT COUNT(*), MAX(id) FROM orders",
+                                                    database=snapped.database) == [(101, 102)],
+                              timeout=30, what=f"the copy's commit on its standby\n{snapped.logs()}")  # fmt: skip
+        assert on_standby
 
 
 def take_snapshot(source: LocalMariaDB, name: str) -> dict:

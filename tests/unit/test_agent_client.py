@@ -72,3 +72,15 @@ def test_a_client_stalled_in_the_handshake_holds_no_one_else_up(ca, served: int)
         answer = agents.send("127.0.0.1", served, REQUEST, "api-pw", timeout=5,
                              tls=agents.AgentTls(ca.certificate, POD_NAME))  # fmt: skip
         assert answer == "switched over to orders-1" and time.monotonic() - started < 2
+
+
+def test_a_body_length_the_api_cannot_take_is_refused_before_it_is_read() -> None:
+    server = serve_health("127.0.0.1", 0, lambda: True, lambda: True, {"/switchover": lambda body: (200, "done")},
+                          "api-pw")  # fmt: skip
+    try:
+        for length in ("-1", "not a number", str(10**9)):
+            with socket.create_connection(server.server_address, timeout=5) as client:
+                client.sendall(f"POST /switchover HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n".encode())
+                assert client.recv(200).startswith(b"HTTP/1.0 413"), length
+    finally:
+        server.shutdown()

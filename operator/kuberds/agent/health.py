@@ -23,6 +23,7 @@ from kuberds.contract import basic_auth
 Action = Callable[[dict], tuple[int, str]]
 MAX_BODY = 64 * 1024
 HANDSHAKE_SECONDS = 5.0
+REQUEST_SECONDS = 10.0
 
 
 class _TlsServer(ThreadingHTTPServer):
@@ -63,6 +64,8 @@ def serve_health(
     posts = dict(actions or {})
 
     class Api(BaseHTTPRequestHandler):
+        timeout = REQUEST_SECONDS  # on every read and write: a client that stalls is let go
+
         def do_GET(self) -> None:
             ok = ready() if self.path == "/ready" else alive()
             self._answer(200 if ok else 503, "")
@@ -71,9 +74,12 @@ def serve_health(
             action = posts.get(self.path)
             if action is None:
                 return self._answer(404, f"no action {self.path}")
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                return self._answer(413, "request too large")
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if not 0 <= length <= MAX_BODY:
+                return self._answer(413, f"a body of 0 to {MAX_BODY} bytes, with its Content-Length")
             data = self.rfile.read(length)  # read first: a reply before it may be lost to a reset
             if not expected or not hmac.compare_digest(self.headers.get("Authorization", ""), expected):
                 return self._answer(401, "the agent API password is required")

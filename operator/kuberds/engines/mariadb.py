@@ -73,15 +73,16 @@ class MariaDB:
 
     def probes(self, api_tls: bool) -> dict[str, dict]:
         # Ready: the primary holding the lease, or a replica applying from it (the agent knows);
-        # alive: mariadbd runs, whatever the lease or the API server says. Crash recovery and a
-        # first install may take long: the startup probe holds liveness off meanwhile.
+        # alive: mariadbd runs, whatever the lease or the API server says. Crash recovery, a
+        # first install and a restore (before the API is served) may take long: the startup
+        # probe holds liveness off for up to an hour, as PostgreSQL's does.
         scheme = "HTTPS" if api_tls else "HTTP"  # the kubelet does not verify the certificate
 
         def http(path: str, period: int, failures: int) -> dict:
             return {"httpGet": {"path": path, "port": self.layout.agent_port, "scheme": scheme},
                     "periodSeconds": period, "timeoutSeconds": 2, "failureThreshold": failures}  # fmt: skip
 
-        return {"startupProbe": http("/alive", 5, 120), "livenessProbe": http("/alive", 10, 3),
+        return {"startupProbe": http("/alive", 5, 720), "livenessProbe": http("/alive", 10, 3),
                 "readinessProbe": http("/ready", 1, 2)}  # fmt: skip
 
     def switchover(self, leader: str, candidate: str) -> AgentRequest:

@@ -23,7 +23,7 @@ from kuberds.agent.health import serve_health
 from kuberds.agent.kube import AgentKube, KubeConflict, KubeError
 from kuberds.agent.lease import LeaderLease
 from kuberds.agent.mariadb import accounts
-from kuberds.agent.mariadb.backing import Backing, BackupFigures, restore_if_first
+from kuberds.agent.mariadb.backing import ACCOUNTS_PENDING, Backing, BackupFigures, restore_if_empty
 from kuberds.agent.mariadb.config import MariaDBConfig, Tls, render
 from kuberds.agent.mariadb.decide import Action, Lease, Member, Seen, decide
 from kuberds.agent.mariadb.gtid import GtidPos
@@ -99,7 +99,7 @@ class MariaDBAgent(Handover):
         snapshots = Snapshots(kube, self.config.namespace, self.config.scope, self.config.kind)
         self.backing = Backing(self.config, self.server, env, self.me, self.work_dir,
                                snapshots) if self.config.backup else None  # fmt: skip
-        self.restored = False  # this member's data came from a backup: kuberds' accounts made again
+        self.accounts_pending = self.work_dir / ACCOUNTS_PENDING  # restored: the source's accounts, made again
 
     @property
     def synchronous(self) -> bool:
@@ -214,11 +214,14 @@ class MariaDBAgent(Handover):
         elif self.lease is not None:
             self.lease.take(self._since())  # first: of two candidates only the one that took it goes on
         self.renewed_at = asked
-        bootstrap = None if self._bootstrapped() and not self.restored else accounts.bootstrap(
+        pending = self.accounts_pending.exists()
+        bootstrap = None if self._bootstrapped() and not pending else accounts.bootstrap(
             self.config.master_username, self.master_password, self.config.database_name, self.replication_password,
             self.agent_password)  # fmt: skip
         open_writes(self.server.sql, self.synchronous, bootstrap)
-        self.recovered = self.restored = False
+        self.recovered = False
+        if pending:
+            self.accounts_pending.unlink()
         for name in self.peers.others():  # the endpoint leaves the old primary first, then comes here
             self.labels.set_on(name, REPLICA_ROLE)
         self.labels.set(PRIMARY)
@@ -298,14 +301,16 @@ class MariaDBAgent(Handover):
         figures = self.backing.figures if self.backing is not None else BackupFigures()
         volume_bytes, volume_free = reporting.volume_usage(self.pod.data_dir.parent)  # for storage autoscaling
         replica = self.mine if role == REPLICA_ROLE else None
-        # A replica that acknowledges commits has every one: a switchover to it loses nothing.
+        # A replica acknowledging commits (Multi-AZ's one standby then has every acknowledged one;
+        # a switchover to it still waits until it applied them).
         acknowledging = replica.acknowledging and replica.io_running if replica and self.synchronous else None
         return AgentReport(role=role, state="running" if self.mine else "starting",
                            synchronous_standby=acknowledging, replica_lag_seconds=replica.lag if replica else None,
                            volume_bytes=volume_bytes, volume_free_bytes=volume_free,
                            api_tls=self.api_certificate is not None,
                            doing=[self.last.reason] if self.last else [], backup_healthy=figures.healthy,
-                           backup_reason=figures.reason, latest_restorable_time=figures.latest_restorable_time,
+                           backup_reason=figures.reason, backup_message=figures.message,
+                           latest_restorable_time=figures.latest_restorable_time,
                            earliest_restorable_time=figures.earliest_restorable_time,
                            last_backup_time=figures.last_backup_time)  # fmt: skip
 
@@ -345,8 +350,9 @@ class MariaDBAgent(Handover):
 
     def run(self) -> int:
         self.server.prepare(self._my_cnf())
-        self.restored = restore_if_first(self.config, self.lease, self.server, self.env, self._my_cnf(),
-                                         self.work_dir, ordinal(self.me)) is not None  # fmt: skip
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        restore_if_empty(self.config, self.lease, self.server, self.env, self._my_cnf(), self.work_dir,
+                         ordinal(self.me))  # fmt: skip
         if not self.server.installed():
             self.server.install()
         self.server.start()

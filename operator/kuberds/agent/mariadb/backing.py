@@ -9,8 +9,9 @@ binlogs.py and restore.py):
 - DBSnapshots are full backups of kind `manual` carrying the snapshot's uid, taken on the
   primary's backup thread (one backup at a time), looked for every SNAPSHOT_SECONDS; a deleted
   one's backup is removed once the operator approves (no restore reads it any more);
-- a restore runs on member 0 of a new server, before its mariadbd first starts, when no Lease
-  exists yet (a member that restarts later never restores over its data).
+- a restored server's members restore before their mariadbd first starts, into an empty data
+  directory only (a member that restarts later never restores over its data): member 0 of a
+  new server from the source's backups, the others from the server's own first full.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from kuberds.agent.decisions import snapshot_steps
 from kuberds.agent.lease import LeaderLease
 from kuberds.agent.mariadb.backups import (
+    DAILY,
     MANUAL,
     Manifest,
     MariaDBBackups,
@@ -39,13 +41,18 @@ from kuberds.agent.processes import Worker
 from kuberds.agent.snapshots import Snapshots
 from kuberds.contract import snapshots as phases
 from kuberds.contract.environment import BACKUP_STORE, RESTORE_STORE, StoreVars
-from kuberds.contract.settings import AgentConfig, Repository
+from kuberds.contract.settings import AgentConfig, Repository, RestorePlan
 
 log = logging.getLogger("kuberds.agent")
 
 SHIP_SECONDS = 10.0  # a look for closed binlogs (the shipper flushes one a minute while writes come)
 STEP_SECONDS = 60.0  # a look at the schedule of full backups
 SNAPSHOT_SECONDS = 10.0  # a look for DBSnapshots to take or remove
+SEED_LOOK_SECONDS = 10.0  # a look for the first full backup a restored server's standby starts from
+# In the work directory: this member restored another server's data, whose accounts (kuberds'
+# and the master's) are the source's until it has made them again as a primary. A file, so
+# that a restart between the restore and the first promotion does not forget it.
+ACCOUNTS_PENDING = "accounts-pending"
 WINDOW_SECONDS = 120.0
 
 
@@ -56,15 +63,38 @@ def store_for(repository: Repository, env: dict[str, str], store: StoreVars) -> 
     return client, (env.get(store.cipher_pass.env) if repository.encrypted else None)
 
 
+MESSAGE_CHARS = 1000  # a condition's message: the error's start says what failed
+
+
 @dataclass
 class BackupFigures:
-    """What the agent's report says of backups (None: not known yet)."""
+    """What the agent's report says of backups (None: not known yet). A problem is a reason in
+    the condition's CamelCase (a short word: the API server caps it) and a message."""
 
-    healthy: bool | None = None
-    reason: str | None = None
+    shipping: tuple[str, str] | None = None  # the last shipping's problem; None: it worked
+    taking: tuple[str, str] | None = None  # the last automated full's problem; None: it worked
+    shipped: bool = False  # shipping has worked at least once
     latest_restorable_time: str | None = None
     earliest_restorable_time: str | None = None
-    last_backup_time: str | None = None
+    last_backup_time: str | None = None  # the newest automated full's end, from the store
+
+    @property
+    def healthy(self) -> bool | None:
+        if self.shipping or self.taking:
+            return False
+        return True if self.shipped else None
+
+    @property
+    def reason(self) -> str | None:
+        return (self.shipping or self.taking or (None, None))[0]
+
+    @property
+    def message(self) -> str | None:
+        return (self.shipping or self.taking or (None, None))[1]
+
+
+def problem(reason: str, what: str, error: BaseException) -> tuple[str, str]:
+    return reason, f"{what}: {error}"[:MESSAGE_CHARS]
 
 
 class Backing:
@@ -101,26 +131,42 @@ class Backing:
         try:
             self.shipper.ship_once()
         except Exception as error:
-            self.figures.healthy, self.figures.reason = False, f"shipping binlogs: {error}"
+            self.figures.shipping = problem("ArchiveFailing", "shipping binlogs", error)
             raise
-        self.figures.healthy, self.figures.reason = True, None
+        self.figures.shipping, self.figures.shipped = None, True
 
     def _serve(self) -> None:
-        """DBSnapshots first (a user waits on them), then the schedule of automated fulls."""
+        """DBSnapshots first (a user waits on them), then the schedule of automated fulls; a
+        snapshot that fails (a grant not there yet, the object gone) holds neither back."""
         manifests = list_fulls(self.store, self.repository)
+        self._note_last_full(manifests)
         if self.snapshots is not None:
-            by_uid = {m.snapshot_uid: m for m in manifests if m.snapshot_uid}
-            requests = self.snapshots.requests(lambda uid: by_uid[uid].label if uid in by_uid else None,
-                                               lambda name, label: self._available(name, manifests, label))  # fmt: skip
-            for step in snapshot_steps(requests, backup_running=False):
-                if step.kind == "remove-snapshot":
-                    self._remove(step.argument, requests, manifests)
-                else:
-                    self._take(step.argument)
+            try:
+                self._serve_snapshots(manifests)
+            except Exception:
+                log.exception("serving DBSnapshots failed; trying again in %.0f s", SNAPSHOT_SECONDS)
         if self._due("step", STEP_SECONDS):
-            self.backups.step()
-            if self.backups.stats.last_label is not None:
-                self.figures.last_backup_time = iso_now()
+            try:
+                self.backups.step()
+            except Exception as error:
+                self.figures.taking = problem("BackupFailed", "the automated full backup", error)
+                raise
+            self.figures.taking = None
+            self._note_last_full(list_fulls(self.store, self.repository))
+
+    def _note_last_full(self, manifests: list[Manifest]) -> None:
+        daily = [m.ended_at for m in manifests if m.kind == DAILY]
+        self.figures.last_backup_time = max(daily) if daily else None
+
+    def _serve_snapshots(self, manifests: list[Manifest]) -> None:
+        by_uid = {m.snapshot_uid: m for m in manifests if m.snapshot_uid}
+        requests = self.snapshots.requests(lambda uid: by_uid[uid].label if uid in by_uid else None,
+                                           lambda name, label: self._available(name, manifests, label))  # fmt: skip
+        for step in snapshot_steps(requests, backup_running=False):
+            if step.kind == "remove-snapshot":
+                self._remove(step.argument, requests, manifests)
+            else:
+                self._take(step.argument)
 
     def _take(self, name: str) -> None:
         snap = self.snapshots.get(name)
@@ -157,21 +203,42 @@ class Backing:
             self.figures.latest_restorable_time = iso(window.latest)
 
 
-def iso_now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def restore_if_first(config: AgentConfig, lease: LeaderLease | None, server: LocalServer, env: dict[str, str],
+def restore_if_empty(config: AgentConfig, lease: LeaderLease | None, server: LocalServer, env: dict[str, str],
                      my_cnf: str, work_dir: Path, member_ordinal: int) -> Restored | None:  # fmt: skip
-    """Member 0 of a new server restores what agent.json's restore plan says, into its empty
-    data directory, before mariadbd first starts; None when it has nothing to do."""
+    """The members of a restored server start from a backup, into an empty data directory,
+    before mariadbd first starts: member 0 of the new server from the restore plan (the
+    source's backups); any other member, or a member 0 that comes back empty once the server
+    ran, from the server's own newest full backup, which its primary takes as soon as it opens
+    writes. (The primary's binlogs start where it restored, so an empty member cannot replicate
+    from the beginning; and restoring the plan again could end elsewhere: `latest` moves.)
+    Member 0's restore leaves ACCOUNTS_PENDING in the work directory. None: nothing to do."""
     plan = config.restore
-    if plan is None or member_ordinal != 0 or server.installed():
+    if plan is None or server.installed():
         return None
-    if lease is not None and lease.observe().exists:
-        return None  # the server ran already: its data is whatever the members hold now
-    store, passphrase = store_for(plan.repository, env, RESTORE_STORE)
+    first = member_ordinal == 0 and not (lease is not None and lease.observe().exists)
+    if first:
+        store, passphrase = store_for(plan.repository, env, RESTORE_STORE)
+    elif config.backup is None:
+        log.error("this member of a restored server starts from the server's own backups, and the server has no "
+                  "object store: starting empty, so replication cannot start")  # fmt: skip
+        return None
+    else:
+        store, passphrase = store_for(config.backup.repository, env, BACKUP_STORE)
+        plan = RestorePlan(config.backup.repository, snapshot_set=newest_full(store, config.backup.repository))
     restored = restore(plan, server.data_dir, work_dir / "restore", store=store, passphrase=passphrase,
                        os_user=server.os_user, config=my_cnf)  # fmt: skip
     log.info("restored %s to %s (%s)", restored.label, restored.gtid, restored.last_event)
+    if first:
+        (work_dir / ACCOUNTS_PENDING).touch()
     return restored
+
+
+def newest_full(store: ObjectStore, repository: Repository) -> str:
+    """The newest full backup's label, waiting for the first one."""
+    waited = 0.0
+    while not (fulls := list_fulls(store, repository)):
+        if waited % 60 == 0:
+            log.info("waiting for the primary's first full backup to start from (%.0f s so far)", waited)
+        time.sleep(SEED_LOOK_SECONDS)
+        waited += SEED_LOOK_SECONDS
+    return fulls[-1].label
