@@ -55,10 +55,12 @@ STORAGE_TIMINGS = {"KUBERDS_STORAGE_LOW_SECONDS": "4", "KUBERDS_STORAGE_COOLDOWN
                    "KUBERDS_STORAGE_HORIZON_SECONDS": "0"}  # fmt: skip
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningOperator]:
     """The operator, authenticated as the chart's ServiceAccount: every cluster test then
-    also proves that the chart's least-privilege RBAC is enough."""
+    also proves that the chart's least-privilege RBAC is enough. It stops once the control-plane
+    tests are done: the data-plane tests that follow in the same run play the operator's part
+    themselves (a DBSnapshot of a server that is no DBInstance, which it would mark Failed)."""
     workdir = tmp_path_factory.mktemp("operator")
     log = workdir / "operator.log"
     kubeconfig = service_account_kubeconfig(cluster, install_chart_rbac(cluster), workdir / "kubeconfig")
