@@ -19,7 +19,6 @@ never Available, an acknowledged commit lost):
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -35,6 +34,7 @@ from e2e import environment  # noqa: E402
 from e2e.manifests import dbinstance  # noqa: E402
 from e2e.support import E2E  # noqa: E402
 from e2e.test_mariadb import writer as e2e_writer  # noqa: E402
+from e2e.test_mariadb import writer_result  # noqa: E402
 from tests.support.kube import Cluster, wait_for  # noqa: E402
 
 NAMESPACE = "kuberds-bench-mariadb"
@@ -76,11 +76,7 @@ def one_failover(bench: E2E, force: bool, run: int) -> tuple[float, int]:
     wait_for(lambda: bench.primary(NAME) not in (None, primary), timeout=120, interval=0.5, what="a new primary")
     bench.wait_available(NAME, timeout=600)  # the deleted member back as a replica: commits flow again
     time.sleep(6)
-    bench.exec(["touch", stop])
-    out, err = writer.communicate(timeout=240)
-    if writer.returncode != 0:
-        raise RuntimeError(f"writer failed: {err[-2000:]}")
-    result = json.loads(out.strip().splitlines()[-1])
+    result = writer_result(bench, writer, stop)
     if not result["acknowledged"]:  # a writer that never wrote measured nothing
         raise SystemExit(f"{kind} #{run}: no commit acknowledged: {result['samples']}")
     if result["lost"]:

@@ -55,6 +55,14 @@ def writer(e2e: E2E, seconds: float, stop_file: str, instance: str = NAME, table
                                        input=WRITER)  # fmt: skip
 
 
+def writer_result(e2e: E2E, process: subprocess.Popen, stop_file: str) -> dict:
+    """Stops a writer started by `writer` and returns its JSON result (the bench uses it too)."""
+    e2e.exec(["touch", stop_file])
+    out, err = process.communicate(timeout=240)
+    assert process.returncode == 0, err[-3000:]
+    return json.loads(out.strip().splitlines()[-1])
+
+
 TLS_SCRIPT = """
 import sys, pymysql
 host, port, user, password, database, ca = sys.argv[1:7]
@@ -92,10 +100,7 @@ def test_mariadb_primary_pod_deleted_under_writes_loses_no_acknowledged_commit(e
     # back as a replica of the new primary.
     e2e.wait_available(NAME, timeout=300)
     time.sleep(8)
-    e2e.exec(["touch", stop_file])
-    out, err = process.communicate(timeout=180)
-    assert process.returncode == 0, err[-3000:]
-    result = json.loads(out.strip().splitlines()[-1])
+    result = writer_result(e2e, process, stop_file)
     e2e.record("MariaDB primary pod deleted under writes", {k: v for k, v in result.items() if k != "samples"})
     assert result["acknowledged"] > 100 and result["lost"] == [], result
     assert new != primary
@@ -118,10 +123,7 @@ def test_mariadb_resize_rolls_the_replica_then_switches_over_through_the_agents_
 
     wait_for(rolled, timeout=600, interval=3, what=f"both pods on db.t3.small and ready\n{e2e.diagnostics(NAME)}")
     time.sleep(5)
-    e2e.exec(["touch", stop_file])
-    out, err = process.communicate(timeout=180)
-    assert process.returncode == 0, err[-3000:]
-    result = json.loads(out.strip().splitlines()[-1])
+    result = writer_result(e2e, process, stop_file)
     e2e.record("MariaDB resize under writes", {k: v for k, v in result.items() if k != "samples"})
     assert result["acknowledged"] > 100 and result["lost"] == [], result
     events = e2e.kubectl("get", "events", "-n", e2e.namespace, "--field-selector", "reason=Switchover",
