@@ -27,8 +27,8 @@ progress() {
   echo "    [$label] $n packages compiled in $((SECONDS - start))s"
 }
 
-# go names a binary after the package path's last element, skipping a /vN suffix.
-go_binary_name() { local p=${1%/v[0-9]*}; echo "${p##*/}"; }
+# go names a binary after the package path's last element, skipping a final /vN element.
+go_binary_name() { local p=$1; [[ ${p##*/} =~ ^v[0-9]+$ ]] && p=${p%/*}; echo "${p##*/}"; }
 
 build_group() { # label module-dir ldflags name=package…
   local label=$1 dir=$2 ldflags=$3; shift 3
@@ -75,4 +75,10 @@ k=k8s.io/kubernetes/cmd
 build_group kubernetes "$here/tools/kubernetes" "$k8s_ldflags" \
   kube-apiserver=$k/kube-apiserver kube-controller-manager=$k/kube-controller-manager \
   kube-scheduler=$k/kube-scheduler kubectl=$k/kubectl kubelet=$k/kubelet kube-proxy=$k/kube-proxy
+# Argo CD is one multi-call binary (ARGOCD_BINARY_NAME picks the component). Only the GitOps
+# e2e scenario and the health-check unit tests use it; KUBERDS_SKIP_ARGOCD=1 skips it.
+if [ "${KUBERDS_SKIP_ARGOCD:-}" != 1 ]; then
+  argo_ldflags="-X github.com/argoproj/argo-cd/v3/common.version=${ARGOCD_VERSION#v}"
+  build_group argocd "$here/tools/argocd" "$argo_ldflags" argocd=github.com/argoproj/argo-cd/v3/cmd
+fi
 echo "==> binaries ready in $bin ($((SECONDS - started))s)"

@@ -67,4 +67,14 @@ echo "==> coredns $COREDNS_VERSION"
 write_wrapper "$here/tools/coredns" kuberds.io/hack/tools/coredns 1.26.0 "github.com/coredns/coredns@$COREDNS_VERSION" -- \
   github.com/coredns/coredns
 (cd "$here/tools/coredns" && go mod tidy)
+echo "==> argocd $ARGOCD_VERSION"
+dir=$here/tools/argocd
+write_wrapper "$dir" kuberds.io/hack/tools/argocd 1.25.5 "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION" -- \
+  github.com/argoproj/argo-cd/v3/cmd
+# Argo CD pins its Kubernetes libraries with replace lines (block form); carry over those
+# that name a version, so it is built as upstream builds it.
+argo_gomod=$(downloaded_gomod "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION")
+awk '/^replace \(/{r=1;next} r&&/^\)/{r=0} r&&$2=="=>"&&NF==4{print $1"="$3"@"$4}' "$argo_gomod" |
+  while read -r r; do (cd "$dir" && go mod edit -replace="$r"); done
+(cd "$dir" && go mod tidy)
 echo "==> done; commit hack/tools/*/go.{mod,sum}"
