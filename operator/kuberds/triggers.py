@@ -1,16 +1,14 @@
 """Every Kopf decorator of kuberds lives here, so all triggers read in one place.
 
 Every kind of the API (kuberds.api.v1alpha1.KINDS) is registered from its handler's role
-(kuberds.handlers): a server kind is reconciled on create/update/resume and by a resync
-timer, refreshed from its members' events, kept as built against hand edits, and finalized
-with a final snapshot; a plain kind is reconciled and finalized; a kind without a handler is
-told so. Each trigger is a line or two that calls a thin handler. Observed state comes from
-Kopf indexes (pods, StatefulSets, claims, nodes, the objects themselves), not list calls.
+(kuberds.handlers): server kinds (reconciled, refreshed from their members, kept as built,
+finalized with a final snapshot, switched over on request), cache kinds, plain kinds, and
+kinds without a handler. Each trigger calls a thin handler; observed state comes from Kopf
+indexes (pods, StatefulSets, claims, nodes, the objects themselves), not list calls.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
 from types import ModuleType
@@ -19,6 +17,7 @@ import kopf
 
 from kuberds import API_GROUP, API_VERSION, metrics
 from kuberds.api.kinds import Kind
+from kuberds.api.requests import SWITCHOVER_ANNOTATION
 from kuberds.api.v1alpha1 import KINDS
 from kuberds.builders import names
 from kuberds.builders.cache import CACHE
@@ -31,9 +30,8 @@ from kuberds.contract import AGENT_STATUS_ANNOTATION
 from kuberds.handlers import CACHE_HANDLERS, HANDLERS, SERVER_HANDLERS, dbcluster, readreplica, unsupported
 from kuberds.indexes import by_name, by_owner, one, slim, zones
 from kuberds.kube import Kube, terminating
-from kuberds.operations import routing, storage_autoscaler
+from kuberds.operations import routing, status, storage_autoscaler
 from kuberds.operations.rollout import Members
-from kuberds.operations.status import report_failure
 
 ZONE = "topology.kubernetes.io/zone"
 # Full drift-correcting pass per object; the first one a whole interval after start-up.
@@ -88,29 +86,8 @@ def _resource(kind: Kind) -> tuple[str, str, str]:
     return (API_GROUP, API_VERSION, kind.plural)
 
 
-def reported(kind: str) -> Callable:
-    """Counts and times a handler (kuberds.metrics), and makes a failure that no condition
-    explains yet visible on the object: a TemporaryError is a wait the handler already said
-    (or a conflict retried at once); anything else becomes an Event and a condition."""
-
-    def wrap(handler: Callable) -> Callable:
-        counted = metrics.instrumented(kind)(handler)
-
-        @functools.wraps(handler)
-        def run(*args: object, **kwargs: object) -> object:
-            try:
-                return counted(*args, **kwargs)
-            except kopf.TemporaryError:
-                raise
-            except Exception as error:
-                body = kwargs.get("body")
-                if body is not None:
-                    report_failure(Operator.kube, dict(body), error)
-                raise
-
-        return run
-
-    return wrap
+def reported(kind: str) -> Callable:  # counted, timed, and a failure no condition explains made visible
+    return status.reported(kind, lambda: Operator.kube)
 
 
 # ---------------------------------------------------------------- indexes (observed state)
@@ -203,8 +180,7 @@ def reader_autoscaling(body: kopf.Body, namespace: str, name: str, member_pods: 
                                                                                           pods))  # fmt: skip
 
 
-def _server_index(kind: Kind) -> str:
-    """The id (and keyword) of the index of a server kind's own objects."""
+def _server_index(kind: Kind) -> str:  # the id (and keyword) of the index of a server kind's own objects
     return kind.plural
 
 
@@ -246,6 +222,9 @@ def _register_server(kind: Kind, handler: ModuleType) -> None:
     @reported(kind.kind)
     def delete(body: kopf.Body, **_: object) -> None:
         handler.delete(Operator.kube, Operator.config, dict(body))
+
+    if hasattr(handler, "switchover"):  # a person's request (kuberds.api.requests); not on create: a manifest asks none
+        _register_switchover(kind, handler)
 
     children = {**MANAGED_BY, OWNER_KIND_LABEL: label}
 
@@ -291,6 +270,20 @@ def _register_server(kind: Kind, handler: ModuleType) -> None:
     @metrics.instrumented(kind.kind)
     def lease_changed(namespace: str, labels: dict, **indexes: object) -> None:
         refresh(namespace, owner_of(labels), indexes)
+
+
+def _register_switchover(kind: Kind, handler: ModuleType) -> None:
+    asked, label = {SWITCHOVER_ANNOTATION: kopf.PRESENT}, kind.owner_label
+
+    @kopf.on.resume(*_resource(kind), id=f"switchover_{kind.singular}", annotations=asked)
+    @kopf.on.update(*_resource(kind), id=f"switchover_{kind.singular}", annotations=asked)
+    @reported(kind.kind)
+    def switchover(body: kopf.Body, namespace: str, name: str, member_pods: kopf.Index, proxy_pods: kopf.Index,
+                   node_zones: kopf.Index, **_: object) -> None:  # fmt: skip
+        pods, proxies = member_pods.get((namespace, label, name), []), proxy_pods.get((namespace, label, name), [])
+        outcome = handler.switchover(Operator.kube, Operator.config, dict(body), list(pods), list(proxies),
+                                     zones(node_zones))  # fmt: skip
+        log.info("%s %s/%s: %s", kind.kind, namespace, name, outcome)
 
 
 SERVER_KINDS = {k.owner_label: (k, SERVER_HANDLERS[k.kind]) for k in KINDS if k.kind in SERVER_HANDLERS}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from kuberds.builders import status
-from kuberds.builders.rollout import handover, next_pod_to_roll
+from kuberds.builders.rollout import handover, next_pod_to_roll, requested_handover
 from kuberds.builders.status import (
     Condition,
     Member,
@@ -125,6 +125,26 @@ def test_primary_is_replaced_only_after_a_switchover_to_a_ready_standby() -> Non
     # kwok pods have no Patroni, hence no roles: every pod is simply replaced.
     kwok = [Member("db-0", "unknown", None, True), unlabelled]
     assert handover(kwok, unlabelled, synchronous=True).action == "replace"
+
+
+def test_a_requested_switchover_goes_only_where_a_rollout_could() -> None:
+    primary = Member("db-0", "primary", "zone-a", True)
+    in_sync = Member("db-1", "replica", "zone-b", True, synchronous=True)
+    other = Member("db-2", "replica", "zone-c", True, synchronous=False)
+    members = [primary, in_sync, other]
+    assert requested_handover(members, "any", synchronous=True).standby == in_sync
+    assert requested_handover(members, "db-1", synchronous=True).standby == in_sync
+    assert requested_handover(members, "db-2", synchronous=False).standby == other
+    # Never to a standby that may lack acknowledged commits, never a wait: refused, saying why.
+    refused = requested_handover(members, "db-2", synchronous=True)
+    assert refused.action == "refuse" and refused.reason == "needs db-2 to become the synchronous standby"
+    assert requested_handover(members, "db-0", synchronous=True).action == "done"
+    unknown = requested_handover(members, "db-9", synchronous=True)
+    assert unknown.action == "refuse" and "db-0, db-1, db-2" in unknown.reason
+    assert "no standby" in requested_handover([primary], "any", synchronous=False).reason
+    down = requested_handover([primary, Member("db-1", "replica", "zone-b", False)], "db-1", synchronous=False)
+    assert down.action == "refuse" and "a ready replica" in down.reason
+    assert requested_handover([in_sync, other], "any", synchronous=True).action == "refuse"  # no primary
 
 
 def test_the_switchover_request_names_leader_and_candidate() -> None:

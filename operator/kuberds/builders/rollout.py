@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kuberds.api.requests import ANY_MEMBER
 from kuberds.builders.status import Member
 from kuberds.contract import PRIMARY, REPLICA
 
@@ -56,3 +57,25 @@ def handover(members: list[Member], target: Member, synchronous: bool) -> Handov
         names = ", ".join(m.name for m in ready)
         return Handover("wait", reason=f"waiting for {names} to become the synchronous standby")
     return Handover("switchover", standby)
+
+
+def requested_handover(members: list[Member], requested: str, synchronous: bool) -> Handover:
+    """A person's switchover request (kuberds.api.requests): "switchover" to the member asked
+    for (or, for ANY_MEMBER, to the one a rollout would pick), "done" when it leads already,
+    "refuse" when it cannot take over now (`reason` says why). Never "wait": a request that
+    waited for a member to become ready would fire long after it was made."""
+    primary = next((m for m in members if m.role == PRIMARY), None)
+    if primary is None:
+        return Handover("refuse", reason="no member is the primary now: nothing to switch over from")
+    if requested == primary.name:
+        return Handover("done", reason=f"{primary.name} is the primary already")
+    if requested != ANY_MEMBER and requested not in {m.name for m in members}:
+        names = ", ".join(sorted(m.name for m in members))
+        return Handover("refuse", reason=f"no member is named {requested!r}; the members are {names}")
+    step = handover([m for m in members if requested in (ANY_MEMBER, m.name) or m.name == primary.name], primary,
+                    synchronous)  # fmt: skip
+    if step.action == "switchover":
+        return step
+    if step.action == "replace":  # the primary is the only member
+        return Handover("refuse", reason=f"{primary.name} has no standby to hand over to")
+    return Handover("refuse", reason=step.reason.replace("waiting for", "needs", 1))

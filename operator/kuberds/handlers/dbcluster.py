@@ -120,5 +120,6 @@ def autoscale_readers(kube: Kube, body: dict, pods: list[dict]) -> str:
 
 
 refresh = functools.partial(shared.refresh, KIND, _known_server)
+switchover = functools.partial(shared.requested_switchover, KIND, _known_server)
 check_storage = functools.partial(shared.check_storage, KIND, _known_server)
 correct_drift = functools.partial(shared.correct_drift, _known_server, build.server_objects)

@@ -50,5 +50,6 @@ _known_server = shared.known_server(BUILDERS, spec_of)
 
 
 refresh = functools.partial(shared.refresh, KIND, _known_server)
+switchover = functools.partial(shared.requested_switchover, KIND, _known_server)
 check_storage = functools.partial(shared.check_storage, KIND, _known_server)
 correct_drift = functools.partial(shared.correct_drift, _known_server, build.server_objects)

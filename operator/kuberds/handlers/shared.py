@@ -8,12 +8,17 @@ from typing import TypeVar
 
 import kopf
 
+from kuberds.api.requests import SWITCHOVER_ANNOTATION
 from kuberds.api.schema import parse
+from kuberds.builders.rollout import requested_handover
 from kuberds.builders.server import Server
+from kuberds.builders.status import member_from_pod
 from kuberds.config import OperatorConfig
+from kuberds.contract import PRIMARY
 from kuberds.engines import engine_for
 from kuberds.kube import Kube
 from kuberds.operations import drift, rollout, server_pass, storage_autoscaler
+from kuberds.operations.status import post_event
 
 T = TypeVar("T")
 Known = Callable[[OperatorConfig, dict, dict | None], Server | None]
@@ -60,3 +65,32 @@ def correct_drift(known: Known, objects: Callable[[Server], list[dict]], kube: K
     """A Service or NetworkPolicy of the server changed or vanished: put it back."""
     server = known(config, body, None)
     return drift.correct_child(kube, body, event, kind, name, objects(server) if server else None)
+
+
+def requested_switchover(kind: str, known: Known, kube: Kube, config: OperatorConfig, body: dict, pods: list[dict],
+                         proxy_pods: list[dict], zones: dict[str, str]) -> str:  # fmt: skip
+    """Carries out a person's switchover request (kuberds.api.requests) once, says how it went
+    in an Event, and removes the request. Waits (TemporaryError) only for a primary's address."""
+    meta = body["metadata"]
+    requested = (meta.get("annotations") or {}).get(SWITCHOVER_ANNOTATION)
+    if requested is None:
+        return "no switchover requested"
+    server = known(config, body, None)
+    if server is None:
+        outcome, reason = "refused: automation is paused, or the server is being deleted", "SwitchoverRefused"
+    else:
+        members = [member_from_pod(p, zones, server.engine.role_label_values) for p in pods]
+        step = requested_handover(members, requested, server.synchronous)
+        outcome, reason = step.reason, "SwitchoverRefused" if step.action == "refuse" else "SwitchoverNotNeeded"
+        if step.action == "switchover":
+            primary = next(m for m in members if m.role == PRIMARY)
+            outcome = rollout.switch_over(kube, body, server, pods, primary, step.standby, proxy_pods, zones)
+            if outcome.startswith("waiting"):
+                raise kopf.TemporaryError(outcome, delay=5)
+            reason = ""  # switch_over said it (Switchover or SwitchoverFailed)
+    if reason:
+        post_event(body, "Warning" if reason == "SwitchoverRefused" else "Normal", reason,
+                   message=f"switchover to {requested}: {outcome}")  # fmt: skip
+    done = {"metadata": {"annotations": {SWITCHOVER_ANNOTATION: None}}}
+    kube.merge_patch(kind, meta["namespace"], meta["name"], done)
+    return outcome

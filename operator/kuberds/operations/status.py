@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import kopf
 
+from kuberds import metrics
 from kuberds.builders.status import FALSE, TRUE, Condition, Observed, merge_conditions, phase, transitions
 from kuberds.kube import Kube, terminating
 
@@ -121,6 +123,31 @@ def _comparable(status: dict) -> dict:
         {k: v for k, v in c.items() if k != "lastTransitionTime"} for c in status.get("conditions", [])
     ]
     return out
+
+
+def reported(kind: str, kube: Callable[[], Kube]) -> Callable:
+    """Counts and times a handler (kuberds.metrics), and makes a failure that no condition
+    explains yet visible on the object: a TemporaryError is a wait the handler already said
+    (or a conflict retried at once); anything else becomes an Event and a condition."""
+
+    def wrap(handler: Callable) -> Callable:
+        counted = metrics.instrumented(kind)(handler)
+
+        @functools.wraps(handler)
+        def run(*args: object, **kwargs: object) -> object:
+            try:
+                return counted(*args, **kwargs)
+            except kopf.TemporaryError:
+                raise
+            except Exception as error:
+                body = kwargs.get("body")
+                if body is not None:
+                    report_failure(kube(), dict(body), error)
+                raise
+
+        return run
+
+    return wrap
 
 
 def report_failure(kube: Kube, body: dict, error: Exception) -> None:
