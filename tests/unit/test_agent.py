@@ -502,3 +502,18 @@ def test_restore_to_the_latest_moment_names_no_target_action() -> None:
     timed = commands.restore(Path("/data"), None, "2026-12-05 01:00:00+00")
     assert "--type=time" in timed and "--target-action=promote" in timed
     assert "--target-action=promote" in commands.restore(Path("/data"), "20261205-010000F")
+
+
+def test_a_snapshot_phase_the_agent_writes_is_said_by_ready_too() -> None:
+    from kuberds.contract.snapshots import with_ready
+
+    found = {"type": "SourceFound", "status": "True", "reason": "SourceExists"}
+    waiting = {"type": "Ready", "status": "False", "reason": "WaitingForAgent", "lastTransitionTime": "t0"}
+    creating = with_ready([found, waiting], "Creating", 1, "t1")
+    assert creating[0] == found and creating[1]["reason"] == "Creating"
+    assert creating[1]["lastTransitionTime"] == "t0"  # still False: no transition
+    available = with_ready(creating, "Available", 1, "t2")
+    assert [c["status"] for c in available] == ["True", "True"] and available[1]["lastTransitionTime"] == "t2"
+    assert available[1]["observedGeneration"] == 1
+    failed = with_ready([found], "Failed", None, "t3")[1]
+    assert failed["status"] == "False" and "observedGeneration" not in failed

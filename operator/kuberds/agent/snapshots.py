@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from kuberds.agent.decisions import SnapshotRequest
 from kuberds.agent.kube import KubeError
@@ -59,6 +60,14 @@ class Snapshots:
         return self.kube.get(snapshots.KIND, self.namespace, name) if self.kube else None
 
     def set_status(self, name: str, status: dict) -> None:
+        """Writes `status`; a phase the agent owns is said by the Ready condition too."""
         self.cache = (0.0, [])  # the next look sees this write
-        if self.kube is not None:
-            self.kube.merge_patch(snapshots.KIND, self.namespace, name, {"status": status}, subresource="status")
+        if self.kube is None:
+            return
+        if status.get("phase") in snapshots.READY_IN_PHASE:
+            current = self.get(name) or {}
+            now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            conditions = (current.get("status") or {}).get("conditions") or []
+            generation = (current.get("metadata") or {}).get("generation")
+            status = {**status, "conditions": snapshots.with_ready(conditions, status["phase"], generation, now)}
+        self.kube.merge_patch(snapshots.KIND, self.namespace, name, {"status": status}, subresource="status")

@@ -19,6 +19,26 @@ DELETING = "Deleting"
 REMOVAL_APPROVED = "RemovalApproved"
 
 
+# What Ready says in each phase the agent writes (health checks, `kubectl wait`, Argo CD read
+# conditions, not phases): status, and the message.
+READY_IN_PHASE = {
+    CREATING: ("False", "the agent on the source's primary is taking the backup"),
+    AVAILABLE: ("True", "the backup is taken and can be restored"),
+    FAILED: ("False", "the backup failed: the source's agent log says why; delete this snapshot and take another"),
+}
+
+
+def with_ready(conditions: list[dict], phase: str, generation: int | None, now: str) -> list[dict]:
+    """`conditions` with Ready saying `phase` (one the agent writes); the others kept."""
+    status, message = READY_IN_PHASE[phase]
+    before = next((c for c in conditions if c.get("type") == "Ready"), {})
+    since = before.get("lastTransitionTime") if before.get("status") == status else now
+    ready = {"type": "Ready", "status": status, "reason": phase, "message": message, "lastTransitionTime": since}
+    if generation is not None:
+        ready["observedGeneration"] = generation
+    return [c for c in conditions if c.get("type") != "Ready"] + [ready]
+
+
 def removal_approved(status: dict) -> bool:
     return any(c.get("type") == REMOVAL_APPROVED and c.get("status") == "True" for c in status.get("conditions", []))
 
