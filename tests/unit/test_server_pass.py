@@ -242,6 +242,12 @@ def test_backup_health_counts_the_daily_base_backup_too() -> None:
     assert judged(None) == ("False", "NoBackup")
     failing = AgentReport(backup_healthy=False, backup_reason="ArchiveFailing", last_backup_time="2026-12-04T03:20:00Z")
     assert backup_condition(server, failing, None, NOW)[0].reason == "ArchiveFailing"
+    # No store anywhere: unhealthy while backups are asked for, and not when retentionDays is 0.
+    for retention, expected in ((7, ("False", "NoObjectStore")), (0, ("True", "BackupsOff"))):
+        unstored = parse(DBInstanceSpec, body(backup={"retentionDays": retention})["spec"])
+        plain = BUILDERS.server(Owner.of(obj), unstored, engine_for("postgres"), OperatorConfig(), claim_size="20Gi")
+        (condition,) = backup_condition(plain, AgentReport(), None, NOW)
+        assert (condition.status, condition.reason) == expected
 
 
 def test_a_snapshot_restores_from_the_repository_it_recorded_after_its_source_is_gone() -> None:

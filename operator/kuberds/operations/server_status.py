@@ -228,6 +228,9 @@ def backup_condition(server: Server, report: AgentReport, created: str | None = 
                      now: datetime | None = None) -> list[Condition]:  # fmt: skip
     """BackupHealthy: archiving works and keeps up (the agent judges), and the daily base
     backup is not overdue (judged here, from the agent's lastBackupTime)."""
+    if server.backup is None and server.spec.backup.retention_days == 0:
+        return [Condition("BackupHealthy", TRUE, "BackupsOff", "retentionDays is 0 and no object store is configured: "
+                          "no automated backups were asked for")]  # fmt: skip
     if server.backup is None:
         return [Condition("BackupHealthy", FALSE, "NoObjectStore",
                           "no backup.objectStore in the spec and none configured for the operator")]  # fmt: skip
