@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
-from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from kuberds.agent.metrics_http import serve_metrics
 from kuberds.agent.processes import OsUser
 from kuberds.contract import TLS_CA_FILE, TLS_DIR, TLS_FILES, environment
 from kuberds.contract.layouts import PROXY_LAYOUTS, ProxyLayout
@@ -235,10 +235,7 @@ def run(pod: ProxyPod, env: Mapping[str, str]) -> int:
     signal.signal(signal.SIGTERM, lambda *_: process.send_signal(signal.SIGINT))  # safe shutdown
     signal.signal(signal.SIGINT, lambda *_: process.send_signal(signal.SIGINT))
     signal.signal(signal.SIGHUP, lambda *_: process.send_signal(signal.SIGHUP))
-    if pod.metrics_port:
-        registry = CollectorRegistry()
-        registry.register(collector)
-        start_http_server(pod.metrics_port, registry=registry)
+    serve_metrics(pod.metrics_port, "0.0.0.0", collector)
     log.info("pgbouncer started (pid %s) on port %s", process.pid, pod.port)
     while True:
         try:

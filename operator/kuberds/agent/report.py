@@ -12,6 +12,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from kuberds.agent.decisions import RUNNING, Observation
+from kuberds.agent.metrics_http import CertificateExpiry
 from kuberds.agent.schedule import Archiving
 from kuberds.contract import AGENT_STATUS_ANNOTATION
 from kuberds.contract.report import AgentReport
@@ -62,6 +63,7 @@ class AgentMetrics:
         self.backup_failures = Counter("kuberds_backup_failures", "Backups that failed", registry=r)
         self.volume_size = gauge("kuberds_volume_size_bytes", "Size of the data volume's filesystem")
         self.volume_free = gauge("kuberds_volume_free_bytes", "Space the database may still write on its volume")
+        r.register(CertificateExpiry())  # as every kuberds pod serves it (agent.metrics_http)
 
     def serve(self, address: str, port: int) -> None:
         if port:

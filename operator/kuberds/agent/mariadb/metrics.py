@@ -11,11 +11,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pymysql
-from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from kuberds.agent.mariadb.gtid import GtidPos
 from kuberds.agent.mariadb.server import Sql
+from kuberds.agent.metrics_http import serve_metrics as serve
 from kuberds.agent.report import volume_usage
 
 log = logging.getLogger("kuberds.agent")
@@ -112,7 +112,4 @@ class Collector:
 
 
 def serve_metrics(address: str, port: int, sql: Sql, volume: Path | None = None) -> None:
-    if port:
-        registry = CollectorRegistry()
-        registry.register(Collector(sql, volume))
-        start_http_server(port, address, registry=registry)
+    serve(port, address, Collector(sql, volume))

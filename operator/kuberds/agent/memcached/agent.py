@@ -15,12 +15,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from kuberds.agent import report as reporting
 from kuberds.agent.kube import KubeError
 from kuberds.agent.memcached.discovery import DiscoveryServer
+from kuberds.agent.metrics_http import serve_metrics
 from kuberds.agent.pod import Pod
 from kuberds.agent.processes import OsUser
 from kuberds.contract import SETTINGS_FILE
@@ -157,10 +157,7 @@ class MemcachedAgent:
         log.info("starting %s", " ".join(argv))
         self.process = user.popen(argv)
         self.discovery.start()
-        if self.pod.metrics_port:
-            registry = CollectorRegistry()
-            registry.register(Collector(self))
-            start_http_server(self.pod.metrics_port, self.pod.listen_address, registry=registry)
+        serve_metrics(self.pod.metrics_port, self.pod.listen_address, Collector(self))
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._stop)
         while not self.stopping:

@@ -6,9 +6,9 @@ import logging
 from collections.abc import Iterator
 
 import redis
-from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from kuberds.agent.metrics_http import serve_metrics as serve
 from kuberds.agent.redis.snapshots import SnapshotStats
 
 log = logging.getLogger("kuberds.agent")
@@ -85,7 +85,8 @@ class Collector:
 
 
 def serve_metrics(agent) -> None:
-    if agent.pod.metrics_port:
-        registry = CollectorRegistry()
-        registry.register(Collector(agent.local, agent.snapshots.stats if agent.snapshots else None))
-        start_http_server(agent.pod.metrics_port, agent.pod.listen_address, registry=registry)
+    serve(
+        agent.pod.metrics_port,
+        agent.pod.listen_address,
+        Collector(agent.local, agent.snapshots.stats if agent.snapshots else None),
+    )
