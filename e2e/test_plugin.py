@@ -110,7 +110,9 @@ def test_switchover_on_request_moves_the_primary_and_the_request_goes(
     after = e2e.primary(server)
     assert after and after != before, out
     assert f"the primary is {after} now (was {before})" in out and "Switchover" in out, out
-    assert "kuberds.io/switchover-to" not in (e2e.get("dbinstance", server)["metadata"].get("annotations") or {})
+    assert "requests.kuberds.io/switchover-to" not in (
+        e2e.get("dbinstance", server)["metadata"].get("annotations") or {}
+    )
 
     # Asking for the member that leads already: said, and nothing moves.
     code, out, err = plugin(e2e, capsys, monkeypatch, "switchover", server, "--to", after)

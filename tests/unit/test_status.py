@@ -147,6 +147,14 @@ def test_a_requested_switchover_goes_only_where_a_rollout_could() -> None:
     assert requested_handover([in_sync, other], "any", synchronous=True).action == "refuse"  # no primary
 
 
+def test_the_switchover_request_is_not_under_kopfs_own_prefix() -> None:
+    # Kopf ignores changes to annotations under the prefix it keeps its state in (kuberds.io/,
+    # triggers.configure): a request there would never reach a handler (seen in e2e).
+    from kuberds.api.requests import SWITCHOVER_ANNOTATION
+
+    assert not SWITCHOVER_ANNOTATION.startswith("kuberds.io/")
+
+
 def test_the_switchover_request_names_leader_and_candidate() -> None:
     request = POSTGRES.switchover("db-0", "db-1")
     assert (request.method, request.path, request.body) == (

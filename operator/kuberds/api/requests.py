@@ -11,6 +11,7 @@ from __future__ import annotations
 from kuberds import API_GROUP
 
 # Value: the member (pod name) to hand the primary role to, or ANY_MEMBER for the member the
-# HA manager finds best (a synchronous standby when there is one).
-SWITCHOVER_ANNOTATION = f"{API_GROUP}/switchover-to"
+# HA manager finds best (a synchronous standby when there is one). Not under kuberds.io/: Kopf
+# keeps its own state in annotations of that prefix and ignores changes to them.
+SWITCHOVER_ANNOTATION = f"requests.{API_GROUP}/switchover-to"
 ANY_MEMBER = "any"

@@ -26,7 +26,7 @@ DATABASE, CACHE, PROXY = "database", "cache", "proxy"
 
 # A person's request to the operator (kuberds.api.requests): hand the primary role to the
 # member named in the value, or to the one the HA manager finds best.
-SWITCHOVER_ANNOTATION = f"{API_GROUP}/switchover-to"
+SWITCHOVER_ANNOTATION = f"requests.{API_GROUP}/switchover-to"
 ANY_MEMBER = "any"
 
 PRIMARY_ROLES = ("primary", "master", "standbyLeader", "leader")
