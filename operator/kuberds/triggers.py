@@ -223,7 +223,7 @@ def _register_server(kind: Kind, handler: ModuleType) -> None:
     def delete(body: kopf.Body, **_: object) -> None:
         handler.delete(Operator.kube, Operator.config, dict(body))
 
-    if hasattr(handler, "switchover"):  # a person's request (kuberds.api.requests); not on create: a manifest asks none
+    if hasattr(handler, "switchover"):  # a person's request (kuberds.api.requests)
         _register_switchover(kind, handler)
 
     children = {**MANAGED_BY, OWNER_KIND_LABEL: label}
@@ -275,11 +275,14 @@ def _register_server(kind: Kind, handler: ModuleType) -> None:
 def _register_switchover(kind: Kind, handler: ModuleType) -> None:
     asked, label = {SWITCHOVER_ANNOTATION: kopf.PRESENT}, kind.owner_label
 
-    @kopf.on.resume(*_resource(kind), id=f"switchover_{kind.singular}", annotations=asked)
-    @kopf.on.update(*_resource(kind), id=f"switchover_{kind.singular}", annotations=asked)
-    @reported(kind.kind)
-    def switchover(body: kopf.Body, namespace: str, name: str, member_pods: kopf.Index, proxy_pods: kopf.Index,
-                   node_zones: kopf.Index, **_: object) -> None:  # fmt: skip
+    # Level-triggered: every event that shows the request (Kopf compares no annotation under its
+    # own prefix, and an edge would be lost while another change of the object is retried).
+    @kopf.on.event(*_resource(kind), id=f"switchover_{kind.singular}", annotations=asked)
+    @metrics.instrumented(kind.kind)
+    def switchover(event: dict, body: kopf.Body, namespace: str, name: str, member_pods: kopf.Index,
+                   proxy_pods: kopf.Index, node_zones: kopf.Index, **_: object) -> None:  # fmt: skip
+        if event.get("type") == "DELETED":
+            return
         pods, proxies = member_pods.get((namespace, label, name), []), proxy_pods.get((namespace, label, name), [])
         outcome = handler.switchover(Operator.kube, Operator.config, dict(body), list(pods), list(proxies),
                                      zones(node_zones))  # fmt: skip

@@ -3,7 +3,8 @@
 `kubectl kuberds switchover`, Argo CD's switchover action and a plain `kubectl annotate` all
 write the same annotation; the operator carries the request out, says how it went in an Event,
 and removes the annotation. An annotation (not a spec field) because a request is a one-time
-act, not a wanted state: GitOps tools ignore it, and replaying a manifest does not repeat it.
+act, not a wanted state: a GitOps tool that did not write it sees no drift when it comes and
+goes. (Never commit it in a manifest: a tool that puts it back would ask again and again.)
 """
 
 from __future__ import annotations

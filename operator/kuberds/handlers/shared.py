@@ -70,14 +70,17 @@ def correct_drift(known: Known, objects: Callable[[Server], list[dict]], kube: K
 def requested_switchover(kind: str, known: Known, kube: Kube, config: OperatorConfig, body: dict, pods: list[dict],
                          proxy_pods: list[dict], zones: dict[str, str]) -> str:  # fmt: skip
     """Carries out a person's switchover request (kuberds.api.requests) once, says how it went
-    in an Event, and removes the request. Waits (TemporaryError) only for a primary's address."""
+    in an Event, and removes the request. Called for every event that shows the request: one
+    older than the removal (queued meanwhile) is recognised and left alone."""
     meta = body["metadata"]
     requested = (meta.get("annotations") or {}).get(SWITCHOVER_ANNOTATION)
-    if requested is None:
-        return "no switchover requested"
+    key = (kind, meta["namespace"], meta["name"])
+    if requested is None or _version(meta) <= _answered.get(key, -1):
+        return "no switchover requested, or answered already"
     server = known(config, body, None)
     if server is None:
-        outcome, reason = "refused: automation is paused, or the server is being deleted", "SwitchoverRefused"
+        outcome, reason = "refused: automation is paused, the server is being deleted, or it is not known yet", (
+            "SwitchoverRefused")  # fmt: skip
     else:
         members = [member_from_pod(p, zones, server.engine.role_label_values) for p in pods]
         step = requested_handover(members, requested, server.synchronous)
@@ -86,11 +89,24 @@ def requested_switchover(kind: str, known: Known, kube: Kube, config: OperatorCo
             primary = next(m for m in members if m.role == PRIMARY)
             outcome = rollout.switch_over(kube, body, server, pods, primary, step.standby, proxy_pods, zones)
             if outcome.startswith("waiting"):
-                raise kopf.TemporaryError(outcome, delay=5)
+                return outcome  # the next event of the object asks again
             reason = ""  # switch_over said it (Switchover or SwitchoverFailed)
     if reason:
         post_event(body, "Warning" if reason == "SwitchoverRefused" else "Normal", reason,
                    message=f"switchover to {requested}: {outcome}")  # fmt: skip
-    done = {"metadata": {"annotations": {SWITCHOVER_ANNOTATION: None}}}
-    kube.merge_patch(kind, meta["namespace"], meta["name"], done)
+    done = kube.merge_patch(kind, meta["namespace"], meta["name"], {"metadata": {"annotations": {
+        SWITCHOVER_ANNOTATION: None}}})  # fmt: skip
+    _answered[key] = _version((done or {}).get("metadata") or {})
     return outcome
+
+
+# The resourceVersion of each object's last answered request (the removal): events older
+# than it still show the request and must not carry it out twice.
+_answered: dict[tuple[str, str, str], int] = {}
+
+
+def _version(meta: dict) -> int:
+    try:
+        return int(meta.get("resourceVersion") or 0)
+    except ValueError:  # opaque in principle; etcd's revisions in practice
+        return 0

@@ -1,9 +1,10 @@
 """The kinds the plugin works on, the labels kuberds puts on a server's objects, and what the
 plugin reads of a server's object (its engine, its primary, its members).
 
-The plugin is a client of the API and imports none of the operator's modules; the few names
-it shares with them (labels, the switchover annotation, the kinds' plurals) are spelled again
-here, and tests/unit/test_plugin.py checks each against the operator's own.
+The plugin is a client of the API: it imports none of the operator's modules (only the
+neutral ones: the contract's report, quantities); the few names it shares with the operator
+(labels, the switchover annotation, the kinds' plurals) are spelled again here, and
+tests/unit/test_plugin.py checks each against the operator's own.
 """
 
 from __future__ import annotations

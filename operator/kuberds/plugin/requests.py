@@ -81,13 +81,12 @@ def switchover(client: Client, info: KindInfo, obj: dict, to: str | None, wait: 
     if not wait:
         return 0
 
-    def settled() -> dict | None:
+    def answered() -> dict | None:  # the operator removes the request once it said how it went
         now = client.get(info, name)
-        moved = primary_of(now) and primary_of(now) != primary
-        withdrawn = SWITCHOVER_ANNOTATION not in (now["metadata"].get("annotations") or {})
-        return now if moved or withdrawn else None
+        return now if SWITCHOVER_ANNOTATION not in (now["metadata"].get("annotations") or {}) else None
 
-    after = wait_until(settled, timeout, f"{info.kind} {name} to show a new primary", interval)
+    after = wait_until(answered, timeout, f"the operator to answer the switchover request of {info.kind} {name}",
+                       interval)  # fmt: skip
     if primary_of(after) == primary:  # the operator took the request away: status may follow a moment later
         after = _briefly(lambda: client.get(info, name), lambda o: primary_of(o) != primary, interval)
     for line in screen.recent_events(events_since(client, info, name, asked_at), datetime.now(UTC)):
