@@ -517,3 +517,12 @@ def test_a_snapshot_phase_the_agent_writes_is_said_by_ready_too() -> None:
     assert available[1]["observedGeneration"] == 1
     failed = with_ready([found], "Failed", None, "t3")[1]
     assert failed["status"] == "False" and "observedGeneration" not in failed
+
+
+def test_a_snapshot_taken_before_ready_said_its_phase_is_caught_up() -> None:
+    from kuberds.contract.snapshots import ready_lags
+
+    waiting = [{"type": "Ready", "status": "False", "reason": "WaitingForAgent"}]
+    assert ready_lags({"phase": "Available", "conditions": waiting})
+    assert not ready_lags({"phase": "Available", "conditions": [{"type": "Ready", "reason": "Available"}]})
+    assert not ready_lags({"phase": "Pending", "conditions": waiting})  # the operator's phase: not the agent's

@@ -43,6 +43,8 @@ class Snapshots:
             if (snap.get("spec", {}).get("source") or {}).get(self.source_field) != self.server:
                 continue
             status = snap.get("status") or {}
+            if snapshots.ready_lags(status):  # taken before the agent said its phase with Ready too
+                self.set_status(snap["metadata"]["name"], {"phase": status["phase"]})
             if status.get("phase") in (snapshots.FAILED, snapshots.DELETED):
                 continue
             meta = snap["metadata"]

@@ -39,6 +39,13 @@ def with_ready(conditions: list[dict], phase: str, generation: int | None, now: 
     return [c for c in conditions if c.get("type") != "Ready"] + [ready]
 
 
+def ready_lags(status: dict) -> bool:
+    """A phase the agent writes that the Ready condition does not say yet."""
+    phase = status.get("phase")
+    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+    return phase in READY_IN_PHASE and ready.get("reason") != phase
+
+
 def removal_approved(status: dict) -> bool:
     return any(c.get("type") == REMOVAL_APPROVED and c.get("status") == "True" for c in status.get("conditions", []))
 
