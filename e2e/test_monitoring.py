@@ -25,7 +25,13 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from tests.support.kube import OPERATOR_SELECTOR, ROOT, wait_for
-from tests.support.promql import expressions_of_rules, metric_names, queries_of_dashboard, recorded_names
+from tests.support.promql import (
+    SCRAPE_SERIES,
+    expressions_of_rules,
+    metric_names,
+    queries_of_dashboard,
+    recorded_names,
+)
 
 from e2e.environment import S3_NAMESPACE
 from e2e.manifests import dbinstance, object_store
@@ -114,7 +120,7 @@ def used_by_the_chart() -> dict[str, set[str]]:
         used[path.name] = set().union(*map(metric_names, queries_of_dashboard(json.loads(path.read_text()))))
     rules = yaml.safe_load((MONITORING / "alerts.yaml").read_text())
     used["alerts.yaml"] = set().union(*map(metric_names, expressions_of_rules(rules))) - recorded_names(rules)
-    return used
+    return {file: names - SCRAPE_SERIES for file, names in used.items()}
 
 
 def answers_through_the_proxy(e2e: E2E) -> bool:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import kopf
 import prometheus_client as prom
 
 RECONCILES = prom.Counter("kuberds_reconcile_total", "Handler runs, by kind and outcome", ["kind", "result"])
@@ -23,7 +24,8 @@ STORAGE_GROWTHS = prom.Counter(
 
 
 def instrumented(kind: str) -> Callable:
-    """Counts and times a handler; a raised error counts as result="error" (Kopf retries it)."""
+    """Counts and times a handler: result="retry" for a wait it said (TemporaryError), "error"
+    for any other failure (Kopf retries both), "ok" otherwise."""
 
     def wrap(handler: Callable) -> Callable:
         @functools.wraps(handler)
@@ -31,6 +33,9 @@ def instrumented(kind: str) -> Callable:
             began = time.perf_counter()
             try:
                 result = handler(*args, **kwargs)
+            except kopf.TemporaryError:
+                RECONCILES.labels(kind=kind, result="retry").inc()
+                raise
             except Exception:
                 RECONCILES.labels(kind=kind, result="error").inc()
                 raise

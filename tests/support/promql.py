@@ -117,6 +117,10 @@ def expressions_of_rules(rules: dict) -> list[str]:
     return [str(rule["expr"]) for group in rules.get("groups", []) for rule in group.get("rules", [])]
 
 
+# Series Prometheus writes itself for every target it scrapes: no pod serves them.
+SCRAPE_SERIES = frozenset({"up"})
+
+
 def recorded_names(rules: dict) -> set[str]:
     """The metric names a rules file's recording rules make (expressions may read them)."""
     return {rule["record"] for group in rules.get("groups", []) for rule in group.get("rules", []) if "record" in rule}

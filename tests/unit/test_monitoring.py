@@ -30,7 +30,13 @@ from kuberds.agent.redis.snapshots import SnapshotStats
 from kuberds.agent.report import AgentMetrics
 from kuberds.contract.layouts import LAYOUTS, PROXY_LAYOUTS
 from tests.support import chart
-from tests.support.promql import expressions_of_rules, metric_names, queries_of_dashboard, recorded_names
+from tests.support.promql import (
+    SCRAPE_SERIES,
+    expressions_of_rules,
+    metric_names,
+    queries_of_dashboard,
+    recorded_names,
+)
 from tests.support.tls import issue
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -195,7 +201,7 @@ def used_names() -> dict[str, set[str]]:
     used = {path.name: set().union(*map(metric_names, queries_of_dashboard(json.loads(path.read_text()))))
             for path in DASHBOARDS}  # fmt: skip
     used["alerts.yaml"] = set().union(*map(metric_names, expressions_of_rules(ALERTS))) - recorded_names(ALERTS)
-    return used
+    return {file: names - SCRAPE_SERIES for file, names in used.items()}
 
 
 def test_every_engine_and_the_proxy_serve_metrics(exported: dict[str, set[str]]) -> None:
