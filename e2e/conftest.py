@@ -19,6 +19,7 @@ from collections.abc import Iterator
 
 import pytest
 from tests.support.kube import Cluster
+from tests.support.recorder import recording
 
 from e2e import environment
 from e2e.support import E2E
@@ -62,7 +63,8 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
 @pytest.fixture(scope="session")
 def kuberds(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[None]:
     environment.install_kuberds(cluster)
-    yield
+    with recording(cluster):  # KUBERDS_RECORD_OBJECTS=DIR: the health checks' fixtures
+        yield
     if not request.config.getoption("--e2e-keep"):
         environment.uninstall_kuberds(cluster)
 
@@ -78,7 +80,14 @@ def s3(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> str:
 HEAD_START = ("e2e.test_replica", "e2e.test_storage")
 # A DBCluster's three pods would not fit beside the others (CPU requests): it boots in seconds
 # once their namespaces are gone, so it gets no head start.
-RUN_LAST = (*HEAD_START, "e2e.test_dbcluster", "e2e.test_cache", "e2e.test_mariadb")
+RUN_LAST = (
+    *HEAD_START,
+    "e2e.test_dbcluster",
+    "e2e.test_cache",
+    "e2e.test_mariadb",
+    "e2e.test_gitops",
+    "e2e.test_monitoring",
+)
 
 
 @pytest.fixture(scope="session")

@@ -72,7 +72,7 @@ def install_kuberds(cluster: Cluster) -> None:
                     "--timeout=60s")  # fmt: skip
     install = [helm_path(), f"--kubeconfig={cluster.kubeconfig}", "upgrade", "--install", RELEASE, str(CHART),
                "--namespace", OPERATOR_NAMESPACE, "--create-namespace", "--wait", "--timeout=5m",
-               "--set", "verbose=true", "--set", f"image.tag={VERSION}",
+               "--set", "verbose=true", "--set", f"image.tag={VERSION}", "--set", "argocd.customizations.enabled=true",
                *(f"--set=storageAutoscaling.{key}={value}" for key, value in STORAGE_AUTOSCALING.items())]  # fmt: skip
     result = subprocess.run(install, capture_output=True, text=True, timeout=400)
     if result.returncode != 0:

@@ -16,6 +16,7 @@ import yaml
 from tests.support.chart import documents
 from tests.support.dbinstances import GROUP, VERSION, DBInstances
 from tests.support.kube import Cluster, free_port, token_kubeconfig
+from tests.support.recorder import recording
 
 FINAL_SNAPSHOT_TIMEOUT = 8  # seconds: short, so the timeout path is observable in a test
 
@@ -93,7 +94,8 @@ def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
     else:
         raise AssertionError(f"operator not healthy in 60s:\n{running.log_tail()}")
     try:
-        yield running
+        with recording(cluster):  # KUBERDS_RECORD_OBJECTS=DIR: the Argo CD health checks' fixtures
+            yield running
     finally:
         process.terminate()
         try:

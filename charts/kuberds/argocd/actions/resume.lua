@@ -1,0 +1,3 @@
+-- kuberds takes this server back in hand.
+obj.spec.automationPaused = false
+return obj
