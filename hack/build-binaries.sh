@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the pinned Kubernetes, etcd, kwok, helm, SeaweedFS and CoreDNS binaries from their Go modules into a cache
+# Builds the pinned Kubernetes, etcd, kwok, helm, SeaweedFS, CoreDNS and Argo CD binaries from their Go modules into a cache
 # outside git, skipping whatever is already built. Prints progress: the first cold build
 # compiles several thousand packages and takes tens of minutes on two cores.
 #

@@ -20,7 +20,7 @@ step() { # phase description
   echo; echo "=== [$((SECONDS - began))s] $2"
 }
 
-step binaries "Kubernetes, etcd, kwok, helm, SeaweedFS and CoreDNS binaries (cached after the first build)"
+step binaries "Kubernetes, etcd, kwok, helm, SeaweedFS, CoreDNS and Argo CD binaries (cached after the first build)"
 bash hack/build-binaries.sh
 bin=$(bash hack/build-binaries.sh --print-bin-dir)
 
