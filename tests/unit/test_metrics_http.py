@@ -41,3 +41,16 @@ def test_a_pod_without_tls_serves_no_expiry_and_a_broken_file_is_skipped(tmp_pat
     assert list(CertificateExpiry(tmp_path).collect()) == []
     (tmp_path / "tls.crt").write_text("not a certificate")
     assert list(CertificateExpiry(tmp_path).collect()) == []
+
+
+def test_a_bundle_expires_with_its_earliest_certificate(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from kuberds.agent.metrics_http import not_after
+    from kuberds.builders import certificates
+
+    now = datetime.now(UTC)
+    old, new = certificates.new_ca("old CA", now - timedelta(days=3000)), certificates.new_ca("new CA", now)
+    (tmp_path / "ca.crt").write_text(new.certificate + old.certificate)
+    earliest = x509.load_pem_x509_certificate(old.certificate.encode()).not_valid_after_utc.timestamp()
+    assert not_after(tmp_path / "ca.crt") == earliest

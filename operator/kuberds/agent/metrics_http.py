@@ -40,14 +40,15 @@ class CertificateExpiry(Collector):
 
 
 def not_after(path: Path) -> float | None:
+    """The earliest notAfter in the PEM file (a CA bundle holds two while a CA is rotated)."""
     try:
-        certificate = x509.load_pem_x509_certificate(path.read_bytes())
+        certificates = x509.load_pem_x509_certificates(path.read_bytes())
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as unreadable:
         log.warning("certificate %s unreadable: %s", path, unreadable)
         return None
-    return certificate.not_valid_after_utc.timestamp()
+    return min(c.not_valid_after_utc.timestamp() for c in certificates)
 
 
 def serve_metrics(port: int, address: str, *collectors: Collector, tls_dir: Path = Path(TLS_DIR)) -> CollectorRegistry:
