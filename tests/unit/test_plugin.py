@@ -440,3 +440,15 @@ def test_the_names_the_plugin_shares_with_the_operator_are_the_operators() -> No
 
 def test_the_bundle_readme_names_the_kind() -> None:
     assert "the DBInstance itself" in report.README.format(kind="DBInstance")
+
+
+def test_a_request_is_dated_by_the_api_servers_clock() -> None:
+    from datetime import UTC, datetime
+
+    from kuberds.plugin.requests import asked_moment
+
+    fields = [{"manager": "kopf", "time": "2026-12-05T10:00:00Z"},
+              {"manager": "kubectl-kuberds", "time": "2026-12-05T10:00:07Z"}]  # fmt: skip
+    patched = {"metadata": {"managedFields": fields}}
+    assert asked_moment(patched) == datetime(2026, 12, 5, 10, 0, 7, tzinfo=UTC)
+    assert (datetime.now(UTC) - asked_moment({})).total_seconds() < 5  # no managedFields: this machine's clock

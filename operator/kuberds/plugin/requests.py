@@ -44,6 +44,14 @@ def wait_until(probe: Callable[[], object], timeout: float, what: str, interval:
         time.sleep(interval)
 
 
+def asked_moment(patched: dict | None) -> datetime:
+    """When the API server recorded the request (its clock, as the Events' are): the newest
+    managedFields time of the patched object; this machine's clock when there is none."""
+    times = [entry.get("time") for entry in ((patched or {}).get("metadata") or {}).get("managedFields") or []]
+    moments = [datetime.fromisoformat(t.replace("Z", "+00:00")) for t in times if t]
+    return max(moments) if moments else datetime.now(UTC)
+
+
 def events_since(client: Client, info: KindInfo, name: str, since: datetime) -> list[dict]:
     return [e for e in client.events(info.kind, name) if screen.event_moment(e) >= since]
 
@@ -73,8 +81,8 @@ def switchover(client: Client, info: KindInfo, obj: dict, to: str | None, wait: 
             raise PluginError(f"{to} is not a member of {info.kind} {name} (its members: {', '.join(sorted(names))})")
         if to == primary:
             raise PluginError(f"{to} is the primary of {info.kind} {name} already")
-    asked_at = datetime.now(UTC) - timedelta(seconds=2)
-    client.patch(info, name, {"metadata": {"annotations": {SWITCHOVER_ANNOTATION: to or ANY_MEMBER}}})
+    patched = client.patch(info, name, {"metadata": {"annotations": {SWITCHOVER_ANNOTATION: to or ANY_MEMBER}}})
+    asked_at = asked_moment(patched) - timedelta(seconds=1)
     target = to or "the member the HA manager finds best"
     print(f"{info.kind} {name}: switchover from {primary or 'the primary'} to {target} requested "
           f"(annotation {SWITCHOVER_ANNOTATION}); the operator carries it out", file=out)  # fmt: skip
