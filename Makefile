@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed ## the Python virtualenv with kuberds and its dev tools
 
-binaries: ## build the pinned Kubernetes, etcd and kwok binaries (cached)
+binaries: ## build the pinned Kubernetes, etcd, kwok, helm, SeaweedFS, CoreDNS and Argo CD binaries (cached)
 	bash hack/build-binaries.sh
 
 images: ## build the operator, postgres and s3 images with podman (cached by content)
