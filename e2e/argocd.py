@@ -15,14 +15,11 @@ import os
 import secrets
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 from tests.support.argocd import component
 from tests.support.kube import ROOT, Cluster, free_port, wait_for
 
-T = TypeVar("T")
 NAMESPACE = "argocd"
 IN_CLUSTER = "https://kubernetes.default.svc"
 
@@ -161,6 +158,3 @@ class ArgoCD:
         """What a git webhook does: Argo CD looks at the source now."""
         self.kubectl("annotate", "application", name, "-n", NAMESPACE, "argocd.argoproj.io/refresh=normal",
                      "--overwrite")  # fmt: skip
-
-    def wait(self, name: str, what: str, probe: Callable[[dict], T], timeout: float = 300) -> T:
-        return wait_for(lambda: probe(self.app(name)), timeout=timeout, interval=1, what=what)

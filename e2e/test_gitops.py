@@ -81,7 +81,11 @@ class Timeline:
             synced_to = ((app.get("status") or {}).get("sync") or {}).get("revision")
             return synced_to == revision and self.seen[-1][1:] == wanted
 
-        wait_for(reached, timeout=timeout, interval=1, what=f"{what}; timeline {self.seen}")
+        try:
+            wait_for(reached, timeout=timeout, interval=1, what=what)
+        except AssertionError as late:  # the timeline as it went, and what Argo CD did meanwhile
+            log = self.argo.log_tail("application-controller")
+            raise AssertionError(f"{late}\ntimeline {self.seen}\napplication controller:\n{log}") from None
         return self.seen[-1][0]
 
     def healths(self) -> list[str]:

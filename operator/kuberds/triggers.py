@@ -34,6 +34,9 @@ from kuberds.operations import routing, status, storage_autoscaler
 from kuberds.operations.rollout import Members
 
 ZONE = "topology.kubernetes.io/zone"
+# Kopf keeps its progress and diff-base in annotations under this prefix, and compares no
+# change to annotations under it (so no request of a person may live there).
+KOPF_STATE_PREFIX = API_GROUP
 # Full drift-correcting pass per object; the first one a whole interval after start-up.
 RESYNC = OperatorConfig.from_environment().resync_seconds
 STORAGE_CHECK = OperatorConfig.from_environment().storage_check_seconds
@@ -65,9 +68,9 @@ class Operator:
 def configure(settings: kopf.OperatorSettings, **_: object) -> None:
     # Finalizers and progress annotations under our own group, not Kopf's defaults.
     settings.persistence.finalizer = "kuberds.io/finalizer"
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kuberds.io")
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_STATE_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="kuberds.io", key="last-handled-configuration"
+        prefix=KOPF_STATE_PREFIX, key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING  # our Events are posted explicitly, Kopf's own warnings too
     settings.execution.max_workers = 8

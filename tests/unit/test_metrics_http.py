@@ -54,3 +54,17 @@ def test_a_bundle_expires_with_its_earliest_certificate(tmp_path: Path) -> None:
     (tmp_path / "ca.crt").write_text(new.certificate + old.certificate)
     earliest = x509.load_pem_x509_certificate(old.certificate.encode()).not_valid_after_utc.timestamp()
     assert not_after(tmp_path / "ca.crt") == earliest
+
+
+def test_the_postgres_agents_gauges_are_served_with_the_certificates_expiry(tmp_path: Path) -> None:
+    from kuberds.agent.report import AgentMetrics
+
+    issue(tmp_path / "tls", ["db-0.db"])
+    metrics = AgentMetrics("postgres")
+    metrics.up.set(1)
+    port = free_port()
+    serve_metrics(port, "127.0.0.1", metrics.registry, tls_dir=tmp_path / "tls")
+    families = scraped(port)
+    assert families["kuberds_postgres_up"][0].value == 1
+    assert {s.labels["certificate"] for s in families["kuberds_tls_certificate_expiry_timestamp_seconds"]} == {
+        "server", "ca"}  # fmt: skip

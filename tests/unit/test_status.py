@@ -148,11 +148,12 @@ def test_a_requested_switchover_goes_only_where_a_rollout_could() -> None:
 
 
 def test_the_switchover_request_is_not_under_kopfs_own_prefix() -> None:
-    # Kopf ignores changes to annotations under the prefix it keeps its state in (kuberds.io/,
-    # triggers.configure): a request there would never reach a handler (seen in e2e).
+    # Kopf ignores changes to annotations under the prefix it keeps its state in: a request
+    # there would never reach a handler (seen in e2e).
     from kuberds.api.requests import SWITCHOVER_ANNOTATION
+    from kuberds.triggers import KOPF_STATE_PREFIX
 
-    assert not SWITCHOVER_ANNOTATION.startswith("kuberds.io/")
+    assert not SWITCHOVER_ANNOTATION.startswith(f"{KOPF_STATE_PREFIX}/")
 
 
 def test_the_switchover_request_names_leader_and_candidate() -> None:

@@ -9,10 +9,10 @@ import os
 from datetime import datetime
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from kuberds.agent.decisions import RUNNING, Observation
-from kuberds.agent.metrics_http import CertificateExpiry
+from kuberds.agent.metrics_http import serve_metrics
 from kuberds.agent.schedule import Archiving
 from kuberds.contract import AGENT_STATUS_ANNOTATION
 from kuberds.contract.report import AgentReport
@@ -63,11 +63,9 @@ class AgentMetrics:
         self.backup_failures = Counter("kuberds_backup_failures", "Backups that failed", registry=r)
         self.volume_size = gauge("kuberds_volume_size_bytes", "Size of the data volume's filesystem")
         self.volume_free = gauge("kuberds_volume_free_bytes", "Space the database may still write on its volume")
-        r.register(CertificateExpiry())  # as every kuberds pod serves it (agent.metrics_http)
 
     def serve(self, address: str, port: int) -> None:
-        if port:
-            start_http_server(port, addr=address, registry=self.registry)
+        serve_metrics(port, address, self.registry)  # with the certificates' expiry, as every pod
 
     def volume(self, size: int | None, free: int | None) -> None:
         if size is not None and free is not None:

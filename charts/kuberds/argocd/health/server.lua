@@ -9,6 +9,7 @@
 --   Progressing  everything else: being created, not yet seen, a replica being seeded or
 --                promoted, a rollout or a switchover (Available, not Ready), a failover (no
 --                leader for a moment)
+-- (An object being deleted never reaches this check: Argo CD says "Pending deletion" itself.)
 local hs = {}
 
 local function said(c)
@@ -24,9 +25,6 @@ local function answer(status, message)
   return hs
 end
 
-if obj.metadata.deletionTimestamp ~= nil then
-  return answer("Progressing", "being deleted")
-end
 local status = obj.status
 if status == nil or status.observedGeneration == nil then
   return answer("Progressing", "waiting for kuberds to act on this object")

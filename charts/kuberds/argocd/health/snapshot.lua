@@ -2,7 +2,8 @@
 --   Healthy      Ready=True: the backup is taken and can be restored
 --   Degraded     Ready=False because it failed, SourceFound=False (no such server), or
 --                Reconciled=False
---   Progressing  everything else: waiting for the source's agent, being taken, being deleted
+--   Progressing  everything else: waiting for the source's agent, being taken
+-- (A snapshot being deleted never reaches this check: Argo CD says "Pending deletion" itself.)
 local hs = {}
 local status = obj.status or {}
 local conditions = {}
@@ -11,9 +12,7 @@ for _, c in ipairs(status.conditions or {}) do
 end
 local ready, source = conditions["Ready"], conditions["SourceFound"]
 
-if obj.metadata.deletionTimestamp ~= nil then
-  hs.status, hs.message = "Progressing", "being deleted (its backup is removed once no restore reads it)"
-elseif conditions["Reconciled"] ~= nil and conditions["Reconciled"].status == "False" then
+if conditions["Reconciled"] ~= nil and conditions["Reconciled"].status == "False" then
   hs.status, hs.message = "Degraded", conditions["Reconciled"].message or "kuberds cannot act on it"
 elseif source ~= nil and source.status == "False" then
   hs.status, hs.message = "Degraded", source.message or "the source server does not exist"
