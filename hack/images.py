@@ -588,7 +588,8 @@ class BuildSteps:
         return None
 
 
-def build_target(target: str, stages: list[Stage], version: str, force: bool) -> None:
+def build_target(target: str, stages: list[Stage], version: str, force: bool) -> bool:
+    """Builds target unless podman has it with the same content; says whether it built."""
     name = image_name(target, version)
     p = plan(target, stages)
     content = p.content_hash()
@@ -597,7 +598,7 @@ def build_target(target: str, stages: list[Stage], version: str, force: bool) ->
         if inspect_image(short_name(target, version)) is None:
             run(["podman", "tag", name, short_name(target, version)])
         say(f"==> {target} {name}: cached ({short_id(existing['Id'])}, {human_size(existing['Size'])})")
-        return
+        return False
     reason = "forced" if force else "missing" if existing is None else "inputs changed"
     say(f"==> {target} {name}: building ({reason}; content {content[:12]})")
     started = time.monotonic()
@@ -612,14 +613,24 @@ def build_target(target: str, stages: list[Stage], version: str, force: bool) ->
     summary = f"{steps.steps} steps, {steps.cached} from podman's layer cache"
     elapsed = time.monotonic() - started
     say(f"    built in {elapsed:.1f}s: {short_id(image['Id'])}, {human_size(image['Size'])}, {summary}")
+    return True
 
 
 def build(targets: list[str], version: str, force: bool) -> None:
     ensure_base(force and "base" in targets)
     stages = parse_stages(DOCKERFILE.read_text())
-    for target in targets:
-        if target != "base":
-            build_target(target, stages, version, force)
+    built = [target for target in targets if target != "base" and build_target(target, stages, version, force)]
+    if built:
+        prune_replaced()
+
+
+def prune_replaced() -> None:
+    """Removes the images a rebuild left without a name (ours only: they carry the content
+    label). Each rebuild leaves a few GB behind; dozens of them once filled the disk until the
+    nodes could not start pods."""
+    started = time.monotonic()
+    removed = run(["podman", "image", "prune", "--force", "--filter", f"label={HASH_LABEL}"]).split()
+    step(started, f"removed {len(removed)} replaced kuberds images and their build layers")
 
 
 # --- loading into containerd ---
