@@ -10,12 +10,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from kuberds.agent.decisions import SnapshotRequest
-from kuberds.agent.kube import KubeError
+from kuberds.agent.kube import KubeConflict, KubeError
 from kuberds.contract import snapshots
 
 log = logging.getLogger("kuberds.agent")
 
 SNAPSHOT_LIST_SECONDS = 10.0
+CONFLICT_ATTEMPTS = 5  # a status write that keeps losing to other writers gives up (and is retried)
 
 
 class Snapshots:
@@ -66,10 +67,27 @@ class Snapshots:
         self.cache = (0.0, [])  # the next look sees this write
         if self.kube is None:
             return
-        if status.get("phase") in snapshots.READY_IN_PHASE:
-            current = self.get(name) or {}
-            now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            conditions = (current.get("status") or {}).get("conditions") or []
-            generation = (current.get("metadata") or {}).get("generation")
-            status = {**status, "conditions": snapshots.with_ready(conditions, status["phase"], generation, now)}
-        self.kube.merge_patch(snapshots.KIND, self.namespace, name, {"status": status}, subresource="status")
+        if status.get("phase") not in snapshots.READY_IN_PHASE:
+            self.kube.merge_patch(snapshots.KIND, self.namespace, name, {"status": status}, subresource="status")
+            return
+        # The operator writes conditions too (RemovalApproved), and a merge patch replaces the whole
+        # list: the write is conditional on the version read, and read again when another won.
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            current = self.get(name)
+            if current is None:
+                return  # deleted meanwhile: nothing left to say it on
+            try:
+                self.kube.merge_patch(snapshots.KIND, self.namespace, name, ready_patch(current, status),
+                                      subresource="status")  # fmt: skip
+                return
+            except KubeConflict:
+                if attempt == CONFLICT_ATTEMPTS:
+                    raise
+
+
+def ready_patch(current: dict, status: dict) -> dict:
+    """The patch writing `status` with Ready saying its phase, conditional on `current`'s version."""
+    meta, conditions = current["metadata"], (current.get("status") or {}).get("conditions") or []
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    ready = snapshots.with_ready(conditions, status["phase"], meta.get("generation"), now)
+    return {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": {**status, "conditions": ready}}
