@@ -404,8 +404,12 @@ def test_a_proxy_is_made_when_asked_says_when_it_is_ready_and_goes_when_turned_o
     assert _deployment(dbi, "pooled-proxy") is not None, "the writer's proxy stays"
     wait_for(lambda: "proxyReaderEndpoint" not in dbi.get("pooled")["status"], timeout=30, what="its endpoint gone")
     dbi.patch("pooled", {"proxy": {"enabled": False}})
+    # The Deployment is deleted last (the next pass finishes a removal only while it is there).
     wait_for(lambda: _deployment(dbi, "pooled-proxy") is None, timeout=60, what="the proxy's Deployment deleted")
     gone = dbi.wait_condition("pooled", "ProxyReady", "False", "ProxyDisabled")
     assert gone["observedGeneration"] == dbi.get("pooled")["metadata"]["generation"]
     assert "proxyEndpoint" not in dbi.get("pooled")["status"]
-    assert _read(dbi.core.read_namespaced_service, "pooled-proxy", ns) is None
+    for read in (dbi.core.read_namespaced_service, dbi.core.read_namespaced_config_map,
+                 policy.read_namespaced_pod_disruption_budget, net.read_namespaced_network_policy):  # fmt: skip
+        for proxy in ("pooled-proxy", "pooled-proxy-ro"):
+            assert _read(read, proxy, ns) is None, f"{read.__name__} {proxy}"

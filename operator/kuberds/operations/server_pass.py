@@ -40,7 +40,9 @@ from kuberds.quantity import to_bytes
 
 ACTIVE = Condition("Paused", FALSE, "AutomationActive")
 # What a proxy is made of (builders.proxy), all named after it, in deletion order.
-PROXY_KINDS = ("Deployment", "PodDisruptionBudget", "Service", "NetworkPolicy", "ConfigMap")
+# The Deployment goes last: a removal is noticed by it, so a pass that stops halfway (an API
+# error) leaves it there for the next pass to finish, rather than leaving the rest behind.
+PROXY_KINDS = ("PodDisruptionBudget", "Service", "NetworkPolicy", "ConfigMap", "Deployment")
 
 
 class ServerKind(Protocol):
