@@ -20,6 +20,7 @@ from collections.abc import Iterator
 import pytest
 from tests.support.kube import Cluster
 from tests.support.recorder import recording
+from tests.support.timing import pytest_runtest_protocol, pytest_terminal_summary  # noqa: F401 (hooks)
 
 from e2e import environment
 from e2e.support import E2E

@@ -19,6 +19,7 @@ import pytest
 from hack.localcluster.layout import default_layout
 
 from tests.support.kube import ROOT, Cluster, external_kubectl, installed_operators, local_kubectl, wait_for
+from tests.support.timing import pytest_runtest_protocol, pytest_terminal_summary  # noqa: F401 (hooks)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
