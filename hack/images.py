@@ -34,6 +34,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
@@ -682,7 +683,7 @@ def loaded_image_id(socket: Path, ref: str) -> str | None:
 def import_image(socket: Path, archive: Path, ref: str, image_id: str) -> None:
     started = time.monotonic()
     cmd = ["ctr", "--address", str(socket), "-n", CONTAINERD_NAMESPACE, "images", "import", str(archive)]
-    stream(cmd, lambda line: line, started)
+    stream(cmd, lambda line: f"{socket.parent.name}: {line}", started)
     if loaded_image_id(socket, ref) != image_id:
         raise Failure(f"{socket}: {ref} is not image {short_id(image_id)} after the import")
 
@@ -723,7 +724,10 @@ def load_target(ref: str, sockets: list[Path], scratch: Path) -> None:
     archive = save_archive(ref, scratch)
     for socket in stale:
         say(f"    {ref} -> {socket}: importing ({human_size(image['Size'])})")
-        import_image(socket, archive, ref, image_id)
+    # The nodes import side by side: most of an import is writing out layers, not computing.
+    with ThreadPoolExecutor(max_workers=len(stale)) as pool:
+        for imported in [pool.submit(import_image, socket, archive, ref, image_id) for socket in stale]:
+            imported.result()
     archive.unlink()
 
 
