@@ -74,8 +74,8 @@ bench-mariadb-dataplane: venv cluster-up ## MariaDB's archive lag (binlogs shipp
 bench-e2e: venv binaries ## through Kubernetes: apply → Available (Single-/Multi-AZ), pod-delete failover p50/p99
 	$(PY) bench/e2e.py $(BENCH_ARGS)
 
-test: venv lint ## lint, then every test (unit and control-plane; starts the cluster if needed)
-	$(VENV)/bin/pytest --durations=15 $(PYTEST_ARGS)
+test: venv lint ## lint, then every test: unit and control-plane tiers beside the data-plane tier (each starts its cluster if needed)
+	VENV=$(VENV) bash hack/test-tiers.sh $(PYTEST_ARGS)
 
 e2e: venv binaries ## whole-cluster scenarios: real nodes, Helm install, failover, restores (~10 min warm)
 	$(VENV)/bin/pytest e2e -v -s --durations=15 $(PYTEST_ARGS)
