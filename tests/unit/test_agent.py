@@ -196,7 +196,7 @@ def test_patroni_configuration_for_a_multi_az_member() -> None:
     # minutes of retries, which held promotions back.
     restore_command = doc["postgresql"]["recovery_conf"]["restore_command"]
     marker = pgbackrest.silent_store_marker("s3.local", 8443)
-    probe = f"bash -c {shlex.quote(pgbackrest.STORE_PROBE)} store-probe s3.local 8443 {marker} && "
+    probe = f"bash -c {shlex.quote(pgbackrest.STORE_PROBE)} store-probe s3.local 8443 {marker} 0.5 && "
     assert restore_command.startswith(probe)
     # A store's silence is its own: another store's reads are not skipped for it.
     assert marker.startswith("/tmp/kuberds-store-silent-") and marker != pgbackrest.silent_store_marker("src", 8443)
@@ -231,8 +231,8 @@ def test_the_store_probe_passes_a_store_that_answers_and_fails_a_silent_one_once
     tmp_path: Path,
 ) -> None:
     """A frozen store's kernel still completes the handshake (a listener that never accepts
-    behaves the same): the probe waits for an answer, gives up after half a second, and then
-    answers "silent" at once for the archive reads that follow."""
+    behaves the same): the probe waits for an answer, gives up after its wait (the agent's is
+    half a second), and then answers "silent" at once for the archive reads that follow."""
     import socket
     import subprocess
     import threading
@@ -241,7 +241,10 @@ def test_the_store_probe_passes_a_store_that_answers_and_fails_a_silent_one_once
     marker = tmp_path / "silent"
 
     def probe(port: int) -> tuple[int, float]:
-        command = pgbackrest.Commands(Path("/nonexistent.conf"), "db").archive_get(("127.0.0.1", port), str(marker))
+        # Two seconds, not the agent's half: a busy CI machine once took longer to answer.
+        commands = pgbackrest.Commands(Path("/nonexistent.conf"), "db")
+        command = commands.archive_get(("127.0.0.1", port), str(marker), wait=2)
+        assert commands.archive_get(("127.0.0.1", port)).rsplit(" && ", 1)[0].endswith(" 0.5")
         started = time.monotonic()
         result = subprocess.run(["sh", "-c", command.rsplit(" && ", 1)[0]], timeout=10)
         return result.returncode, time.monotonic() - started

@@ -34,18 +34,19 @@ CIPHER = "aes-256-cbc"
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-# Arguments: the store's host and port, and a marker file. Connects, sends a request line and
-# waits half a second at most (two round trips) for the first byte back or the close (head
-# exits 0 on either). A store found silent is taken as silent for 10 s without asking again
+# Arguments: the store's host and port, a marker file, and the seconds to wait. Connects, sends
+# a request line and waits that long at most (half a second: two round trips) for the first
+# byte back or the close (head exits 0 on either). A store found silent is taken as silent for 10 s without asking again
 # (the marker's age), so the several archive reads of one promotion cost one wait, not one
 # each (measured: five, 5 s).
 STORE_PROBE = (
     'if [ -n "$(find "$3" -newermt "-10 seconds" 2>/dev/null)" ]; then exit 1; fi; '
-    'if timeout 0.5 bash -c \'exec 3<>"/dev/tcp/$1/$2" && printf "HEAD / HTTP/1.0\\r\\n\\r\\n" >&3 && '
+    'if timeout "$4" bash -c \'exec 3<>"/dev/tcp/$1/$2" && printf "HEAD / HTTP/1.0\\r\\n\\r\\n" >&3 && '
     'head -c1 <&3 >/dev/null\' probe "$1" "$2" 2>/dev/null; then exit 0; fi; '
     'touch "$3"; exit 1'
 )
 SILENT_STORE_MARKERS = "/tmp/kuberds-store-silent-"
+STORE_PROBE_SECONDS = 0.5
 
 
 def silent_store_marker(host: str, port: int) -> str:
@@ -191,7 +192,8 @@ class Commands:
     def archive_push(self) -> str:
         return " ".join(self.base("archive-push", '"%p"'))
 
-    def archive_get(self, probe: tuple[str, int] | None = None, marker: str | None = None) -> str:
+    def archive_get(self, probe: tuple[str, int] | None = None, marker: str | None = None,
+                    wait: float = STORE_PROBE_SECONDS) -> str:  # fmt: skip
         """PostgreSQL's restore_command. With `probe` (the store's address), a store that does
         not answer within half a second reads as "no such file" at once: pgBackRest itself
         retries for minutes (measured: over 300 s per call with its defaults), which held a promotion
@@ -208,7 +210,7 @@ class Commands:
         host, port = probe
         # The address goes to bash as arguments, never as script text: $1 and $2 are not
         # parsed again, whatever they hold (the API also admits only host names and addresses).
-        arguments = shlex.join([host, str(port), marker or silent_store_marker(host, port)])
+        arguments = shlex.join([host, str(port), marker or silent_store_marker(host, port), str(wait)])
         return f"bash -c {shlex.quote(STORE_PROBE)} store-probe {arguments} && {command}"
 
     def push_now(self, wal_path: Path) -> list[str]:
