@@ -61,6 +61,11 @@ until [ "$("$bin/kubectl" get dbinstance orders -o jsonpath='{.status.phase}')" 
 done
 echo
 "$bin/kubectl" get dbinstance orders
+if [ $((SECONDS - phase_began)) -gt 60 ]; then # usually 15 s: say where the time went
+  echo "    slower than usual; the pods and the latest events:"
+  "$bin/kubectl" get pods -o wide -l app.kubernetes.io/instance=orders || true
+  ("$bin/kubectl" get events --sort-by=.lastTimestamp | tail -25) || true
+fi
 end_phase
 
 echo; echo "=== make up done in $((SECONDS - began))s:"
