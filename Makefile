@@ -77,7 +77,7 @@ bench-e2e: venv binaries ## through Kubernetes: apply → Available (Single-/Mul
 test: venv lint ## lint, then every test: unit and control-plane tiers beside the data-plane tier (each starts its cluster if needed)
 	VENV=$(VENV) bash hack/test-tiers.sh $(PYTEST_ARGS)
 
-e2e: venv binaries ## whole-cluster scenarios: real nodes, Helm install, failover, restores (~10 min warm)
+e2e: venv binaries ## whole-cluster scenarios: real nodes, Helm install, failover, restores (~27 min warm)
 	$(VENV)/bin/pytest e2e -v -s --durations=15 $(PYTEST_ARGS)
 
 unit: venv ## unit tests only (seconds; no cluster)
