@@ -6,7 +6,6 @@ session fixtures; bench/e2e.py calls them directly.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -134,22 +133,8 @@ def prepare_namespace(cluster: Cluster, namespace: str, s3_ca: str, wait: bool =
         ready = e2e.kubectl("wait", "pod", CLIENT, "-n", namespace, "--for=condition=Ready", "--timeout=180s",
                             timeout=200, check=False)  # fmt: skip
         if ready.returncode != 0:
-            raise AssertionError(f"the client pod in {namespace} is not Ready after 180 s\n{why_not_running(e2e)}")
+            raise AssertionError(f"the client pod in {namespace} is not Ready after 180 s\n{e2e.diagnostics()}")
     return e2e
-
-
-def why_not_running(e2e: E2E) -> str:
-    """Where a pod that never starts looks first: its events, and the conditions true on the nodes
-    and taints (a full disk once stopped every pod after the first few namespaces)."""
-    events = e2e.kubectl("get", "events", "-n", e2e.namespace, "--sort-by=.lastTimestamp", check=False)
-    nodes = e2e.kubectl("get", "nodes", "-l", "kuberds.io/node-type=real", "-o",
-                        "custom-columns=NODE:.metadata.name,TRUE_CONDITIONS:.status.conditions[?(@.status=='True')].type,"
-                        "TAINTS:.spec.taints[*].key", check=False)  # fmt: skip
-    disk = shutil.disk_usage(default_layout().root)
-    return (
-        f"events:\n{events.stdout[-3000:]}{events.stderr}\nreal nodes:\n{nodes.stdout}{nodes.stderr}\n"
-        f"disk where the nodes keep their state: {disk.free / 2**30:.1f} GiB free of {disk.total / 2**30:.0f}"
-    )
 
 
 def finish_namespace(e2e: E2E, keep: bool) -> None:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import base64
 import json
 import shlex
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import yaml
+from hack.localcluster.layout import default_layout
 from tests.support.kube import Cluster, wait_for
 
 from e2e.manifests import CLIENT
@@ -22,6 +24,10 @@ from e2e.manifests import CLIENT
 # Servers and snapshots are usually Available within a minute here; a slower one prints why.
 SLOW_SECONDS = 60
 
+NODE_COLUMNS = (
+    "custom-columns=NODE:.metadata.name,TRUE_CONDITIONS:.status.conditions[?(@.status=='True')].type,"
+    "TAINTS:.spec.taints[*].key"
+)
 GROUP, VERSION = "kuberds.io", "v1alpha1"
 OPERATOR_NAMESPACE, RELEASE = "kuberds-system", "kuberds"
 
@@ -152,14 +158,19 @@ class E2E:
     # ------------------------------------------------------------ when something fails
 
     def diagnostics(self, instance: str | None = None) -> str:
-        """What an engineer would look at first: objects, events, the operator's and the
-        database pods' last log lines."""
+        """What an engineer would look at first: objects, events, the conditions true on the
+        nodes and their taints (a full disk once kept every new pod from starting), the free
+        disk of a local cluster, the operator's and the database pods' last log lines."""
         parts = []
         for args in (["get", "dbinstance,dbcluster,dbsnapshot,pods,pvc", "-n", self.namespace, "-o", "wide"],
                      ["get", "events", "-n", self.namespace, "--sort-by=.lastTimestamp"],
+                     ["get", "nodes", "-o", NODE_COLUMNS],
                      ["logs", "-n", OPERATOR_NAMESPACE, f"deploy/{RELEASE}", "--tail=40"]):  # fmt: skip
             result = self.kubectl(*args, check=False)
             parts.append(f"$ kubectl {shlex.join(args)}\n{result.stdout[-6000:]}{result.stderr[-1000:]}")
+        if self.cluster.local:
+            disk = shutil.disk_usage(default_layout().root)
+            parts.append(f"disk under the local cluster: {disk.free / 2**30:.1f} GiB free of {disk.total / 2**30:.0f}")
         if instance:
             parts.append(json.dumps(self.status(instance), indent=1)[-3000:])
             for pod in self.pods(instance):
